@@ -1,0 +1,437 @@
+//! Weir's metadata store on SQLite, MySQL/MariaDB and PostgreSQL, through sqlx.
+//!
+//! One [`SqlStore`] holds a pool of the dialect its URL names. Queries are written once with
+//! `?` placeholders and run on the concrete pool by [`on_pool!`], so each dialect uses its own
+//! native driver (no `Any` type mapping) while the SQL and row mapping stay shared.
+
+mod admin;
+mod experiments;
+mod list;
+mod pipelines;
+mod recurring_runs;
+mod rows;
+mod runs;
+mod text;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::ConnectOptions;
+use weir_store::{StoreError, StoreResult};
+
+pub use admin::{migration_versions, MIGRATORS};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    MySql,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::MySql => "mysql",
+            Dialect::Postgres => "postgres",
+        }
+    }
+
+    pub fn from_url(url: &str) -> StoreResult<Self> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Dialect::Sqlite),
+            "mysql" | "mariadb" => Ok(Dialect::MySql),
+            "postgres" | "postgresql" => Ok(Dialect::Postgres),
+            _ => Err(StoreError::InvalidArgument(format!(
+                "metadata URL must start with sqlite://, mysql:// or postgres://, got {}",
+                redact_url(url)
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Pools {
+    Sqlite(SqlitePool),
+    MySql(MySqlPool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool, once per dialect.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pools {
+            $crate::Pools::Sqlite($pool) => $body,
+            $crate::Pools::MySql($pool) => $body,
+            $crate::Pools::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// A value bound to a `?` placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Bind {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    Bool(bool),
+}
+
+/// Binds a list of [`Bind`]s onto a query in order.
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for bind in $binds {
+            query = match bind {
+                $crate::Bind::Text(v) => query.bind(v.clone()),
+                $crate::Bind::OptText(v) => query.bind(v.clone()),
+                $crate::Bind::Int(v) => query.bind(*v),
+                $crate::Bind::Bool(v) => query.bind(*v),
+            };
+        }
+        query
+    }};
+}
+
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pools: Pools,
+    dialect: Dialect,
+}
+
+/// Connection settings beyond the URL.
+#[derive(Debug, Clone)]
+pub struct ConnectSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// Create the database named in a MySQL/PostgreSQL URL if it does not exist (as KFP does).
+    pub create_database: bool,
+}
+
+impl Default for ConnectSettings {
+    fn default() -> Self {
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(10), create_database: true }
+    }
+}
+
+impl SqlStore {
+    /// Connects to the database a URL names: `sqlite://PATH`, `mysql://…`, `postgres://…`.
+    pub async fn connect(url: &str, settings: &ConnectSettings) -> StoreResult<Self> {
+        let dialect = Dialect::from_url(url)?;
+        let bad_url = |e: sqlx::Error| {
+            StoreError::InvalidArgument(format!("invalid metadata URL {}: {e}", redact_url(url)))
+        };
+        let pools = match dialect {
+            Dialect::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(bad_url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(30))
+                    .log_statements(tracing::log::LevelFilter::Trace);
+                if let Some(parent) = options.get_filename().parent() {
+                    if !parent.as_os_str().is_empty() {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            StoreError::Unavailable(format!(
+                                "cannot create the folder {} for the SQLite database: {e}",
+                                parent.display()
+                            ))
+                        })?;
+                    }
+                }
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(settings.acquire_timeout)
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| unavailable(url, e))?;
+                Pools::Sqlite(pool)
+            }
+            Dialect::MySql => {
+                let url = url.replacen("mariadb://", "mysql://", 1);
+                let options = MySqlConnectOptions::from_str(&url)
+                    .map_err(bad_url)?
+                    .charset("utf8mb4")
+                    .log_statements(tracing::log::LevelFilter::Trace);
+                if settings.create_database {
+                    create_mysql_database(&url, &options).await?;
+                }
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(settings.acquire_timeout)
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| unavailable(&url, e))?;
+                Pools::MySql(pool)
+            }
+            Dialect::Postgres => {
+                let options = PgConnectOptions::from_str(url)
+                    .map_err(bad_url)?
+                    .log_statements(tracing::log::LevelFilter::Trace);
+                if settings.create_database {
+                    create_postgres_database(url, &options).await?;
+                }
+                let pool = PgPoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(settings.acquire_timeout)
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| unavailable(url, e))?;
+                Pools::Postgres(pool)
+            }
+        };
+        Ok(Self { pools, dialect })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Rewrites `?` placeholders for PostgreSQL (`$1`, `$2`, …). Weir's SQL never contains a
+    /// literal `?`.
+    pub(crate) fn sql(&self, text: &str) -> String {
+        if self.dialect != Dialect::Postgres {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len() + 8);
+        let mut n = 0;
+        for c in text.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+}
+
+fn database_name_is_plain(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+async fn create_mysql_database(url: &str, options: &MySqlConnectOptions) -> StoreResult<()> {
+    let Some(database) = options.get_database().map(str::to_string) else {
+        return Err(StoreError::InvalidArgument(format!(
+            "the MySQL URL {} names no database",
+            redact_url(url)
+        )));
+    };
+    if !database_name_is_plain(&database) {
+        return Ok(());
+    }
+    let server = options.clone().database("");
+    let mut conn = server.connect().await.map_err(|e| unavailable(url, e))?;
+    let statement = format!(
+        "CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+    );
+    sqlx::query(&statement).execute(&mut conn).await.map_err(map_err)?;
+    Ok(())
+}
+
+async fn create_postgres_database(url: &str, options: &PgConnectOptions) -> StoreResult<()> {
+    let Some(database) = options.get_database().map(str::to_string) else {
+        return Ok(());
+    };
+    if !database_name_is_plain(&database) {
+        return Ok(());
+    }
+    let server = options.clone().database("postgres");
+    let mut conn = server.connect().await.map_err(|e| unavailable(url, e))?;
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(&database)
+        .fetch_optional(&mut conn)
+        .await
+        .map_err(map_err)?;
+    if exists.is_none() {
+        let statement = format!("CREATE DATABASE \"{database}\"");
+        if let Err(e) = sqlx::query(&statement).execute(&mut conn).await {
+            // Another process may have created it in between.
+            let mapped = map_err(e);
+            if !matches!(mapped, StoreError::AlreadyExists(_)) {
+                return Err(mapped);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unavailable(url: &str, e: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(format!("cannot connect to the metadata store {}: {e}", redact_url(url)))
+}
+
+/// Converts a driver error into a domain error; driver types never leave this crate.
+pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) => {
+            if db.is_unique_violation() {
+                StoreError::AlreadyExists(db.message().to_string())
+            } else if db.is_foreign_key_violation() {
+                StoreError::FailedPrecondition(db.message().to_string())
+            } else if db.code().as_deref() == Some("42P04") {
+                StoreError::AlreadyExists(db.message().to_string())
+            } else {
+                StoreError::Internal(format!("database error: {}", db.message()))
+            }
+        }
+        sqlx::Error::RowNotFound => StoreError::NotFound("row not found".into()),
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(format!("metadata store unavailable: {e}")),
+        _ => StoreError::Internal(format!("database error: {e}")),
+    }
+}
+
+/// A URL with its password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A JSON value as stored in a text column.
+pub(crate) fn json_text(value: &serde_json::Value) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+pub(crate) fn parse_json(text: &str, what: &str) -> StoreResult<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("stored {what} is not valid JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("mysql://u:secret@h:3306/db"), "mysql://u:***@h:3306/db");
+        assert_eq!(redact_url("sqlite:///x.db"), "sqlite:///x.db");
+    }
+
+    #[test]
+    fn dialect_from_url() {
+        assert_eq!(Dialect::from_url("postgresql://x").unwrap(), Dialect::Postgres);
+        assert!(Dialect::from_url("oracle://x").is_err());
+    }
+}
+
+/// One statement of a transaction. `on_zero_rows` aborts the transaction with that error when
+/// the statement matches no row (a missing parent, a failed compare-and-set).
+pub(crate) struct Stmt {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+    pub on_zero_rows: Option<StoreError>,
+}
+
+impl Stmt {
+    pub(crate) fn new(sql: impl Into<String>, binds: Vec<Bind>) -> Self {
+        Self { sql: sql.into(), binds, on_zero_rows: None }
+    }
+
+    pub(crate) fn or_fail(mut self, error: StoreError) -> Self {
+        self.on_zero_rows = Some(error);
+        self
+    }
+}
+
+/// Row types readable from every dialect.
+pub(crate) trait AnyRow:
+    Send
+    + Unpin
+    + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::mysql::MySqlRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+{
+}
+
+impl<T> AnyRow for T where
+    T: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::mysql::MySqlRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+{
+}
+
+impl SqlStore {
+    pub(crate) async fn fetch_all<R: AnyRow>(&self, sql: &str, binds: &[Bind]) -> StoreResult<Vec<R>> {
+        let sql = self.sql(sql);
+        on_pool!(self, |pool| bind_all!(sqlx::query_as::<_, R>(&sql), binds)
+            .fetch_all(pool)
+            .await
+            .map_err(map_err))
+    }
+
+    pub(crate) async fn fetch_optional<R: AnyRow>(&self, sql: &str, binds: &[Bind]) -> StoreResult<Option<R>> {
+        let sql = self.sql(sql);
+        on_pool!(self, |pool| bind_all!(sqlx::query_as::<_, R>(&sql), binds)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_err))
+    }
+
+    pub(crate) async fn count(&self, sql: &str, binds: &[Bind]) -> StoreResult<i64> {
+        let sql = self.sql(sql);
+        on_pool!(self, |pool| bind_all!(sqlx::query_scalar::<_, i64>(&sql), binds)
+            .fetch_one(pool)
+            .await
+            .map_err(map_err))
+    }
+
+    /// Runs statements in one transaction; any error rolls all of them back.
+    pub(crate) async fn transaction(&self, statements: Vec<Stmt>) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map_err)?;
+            for stmt in statements {
+                let sql = self.sql(&stmt.sql);
+                let result = bind_all!(sqlx::query(&sql), &stmt.binds)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if result.rows_affected() == 0 {
+                    if let Some(error) = stmt.on_zero_rows {
+                        // Dropping the transaction rolls it back.
+                        return Err(error);
+                    }
+                }
+            }
+            tx.commit().await.map_err(map_err)
+        })
+    }
+
+    /// Lists rows of `table` for a resolved query: one page (plus one row to detect the next
+    /// page) and the total count under the filter.
+    pub(crate) async fn list_rows<R: AnyRow>(
+        &self,
+        table: &str,
+        columns: &str,
+        query: &weir_store::ListQuery,
+    ) -> StoreResult<(Vec<R>, i64)> {
+        let built = list::build(self.dialect, query)?;
+        let rows = self
+            .fetch_all::<R>(&format!("SELECT {columns} FROM {table}{}", built.page_tail), &built.page_binds)
+            .await?;
+        let total = self
+            .count(&format!("SELECT COUNT(*) FROM {table}{}", built.count_where), &built.count_binds)
+            .await?;
+        Ok((rows, total))
+    }
+}

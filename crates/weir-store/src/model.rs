@@ -1,0 +1,214 @@
+//! Entities as the store keeps them. Times are milliseconds since the Unix epoch (UTC); the
+//! API renders them in whole seconds as KFP does, the extra precision keeps ordering stable.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// `V2beta1RuntimeState`, for runs and tasks.
+    RuntimeState {
+        Pending = "PENDING",
+        Running = "RUNNING",
+        Succeeded = "SUCCEEDED",
+        Skipped = "SKIPPED",
+        Failed = "FAILED",
+        Canceling = "CANCELING",
+        Canceled = "CANCELED",
+        Paused = "PAUSED",
+    }
+);
+
+impl RuntimeState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Skipped | Self::Failed | Self::Canceled)
+    }
+}
+
+string_enum!(
+    /// Whether a run or an experiment is archived.
+    StorageState {
+        Available = "AVAILABLE",
+        Archived = "ARCHIVED",
+    }
+);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    pub id: String,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub namespace: String,
+    pub created_at: i64,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineVersion {
+    pub id: String,
+    pub pipeline_id: String,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub created_at: i64,
+    /// The PipelineSpec as protobuf JSON (camelCase), as compiled.
+    pub pipeline_spec: Value,
+    /// The PlatformSpec (second YAML document), if the package had one.
+    pub platform_spec: Option<Value>,
+    /// Key of the original package file in the artifact store.
+    pub package_key: String,
+    /// `package_url.pipeline_url` as given by the creator, if any.
+    pub package_url: String,
+    pub code_source_url: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    pub id: String,
+    pub display_name: String,
+    pub description: String,
+    pub namespace: String,
+    pub created_at: i64,
+    pub storage_state: StorageState,
+    /// 0 until a run is created in the experiment.
+    pub last_run_created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    pub update_time: i64,
+    pub state: RuntimeState,
+    pub error: Option<ErrorInfo>,
+}
+
+/// A `google.rpc.Status` as stored with a run or a state change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub code: i32,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub id: String,
+    pub experiment_id: String,
+    pub display_name: String,
+    pub description: String,
+    pub namespace: String,
+    pub storage_state: StorageState,
+    /// Set when the run was created from a pipeline version reference.
+    pub pipeline_id: String,
+    pub pipeline_version_id: String,
+    /// The spec the run executes: given inline, or copied from the version at creation so a
+    /// later deletion of the version cannot break the run.
+    pub pipeline_spec: Value,
+    pub platform_spec: Option<Value>,
+    /// `runtime_config.parameters`.
+    pub parameters: serde_json::Map<String, Value>,
+    pub pipeline_root: String,
+    pub service_account: String,
+    pub created_at: i64,
+    pub scheduled_at: i64,
+    pub finished_at: i64,
+    pub state: RuntimeState,
+    pub error: Option<ErrorInfo>,
+    pub recurring_run_id: String,
+    pub state_history: Vec<StateChange>,
+}
+
+impl Run {
+    pub fn from_version(&self) -> bool {
+        !self.pipeline_version_id.is_empty()
+    }
+}
+
+/// A recurring run's trigger, as KFP defines it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Cron {
+        cron: String,
+        start_time: Option<i64>,
+        end_time: Option<i64>,
+    },
+    Periodic {
+        interval_second: i64,
+        start_time: Option<i64>,
+        end_time: Option<i64>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecurringRun {
+    pub id: String,
+    pub display_name: String,
+    pub description: String,
+    pub experiment_id: String,
+    pub namespace: String,
+    pub pipeline_id: String,
+    pub pipeline_version_id: String,
+    /// Inline spec; for a version reference, the version's spec at creation time.
+    pub pipeline_spec: Value,
+    pub platform_spec: Option<Value>,
+    pub parameters: serde_json::Map<String, Value>,
+    pub pipeline_root: String,
+    pub service_account: String,
+    pub max_concurrency: i64,
+    pub trigger: Trigger,
+    pub enabled: bool,
+    pub no_catchup: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The storage identity shared by the metadata store and the artifact store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageIdentity {
+    pub id: String,
+    pub created_at: i64,
+}
+
+/// What the metadata store holds, as seen at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaState {
+    /// No weir tables at all.
+    Empty,
+    /// Weir tables exist. `applied` lists the migration versions applied, `known` those this
+    /// binary ships.
+    Weir {
+        identity: Option<StorageIdentity>,
+        /// True while the first start is half done (identity not yet in both stores).
+        initialising: bool,
+        applied: Vec<i64>,
+        known: Vec<i64>,
+    },
+}

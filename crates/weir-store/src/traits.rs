@@ -1,0 +1,108 @@
+//! Store traits, one per entity, so a caller names exactly what it needs.
+//!
+//! Callers generate ids and timestamps; a store persists atomically (one transaction per call)
+//! and reports conflicts and missing rows as [`StoreError`]s.
+
+use async_trait::async_trait;
+
+use crate::error::StoreResult;
+use crate::list::{ListQuery, Page};
+use crate::model::*;
+
+#[async_trait]
+pub trait PipelineStore: Send + Sync {
+    /// Creates a pipeline and, when given, its first version, in one transaction.
+    async fn create_pipeline(&self, pipeline: &Pipeline, first_version: Option<&PipelineVersion>) -> StoreResult<()>;
+    async fn get_pipeline(&self, id: &str) -> StoreResult<Pipeline>;
+    async fn get_pipeline_by_name(&self, namespace: &str, name: &str) -> StoreResult<Pipeline>;
+    async fn list_pipelines(&self, query: &ListQuery) -> StoreResult<Page<Pipeline>>;
+    /// Deletes a pipeline. With versions left it fails unless `cascade`, which deletes them
+    /// too; returns the deleted versions so their packages can be removed.
+    async fn delete_pipeline(&self, id: &str, cascade: bool) -> StoreResult<Vec<PipelineVersion>>;
+}
+
+#[async_trait]
+pub trait PipelineVersionStore: Send + Sync {
+    async fn create_pipeline_version(&self, version: &PipelineVersion) -> StoreResult<()>;
+    async fn get_pipeline_version(&self, pipeline_id: &str, id: &str) -> StoreResult<PipelineVersion>;
+    /// The newest version of a pipeline (what a run gets when it names only the pipeline).
+    async fn latest_pipeline_version(&self, pipeline_id: &str) -> StoreResult<PipelineVersion>;
+    /// Lists versions; the query is scoped to one pipeline.
+    async fn list_pipeline_versions(&self, query: &ListQuery) -> StoreResult<Page<PipelineVersion>>;
+    async fn delete_pipeline_version(&self, pipeline_id: &str, id: &str) -> StoreResult<PipelineVersion>;
+}
+
+#[async_trait]
+pub trait ExperimentStore: Send + Sync {
+    async fn create_experiment(&self, experiment: &Experiment) -> StoreResult<()>;
+    async fn get_experiment(&self, id: &str) -> StoreResult<Experiment>;
+    async fn get_experiment_by_name(&self, namespace: &str, name: &str) -> StoreResult<Experiment>;
+    async fn list_experiments(&self, query: &ListQuery) -> StoreResult<Page<Experiment>>;
+    /// Archives the experiment and its runs and disables its recurring runs, atomically.
+    async fn archive_experiment(&self, id: &str, now: i64) -> StoreResult<()>;
+    /// Makes the experiment available again; its runs stay as they are (as in KFP).
+    async fn unarchive_experiment(&self, id: &str) -> StoreResult<()>;
+    /// Deletes the experiment with its runs and recurring runs.
+    async fn delete_experiment(&self, id: &str) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Creates a run with its first state change and stamps the experiment's
+    /// `last_run_created_at`, atomically. Fails if the experiment does not exist.
+    async fn create_run(&self, run: &Run) -> StoreResult<()>;
+    async fn get_run(&self, id: &str) -> StoreResult<Run>;
+    async fn list_runs(&self, query: &ListQuery) -> StoreResult<Page<Run>>;
+    async fn set_run_storage_state(&self, id: &str, state: StorageState) -> StoreResult<()>;
+    async fn delete_run(&self, id: &str) -> StoreResult<()>;
+    /// Moves a run to `to` if it is in one of `from` (compare-and-set), appending to its state
+    /// history; `finished_at` is set when `to` is terminal and cleared otherwise. Fails with
+    /// `FailedPrecondition` naming the current state if it is not in `from`.
+    async fn transition_run(
+        &self,
+        id: &str,
+        from: &[RuntimeState],
+        to: RuntimeState,
+        error: Option<ErrorInfo>,
+        now: i64,
+    ) -> StoreResult<Run>;
+}
+
+#[async_trait]
+pub trait RecurringRunStore: Send + Sync {
+    async fn create_recurring_run(&self, recurring_run: &RecurringRun) -> StoreResult<()>;
+    async fn get_recurring_run(&self, id: &str) -> StoreResult<RecurringRun>;
+    async fn list_recurring_runs(&self, query: &ListQuery) -> StoreResult<Page<RecurringRun>>;
+    async fn set_recurring_run_enabled(&self, id: &str, enabled: bool, now: i64) -> StoreResult<()>;
+    async fn delete_recurring_run(&self, id: &str) -> StoreResult<()>;
+}
+
+/// Schema and identity management, used at start-up and by `weir storage`.
+#[async_trait]
+pub trait StoreAdmin: Send + Sync {
+    /// Which backend this is (`sqlite`, `mysql`, `postgres`).
+    fn dialect(&self) -> &'static str;
+    /// What the database holds, without changing it.
+    async fn schema_state(&self) -> StoreResult<SchemaState>;
+    /// Applies every pending migration (under the backend's migration lock).
+    async fn migrate(&self) -> StoreResult<Vec<i64>>;
+    /// Records the identity chosen for new storage, marked as initialising.
+    async fn begin_identity(&self, identity: &StorageIdentity) -> StoreResult<()>;
+    /// Marks initialisation done once the artifact store holds the identity too.
+    async fn finish_identity(&self) -> StoreResult<()>;
+    /// A cheap round trip, for health checks.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Connections (in use, idle) for metrics.
+    fn pool_usage(&self) -> (u32, u32);
+}
+
+/// Everything the server needs from a metadata store.
+pub trait MetadataStore:
+    PipelineStore + PipelineVersionStore + ExperimentStore + RunStore + RecurringRunStore + StoreAdmin
+{
+}
+
+impl<T> MetadataStore for T where
+    T: PipelineStore + PipelineVersionStore + ExperimentStore + RunStore + RecurringRunStore + StoreAdmin
+{
+}

@@ -1,0 +1,396 @@
+"""Fixtures for the kfp SDK compatibility suite.
+
+Every test module gets one weir server per backend pair (module scope, to keep the run short):
+
+* `sqlite`:   `--metadata sqlite://…/weir.db --artifacts file://…/artifacts`
+* `mariadb`:  a fresh MariaDB database + an S3 bucket (moto, or WEIR_TEST_S3_ENDPOINT)
+* `postgres`: a fresh PostgreSQL database + an S3 bucket
+
+A missing binary or database/S3 service fails the tests: "supports PostgreSQL" has to mean the
+suite ran on PostgreSQL, so nothing here ever skips.
+
+Environment:
+  WEIR_BIN                 weir binary (default <repo>/target/debug/weir)
+  WEIR_TEST_MYSQL_URL      MariaDB/MySQL server URL without database (mysql://root@127.0.0.1:3306)
+  WEIR_TEST_POSTGRES_URL   PostgreSQL server URL without database (postgres://root@127.0.0.1:5432)
+  WEIR_TEST_S3_ENDPOINT    use this S3 endpoint instead of starting moto_server
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional
+
+import boto3
+import kfp
+import pytest
+import yaml
+from kfp import compiler
+
+import pipelines
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_WEIR_BIN = REPO_ROOT / 'target' / 'debug' / 'weir'
+BACKENDS = ['sqlite', 'mariadb', 'postgres']
+HEALTHZ_TIMEOUT_S = 60.0
+S3_REGION = 'us-east-1'
+
+
+# --------------------------------------------------------------------------------------------
+# Small process and network utilities
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (the server binds it right after)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def log_tail(path: Path, lines: int = 60) -> str:
+    try:
+        text = path.read_text(errors='replace')
+    except FileNotFoundError:
+        return f'(no log file at {path})'
+    return '\n'.join(text.splitlines()[-lines:]) or '(log is empty)'
+
+
+def stop_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if the process does not exit within the grace period."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=grace_s)
+
+
+def http_status(url: str, timeout: float = 2.0) -> Optional[int]:
+    """HTTP status of a GET, or None if nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, ConnectionError, socket.timeout, OSError):
+        return None
+
+
+def run_cli(argv: List[str], env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    """Runs a database client; a missing executable counts as a failed command."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, **(env or {})})
+    except FileNotFoundError as error:
+        return subprocess.CompletedProcess(argv, 127, '', str(error))
+
+
+# --------------------------------------------------------------------------------------------
+# Database servers: each weir instance gets its own database, dropped afterwards
+
+
+@dataclass
+class DatabaseServer:
+    """A MariaDB or PostgreSQL server reachable through its command-line client."""
+    kind: str  # 'mariadb' | 'postgres'
+    url: str  # server URL without database
+
+    @property
+    def parts(self) -> urllib.parse.SplitResult:
+        return urllib.parse.urlsplit(self.url)
+
+    def database_url(self, database: str) -> str:
+        return f'{self.url.rstrip("/")}/{database}'
+
+    def _cli(self, sql: str) -> subprocess.CompletedProcess:
+        p = self.parts
+        if self.kind == 'mariadb':
+            argv = ['mariadb', '-h', p.hostname or '127.0.0.1', '-P', str(p.port or 3306),
+                    f'-u{urllib.parse.unquote(p.username or "root")}']
+            if p.password:
+                argv.append(f'-p{urllib.parse.unquote(p.password)}')
+            return run_cli(argv + ['-e', sql])
+        env = {'PGPASSWORD': urllib.parse.unquote(p.password)} if p.password else {}
+        argv = ['psql', '-h', p.hostname or '127.0.0.1', '-p', str(p.port or 5432),
+                '-U', urllib.parse.unquote(p.username or 'root'), '-d', 'postgres',
+                '-v', 'ON_ERROR_STOP=1', '-c', sql]
+        return run_cli(argv, env)
+
+    def check_reachable(self) -> None:
+        result = self._cli('SELECT 1')
+        if result.returncode != 0:
+            pytest.fail(f'{self.kind} server at {self.url} is not reachable (needed by the '
+                        f'{self.kind} backend pair):\n{result.stderr.strip()}', pytrace=False)
+
+    def drop(self, database: str) -> None:
+        if self.kind == 'mariadb':
+            result = self._cli(f'DROP DATABASE IF EXISTS `{database}`')
+        else:
+            result = self._cli(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        if result.returncode != 0:
+            print(f'warning: could not drop {self.kind} database {database}: {result.stderr}',
+                  file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------
+# S3 (moto_server unless WEIR_TEST_S3_ENDPOINT is given)
+
+
+@dataclass
+class S3Service:
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+    def weir_env(self) -> Dict[str, str]:
+        """What the weir process needs to reach this endpoint (the usual AWS variables)."""
+        return {
+            'AWS_ENDPOINT_URL': self.endpoint,
+            'AWS_ACCESS_KEY_ID': self.access_key,
+            'AWS_SECRET_ACCESS_KEY': self.secret_key,
+            'AWS_REGION': S3_REGION,
+        }
+
+    def create_bucket(self) -> str:
+        bucket = f'weir-sdk-{uuid.uuid4().hex[:12]}'
+        s3 = boto3.client('s3', endpoint_url=self.endpoint, region_name=S3_REGION,
+                          aws_access_key_id=self.access_key,
+                          aws_secret_access_key=self.secret_key)
+        s3.create_bucket(Bucket=bucket)
+        return bucket
+
+
+@pytest.fixture(scope='session')
+def s3_service(tmp_path_factory) -> Iterator[S3Service]:
+    """One S3 endpoint for the whole session; only started if a non-sqlite pair needs it."""
+    access_key = os.environ.get('AWS_ACCESS_KEY_ID', 'test')
+    secret_key = os.environ.get('AWS_SECRET_ACCESS_KEY', 'test')
+    external = os.environ.get('WEIR_TEST_S3_ENDPOINT')
+    if external:
+        yield S3Service(external, access_key, secret_key)
+        return
+
+    moto_bin = Path(sys.executable).parent / 'moto_server'
+    if not moto_bin.exists():
+        pytest.fail(f'moto_server not found at {moto_bin}; install tests/sdk/requirements.txt '
+                    'into this venv or set WEIR_TEST_S3_ENDPOINT', pytrace=False)
+    port = free_port()
+    log_path = tmp_path_factory.mktemp('moto') / 'moto.log'
+    with open(log_path, 'wb') as log:
+        process = subprocess.Popen([str(moto_bin), '-H', '127.0.0.1', '-p', str(port)],
+                                   stdout=log, stderr=subprocess.STDOUT)
+    endpoint = f'http://127.0.0.1:{port}'
+    try:
+        deadline = time.monotonic() + 30
+        while http_status(endpoint) is None:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f'moto_server did not come up on {endpoint}:\n{log_tail(log_path)}',
+                            pytrace=False)
+            time.sleep(0.1)
+        # moto accepts any credentials; use the ones weir will be given.
+        yield S3Service(endpoint, 'test', 'test')
+    finally:
+        stop_process(process)
+
+
+# --------------------------------------------------------------------------------------------
+# The weir server
+
+
+@pytest.fixture(scope='session')
+def weir_bin() -> Path:
+    path = Path(os.environ.get('WEIR_BIN', DEFAULT_WEIR_BIN))
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f'weir binary not found at {path}: build it first (cargo build -p weir) '
+                    'or point WEIR_BIN at it', pytrace=False)
+    return path
+
+
+@dataclass
+class WeirServer:
+    backend: str
+    url: str
+    log_path: Path
+    process: subprocess.Popen
+    metadata_url: str
+    artifacts_url: str
+    extra: Dict[str, str] = field(default_factory=dict)
+
+    def log_tail(self, lines: int = 60) -> str:
+        return log_tail(self.log_path, lines)
+
+
+def start_weir(weir_bin: Path, backend: str, data_dir: Path, metadata_url: str,
+               artifacts_url: str, env: Dict[str, str]) -> WeirServer:
+    """Starts `weir server` and waits until /healthz answers 200."""
+    port = free_port()
+    url = f'http://127.0.0.1:{port}'
+    log_path = data_dir / 'weir.log'
+    argv = [str(weir_bin), 'server', '--listen', f'127.0.0.1:{port}',
+            '--data-dir', str(data_dir), '--metadata', metadata_url,
+            '--artifacts', artifacts_url, '--log-format', 'json']
+    with open(log_path, 'wb') as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=data_dir,
+                                   env={**os.environ, **env})
+    server = WeirServer(backend, url, log_path, process, metadata_url, artifacts_url)
+
+    healthz = f'{url}/apis/v2beta1/healthz'
+    deadline = time.monotonic() + HEALTHZ_TIMEOUT_S
+    status = None
+    while status != 200:
+        if process.poll() is not None:
+            pytest.fail(f'weir ({backend}) exited with code {process.returncode} before '
+                        f'answering healthz.\ncommand: {" ".join(argv)}\n'
+                        f'log tail:\n{server.log_tail()}', pytrace=False)
+        if time.monotonic() > deadline:
+            stop_process(process)
+            pytest.fail(f'weir ({backend}) did not answer 200 on {healthz} within '
+                        f'{HEALTHZ_TIMEOUT_S:.0f}s (last status {status}).\n'
+                        f'command: {" ".join(argv)}\nlog tail:\n{server.log_tail()}',
+                        pytrace=False)
+        status = http_status(healthz)
+        if status != 200:
+            time.sleep(0.1)
+    return server
+
+
+@pytest.fixture(scope='module', params=BACKENDS)
+def weir_server(request, weir_bin, tmp_path_factory) -> Iterator[WeirServer]:
+    """One weir server per backend pair for the whole test module, stopped afterwards."""
+    backend = request.param
+    data_dir = tmp_path_factory.mktemp(f'weir-{backend}')
+    database: Optional[DatabaseServer] = None
+    database_name = f'weir_sdk_{uuid.uuid4().hex[:12]}'
+    env: Dict[str, str] = {}
+
+    if backend == 'sqlite':
+        metadata_url = f'sqlite://{data_dir}/weir.db'
+        artifacts_url = f'file://{data_dir}/artifacts'
+    else:
+        if backend == 'mariadb':
+            database = DatabaseServer(
+                'mariadb', os.environ.get('WEIR_TEST_MYSQL_URL', 'mysql://root@127.0.0.1:3306'))
+        else:
+            database = DatabaseServer(
+                'postgres',
+                os.environ.get('WEIR_TEST_POSTGRES_URL', 'postgres://root@127.0.0.1:5432'))
+        database.check_reachable()
+        metadata_url = database.database_url(database_name)
+        s3: S3Service = request.getfixturevalue('s3_service')
+        artifacts_url = f's3://{s3.create_bucket()}/weir'
+        env = s3.weir_env()
+
+    server = None
+    try:
+        server = start_weir(weir_bin, backend, data_dir, metadata_url, artifacts_url, env)
+        yield server
+    finally:
+        if server is not None:
+            stop_process(server.process)
+        if database is not None:
+            database.drop(database_name)
+
+
+@pytest.fixture(scope='module')
+def client(weir_server: WeirServer) -> kfp.Client:
+    """A kfp.Client built exactly as a user would (its constructor calls /healthz)."""
+    return kfp.Client(host=weir_server.url)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the tail of the weir log to every failing test that used a server."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        server = getattr(item, 'funcargs', {}).get('weir_server')
+        if isinstance(server, WeirServer):
+            report.sections.append((f'weir log tail ({server.backend}, {server.log_path})',
+                                    server.log_tail()))
+
+
+# --------------------------------------------------------------------------------------------
+# Compiled pipeline packages
+
+
+@dataclass
+class Packages:
+    """Pipelines compiled by the SDK, plus the other package formats KFP accepts."""
+    params_yaml: Path
+    params_yml: Path
+    params_json: Path
+    params_zip: Path
+    params_tgz: Path
+    chain_yaml: Path
+    hello_yaml: Path
+
+    @staticmethod
+    def load(path: Path) -> dict:
+        """The PipelineSpec of a compiled YAML package (its first document)."""
+        with open(path) as f:
+            return next(yaml.safe_load_all(f))
+
+
+def compile_pipeline(func, path: Path, pipeline_name: Optional[str] = None) -> Path:
+    compiler.Compiler().compile(func, str(path), pipeline_name=pipeline_name)
+    return path
+
+
+@pytest.fixture(scope='session')
+def packages(tmp_path_factory) -> Packages:
+    """Compiles the suite's pipelines once and derives .yml/.json/.zip/.tar.gz from the YAML."""
+    out = tmp_path_factory.mktemp('packages')
+    params_yaml = compile_pipeline(pipelines.params_pipeline, out / 'params.yaml')
+    chain_yaml = compile_pipeline(pipelines.chain_pipeline, out / 'chain.yaml')
+    hello_yaml = compile_pipeline(pipelines.hello_pipeline, out / 'hello.yaml')
+
+    params_yml = out / 'params.yml'
+    shutil.copyfile(params_yaml, params_yml)
+    params_json = out / 'params.json'
+    params_json.write_text(json.dumps(Packages.load(params_yaml), indent=2))
+    # KFP reads archives holding a single pipeline file.
+    params_zip = out / 'params.zip'
+    with zipfile.ZipFile(params_zip, 'w') as archive:
+        archive.write(params_yaml, 'pipeline.yaml')
+    params_tgz = out / 'params.tar.gz'
+    with tarfile.open(params_tgz, 'w:gz') as archive:
+        archive.add(params_yaml, 'pipeline.yaml')
+
+    return Packages(params_yaml, params_yml, params_json, params_zip, params_tgz, chain_yaml,
+                    hello_yaml)
+
+
+@pytest.fixture
+def compile_named(tmp_path) -> Callable[..., Path]:
+    """Compiles a pipeline with a chosen pipelineInfo.name (so uploads without a name differ)."""
+
+    def compile_it(func, pipeline_name: str) -> Path:
+        return compile_pipeline(func, tmp_path / f'{pipeline_name}.yaml', pipeline_name)
+
+    return compile_it
+
+
+@pytest.fixture
+def write_spec(tmp_path) -> Callable[[object, str], Path]:
+    """Writes a (possibly broken) spec or raw text to a .yaml file for upload tests."""
+
+    def write(spec, filename: str = 'pipeline.yaml') -> Path:
+        path = tmp_path / filename
+        path.write_text(spec if isinstance(spec, str) else yaml.safe_dump(spec, sort_keys=False))
+        return path
+
+    return write
