@@ -12,6 +12,7 @@ mod recurring_runs;
 mod rows;
 mod runs;
 mod text;
+pub mod testing;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,0 +1,84 @@
+//! Fresh databases for tests: one per test, on the real servers, dropped afterwards.
+//!
+//! Server URLs come from `WEIR_TEST_MYSQL_URL` and `WEIR_TEST_POSTGRES_URL` (defaults: the
+//! local MariaDB and PostgreSQL of the CI machine). A server that does not answer fails the
+//! test: a backend is only supported where its tests ran.
+
+use std::str::FromStr;
+
+use sqlx::{ConnectOptions, Connection};
+
+use crate::Dialect;
+
+pub const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306";
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://root@127.0.0.1:5432";
+
+/// A database created for one test. Call [`TestDatabase::drop_database`] when done.
+pub struct TestDatabase {
+    pub dialect: Dialect,
+    /// URL of the database itself, for `SqlStore::connect` or `weir --metadata`.
+    pub url: String,
+    name: String,
+    server_url: String,
+    _dir: Option<std::path::PathBuf>,
+}
+
+fn server_url(dialect: Dialect) -> String {
+    let (var, default) = match dialect {
+        Dialect::MySql => ("WEIR_TEST_MYSQL_URL", DEFAULT_MYSQL_URL),
+        Dialect::Postgres => ("WEIR_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        Dialect::Sqlite => return String::new(),
+    };
+    std::env::var(var).unwrap_or_else(|_| default.to_string()).trim_end_matches('/').to_string()
+}
+
+impl TestDatabase {
+    /// Names a new database; MySQL and PostgreSQL databases are created by `SqlStore::connect`
+    /// (as weir does on first start), SQLite files in a new temporary folder.
+    pub fn new(dialect: Dialect) -> Self {
+        let name = format!("weir_test_{}", uuid::Uuid::new_v4().simple());
+        match dialect {
+            Dialect::Sqlite => {
+                let dir = std::env::temp_dir().join(&name);
+                std::fs::create_dir_all(&dir).expect("temporary folder");
+                let url = format!("sqlite://{}/weir.db", dir.display());
+                Self { dialect, url, name, server_url: String::new(), _dir: Some(dir) }
+            }
+            _ => {
+                let server_url = server_url(dialect);
+                let url = format!("{server_url}/{name}");
+                Self { dialect, url, name, server_url, _dir: None }
+            }
+        }
+    }
+
+    pub async fn drop_database(&self) {
+        match self.dialect {
+            Dialect::Sqlite => {
+                if let Some(dir) = &self._dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+            Dialect::MySql => {
+                let options = sqlx::mysql::MySqlConnectOptions::from_str(&self.server_url).expect("MySQL URL");
+                let mut conn = options.connect().await.expect("connect to MySQL to drop the test database");
+                sqlx::query(&format!("DROP DATABASE IF EXISTS `{}`", self.name))
+                    .execute(&mut conn)
+                    .await
+                    .expect("drop MySQL test database");
+                let _ = conn.close().await;
+            }
+            Dialect::Postgres => {
+                let options = sqlx::postgres::PgConnectOptions::from_str(&self.server_url)
+                    .expect("PostgreSQL URL")
+                    .database("postgres");
+                let mut conn = options.connect().await.expect("connect to PostgreSQL to drop the test database");
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
+                    .execute(&mut conn)
+                    .await
+                    .expect("drop PostgreSQL test database");
+                let _ = conn.close().await;
+            }
+        }
+    }
+}

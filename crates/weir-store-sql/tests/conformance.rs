@@ -1,0 +1,39 @@
+//! The store conformance suite, run for real on SQLite, MariaDB/MySQL and PostgreSQL.
+
+use weir_store::{SchemaState, StoreAdmin};
+use weir_store_sql::testing::TestDatabase;
+use weir_store_sql::{ConnectSettings, Dialect, SqlStore};
+
+async fn conformance(dialect: Dialect) {
+    let db = TestDatabase::new(dialect);
+    let url = db.url.clone();
+    // Run in a task so a failed assertion still lets the database be dropped.
+    let outcome = tokio::spawn(async move {
+        let store = SqlStore::connect(&url, &ConnectSettings::default()).await.expect("connect");
+        assert_eq!(store.schema_state().await.unwrap(), SchemaState::Empty, "a new database is empty");
+        let applied = store.migrate().await.expect("migrate");
+        assert_eq!(applied, weir_store_sql::migration_versions(dialect));
+        weir_store::testsuite::run_all(&store).await;
+        store.close().await;
+    })
+    .await;
+    db.drop_database().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test]
+async fn sqlite_conforms() {
+    conformance(Dialect::Sqlite).await;
+}
+
+#[tokio::test]
+async fn mysql_conforms() {
+    conformance(Dialect::MySql).await;
+}
+
+#[tokio::test]
+async fn postgres_conforms() {
+    conformance(Dialect::Postgres).await;
+}
