@@ -1,1 +1,298 @@
+//! Weir's artifact store: one wrapper over `object_store` for every backend.
+//!
+//! Chosen by URL: `file:///path` (the embedded default), `s3://bucket/prefix` (AWS, MinIO, Ceph
+//! RGW and other S3-compatible servers), `gs://bucket/prefix`, `az://container/prefix`. Keys are
+//! relative to the URL's prefix; the layout (DESIGN.md) is decided by callers through the
+//! helpers here so it lives in one place.
 
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, PutPayload};
+use serde::{Deserialize, Serialize};
+
+/// Key of the storage identity marker.
+pub const IDENTITY_KEY: &str = ".weir/identity.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("{0}")]
+    InvalidUrl(String),
+    #[error("invalid artifact key {key:?}: {reason}")]
+    InvalidKey { key: String, reason: String },
+    #[error("artifact {0} not found")]
+    NotFound(String),
+    #[error("artifact store unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type ArtifactResult<T> = Result<T, ArtifactError>;
+
+fn map_err(key: &str, e: object_store::Error) -> ArtifactError {
+    match e {
+        object_store::Error::NotFound { .. } => ArtifactError::NotFound(key.to_string()),
+        object_store::Error::InvalidPath { source } => ArtifactError::InvalidKey { key: key.to_string(), reason: source.to_string() },
+        other => ArtifactError::Unavailable(other.to_string()),
+    }
+}
+
+/// S3 settings beyond the URL. Anything unset falls back to the usual `AWS_*` variables.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Settings {
+    /// Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    /// Address buckets as `endpoint/bucket` (true, the default: MinIO and most servers) or as
+    /// `bucket.endpoint` (false).
+    pub path_style: Option<bool>,
+    /// Allow plain HTTP; implied by an `http://` endpoint.
+    pub allow_http: Option<bool>,
+}
+
+impl fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "***");
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &redacted(&self.secret_access_key))
+            .field("session_token", &redacted(&self.session_token))
+            .field("path_style", &self.path_style)
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
+/// The identity marker written to both stores on first start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityMarker {
+    pub id: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone)]
+pub struct ArtifactStore {
+    inner: Arc<dyn ObjectStore>,
+    url: String,
+}
+
+impl fmt::Debug for ArtifactStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArtifactStore").field("url", &self.url).finish()
+    }
+}
+
+impl ArtifactStore {
+    /// Opens the store a URL names. A `file://` folder is created if missing.
+    pub fn open(url: &str, s3: &S3Settings) -> ArtifactResult<Self> {
+        let parsed = url::Url::parse(url).map_err(|e| ArtifactError::InvalidUrl(format!("invalid artifact store URL {url:?}: {e}")))?;
+        let prefix = parsed.path().trim_matches('/').to_string();
+        let bucket = parsed.host_str().unwrap_or_default().to_string();
+        let inner: Arc<dyn ObjectStore> = match parsed.scheme() {
+            "file" => {
+                let path = parsed
+                    .to_file_path()
+                    .map_err(|_| ArtifactError::InvalidUrl(format!("{url:?} is not an absolute file URL (use file:///path)")))?;
+                std::fs::create_dir_all(&path)
+                    .map_err(|e| ArtifactError::Unavailable(format!("cannot create the artifact folder {}: {e}", path.display())))?;
+                let local = LocalFileSystem::new_with_prefix(&path)
+                    .map_err(|e| ArtifactError::Unavailable(e.to_string()))?
+                    .with_automatic_cleanup(true);
+                return Ok(Self { inner: Arc::new(local), url: url.to_string() });
+            }
+            "s3" => {
+                require_bucket(&bucket, url)?;
+                let mut builder = AmazonS3Builder::from_env().with_bucket_name(&bucket);
+                if let Some(endpoint) = &s3.endpoint {
+                    builder = builder.with_endpoint(endpoint);
+                    if endpoint.starts_with("http://") {
+                        builder = builder.with_allow_http(true);
+                    }
+                } else if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+                    if endpoint.starts_with("http://") {
+                        builder = builder.with_allow_http(true);
+                    }
+                }
+                if let Some(region) = &s3.region {
+                    builder = builder.with_region(region);
+                }
+                if let Some(key) = &s3.access_key_id {
+                    builder = builder.with_access_key_id(key);
+                }
+                if let Some(secret) = &s3.secret_access_key {
+                    builder = builder.with_secret_access_key(secret);
+                }
+                if let Some(token) = &s3.session_token {
+                    builder = builder.with_token(token);
+                }
+                if let Some(path_style) = s3.path_style {
+                    builder = builder.with_virtual_hosted_style_request(!path_style);
+                }
+                if let Some(allow_http) = s3.allow_http {
+                    builder = builder.with_allow_http(allow_http);
+                }
+                Arc::new(builder.build().map_err(|e| ArtifactError::InvalidUrl(format!("S3 store {url}: {e}")))?)
+            }
+            "gs" => {
+                require_bucket(&bucket, url)?;
+                let builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket);
+                Arc::new(builder.build().map_err(|e| ArtifactError::InvalidUrl(format!("GCS store {url}: {e}")))?)
+            }
+            "az" | "azure" => {
+                require_bucket(&bucket, url)?;
+                let builder = MicrosoftAzureBuilder::from_env().with_container_name(&bucket);
+                Arc::new(builder.build().map_err(|e| ArtifactError::InvalidUrl(format!("Azure store {url}: {e}")))?)
+            }
+            other => {
+                return Err(ArtifactError::InvalidUrl(format!(
+                    "artifact store URL must start with file://, s3://, gs:// or az://, got {other}://"
+                )))
+            }
+        };
+        let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            inner
+        } else {
+            Arc::new(PrefixStore::new(inner, Path::from(prefix)))
+        };
+        Ok(Self { inner, url: url.to_string() })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub async fn put(&self, key: &str, data: Bytes) -> ArtifactResult<()> {
+        let path = parse_key(key)?;
+        self.inner.put(&path, PutPayload::from(data)).await.map(|_| ()).map_err(|e| map_err(key, e))
+    }
+
+    pub async fn get(&self, key: &str) -> ArtifactResult<Bytes> {
+        let path = parse_key(key)?;
+        let result = self.inner.get(&path).await.map_err(|e| map_err(key, e))?;
+        result.bytes().await.map_err(|e| map_err(key, e))
+    }
+
+    pub async fn exists(&self, key: &str) -> ArtifactResult<bool> {
+        let path = parse_key(key)?;
+        match self.inner.head(&path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(map_err(key, e)),
+        }
+    }
+
+    /// Deletes an object; deleting a missing object is not an error.
+    pub async fn delete(&self, key: &str) -> ArtifactResult<()> {
+        let path = parse_key(key)?;
+        match self.inner.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(map_err(key, e)),
+        }
+    }
+
+    /// Keys under a prefix ("" for everything).
+    pub async fn list(&self, prefix: &str) -> ArtifactResult<Vec<String>> {
+        let path = if prefix.is_empty() { None } else { Some(parse_key(prefix)?) };
+        let objects: Vec<_> = self.inner.list(path.as_ref()).try_collect().await.map_err(|e| map_err(prefix, e))?;
+        let mut keys: Vec<String> = objects.into_iter().map(|o| o.location.to_string()).collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Reads the identity marker, if the store has one.
+    pub async fn read_identity(&self) -> ArtifactResult<Option<IdentityMarker>> {
+        match self.get(IDENTITY_KEY).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                ArtifactError::Unavailable(format!("{IDENTITY_KEY} in {} is not a weir identity marker: {e}", self.url))
+            }),
+            Err(ArtifactError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn write_identity(&self, marker: &IdentityMarker) -> ArtifactResult<()> {
+        let body = serde_json::to_vec_pretty(marker).unwrap_or_default();
+        self.put(IDENTITY_KEY, Bytes::from(body)).await
+    }
+}
+
+fn require_bucket(bucket: &str, url: &str) -> ArtifactResult<()> {
+    if bucket.is_empty() {
+        return Err(ArtifactError::InvalidUrl(format!("{url:?} names no bucket")));
+    }
+    Ok(())
+}
+
+/// Parses a key, refusing anything that could leave the store's prefix.
+fn parse_key(key: &str) -> ArtifactResult<Path> {
+    let invalid = |reason: &str| ArtifactError::InvalidKey { key: key.to_string(), reason: reason.to_string() };
+    if key.is_empty() {
+        return Err(invalid("empty"));
+    }
+    if key.starts_with('/') || key.contains('\\') || key.contains('\0') {
+        return Err(invalid("keys are relative, with '/' separators"));
+    }
+    if key.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+        return Err(invalid("empty, '.' and '..' segments are not allowed"));
+    }
+    Path::parse(key).map_err(|e| invalid(&e.to_string()))
+}
+
+/// Where the original file of a pipeline version is kept.
+pub fn package_key(pipeline_id: &str, version_id: &str, file_name: &str) -> String {
+    let safe: String = file_name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .collect();
+    let safe = safe.trim_start_matches('.');
+    let file = if safe.is_empty() { "pipeline.yaml" } else { safe };
+    format!("pipelines/{pipeline_id}/{version_id}/{file}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cannot_escape() {
+        for bad in ["", "/etc/passwd", "a/../b", "../x", "a//b", "./a", "a\\b"] {
+            assert!(parse_key(bad).is_err(), "accepted {bad:?}");
+        }
+        assert!(parse_key("pipelines/p/v/pipeline.yaml").is_ok());
+    }
+
+    #[test]
+    fn package_keys_are_safe() {
+        assert_eq!(package_key("p", "v", "../../etc/passwd"), "pipelines/p/v/passwd");
+        assert_eq!(package_key("p", "v", "my pipeline.yaml"), "pipelines/p/v/my_pipeline.yaml");
+        assert_eq!(package_key("p", "v", ".."), "pipelines/p/v/pipeline.yaml");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let s = S3Settings { secret_access_key: Some("hunter2".into()), ..Default::default() };
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn refuses_unknown_schemes() {
+        assert!(ArtifactStore::open("ftp://x/y", &S3Settings::default()).is_err());
+        assert!(ArtifactStore::open("s3:///nobucket", &S3Settings::default()).is_err());
+    }
+}

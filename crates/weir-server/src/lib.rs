@@ -1,1 +1,71 @@
+//! Weir's HTTP API: the KFP v2beta1 routes, error mapping, health and metrics.
 
+pub mod api;
+pub mod convert;
+pub mod error;
+pub mod extract;
+pub mod lifecycle;
+pub mod observability;
+pub mod service;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use weir_artifacts::ArtifactStore;
+use weir_store::{Clock, MetadataStore};
+
+use crate::error::{ApiError, Code};
+
+/// Largest request body: a pipeline package (32 MiB) plus multipart framing.
+pub const MAX_BODY_BYTES: usize = weir_spec::MAX_PACKAGE_BYTES + (1 << 20);
+
+/// What every handler and service shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn MetadataStore>,
+    pub artifacts: ArtifactStore,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn MetadataStore>, artifacts: ArtifactStore, clock: Arc<dyn Clock>) -> Self {
+        Self { store, artifacts, clock, metrics: observability::metrics_handle() }
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    use api::*;
+    let v2 = Router::new()
+        .route("/healthz", get(healthz::healthz))
+        .route("/pipelines/upload", post(upload::upload_pipeline))
+        .route("/pipelines/upload_version", post(upload::upload_pipeline_version))
+        .route("/pipelines/create", post(pipelines::create_with_version))
+        .route("/pipelines/names/{name}", get(pipelines::get_by_name))
+        .route("/pipelines", get(pipelines::list).post(pipelines::create))
+        .route("/pipelines/{id}", get(pipelines::get).delete(pipelines::delete))
+        .route("/pipelines/{id}/versions", get(pipelines::list_versions).post(pipelines::create_version))
+        .route("/pipelines/{id}/versions/{version}", get(pipelines::get_version).delete(pipelines::delete_version))
+        .route("/experiments", get(experiments::list).post(experiments::create))
+        .route("/experiments/{id}", get(experiments::get).delete(experiments::delete).post(experiments::verb))
+        .route("/runs", get(runs::list).post(runs::create))
+        .route("/runs/{id}", get(runs::get).delete(runs::delete).post(runs::verb))
+        .route("/recurringruns", get(recurring_runs::list).post(recurring_runs::create))
+        .route(
+            "/recurringruns/{id}",
+            get(recurring_runs::get).delete(recurring_runs::delete).post(recurring_runs::verb),
+        );
+    Router::new()
+        .nest("/apis/v2beta1", v2)
+        .route("/metrics", get(observability::metrics_endpoint))
+        .route("/readyz", get(healthz::readyz))
+        .fallback(|| async { ApiError::new(Code::NotFound, "no such endpoint") })
+        .method_not_allowed_fallback(|| async { ApiError::new(Code::NotFound, "method not allowed on this endpoint") })
+        .layer(axum::middleware::from_fn(observability::track))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

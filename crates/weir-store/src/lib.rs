@@ -4,6 +4,7 @@
 //! Nothing here knows about SQL or HTTP. Backends implement the traits; the conformance suite
 //! (feature `testsuite`) is run by each backend's tests so "supported" means "the suite ran".
 
+mod clock;
 mod error;
 mod list;
 mod model;
@@ -12,6 +13,7 @@ mod traits;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{StoreError, StoreResult};
 pub use list::{
     Entity, Field, FieldKind, ListQuery, Listable, Page, ResolvedPredicate, ResolvedValue, DEFAULT_PAGE_SIZE,

@@ -1,1 +1,46 @@
-fn main() {}
+//! The `weir` binary: command line, configuration and wiring.
+
+mod commands;
+mod config;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about = "A Kubeflow Pipelines compatible pipeline platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the KFP v2beta1 API on the configured storage.
+    Server(commands::server::ServerArgs),
+    /// Inspect and manage the two stores.
+    #[command(subcommand)]
+    Storage(commands::storage::StorageCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("weir: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Server(args) => commands::server::run(args).await,
+            Command::Storage(command) => commands::storage::run(command).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("weir: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Domain entities to KFP wire messages.
+
+use serde_json::{json, Value};
+use weir_api_model as wire;
+use weir_api_model::serde_helpers::from_millis;
+use weir_store as domain;
+
+fn time(ms: i64) -> Option<chrono::DateTime<chrono::Utc>> {
+    Some(from_millis(ms))
+}
+
+fn opt_time(ms: Option<i64>) -> Option<chrono::DateTime<chrono::Utc>> {
+    ms.map(from_millis)
+}
+
+/// The spec as KFP returns it: the PipelineSpec, or `{pipeline_spec, platform_spec}` when the
+/// package had a PlatformSpec.
+pub fn spec_value(pipeline_spec: &Value, platform_spec: &Option<Value>) -> Value {
+    match platform_spec {
+        Some(platform) => json!({ "pipeline_spec": pipeline_spec, "platform_spec": platform }),
+        None => pipeline_spec.clone(),
+    }
+}
+
+fn status(error: &Option<domain::ErrorInfo>) -> Option<wire::Status> {
+    error.as_ref().map(|e| wire::Status { code: e.code, message: e.message.clone(), details: Vec::new() })
+}
+
+pub fn pipeline(p: &domain::Pipeline) -> wire::Pipeline {
+    wire::Pipeline {
+        pipeline_id: p.id.clone(),
+        display_name: p.display_name.clone(),
+        name: p.name.clone(),
+        description: p.description.clone(),
+        created_at: time(p.created_at),
+        namespace: p.namespace.clone(),
+        error: None,
+        tags: p.tags.clone(),
+    }
+}
+
+pub fn pipeline_version(v: &domain::PipelineVersion) -> wire::PipelineVersion {
+    wire::PipelineVersion {
+        pipeline_id: v.pipeline_id.clone(),
+        pipeline_version_id: v.id.clone(),
+        display_name: v.display_name.clone(),
+        name: v.name.clone(),
+        description: v.description.clone(),
+        created_at: time(v.created_at),
+        package_url: (!v.package_url.is_empty()).then(|| wire::PackageUrl { pipeline_url: v.package_url.clone() }),
+        code_source_url: v.code_source_url.clone(),
+        pipeline_spec: Some(spec_value(&v.pipeline_spec, &v.platform_spec)),
+        error: None,
+        tags: v.tags.clone(),
+    }
+}
+
+pub fn experiment(e: &domain::Experiment) -> wire::Experiment {
+    wire::Experiment {
+        experiment_id: e.id.clone(),
+        display_name: e.display_name.clone(),
+        description: e.description.clone(),
+        created_at: time(e.created_at),
+        namespace: e.namespace.clone(),
+        storage_state: e.storage_state.as_str().to_string(),
+        // KFP always sends it, the epoch for an experiment without runs.
+        last_run_created_at: time(e.last_run_created_at),
+    }
+}
+
+fn runtime_config(parameters: &serde_json::Map<String, Value>, pipeline_root: &str) -> Option<wire::RuntimeConfig> {
+    if parameters.is_empty() && pipeline_root.is_empty() {
+        return None;
+    }
+    Some(wire::RuntimeConfig { parameters: parameters.clone(), pipeline_root: pipeline_root.to_string() })
+}
+
+pub fn run(r: &domain::Run) -> wire::Run {
+    let (pipeline_spec, reference) = if r.from_version() {
+        (
+            None,
+            Some(wire::PipelineVersionReference {
+                pipeline_id: r.pipeline_id.clone(),
+                pipeline_version_id: r.pipeline_version_id.clone(),
+            }),
+        )
+    } else {
+        (Some(spec_value(&r.pipeline_spec, &r.platform_spec)), None)
+    };
+    wire::Run {
+        experiment_id: r.experiment_id.clone(),
+        run_id: r.id.clone(),
+        display_name: r.display_name.clone(),
+        storage_state: r.storage_state.as_str().to_string(),
+        description: r.description.clone(),
+        pipeline_version_id: String::new(),
+        pipeline_spec,
+        pipeline_version_reference: reference,
+        runtime_config: runtime_config(&r.parameters, &r.pipeline_root),
+        service_account: r.service_account.clone(),
+        created_at: time(r.created_at),
+        scheduled_at: time(r.scheduled_at),
+        // KFP sends the epoch for a run that has not finished.
+        finished_at: time(r.finished_at),
+        state: r.state.as_str().to_string(),
+        error: status(&r.error),
+        run_details: None,
+        recurring_run_id: r.recurring_run_id.clone(),
+        state_history: r
+            .state_history
+            .iter()
+            .map(|s| wire::RuntimeStatus { update_time: time(s.update_time), state: s.state.as_str().to_string(), error: status(&s.error) })
+            .collect(),
+    }
+}
+
+pub fn trigger(t: &domain::Trigger) -> wire::Trigger {
+    match t {
+        domain::Trigger::Cron { cron, start_time, end_time } => wire::Trigger {
+            cron_schedule: Some(wire::CronSchedule { start_time: opt_time(*start_time), end_time: opt_time(*end_time), cron: cron.clone() }),
+            periodic_schedule: None,
+        },
+        domain::Trigger::Periodic { interval_second, start_time, end_time } => wire::Trigger {
+            cron_schedule: None,
+            periodic_schedule: Some(wire::PeriodicSchedule {
+                start_time: opt_time(*start_time),
+                end_time: opt_time(*end_time),
+                interval_second: Some(*interval_second),
+            }),
+        },
+    }
+}
+
+pub fn recurring_run(r: &domain::RecurringRun) -> wire::RecurringRun {
+    let (pipeline_spec, reference) = if r.pipeline_id.is_empty() {
+        (Some(spec_value(&r.pipeline_spec, &r.platform_spec)), None)
+    } else {
+        (
+            None,
+            Some(wire::PipelineVersionReference {
+                pipeline_id: r.pipeline_id.clone(),
+                pipeline_version_id: r.pipeline_version_id.clone(),
+            }),
+        )
+    };
+    wire::RecurringRun {
+        recurring_run_id: r.id.clone(),
+        display_name: r.display_name.clone(),
+        description: r.description.clone(),
+        pipeline_version_id: String::new(),
+        pipeline_spec,
+        pipeline_version_reference: reference,
+        runtime_config: runtime_config(&r.parameters, &r.pipeline_root),
+        service_account: r.service_account.clone(),
+        max_concurrency: Some(r.max_concurrency),
+        trigger: Some(trigger(&r.trigger)),
+        mode: if r.enabled { "ENABLE" } else { "DISABLE" }.to_string(),
+        created_at: time(r.created_at),
+        updated_at: time(r.updated_at),
+        status: if r.enabled { "ENABLED" } else { "DISABLED" }.to_string(),
+        error: None,
+        no_catchup: r.no_catchup,
+        namespace: r.namespace.clone(),
+        experiment_id: r.experiment_id.clone(),
+    }
+}

@@ -1,0 +1,259 @@
+//! Pipelines and their versions: uploads, creation from a spec, deletion.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use weir_api_model as wire;
+use weir_store::{Pipeline, PipelineVersion};
+
+use super::{inline_spec, new_id, require};
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+/// Query parameters of the two upload endpoints.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct UploadParams {
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub namespace: Option<String>,
+    /// JSON object of tags.
+    pub tags: Option<String>,
+    pub code_source_url: Option<String>,
+    /// `upload_version`'s pipeline (one word, as the client sends it).
+    pub pipelineid: Option<String>,
+}
+
+/// `name`, else `display_name`, else the uploaded file's name, as KFP's `buildPipelineName`.
+fn upload_names(params: &UploadParams, file_name: &str) -> (String, String) {
+    let nonempty = |v: &Option<String>| v.as_ref().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let name = nonempty(&params.name)
+        .or_else(|| nonempty(&params.display_name))
+        .unwrap_or_else(|| file_name.to_string());
+    let display_name = nonempty(&params.display_name).unwrap_or_else(|| name.clone());
+    (name, display_name)
+}
+
+fn parse_tags(text: &Option<String>) -> ApiResult<BTreeMap<String, String>> {
+    match text.as_deref().map(str::trim) {
+        None | Some("") => Ok(BTreeMap::new()),
+        Some(text) => serde_json::from_str(text).map_err(|e| ApiError::invalid(format!("tags must be a JSON object of strings: {e}"))),
+    }
+}
+
+impl AppState {
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Stores a package file, then the rows; if the rows fail the file is removed again, so a
+    /// refused upload leaves nothing behind.
+    async fn store_with_package<F, Fut>(&self, key: &str, bytes: Bytes, write_rows: F) -> ApiResult<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = ApiResult<()>>,
+    {
+        self.artifacts.put(key, bytes).await?;
+        if let Err(e) = write_rows().await {
+            if let Err(cleanup) = self.artifacts.delete(key).await {
+                tracing::warn!(artifact.key = key, error = %cleanup, "could not remove the package of a refused upload");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    pub async fn upload_pipeline(&self, params: &UploadParams, file_name: &str, bytes: Bytes) -> ApiResult<(Pipeline, PipelineVersion)> {
+        let package = weir_spec::read_package(file_name, &bytes)?;
+        weir_spec::validate(&package.pipeline_spec)?;
+        let (name, display_name) = upload_names(params, file_name);
+        let now = self.now();
+        let tags = parse_tags(&params.tags)?;
+        let pipeline = Pipeline {
+            id: new_id(),
+            name: name.clone(),
+            display_name: display_name.clone(),
+            description: params.description.clone().unwrap_or_default(),
+            namespace: String::new(),
+            created_at: now,
+            tags: tags.clone(),
+        };
+        let version_id = new_id();
+        let version = PipelineVersion {
+            id: version_id.clone(),
+            pipeline_id: pipeline.id.clone(),
+            name,
+            display_name,
+            description: pipeline.description.clone(),
+            created_at: now,
+            pipeline_spec: package.pipeline_spec,
+            platform_spec: package.platform_spec,
+            package_key: weir_artifacts::package_key(&pipeline.id, &version_id, file_name),
+            package_url: String::new(),
+            code_source_url: params.code_source_url.clone().unwrap_or_default(),
+            tags,
+        };
+        self.store_with_package(&version.package_key, bytes, || async {
+            self.store.create_pipeline(&pipeline, Some(&version)).await.map_err(ApiError::from)
+        })
+        .await?;
+        Ok((pipeline, version))
+    }
+
+    pub async fn upload_pipeline_version(&self, params: &UploadParams, file_name: &str, bytes: Bytes) -> ApiResult<PipelineVersion> {
+        let pipeline_id = params.pipelineid.clone().unwrap_or_default();
+        require(&pipeline_id, "pipelineid")?;
+        let package = weir_spec::read_package(file_name, &bytes)?;
+        weir_spec::validate(&package.pipeline_spec)?;
+        self.store.get_pipeline(&pipeline_id).await?;
+        let (name, display_name) = upload_names(params, file_name);
+        let version_id = new_id();
+        let version = PipelineVersion {
+            id: version_id.clone(),
+            pipeline_id: pipeline_id.clone(),
+            name,
+            display_name,
+            description: params.description.clone().unwrap_or_default(),
+            created_at: self.now(),
+            pipeline_spec: package.pipeline_spec,
+            platform_spec: package.platform_spec,
+            package_key: weir_artifacts::package_key(&pipeline_id, &version_id, file_name),
+            package_url: String::new(),
+            code_source_url: params.code_source_url.clone().unwrap_or_default(),
+            tags: parse_tags(&params.tags)?,
+        };
+        self.store_with_package(&version.package_key, bytes, || async {
+            self.store.create_pipeline_version(&version).await.map_err(ApiError::from)
+        })
+        .await?;
+        Ok(version)
+    }
+
+    fn pipeline_from_request(&self, body: &wire::Pipeline) -> ApiResult<Pipeline> {
+        let name = if body.name.trim().is_empty() { body.display_name.trim() } else { body.name.trim() }.to_string();
+        require(&name, "pipeline name (name or display_name)")?;
+        Ok(Pipeline {
+            id: new_id(),
+            display_name: if body.display_name.trim().is_empty() { name.clone() } else { body.display_name.clone() },
+            name,
+            description: body.description.clone(),
+            namespace: String::new(),
+            created_at: self.now(),
+            tags: body.tags.clone(),
+        })
+    }
+
+    /// A version from a request body: the spec must be given inline (`pipeline_spec`), since
+    /// weir does not fetch packages from URLs.
+    fn version_from_request(&self, pipeline: &Pipeline, body: &wire::PipelineVersion) -> ApiResult<(PipelineVersion, Bytes)> {
+        let Some(spec) = &body.pipeline_spec else {
+            let message = if body.package_url.as_ref().is_some_and(|u| !u.pipeline_url.is_empty()) {
+                "weir does not fetch pipeline packages from package_url; upload the package (POST /apis/v2beta1/pipelines/upload_version) or send pipeline_spec"
+            } else {
+                "pipeline_spec is required"
+            };
+            return Err(ApiError::invalid(message));
+        };
+        let package = inline_spec(spec)?;
+        let name = [&body.name, &body.display_name, &pipeline.name]
+            .into_iter()
+            .find(|n| !n.trim().is_empty())
+            .cloned()
+            .unwrap_or_default();
+        let version_id = new_id();
+        let bytes = Bytes::from(serde_json::to_vec_pretty(spec).unwrap_or_default());
+        let version = PipelineVersion {
+            id: version_id.clone(),
+            pipeline_id: pipeline.id.clone(),
+            display_name: if body.display_name.trim().is_empty() { name.clone() } else { body.display_name.clone() },
+            name,
+            description: body.description.clone(),
+            created_at: self.now(),
+            pipeline_spec: package.pipeline_spec,
+            platform_spec: package.platform_spec,
+            package_key: weir_artifacts::package_key(&pipeline.id, &version_id, "pipeline.json"),
+            package_url: String::new(),
+            code_source_url: body.code_source_url.clone(),
+            tags: body.tags.clone(),
+        };
+        Ok((version, bytes))
+    }
+
+    pub async fn create_pipeline(&self, body: &wire::Pipeline) -> ApiResult<Pipeline> {
+        let pipeline = self.pipeline_from_request(body)?;
+        self.store.create_pipeline(&pipeline, None).await?;
+        Ok(pipeline)
+    }
+
+    pub async fn create_pipeline_and_version(&self, body: &wire::CreatePipelineAndVersionRequest) -> ApiResult<(Pipeline, PipelineVersion)> {
+        let request = body.pipeline.clone().ok_or_else(|| ApiError::invalid("pipeline is required"))?;
+        let pipeline = self.pipeline_from_request(&request)?;
+        let version_request = body.pipeline_version.clone().unwrap_or_default();
+        let (mut version, bytes) = self.version_from_request(&pipeline, &version_request)?;
+        // The first version takes the pipeline's names, as in KFP.
+        version.name = pipeline.name.clone();
+        version.display_name = pipeline.display_name.clone();
+        if version.description.is_empty() {
+            version.description = pipeline.description.clone();
+        }
+        self.store_with_package(&version.package_key, bytes, || async {
+            self.store.create_pipeline(&pipeline, Some(&version)).await.map_err(ApiError::from)
+        })
+        .await?;
+        Ok((pipeline, version))
+    }
+
+    pub async fn create_pipeline_version(&self, pipeline_id: &str, body: &wire::PipelineVersion) -> ApiResult<PipelineVersion> {
+        if !body.pipeline_id.is_empty() && body.pipeline_id != pipeline_id {
+            return Err(ApiError::invalid(format!(
+                "the body names pipeline {} but the path names {pipeline_id}",
+                body.pipeline_id
+            )));
+        }
+        let pipeline = self.store.get_pipeline(pipeline_id).await?;
+        let (version, bytes) = self.version_from_request(&pipeline, body)?;
+        self.store_with_package(&version.package_key, bytes, || async {
+            self.store.create_pipeline_version(&version).await.map_err(ApiError::from)
+        })
+        .await?;
+        Ok(version)
+    }
+
+    /// Deletes a pipeline (with `cascade`, its versions too), then the packages of the deleted
+    /// versions. A package that cannot be removed is logged and left for `weir storage check`.
+    pub async fn delete_pipeline(&self, id: &str, cascade: bool) -> ApiResult<()> {
+        let versions = self.store.delete_pipeline(id, cascade).await?;
+        for version in versions {
+            self.remove_package(&version).await;
+        }
+        Ok(())
+    }
+
+    pub async fn delete_pipeline_version(&self, pipeline_id: &str, id: &str) -> ApiResult<()> {
+        let version = self.store.delete_pipeline_version(pipeline_id, id).await?;
+        self.remove_package(&version).await;
+        Ok(())
+    }
+
+    async fn remove_package(&self, version: &PipelineVersion) {
+        if let Err(e) = self.artifacts.delete(&version.package_key).await {
+            tracing::warn!(artifact.key = %version.package_key, error = %e, "could not remove the package of a deleted version");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_naming_follows_kfp() {
+        let mut p = UploadParams::default();
+        assert_eq!(upload_names(&p, "f.yaml"), ("f.yaml".into(), "f.yaml".into()));
+        p.display_name = Some("Shown".into());
+        assert_eq!(upload_names(&p, "f.yaml"), ("Shown".into(), "Shown".into()));
+        p.name = Some("n".into());
+        assert_eq!(upload_names(&p, "f.yaml"), ("n".into(), "Shown".into()));
+    }
+}

@@ -1,0 +1,125 @@
+//! Recurring runs: validation of triggers and creation. Firing belongs to the scheduler.
+
+use weir_api_model as wire;
+use weir_store::{RecurringRun, Trigger};
+
+use super::{new_id, require};
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+/// KFP bounds `max_concurrency` to 1..=10.
+const MAX_CONCURRENCY: i64 = 10;
+
+/// Checks a cron expression: six fields with seconds first (KFP's robfig/cron), or the
+/// five-field form without seconds.
+pub fn validate_cron(expression: &str) -> ApiResult<()> {
+    let fields = expression.split_whitespace().count();
+    if expression.trim().starts_with('@') {
+        let known = ["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"];
+        if known.contains(&expression.trim()) || expression.trim().starts_with("@every ") {
+            return Ok(());
+        }
+        return Err(ApiError::invalid(format!("invalid cron expression {expression:?}: unknown descriptor")));
+    }
+    if !(5..=6).contains(&fields) {
+        return Err(ApiError::invalid(format!(
+            "invalid cron expression {expression:?}: expected 6 fields (second minute hour day-of-month month day-of-week) or 5 without seconds, got {fields}"
+        )));
+    }
+    let pattern = if fields == 6 { expression.to_string() } else { format!("0 {expression}") };
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(&pattern)
+        .map_err(|e| ApiError::invalid(format!("invalid cron expression {expression:?}: {e}")))?;
+    Ok(())
+}
+
+fn ms(t: &Option<chrono::DateTime<chrono::Utc>>) -> Option<i64> {
+    t.map(|t| t.timestamp_millis())
+}
+
+fn trigger_from(request: &Option<wire::Trigger>) -> ApiResult<Trigger> {
+    let request = request.clone().unwrap_or_default();
+    let check_window = |start: Option<i64>, end: Option<i64>| match (start, end) {
+        (Some(s), Some(e)) if e <= s => Err(ApiError::invalid("the trigger's end_time must be after its start_time")),
+        _ => Ok(()),
+    };
+    match (request.cron_schedule, request.periodic_schedule) {
+        (Some(_), Some(_)) => Err(ApiError::invalid("a trigger is either cron_schedule or periodic_schedule, not both")),
+        (None, None) => Err(ApiError::invalid("a trigger is required: cron_schedule or periodic_schedule")),
+        (Some(cron), None) => {
+            validate_cron(&cron.cron)?;
+            let (start_time, end_time) = (ms(&cron.start_time), ms(&cron.end_time));
+            check_window(start_time, end_time)?;
+            Ok(Trigger::Cron { cron: cron.cron.trim().to_string(), start_time, end_time })
+        }
+        (None, Some(periodic)) => {
+            let interval_second = periodic.interval_second.unwrap_or(0);
+            if interval_second < 1 {
+                return Err(ApiError::invalid(format!(
+                    "periodic_schedule.interval_second must be at least 1, got {interval_second}"
+                )));
+            }
+            let (start_time, end_time) = (ms(&periodic.start_time), ms(&periodic.end_time));
+            check_window(start_time, end_time)?;
+            Ok(Trigger::Periodic { interval_second, start_time, end_time })
+        }
+    }
+}
+
+impl AppState {
+    pub async fn create_recurring_run(&self, body: &wire::RecurringRun) -> ApiResult<RecurringRun> {
+        require(&body.display_name, "display_name")?;
+        let max_concurrency = body.max_concurrency.unwrap_or(0);
+        if !(1..=MAX_CONCURRENCY).contains(&max_concurrency) {
+            return Err(ApiError::invalid(format!(
+                "max_concurrency must be between 1 and {MAX_CONCURRENCY}, got {max_concurrency}"
+            )));
+        }
+        let trigger = trigger_from(&body.trigger)?;
+        let source = self.resolve_source(&body.pipeline_spec, &body.pipeline_version_reference, &body.pipeline_version_id).await?;
+        let experiment_id = self.target_experiment(&body.experiment_id).await?;
+        let config = body.runtime_config.clone().unwrap_or_default();
+        let now = self.clock.now_ms();
+        let recurring_run = RecurringRun {
+            id: new_id(),
+            display_name: body.display_name.clone(),
+            description: body.description.clone(),
+            experiment_id,
+            namespace: String::new(),
+            pipeline_id: source.pipeline_id,
+            pipeline_version_id: source.pipeline_version_id,
+            pipeline_spec: source.pipeline_spec,
+            platform_spec: source.platform_spec,
+            parameters: config.parameters,
+            pipeline_root: config.pipeline_root,
+            service_account: body.service_account.clone(),
+            max_concurrency,
+            trigger,
+            // KFP: an unset mode is a disabled recurring run.
+            enabled: body.mode == "ENABLE",
+            no_catchup: body.no_catchup,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_recurring_run(&recurring_run).await?;
+        Ok(recurring_run)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron_forms() {
+        for ok in ["0 0 2 * * *", "*/5 * * * *", "0 30 9 * * MON-FRI", "@daily", "@every 1h"] {
+            validate_cron(ok).unwrap_or_else(|e| panic!("{ok}: {}", e.message));
+        }
+        for bad in ["", "* * *", "61 * * * * *", "0 0 25 * * *", "@sometimes", "a b c d e f"] {
+            assert!(validate_cron(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+}

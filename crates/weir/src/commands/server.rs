@@ -1,0 +1,108 @@
+//! `weir server`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracing_subscriber::EnvFilter;
+use weir_server::lifecycle::{open_storage, LifecycleError, Opened, UpgradePolicy};
+use weir_server::AppState;
+use weir_store::{Clock, SystemClock};
+use weir_store_sql::redact_url;
+
+use crate::config::{LogFormat, Settings, StorageArgs};
+
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Address to serve on (KFP's API port by default).
+    #[arg(long, env = "WEIR_LISTEN")]
+    pub listen: Option<String>,
+    /// Log output: compact text or one JSON object per line.
+    #[arg(long, env = "WEIR_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Migrate an older schema at start (`auto`) or refuse and ask for `weir storage upgrade`.
+    #[arg(long, env = "WEIR_UPGRADE", value_parser = parse_upgrade)]
+    pub upgrade: Option<UpgradePolicy>,
+}
+
+fn parse_upgrade(text: &str) -> Result<UpgradePolicy, String> {
+    match text {
+        "auto" => Ok(UpgradePolicy::Auto),
+        "manual" => Ok(UpgradePolicy::Manual),
+        other => Err(format!("expected auto or manual, got {other:?}")),
+    }
+}
+
+fn init_tracing(settings: &Settings) {
+    let filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new(&settings.log_level));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let _ = match settings.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Compact => builder.compact().try_init(),
+    };
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let settings = Settings::resolve(&args.storage, args.listen.as_deref(), args.log_format, args.upgrade)?;
+    init_tracing(&settings);
+    let (store, artifacts) = super::open_stores(&settings).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match open_storage(store.as_ref(), &artifacts, settings.upgrade, clock.now_ms()).await {
+        Ok(Opened::Initialised(identity)) => {
+            tracing::info!(storage.identity = %identity.id, "new storage initialised")
+        }
+        Ok(Opened::Adopted { identity, migrated }) => {
+            tracing::info!(storage.identity = %identity.id, migrated = ?migrated, "existing storage adopted")
+        }
+        Err(LifecycleError::Refused(message)) => {
+            eprintln!("weir: refusing to start: {message}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(LifecycleError::Store(message)) => anyhow::bail!("cannot open storage: {message}"),
+    }
+    let state = AppState::new(store.clone(), artifacts, clock);
+    state.default_experiment().await.map_err(|e| anyhow::anyhow!("cannot create the Default experiment: {}", e.message))?;
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    tracing::info!(
+        listen = %settings.listen,
+        metadata = %redact_url(&settings.metadata_url),
+        artifacts = %settings.artifacts_url,
+        deployment = %settings.name,
+        "weir serving the KFP v2beta1 API"
+    );
+    axum::serve(listener, weir_server::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    store.close().await;
+    tracing::info!("weir stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,259 @@
+//! Configuration, layered: defaults, then the `--config` file, then `WEIR_*` variables, then
+//! flags (clap merges the last two), then `validate`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use weir_artifacts::S3Settings;
+use weir_server::lifecycle::UpgradePolicy;
+
+pub const CONFIG_VERSION: u32 = 1;
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8888";
+pub const DEFAULT_DATA_DIR: &str = "./weir-data";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Compact,
+    Json,
+}
+
+/// The deployment config file (`weir.yaml`). Unknown keys are refused so a typo never
+/// silently falls back to a default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Format version of this file; must be 1.
+    pub version: u32,
+    /// The deployment's name (asked back before any purge).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub metadata: MetadataSection,
+    #[serde(default)]
+    pub artifacts: ArtifactsSection,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub upgrade: Option<UpgradePolicy>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataSection {
+    pub url: Option<String>,
+    pub max_connections: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactsSection {
+    pub url: Option<String>,
+    #[serde(default)]
+    pub s3: S3Settings,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    pub format: Option<LogFormat>,
+    pub level: Option<String>,
+}
+
+/// Storage settings shared by every command that opens the stores.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StorageArgs {
+    /// Deployment config file (YAML).
+    #[arg(long, env = "WEIR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Folder for the embedded default storage (SQLite file and artifact folder).
+    #[arg(long, env = "WEIR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Metadata store: sqlite://PATH, mysql://USER[:PASS]@HOST:PORT/DB or postgres://….
+    #[arg(long, env = "WEIR_METADATA")]
+    pub metadata: Option<String>,
+    /// Artifact store: file:///PATH, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX.
+    #[arg(long, env = "WEIR_ARTIFACTS")]
+    pub artifacts: Option<String>,
+    /// Endpoint of an S3-compatible server (else AWS_ENDPOINT_URL, else AWS).
+    #[arg(long, env = "WEIR_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (else AWS_REGION).
+    #[arg(long, env = "WEIR_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Deployment name.
+    #[arg(long, env = "WEIR_NAME")]
+    pub name: Option<String>,
+}
+
+/// Settings after layering and validation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub metadata_url: String,
+    pub max_connections: u32,
+    pub artifacts_url: String,
+    pub s3: S3Settings,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub upgrade: UpgradePolicy,
+}
+
+pub fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    let config: FileConfig =
+        serde_norway::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
+    if config.version != CONFIG_VERSION {
+        bail!(
+            "config file {} has version {}; this weir reads version {CONFIG_VERSION}",
+            path.display(),
+            config.version
+        );
+    }
+    Ok(config)
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(path).with_context(|| format!("cannot create the data folder {}", path.display()))?;
+    path.canonicalize().with_context(|| format!("cannot resolve {}", path.display()))
+}
+
+impl Settings {
+    pub fn resolve(
+        args: &StorageArgs,
+        listen: Option<&str>,
+        log_format: Option<LogFormat>,
+        upgrade: Option<UpgradePolicy>,
+    ) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig { version: CONFIG_VERSION, ..Default::default() },
+        };
+        let data_dir = args.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let metadata_url = match args.metadata.clone().or(file.metadata.url.clone()) {
+            Some(url) => url,
+            None => format!("sqlite://{}/weir.db", absolute(&data_dir)?.display()),
+        };
+        let artifacts_url = match args.artifacts.clone().or(file.artifacts.url.clone()) {
+            Some(url) => url,
+            None => format!("file://{}/artifacts", absolute(&data_dir)?.display()),
+        };
+        let mut s3 = file.artifacts.s3.clone();
+        if args.s3_endpoint.is_some() {
+            s3.endpoint = args.s3_endpoint.clone();
+        }
+        if args.s3_region.is_some() {
+            s3.region = args.s3_region.clone();
+        }
+        // Secrets come from the file or the environment, never from flags (they would show in `ps`).
+        if let Ok(v) = std::env::var("WEIR_S3_ACCESS_KEY_ID") {
+            s3.access_key_id = Some(v);
+        }
+        if let Ok(v) = std::env::var("WEIR_S3_SECRET_ACCESS_KEY") {
+            s3.secret_access_key = Some(v);
+        }
+        let listen_text = listen.map(str::to_string).or(file.server.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_text
+            .parse()
+            .with_context(|| format!("invalid listen address {listen_text:?} (expected HOST:PORT, e.g. 127.0.0.1:8888)"))?;
+        let settings = Settings {
+            name: args.name.clone().or(file.name.clone()).unwrap_or_else(|| "weir".into()),
+            listen,
+            metadata_url,
+            max_connections: file.metadata.max_connections.unwrap_or(10),
+            artifacts_url,
+            s3,
+            log_format: log_format.or(file.log.format).unwrap_or_default(),
+            log_level: file.log.level.clone().unwrap_or_else(|| "info".into()),
+            upgrade: upgrade.or(file.upgrade).unwrap_or_default(),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        weir_store_sql::Dialect::from_url(&self.metadata_url).map_err(|e| anyhow::anyhow!(e.to_string()))?;
+        let scheme = self.artifacts_url.split("://").next().unwrap_or_default();
+        if !["file", "s3", "gs", "az", "azure"].contains(&scheme) || !self.artifacts_url.contains("://") {
+            bail!("artifact store URL must start with file://, s3://, gs:// or az://, got {:?}", self.artifacts_url);
+        }
+        if self.max_connections == 0 {
+            bail!("metadata.max_connections must be at least 1");
+        }
+        if self.name.trim().is_empty() {
+            bail!("the deployment name must not be empty");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: Option<PathBuf>) -> StorageArgs {
+        StorageArgs { config, data_dir: None, metadata: None, artifacts: None, s3_endpoint: None, s3_region: None, name: None }
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.yaml");
+        std::fs::write(
+            &path,
+            "version: 1\nname: prod\nserver: {listen: '127.0.0.1:9999'}\nmetadata: {url: 'postgres://u@h/db'}\n\
+             artifacts: {url: 's3://b/p', s3: {endpoint: 'http://127.0.0.1:9000', secret_access_key: 'x'}}\nupgrade: auto\n",
+        )
+        .unwrap();
+        let mut a = args(Some(path.clone()));
+        let s = Settings::resolve(&a, None, None, None).unwrap();
+        assert_eq!(s.listen.port(), 9999);
+        assert_eq!(s.metadata_url, "postgres://u@h/db");
+        assert_eq!(s.upgrade, UpgradePolicy::Auto);
+        assert_eq!(s.name, "prod");
+        assert_eq!(s.s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        a.metadata = Some("sqlite:///tmp/x.db".into());
+        let s = Settings::resolve(&a, Some("127.0.0.1:1"), Some(LogFormat::Json), Some(UpgradePolicy::Manual)).unwrap();
+        assert_eq!(s.metadata_url, "sqlite:///tmp/x.db");
+        assert_eq!(s.listen.port(), 1);
+        assert_eq!(s.upgrade, UpgradePolicy::Manual);
+    }
+
+    #[test]
+    fn refuses_unknown_keys_and_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.yaml");
+        std::fs::write(&path, "version: 1\nmetadta: {url: x}\n").unwrap();
+        let e = format!("{:#}", load_file(&path).unwrap_err());
+        assert!(e.contains("metadta"), "{e}");
+        std::fs::write(&path, "version: 2\n").unwrap();
+        assert!(load_file(&path).is_err());
+        std::fs::write(&path, "version: 1\nartifacts: {url: 'ftp://x'}\n").unwrap();
+        assert!(Settings::resolve(&args(Some(path)), None, None, None).is_err());
+    }
+
+    #[test]
+    fn embedded_default_under_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(None);
+        a.data_dir = Some(dir.path().join("d"));
+        let s = Settings::resolve(&a, None, None, None).unwrap();
+        assert!(s.metadata_url.starts_with("sqlite:///") && s.metadata_url.ends_with("/d/weir.db"), "{}", s.metadata_url);
+        assert!(s.artifacts_url.starts_with("file:///") && s.artifacts_url.ends_with("/d/artifacts"));
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+    }
+}
