@@ -100,8 +100,8 @@ impl Filter {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        let json: Value = serde_json::from_str(text)
-            .map_err(|e| FilterError(format!("filter is not valid JSON: {e}")))?;
+        let json: Value =
+            serde_json::from_str(text).map_err(|e| FilterError(format!("filter is not valid JSON: {e}")))?;
         let Value::Object(obj) = json else {
             return err("filter must be a JSON object");
         };
@@ -156,10 +156,8 @@ fn parse_predicate(item: &Value) -> Result<Predicate, FilterError> {
             },
             "int_values" | "intValues" | "long_values" | "longValues" => {
                 let values = list_values(raw)?;
-                let ints = values
-                    .iter()
-                    .map(|v| value_to_i64(v).map_err(FilterError))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let ints =
+                    values.iter().map(|v| value_to_i64(v).map_err(FilterError)).collect::<Result<Vec<_>, _>>()?;
                 PredicateValue::Ints(ints)
             }
             "string_values" | "stringValues" => {
@@ -194,7 +192,11 @@ fn parse_predicate(item: &Value) -> Result<Predicate, FilterError> {
         return err(format!(
             "operation {} on {key:?} needs {}",
             operation.name(),
-            if operation == Operation::In { "a list value (int_values, long_values or string_values)" } else { "a single value" }
+            if operation == Operation::In {
+                "a list value (int_values, long_values or string_values)"
+            } else {
+                "a single value"
+            }
         ));
     }
     if operation == Operation::IsSubstring && !matches!(value, PredicateValue::String(_)) {

@@ -44,8 +44,7 @@ impl Cursor {
         let bytes = URL_SAFE_NO_PAD
             .decode(token.trim_end_matches('='))
             .map_err(|_| PageTokenError("not a token issued by this server".into()))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|_| PageTokenError("not a token issued by this server".into()))
+        serde_json::from_slice(&bytes).map_err(|_| PageTokenError("not a token issued by this server".into()))
     }
 }
 

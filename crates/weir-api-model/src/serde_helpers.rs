@@ -65,10 +65,7 @@ pub fn value_to_i64(value: &serde_json::Value) -> Result<i64, String> {
             .as_i64()
             .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
             .ok_or_else(|| format!("{n} is not an integer")),
-        serde_json::Value::String(s) => s
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| format!("{s:?} is not an integer")),
+        serde_json::Value::String(s) => s.trim().parse::<i64>().map_err(|_| format!("{s:?} is not an integer")),
         other => Err(format!("{other} is not an integer")),
     }
 }

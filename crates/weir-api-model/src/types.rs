@@ -300,17 +300,11 @@ impl<T: Serialize> ListResponse<T> {
     pub fn to_json(&self, items_key: &str) -> Value {
         let mut out = Map::new();
         if !self.items.is_empty() {
-            out.insert(
-                items_key.to_string(),
-                serde_json::to_value(&self.items).unwrap_or(Value::Null),
-            );
+            out.insert(items_key.to_string(), serde_json::to_value(&self.items).unwrap_or(Value::Null));
         }
         out.insert("total_size".into(), Value::from(self.total_size));
         if !self.next_page_token.is_empty() {
-            out.insert(
-                "next_page_token".into(),
-                Value::from(self.next_page_token.clone()),
-            );
+            out.insert("next_page_token".into(), Value::from(self.next_page_token.clone()));
         }
         Value::Object(out)
     }

@@ -39,7 +39,9 @@ pub type ArtifactResult<T> = Result<T, ArtifactError>;
 fn map_err(key: &str, e: object_store::Error) -> ArtifactError {
     match e {
         object_store::Error::NotFound { .. } => ArtifactError::NotFound(key.to_string()),
-        object_store::Error::InvalidPath { source } => ArtifactError::InvalidKey { key: key.to_string(), reason: source.to_string() },
+        object_store::Error::InvalidPath { source } => {
+            ArtifactError::InvalidKey { key: key.to_string(), reason: source.to_string() }
+        }
         other => ArtifactError::Unavailable(other.to_string()),
     }
 }
@@ -98,16 +100,18 @@ impl fmt::Debug for ArtifactStore {
 impl ArtifactStore {
     /// Opens the store a URL names. A `file://` folder is created if missing.
     pub fn open(url: &str, s3: &S3Settings) -> ArtifactResult<Self> {
-        let parsed = url::Url::parse(url).map_err(|e| ArtifactError::InvalidUrl(format!("invalid artifact store URL {url:?}: {e}")))?;
+        let parsed = url::Url::parse(url)
+            .map_err(|e| ArtifactError::InvalidUrl(format!("invalid artifact store URL {url:?}: {e}")))?;
         let prefix = parsed.path().trim_matches('/').to_string();
         let bucket = parsed.host_str().unwrap_or_default().to_string();
         let inner: Arc<dyn ObjectStore> = match parsed.scheme() {
             "file" => {
-                let path = parsed
-                    .to_file_path()
-                    .map_err(|_| ArtifactError::InvalidUrl(format!("{url:?} is not an absolute file URL (use file:///path)")))?;
-                std::fs::create_dir_all(&path)
-                    .map_err(|e| ArtifactError::Unavailable(format!("cannot create the artifact folder {}: {e}", path.display())))?;
+                let path = parsed.to_file_path().map_err(|_| {
+                    ArtifactError::InvalidUrl(format!("{url:?} is not an absolute file URL (use file:///path)"))
+                })?;
+                std::fs::create_dir_all(&path).map_err(|e| {
+                    ArtifactError::Unavailable(format!("cannot create the artifact folder {}: {e}", path.display()))
+                })?;
                 let local = LocalFileSystem::new_with_prefix(&path)
                     .map_err(|e| ArtifactError::Unavailable(e.to_string()))?
                     .with_automatic_cleanup(true);
@@ -162,11 +166,8 @@ impl ArtifactStore {
                 )))
             }
         };
-        let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
-            inner
-        } else {
-            Arc::new(PrefixStore::new(inner, Path::from(prefix)))
-        };
+        let inner: Arc<dyn ObjectStore> =
+            if prefix.is_empty() { inner } else { Arc::new(PrefixStore::new(inner, Path::from(prefix))) };
         Ok(Self { inner, url: url.to_string() })
     }
 

@@ -109,7 +109,11 @@ pub fn run(r: &domain::Run) -> wire::Run {
         state_history: r
             .state_history
             .iter()
-            .map(|s| wire::RuntimeStatus { update_time: time(s.update_time), state: s.state.as_str().to_string(), error: status(&s.error) })
+            .map(|s| wire::RuntimeStatus {
+                update_time: time(s.update_time),
+                state: s.state.as_str().to_string(),
+                error: status(&s.error),
+            })
             .collect(),
     }
 }
@@ -117,7 +121,11 @@ pub fn run(r: &domain::Run) -> wire::Run {
 pub fn trigger(t: &domain::Trigger) -> wire::Trigger {
     match t {
         domain::Trigger::Cron { cron, start_time, end_time } => wire::Trigger {
-            cron_schedule: Some(wire::CronSchedule { start_time: opt_time(*start_time), end_time: opt_time(*end_time), cron: cron.clone() }),
+            cron_schedule: Some(wire::CronSchedule {
+                start_time: opt_time(*start_time),
+                end_time: opt_time(*end_time),
+                cron: cron.clone(),
+            }),
             periodic_schedule: None,
         },
         domain::Trigger::Periodic { interval_second, start_time, end_time } => wire::Trigger {

@@ -44,9 +44,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 }
 
 fn serde_urlencoded_from<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
-    axum::extract::Query::<T>::try_from_uri(&format!("/?{query}").parse().map_err(|_| ApiError::invalid("invalid query string"))?)
-        .map(|q| q.0)
-        .map_err(|e| ApiError::invalid(format!("invalid query parameters: {e}")))
+    axum::extract::Query::<T>::try_from_uri(
+        &format!("/?{query}").parse().map_err(|_| ApiError::invalid("invalid query string"))?,
+    )
+    .map(|q| q.0)
+    .map_err(|e| ApiError::invalid(format!("invalid query parameters: {e}")))
 }
 
 /// Splits `id:verb` (KFP's custom-method paths) into the id and the verb.

@@ -107,13 +107,18 @@ pub async fn open_storage(
                 }
                 Some(_) => {}
             }
-            let newer: Vec<i64> = applied.iter().filter(|v| !known.contains(v)).copied().collect();
-            if !newer.is_empty() {
+            let head = known.iter().max().copied().unwrap_or_default();
+            let unknown: Vec<i64> = applied.iter().filter(|v| !known.contains(v)).copied().collect();
+            if let Some(newest) = unknown.iter().max().copied() {
+                if newest > head {
+                    return Err(LifecycleError::Refused(format!(
+                        "the metadata store has schema version {newest} but this weir knows versions up to {head}: \
+                         it was written by a newer weir. Run that version (an old binary never writes a newer schema)"
+                    )));
+                }
                 return Err(LifecycleError::Refused(format!(
-                    "the metadata store has schema version {} but this weir knows versions up to {}: \
-                     it was written by a newer weir. Run that version (an old binary never writes a newer schema)",
-                    newer.iter().max().copied().unwrap_or_default(),
-                    known.iter().max().copied().unwrap_or_default()
+                    "the metadata store has migration(s) {unknown:?} that this weir does not ship; it was migrated \
+                     by a different build of weir"
                 )));
             }
             let pending: Vec<i64> = known.iter().filter(|v| !applied.contains(v)).copied().collect();

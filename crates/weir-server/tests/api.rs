@@ -30,7 +30,9 @@ async fn healthz_and_not_found_shapes() {
 #[tokio::test]
 async fn upload_stores_the_spec_and_the_package() {
     let app = TestApp::new().await;
-    let r = app.upload(&format!("{V2}/pipelines/upload?name=tiny-one&description=d"), "tiny.yaml", SPEC_YAML.as_bytes()).await;
+    let r = app
+        .upload(&format!("{V2}/pipelines/upload?name=tiny-one&description=d"), "tiny.yaml", SPEC_YAML.as_bytes())
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let pipeline_id = r.body["pipeline_id"].as_str().unwrap().to_string();
     assert_eq!(r.body["name"], json!("tiny-one"));
@@ -50,11 +52,18 @@ async fn upload_stores_the_spec_and_the_package() {
 
     // A second version, by upload; then by JSON with an inline spec.
     let r = app
-        .upload(&format!("{V2}/pipelines/upload_version?name=v2&pipelineid={pipeline_id}"), "tiny.yaml", SPEC_YAML.as_bytes())
+        .upload(
+            &format!("{V2}/pipelines/upload_version?name=v2&pipelineid={pipeline_id}"),
+            "tiny.yaml",
+            SPEC_YAML.as_bytes(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let r = app
-        .post(&format!("{V2}/pipelines/{pipeline_id}/versions"), json!({"display_name": "v3", "pipeline_spec": spec_json()}))
+        .post(
+            &format!("{V2}/pipelines/{pipeline_id}/versions"),
+            json!({"display_name": "v3", "pipeline_spec": spec_json()}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let v3 = r.body["pipeline_version_id"].as_str().unwrap().to_string();
@@ -76,7 +85,8 @@ async fn upload_stores_the_spec_and_the_package() {
 #[tokio::test]
 async fn refused_uploads_leave_nothing() {
     let app = TestApp::new().await;
-    let cyclic = SPEC_YAML.replace("        taskInfo: {name: add}", "        taskInfo: {name: add}\n        dependentTasks: [add]");
+    let cyclic = SPEC_YAML
+        .replace("        taskInfo: {name: add}", "        taskInfo: {name: add}\n        dependentTasks: [add]");
     let unknown = SPEC_YAML.replace("componentRef: {name: comp-add}", "componentRef: {name: comp-nope}");
     let bad_name = SPEC_YAML.replace("name: tiny", "name: Tiny Pipeline");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -98,7 +108,10 @@ async fn refused_uploads_leave_nothing() {
     assert!(app.objects().await.is_empty());
 
     // A duplicate name is a 409, and its package is removed again.
-    assert_eq!(app.upload(&format!("{V2}/pipelines/upload?name=dup"), "p.yaml", SPEC_YAML.as_bytes()).await.status, StatusCode::OK);
+    assert_eq!(
+        app.upload(&format!("{V2}/pipelines/upload?name=dup"), "p.yaml", SPEC_YAML.as_bytes()).await.status,
+        StatusCode::OK
+    );
     let r = app.upload(&format!("{V2}/pipelines/upload?name=dup"), "p.yaml", SPEC_YAML.as_bytes()).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(app.objects().await.len(), 1);
@@ -144,9 +157,16 @@ async fn runs_lifecycle_through_the_api() {
     ] {
         assert_eq!(app.post(&format!("{V2}/runs"), bad.clone()).await.status, StatusCode::BAD_REQUEST, "{bad}");
     }
-    let r = app.post(&format!("{V2}/runs"), json!({"display_name": "x", "experiment_id": "nope", "pipeline_spec": spec_json()})).await;
+    let r = app
+        .post(
+            &format!("{V2}/runs"),
+            json!({"display_name": "x", "experiment_id": "nope", "pipeline_spec": spec_json()}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = app.send(axum::http::Request::post(format!("{V2}/runs")).body(axum::body::Body::from("{not json")).unwrap()).await;
+    let r = app
+        .send(axum::http::Request::post(format!("{V2}/runs")).body(axum::body::Body::from("{not json")).unwrap())
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
     // Terminate a pending run: CANCELED. Retry: PENDING again. Retry of a pending run: 409.
@@ -161,10 +181,16 @@ async fn runs_lifecycle_through_the_api() {
     assert_eq!(app.post(&format!("{V2}/runs/{run_id}:bogus"), json!(null)).await.status, StatusCode::NOT_FOUND);
 
     // Archive the experiment: its runs are archived and cannot be unarchived until it is.
-    assert_eq!(app.post(&format!("{V2}/experiments/{experiment_id}:archive"), json!(null)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.post(&format!("{V2}/experiments/{experiment_id}:archive"), json!(null)).await.status,
+        StatusCode::OK
+    );
     assert_eq!(app.get(&format!("{V2}/runs/{run_id}")).await.body["storage_state"], json!("ARCHIVED"));
     assert_eq!(app.post(&format!("{V2}/runs/{run_id}:unarchive"), json!(null)).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(app.post(&format!("{V2}/experiments/{experiment_id}:unarchive"), json!(null)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.post(&format!("{V2}/experiments/{experiment_id}:unarchive"), json!(null)).await.status,
+        StatusCode::OK
+    );
     assert_eq!(app.post(&format!("{V2}/runs/{run_id}:unarchive"), json!(null)).await.status, StatusCode::OK);
 
     // Lists: by experiment, filtered, sorted, paged.
@@ -198,12 +224,21 @@ async fn runs_from_a_pipeline_version() {
     let pipeline_id = r.body["pipeline_id"].as_str().unwrap().to_string();
     app.clock.advance(5_000);
     let v2 = app
-        .upload(&format!("{V2}/pipelines/upload_version?name=second&pipelineid={pipeline_id}"), "p.yaml", SPEC_YAML.as_bytes())
+        .upload(
+            &format!("{V2}/pipelines/upload_version?name=second&pipelineid={pipeline_id}"),
+            "p.yaml",
+            SPEC_YAML.as_bytes(),
+        )
         .await;
     let v2_id = v2.body["pipeline_version_id"].as_str().unwrap().to_string();
 
     // Naming only the pipeline takes its newest version.
-    let r = app.post(&format!("{V2}/runs"), json!({"display_name": "r", "pipeline_version_reference": {"pipeline_id": pipeline_id}})).await;
+    let r = app
+        .post(
+            &format!("{V2}/runs"),
+            json!({"display_name": "r", "pipeline_version_reference": {"pipeline_id": pipeline_id}}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["pipeline_version_reference"]["pipeline_version_id"], json!(v2_id));
     assert!(r.body.get("pipeline_spec").is_none());
@@ -234,7 +269,10 @@ async fn recurring_runs_validate_their_triggers() {
         ("/max_concurrency", json!(11)),
         ("/trigger", json!({"periodic_schedule": {"interval_second": 0}})),
         ("/trigger", json!({})),
-        ("/trigger", json!({"periodic_schedule": {"interval_second": 60, "start_time": "2030-01-02T00:00:00Z", "end_time": "2030-01-01T00:00:00Z"}})),
+        (
+            "/trigger",
+            json!({"periodic_schedule": {"interval_second": 60, "start_time": "2030-01-02T00:00:00Z", "end_time": "2030-01-01T00:00:00Z"}}),
+        ),
         ("/pipeline_spec", json!(null)),
     ] {
         let mut body = base.clone();
@@ -270,7 +308,8 @@ async fn metrics_count_requests() {
         .oneshot(axum::http::Request::get("/metrics").body(axum::body::Body::empty()).unwrap())
         .await
         .unwrap();
-    let text = String::from_utf8(axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap();
+    let text =
+        String::from_utf8(axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap();
     assert!(text.contains("weir_http_requests_total"), "{text}");
     assert!(text.contains("route=\"/apis/v2beta1/healthz\""), "{text}");
     assert!(text.contains("weir_http_request_duration_seconds_bucket"), "{text}");

@@ -45,9 +45,7 @@ pub fn read_package(file_name: &str, bytes: &[u8]) -> Result<Package, SpecError>
     if let Ok(package) = parse_documents(bytes) {
         return Ok(package);
     }
-    Err(SpecError::new(
-        "unexpected pipeline package format: send a .yaml, .yml or .json file, a .zip or a .tar.gz",
-    ))
+    Err(SpecError::new("unexpected pipeline package format: send a .yaml, .yml or .json file, a .zip or a .tar.gz"))
 }
 
 fn is_yaml_name(name: &str) -> bool {
@@ -81,9 +79,8 @@ fn from_zip(bytes: &[u8]) -> Result<Vec<u8>, SpecError> {
     if !is_yaml_name(&chosen) {
         return Err(SpecError::new(format!("expected a pipeline.yaml file inside the zip file, found {chosen:?}")));
     }
-    let file = archive
-        .by_name(&chosen)
-        .map_err(|e| SpecError::new(format!("cannot read {chosen} from the zip file: {e}")))?;
+    let file =
+        archive.by_name(&chosen).map_err(|e| SpecError::new(format!("cannot read {chosen} from the zip file: {e}")))?;
     limited_read(file, &chosen)
 }
 
@@ -119,7 +116,8 @@ fn parse_documents(bytes: &[u8]) -> Result<Package, SpecError> {
     let text = std::str::from_utf8(bytes).map_err(|_| SpecError::new("the package is not UTF-8 text"))?;
     let mut documents = Vec::new();
     for document in serde_norway::Deserializer::from_str(text) {
-        let value = Value::deserialize(document).map_err(|e| SpecError::new(format!("the package is not valid YAML or JSON: {e}")))?;
+        let value = Value::deserialize(document)
+            .map_err(|e| SpecError::new(format!("the package is not valid YAML or JSON: {e}")))?;
         if !value.is_null() {
             documents.push(value);
         }
@@ -157,9 +155,7 @@ fn from_documents(documents: Vec<Value>) -> Result<Package, SpecError> {
                 "the package is a KFP v1 (Argo workflow) pipeline; weir runs pipelines compiled by the kfp 2.x SDK",
             ));
         }
-        return Err(SpecError::new(
-            "the package is not a pipeline spec: a document has neither pipelineInfo nor root",
-        ));
+        return Err(SpecError::new("the package is not a pipeline spec: a document has neither pipelineInfo nor root"));
     }
     let Some(pipeline_spec) = pipeline_spec else {
         return Err(SpecError::new("the package holds no pipeline spec"));
@@ -203,7 +199,9 @@ mod tests {
         let spec: Value = serde_norway::from_str(SPEC).unwrap();
         let plain = serde_json::to_vec(&spec).unwrap();
         assert_eq!(read_package("p.json", &plain).unwrap().pipeline_spec, spec);
-        let wrapped = serde_json::to_vec(&serde_json::json!({"pipeline_spec": spec, "platform_spec": {"platforms": {}}})).unwrap();
+        let wrapped =
+            serde_json::to_vec(&serde_json::json!({"pipeline_spec": spec, "platform_spec": {"platforms": {}}}))
+                .unwrap();
         let package = read_package("p.json", &wrapped).unwrap();
         assert_eq!(package.pipeline_spec, spec);
         assert!(package.platform_spec.is_some());

@@ -23,7 +23,11 @@ fn object<'a>(value: &'a Value, what: &str) -> Result<&'a Map<String, Value>, Sp
     value.as_object().ok_or_else(|| SpecError::new(format!("{what} must be a mapping")))
 }
 
-fn optional_object<'a>(parent: &'a Map<String, Value>, key: &str, what: &str) -> Result<Option<&'a Map<String, Value>>, SpecError> {
+fn optional_object<'a>(
+    parent: &'a Map<String, Value>,
+    key: &str,
+    what: &str,
+) -> Result<Option<&'a Map<String, Value>>, SpecError> {
     match parent.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(value) => object(value, what).map(Some),
@@ -61,10 +65,13 @@ pub fn validate(spec: &Value) -> Result<(), SpecError> {
 
     let components = optional_object(spec, "components", "components")?.cloned().unwrap_or_default();
     let executors = match optional_object(spec, "deploymentSpec", "deploymentSpec")? {
-        Some(deployment) => optional_object(deployment, "executors", "deploymentSpec.executors")?.cloned().unwrap_or_default(),
+        Some(deployment) => {
+            optional_object(deployment, "executors", "deploymentSpec.executors")?.cloned().unwrap_or_default()
+        }
         None => Map::new(),
     };
-    let root = optional_object(spec, "root", "root")?.ok_or_else(|| SpecError::new("invalid pipeline spec: root is missing"))?;
+    let root = optional_object(spec, "root", "root")?
+        .ok_or_else(|| SpecError::new("invalid pipeline spec: root is missing"))?;
     if optional_object(root, "dag", "root.dag")?.is_none() {
         return err("invalid pipeline spec: root has no dag");
     }
@@ -110,8 +117,12 @@ impl Checker<'_> {
                 }
             }
             (None, Some(_)) => self.dag_of(name, body)?,
-            (Some(_), Some(_)) => return err(format!("invalid pipeline spec: component {name:?} has both an executorLabel and a dag")),
-            (None, None) => return err(format!("invalid pipeline spec: component {name:?} has neither an executorLabel nor a dag")),
+            (Some(_), Some(_)) => {
+                return err(format!("invalid pipeline spec: component {name:?} has both an executorLabel and a dag"))
+            }
+            (None, None) => {
+                return err(format!("invalid pipeline spec: component {name:?} has neither an executorLabel nor a dag"))
+            }
         }
         self.state.insert(name.to_string(), Visit::Done);
         Ok(())
@@ -134,9 +145,9 @@ impl Checker<'_> {
 
             let mut upstream: BTreeSet<String> = BTreeSet::new();
             if let Some(deps) = task.get("dependentTasks") {
-                let deps = deps
-                    .as_array()
-                    .ok_or_else(|| SpecError::new(format!("invalid pipeline spec: dependentTasks of {where_} must be a list")))?;
+                let deps = deps.as_array().ok_or_else(|| {
+                    SpecError::new(format!("invalid pipeline spec: dependentTasks of {where_} must be a list"))
+                })?;
                 for dep in deps {
                     let dep = dep.as_str().unwrap_or_default();
                     upstream.insert(dep.to_string());
@@ -149,9 +160,13 @@ impl Checker<'_> {
                     };
                     for (input, spec) in entries {
                         for key in ["taskOutputParameter", "taskOutputArtifact", "taskFinalStatus"] {
-                            if let Some(producer) = spec.get(key).and_then(|v| v.get("producerTask")).and_then(Value::as_str) {
+                            if let Some(producer) =
+                                spec.get(key).and_then(|v| v.get("producerTask")).and_then(Value::as_str)
+                            {
                                 if producer.is_empty() {
-                                    return err(format!("invalid pipeline spec: input {input:?} of {where_} has an empty producerTask"));
+                                    return err(format!(
+                                        "invalid pipeline spec: input {input:?} of {where_} has an empty producerTask"
+                                    ));
                                 }
                                 upstream.insert(producer.to_string());
                             }
@@ -170,14 +185,19 @@ impl Checker<'_> {
             edges.insert(task_name.as_str(), upstream);
         }
         if let Some(cycle) = find_cycle(&edges) {
-            return err(format!("invalid pipeline spec: tasks in {owner:?} form a dependency cycle: {}", cycle.join(" -> ")));
+            return err(format!(
+                "invalid pipeline spec: tasks in {owner:?} form a dependency cycle: {}",
+                cycle.join(" -> ")
+            ));
         }
         if let Some(outputs) = optional_object(&dag, "outputs", &format!("dag outputs of {owner:?}"))? {
             let mut producers = Vec::new();
             collect_producer_subtasks(&Value::Object(outputs.clone()), &mut producers);
             for producer in producers {
                 if !tasks.contains_key(&producer) {
-                    return err(format!("invalid pipeline spec: an output of {owner:?} comes from unknown task {producer:?}"));
+                    return err(format!(
+                        "invalid pipeline spec: an output of {owner:?} comes from unknown task {producer:?}"
+                    ));
                 }
             }
         }
@@ -289,11 +309,20 @@ mod tests {
         refused(|s| s.as_object_mut().unwrap().remove("pipelineInfo").map(|_| ()).unwrap_or(()), "pipelineInfo");
         refused(|s| s["schemaVersion"] = json!("3.0.0"), "schemaVersion");
         refused(|s| s.as_object_mut().unwrap().remove("root").map(|_| ()).unwrap_or(()), "root");
-        refused(|s| s["root"]["dag"]["tasks"]["first"]["componentRef"]["name"] = json!("comp-nope"), "unknown component");
+        refused(
+            |s| s["root"]["dag"]["tasks"]["first"]["componentRef"]["name"] = json!("comp-nope"),
+            "unknown component",
+        );
         refused(|s| s["components"]["comp-a"]["executorLabel"] = json!("exec-nope"), "exec-nope");
         refused(|s| s["root"]["dag"]["tasks"]["second"]["dependentTasks"] = json!(["ghost"]), "unknown task");
         refused(|s| s["root"]["dag"]["tasks"]["first"]["dependentTasks"] = json!(["second"]), "cycle");
-        refused(|s| s["components"]["comp-inner"]["dag"]["outputs"]["parameters"]["Output"]["valueFromParameter"]["producerSubtask"] = json!("zz"), "unknown task");
+        refused(
+            |s| {
+                s["components"]["comp-inner"]["dag"]["outputs"]["parameters"]["Output"]["valueFromParameter"]
+                    ["producerSubtask"] = json!("zz")
+            },
+            "unknown task",
+        );
         refused(
             |s| s["components"]["comp-inner"]["dag"]["tasks"]["loop"] = json!({"componentRef": {"name": "comp-inner"}}),
             "contains itself",

@@ -54,11 +54,7 @@ impl SqlStore {
             return Ok(Vec::new());
         }
         let sql = self.sql("SELECT version FROM _sqlx_migrations WHERE success = ? ORDER BY version");
-        on_pool!(self, |pool| sqlx::query_scalar::<_, i64>(&sql)
-            .bind(true)
-            .fetch_all(pool)
-            .await
-            .map_err(map_err))
+        on_pool!(self, |pool| sqlx::query_scalar::<_, i64>(&sql).bind(true).fetch_all(pool).await.map_err(map_err))
     }
 }
 
@@ -76,8 +72,7 @@ impl StoreAdmin for SqlStore {
         }
         let applied = self.applied_versions().await?;
         let identity_row = if has_identity_table {
-            self.fetch_optional::<IdentityRow>("SELECT id, created_at, initialising FROM storage_identity", &[])
-                .await?
+            self.fetch_optional::<IdentityRow>("SELECT id, created_at, initialising FROM storage_identity", &[]).await?
         } else {
             None
         };
@@ -112,12 +107,9 @@ impl StoreAdmin for SqlStore {
     }
 
     async fn finish_identity(&self) -> StoreResult<()> {
-        self.transaction(vec![Stmt::new(
-            "UPDATE storage_identity SET initialising = ?",
-            vec![Bind::Bool(false)],
-        )
-        .or_fail(StoreError::FailedPrecondition("the metadata store has no storage identity".into()))])
-        .await
+        self.transaction(vec![Stmt::new("UPDATE storage_identity SET initialising = ?", vec![Bind::Bool(false)])
+            .or_fail(StoreError::FailedPrecondition("the metadata store has no storage identity".into()))])
+            .await
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -140,8 +132,7 @@ mod tests {
     /// schema version means the same thing on every backend.
     #[test]
     fn migration_histories_do_not_drift() {
-        let reference: Vec<(i64, String)> =
-            SQLITE.iter().map(|m| (m.version, m.description.to_string())).collect();
+        let reference: Vec<(i64, String)> = SQLITE.iter().map(|m| (m.version, m.description.to_string())).collect();
         assert!(!reference.is_empty());
         for (dialect, migrator) in MIGRATORS.iter() {
             let versions: Vec<(i64, String)> =

@@ -60,9 +60,15 @@ impl ExperimentStore for SqlStore {
     async fn archive_experiment(&self, id: &str, now: i64) -> StoreResult<()> {
         let archived = Bind::Text(StorageState::Archived.as_str().into());
         self.transaction(vec![
-            Stmt::new("UPDATE experiments SET storage_state = ? WHERE id = ?", vec![archived.clone(), Bind::Text(id.into())])
-                .or_fail(StoreError::not_found("experiment", id)),
-            Stmt::new("UPDATE runs SET storage_state = ? WHERE experiment_id = ?", vec![archived, Bind::Text(id.into())]),
+            Stmt::new(
+                "UPDATE experiments SET storage_state = ? WHERE id = ?",
+                vec![archived.clone(), Bind::Text(id.into())],
+            )
+            .or_fail(StoreError::not_found("experiment", id)),
+            Stmt::new(
+                "UPDATE runs SET storage_state = ? WHERE experiment_id = ?",
+                vec![archived, Bind::Text(id.into())],
+            ),
             Stmt::new(
                 "UPDATE recurring_runs SET enabled = ?, updated_at = ? WHERE experiment_id = ? AND enabled = ?",
                 vec![Bind::Bool(false), Bind::Int(now), Bind::Text(id.into()), Bind::Bool(true)],
@@ -77,7 +83,7 @@ impl ExperimentStore for SqlStore {
             vec![Bind::Text(StorageState::Available.as_str().into()), Bind::Text(id.into())],
         )
         .or_fail(StoreError::not_found("experiment", id))])
-        .await
+            .await
     }
 
     async fn delete_experiment(&self, id: &str) -> StoreResult<()> {

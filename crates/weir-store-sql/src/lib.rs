@@ -11,8 +11,8 @@ mod pipelines;
 mod recurring_runs;
 mod rows;
 mod runs;
-mod text;
 pub mod testing;
+mod text;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -124,9 +124,8 @@ impl SqlStore {
     /// Connects to the database a URL names: `sqlite://PATH`, `mysql://…`, `postgres://…`.
     pub async fn connect(url: &str, settings: &ConnectSettings) -> StoreResult<Self> {
         let dialect = Dialect::from_url(url)?;
-        let bad_url = |e: sqlx::Error| {
-            StoreError::InvalidArgument(format!("invalid metadata URL {}: {e}", redact_url(url)))
-        };
+        let bad_url =
+            |e: sqlx::Error| StoreError::InvalidArgument(format!("invalid metadata URL {}: {e}", redact_url(url)));
         let pools = match dialect {
             Dialect::Sqlite => {
                 let options = SqliteConnectOptions::from_str(url)
@@ -172,9 +171,8 @@ impl SqlStore {
                 Pools::MySql(pool)
             }
             Dialect::Postgres => {
-                let options = PgConnectOptions::from_str(url)
-                    .map_err(bad_url)?
-                    .log_statements(tracing::log::LevelFilter::Trace);
+                let options =
+                    PgConnectOptions::from_str(url).map_err(bad_url)?.log_statements(tracing::log::LevelFilter::Trace);
                 if settings.create_database {
                     create_postgres_database(url, &options).await?;
                 }
@@ -225,19 +223,14 @@ fn database_name_is_plain(name: &str) -> bool {
 
 async fn create_mysql_database(url: &str, options: &MySqlConnectOptions) -> StoreResult<()> {
     let Some(database) = options.get_database().map(str::to_string) else {
-        return Err(StoreError::InvalidArgument(format!(
-            "the MySQL URL {} names no database",
-            redact_url(url)
-        )));
+        return Err(StoreError::InvalidArgument(format!("the MySQL URL {} names no database", redact_url(url))));
     };
     if !database_name_is_plain(&database) {
         return Ok(());
     }
     let server = options.clone().database("");
     let mut conn = server.connect().await.map_err(|e| unavailable(url, e))?;
-    let statement = format!(
-        "CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-    );
+    let statement = format!("CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
     sqlx::query(&statement).execute(&mut conn).await.map_err(map_err)?;
     Ok(())
 }
@@ -317,23 +310,6 @@ pub(crate) fn parse_json(text: &str, what: &str) -> StoreResult<serde_json::Valu
     serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("stored {what} is not valid JSON: {e}")))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(redact_url("mysql://u:secret@h:3306/db"), "mysql://u:***@h:3306/db");
-        assert_eq!(redact_url("sqlite:///x.db"), "sqlite:///x.db");
-    }
-
-    #[test]
-    fn dialect_from_url() {
-        assert_eq!(Dialect::from_url("postgresql://x").unwrap(), Dialect::Postgres);
-        assert!(Dialect::from_url("oracle://x").is_err());
-    }
-}
-
 /// One statement of a transaction. `on_zero_rows` aborts the transaction with that error when
 /// the statement matches no row (a missing parent, a failed compare-and-set).
 pub(crate) struct Stmt {
@@ -375,10 +351,7 @@ impl<T> AnyRow for T where
 impl SqlStore {
     pub(crate) async fn fetch_all<R: AnyRow>(&self, sql: &str, binds: &[Bind]) -> StoreResult<Vec<R>> {
         let sql = self.sql(sql);
-        on_pool!(self, |pool| bind_all!(sqlx::query_as::<_, R>(&sql), binds)
-            .fetch_all(pool)
-            .await
-            .map_err(map_err))
+        on_pool!(self, |pool| bind_all!(sqlx::query_as::<_, R>(&sql), binds).fetch_all(pool).await.map_err(map_err))
     }
 
     pub(crate) async fn fetch_optional<R: AnyRow>(&self, sql: &str, binds: &[Bind]) -> StoreResult<Option<R>> {
@@ -403,10 +376,7 @@ impl SqlStore {
             let mut tx = pool.begin().await.map_err(map_err)?;
             for stmt in statements {
                 let sql = self.sql(&stmt.sql);
-                let result = bind_all!(sqlx::query(&sql), &stmt.binds)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                let result = bind_all!(sqlx::query(&sql), &stmt.binds).execute(&mut *tx).await.map_err(map_err)?;
                 if result.rows_affected() == 0 {
                     if let Some(error) = stmt.on_zero_rows {
                         // Dropping the transaction rolls it back.
@@ -430,9 +400,25 @@ impl SqlStore {
         let rows = self
             .fetch_all::<R>(&format!("SELECT {columns} FROM {table}{}", built.page_tail), &built.page_binds)
             .await?;
-        let total = self
-            .count(&format!("SELECT COUNT(*) FROM {table}{}", built.count_where), &built.count_binds)
-            .await?;
+        let total =
+            self.count(&format!("SELECT COUNT(*) FROM {table}{}", built.count_where), &built.count_binds).await?;
         Ok((rows, total))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("mysql://u:secret@h:3306/db"), "mysql://u:***@h:3306/db");
+        assert_eq!(redact_url("sqlite:///x.db"), "sqlite:///x.db");
+    }
+
+    #[test]
+    fn dialect_from_url() {
+        assert_eq!(Dialect::from_url("postgresql://x").unwrap(), Dialect::Postgres);
+        assert!(Dialect::from_url("oracle://x").is_err());
     }
 }

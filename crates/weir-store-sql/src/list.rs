@@ -33,7 +33,9 @@ pub(crate) fn build(dialect: Dialect, query: &ListQuery) -> StoreResult<ListSql>
         let cmp = if query.descending { "<" } else { ">" };
         let sort_bind = match (query.sort.kind, value) {
             (FieldKind::Text, Value::String(s)) => Bind::Text(s.clone()),
-            (FieldKind::Time | FieldKind::Int, Value::Number(n)) if n.is_i64() => Bind::Int(n.as_i64().unwrap_or_default()),
+            (FieldKind::Time | FieldKind::Int, Value::Number(n)) if n.is_i64() => {
+                Bind::Int(n.as_i64().unwrap_or_default())
+            }
             _ => return Err(StoreError::InvalidArgument("invalid page token: sort value does not fit".into())),
         };
         if column == "id" {
@@ -100,10 +102,8 @@ fn predicate(
             if values.is_empty() {
                 return "1 = 0".into();
             }
-            let parts: Vec<String> = values
-                .iter()
-                .map(|s| second_predicate(column, Operation::Equals, *s, binds))
-                .collect();
+            let parts: Vec<String> =
+                values.iter().map(|s| second_predicate(column, Operation::Equals, *s, binds)).collect();
             format!("({})", parts.join(" OR "))
         }
     }

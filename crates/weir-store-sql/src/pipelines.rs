@@ -44,10 +44,9 @@ fn insert_version(v: &PipelineVersion) -> Stmt {
 
 fn pipeline_conflict(p: &Pipeline, e: StoreError) -> StoreError {
     match e {
-        StoreError::AlreadyExists(_) => StoreError::AlreadyExists(format!(
-            "a pipeline named {:?} already exists; choose another name",
-            p.name
-        )),
+        StoreError::AlreadyExists(_) => {
+            StoreError::AlreadyExists(format!("a pipeline named {:?} already exists; choose another name", p.name))
+        }
         other => other,
     }
 }
@@ -106,7 +105,9 @@ impl PipelineStore for SqlStore {
         self.get_pipeline(id).await?;
         let versions = self
             .fetch_all::<VersionRow>(
-                &format!("SELECT {VERSION_COLUMNS} FROM pipeline_versions WHERE pipeline_id = ? ORDER BY created_at, id"),
+                &format!(
+                    "SELECT {VERSION_COLUMNS} FROM pipeline_versions WHERE pipeline_id = ? ORDER BY created_at, id"
+                ),
                 &[Bind::Text(id.into())],
             )
             .await?
@@ -122,7 +123,8 @@ impl PipelineStore for SqlStore {
         }
         let mut statements = Vec::new();
         if cascade {
-            statements.push(Stmt::new("DELETE FROM pipeline_versions WHERE pipeline_id = ?", vec![Bind::Text(id.into())]));
+            statements
+                .push(Stmt::new("DELETE FROM pipeline_versions WHERE pipeline_id = ?", vec![Bind::Text(id.into())]));
         }
         statements.push(
             Stmt::new("DELETE FROM pipelines WHERE id = ?", vec![Bind::Text(id.into())])
@@ -144,9 +146,7 @@ impl PipelineStore for SqlStore {
 impl PipelineVersionStore for SqlStore {
     async fn create_pipeline_version(&self, version: &PipelineVersion) -> StoreResult<()> {
         self.get_pipeline(&version.pipeline_id).await?;
-        self.transaction(vec![insert_version(version)])
-            .await
-            .map_err(|e| version_conflict(version, e))
+        self.transaction(vec![insert_version(version)]).await.map_err(|e| version_conflict(version, e))
     }
 
     async fn get_pipeline_version(&self, pipeline_id: &str, id: &str) -> StoreResult<PipelineVersion> {

@@ -44,8 +44,10 @@ pub(crate) fn error_text(error: &Option<ErrorInfo>) -> Option<String> {
 }
 
 fn error_from(text: Option<Text>) -> StoreResult<Option<ErrorInfo>> {
-    text.map(|t| serde_json::from_str(&t.0).map_err(|e| StoreError::Internal(format!("stored error is not valid JSON: {e}"))))
-        .transpose()
+    text.map(|t| {
+        serde_json::from_str(&t.0).map_err(|e| StoreError::Internal(format!("stored error is not valid JSON: {e}")))
+    })
+    .transpose()
 }
 
 pub(crate) const PIPELINE_COLUMNS: &str = "id, name, display_name, description, namespace, created_at, tags";

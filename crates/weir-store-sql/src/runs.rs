@@ -63,7 +63,9 @@ impl SqlStore {
 impl RunStore for SqlStore {
     async fn create_run(&self, run: &Run) -> StoreResult<()> {
         let insert = Stmt::new(
-            format!("INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            format!(
+                "INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
             vec![
                 Bind::Text(run.id.clone()),
                 Bind::Text(run.experiment_id.clone()),
@@ -135,13 +137,14 @@ impl RunStore for SqlStore {
             vec![Bind::Text(state.as_str().into()), Bind::Text(id.into())],
         )
         .or_fail(StoreError::not_found("run", id))])
-        .await
+            .await
     }
 
     async fn delete_run(&self, id: &str) -> StoreResult<()> {
         self.transaction(vec![
             Stmt::new("DELETE FROM run_state_history WHERE run_id = ?", vec![Bind::Text(id.into())]),
-            Stmt::new("DELETE FROM runs WHERE id = ?", vec![Bind::Text(id.into())]).or_fail(StoreError::not_found("run", id)),
+            Stmt::new("DELETE FROM runs WHERE id = ?", vec![Bind::Text(id.into())])
+                .or_fail(StoreError::not_found("run", id)),
         ])
         .await
     }

@@ -82,3 +82,23 @@ impl TestDatabase {
         }
     }
 }
+
+/// Runs one SQL statement on a database, for tests that set up states the API cannot make
+/// (a schema from a newer weir, an interrupted migration).
+pub async fn execute_raw(url: &str, statement: &str) {
+    let dialect = Dialect::from_url(url).expect("dialect");
+    match dialect {
+        Dialect::Sqlite => {
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(url).unwrap().connect().await.unwrap();
+            sqlx::query(statement).execute(&mut conn).await.unwrap();
+        }
+        Dialect::MySql => {
+            let mut conn = sqlx::mysql::MySqlConnectOptions::from_str(url).unwrap().connect().await.unwrap();
+            sqlx::query(statement).execute(&mut conn).await.unwrap();
+        }
+        Dialect::Postgres => {
+            let mut conn = sqlx::postgres::PgConnectOptions::from_str(url).unwrap().connect().await.unwrap();
+            sqlx::query(statement).execute(&mut conn).await.unwrap();
+        }
+    }
+}

@@ -35,66 +35,66 @@ const fn f(api: &'static str, column: &'static str, kind: FieldKind) -> Field {
 use FieldKind::{Text, Time};
 
 const PIPELINE_FIELDS: &[Field] = &[
-                f("pipeline_id", "id", Text),
-                f("id", "id", Text),
-                f("display_name", "display_name", Text),
-                f("name", "name", Text),
-                f("created_at", "created_at", Time),
-                f("description", "description", Text),
-                f("namespace", "namespace", Text),
-            ];
+    f("pipeline_id", "id", Text),
+    f("id", "id", Text),
+    f("display_name", "display_name", Text),
+    f("name", "name", Text),
+    f("created_at", "created_at", Time),
+    f("description", "description", Text),
+    f("namespace", "namespace", Text),
+];
 
 const PIPELINE_VERSION_FIELDS: &[Field] = &[
-                f("pipeline_version_id", "id", Text),
-                f("id", "id", Text),
-                f("display_name", "display_name", Text),
-                f("name", "name", Text),
-                f("created_at", "created_at", Time),
-                f("description", "description", Text),
-                f("pipeline_id", "pipeline_id", Text),
-            ];
+    f("pipeline_version_id", "id", Text),
+    f("id", "id", Text),
+    f("display_name", "display_name", Text),
+    f("name", "name", Text),
+    f("created_at", "created_at", Time),
+    f("description", "description", Text),
+    f("pipeline_id", "pipeline_id", Text),
+];
 
 const EXPERIMENT_FIELDS: &[Field] = &[
-                f("experiment_id", "id", Text),
-                f("id", "id", Text),
-                f("display_name", "display_name", Text),
-                f("name", "display_name", Text),
-                f("created_at", "created_at", Time),
-                f("last_run_created_at", "last_run_created_at", Time),
-                f("description", "description", Text),
-                f("namespace", "namespace", Text),
-                f("storage_state", "storage_state", Text),
-            ];
+    f("experiment_id", "id", Text),
+    f("id", "id", Text),
+    f("display_name", "display_name", Text),
+    f("name", "display_name", Text),
+    f("created_at", "created_at", Time),
+    f("last_run_created_at", "last_run_created_at", Time),
+    f("description", "description", Text),
+    f("namespace", "namespace", Text),
+    f("storage_state", "storage_state", Text),
+];
 
 const RUN_FIELDS: &[Field] = &[
-                f("run_id", "id", Text),
-                f("id", "id", Text),
-                f("display_name", "display_name", Text),
-                f("name", "display_name", Text),
-                f("created_at", "created_at", Time),
-                f("finished_at", "finished_at", Time),
-                f("scheduled_at", "scheduled_at", Time),
-                f("description", "description", Text),
-                f("storage_state", "storage_state", Text),
-                f("state", "state", Text),
-                f("status", "state", Text),
-                f("namespace", "namespace", Text),
-                f("experiment_id", "experiment_id", Text),
-                f("recurring_run_id", "recurring_run_id", Text),
-                f("pipeline_version_id", "pipeline_version_id", Text),
-            ];
+    f("run_id", "id", Text),
+    f("id", "id", Text),
+    f("display_name", "display_name", Text),
+    f("name", "display_name", Text),
+    f("created_at", "created_at", Time),
+    f("finished_at", "finished_at", Time),
+    f("scheduled_at", "scheduled_at", Time),
+    f("description", "description", Text),
+    f("storage_state", "storage_state", Text),
+    f("state", "state", Text),
+    f("status", "state", Text),
+    f("namespace", "namespace", Text),
+    f("experiment_id", "experiment_id", Text),
+    f("recurring_run_id", "recurring_run_id", Text),
+    f("pipeline_version_id", "pipeline_version_id", Text),
+];
 
 const RECURRING_RUN_FIELDS: &[Field] = &[
-                f("recurring_run_id", "id", Text),
-                f("id", "id", Text),
-                f("display_name", "display_name", Text),
-                f("name", "display_name", Text),
-                f("created_at", "created_at", Time),
-                f("updated_at", "updated_at", Time),
-                f("description", "description", Text),
-                f("experiment_id", "experiment_id", Text),
-                f("namespace", "namespace", Text),
-            ];
+    f("recurring_run_id", "id", Text),
+    f("id", "id", Text),
+    f("display_name", "display_name", Text),
+    f("name", "display_name", Text),
+    f("created_at", "created_at", Time),
+    f("updated_at", "updated_at", Time),
+    f("description", "description", Text),
+    f("experiment_id", "experiment_id", Text),
+    f("namespace", "namespace", Text),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -208,9 +208,7 @@ impl ListQuery {
         let page_size = match page_size.map(str::trim).filter(|s| !s.is_empty()) {
             None => DEFAULT_PAGE_SIZE,
             Some(text) => {
-                let n: i64 = text
-                    .parse()
-                    .map_err(|_| invalid(format!("page_size {text:?} is not a number")))?;
+                let n: i64 = text.parse().map_err(|_| invalid(format!("page_size {text:?} is not a number")))?;
                 if n < 0 {
                     return Err(invalid(format!("page_size must not be negative, got {n}")));
                 }
@@ -242,10 +240,7 @@ impl ListQuery {
             None => None,
             Some(c) => {
                 if c.sort_key != sort_key || c.descending != descending {
-                    return Err(invalid(format!(
-                        "page token was made for sort_by {:?}, not {sort_by:?}",
-                        c.sort_key
-                    )));
+                    return Err(invalid(format!("page token was made for sort_by {:?}, not {sort_by:?}", c.sort_key)));
                 }
                 if !filter_text.is_empty() && c.filter != filter_text {
                     return Err(invalid("page token was made for another filter".into()));
@@ -328,19 +323,12 @@ fn parse_sort(sort_by: &str) -> StoreResult<Option<(String, bool)>> {
 }
 
 fn resolve_value(field: &Field, op: Operation, value: &PredicateValue) -> StoreResult<ResolvedValue> {
-    let mismatch = |what: &str| {
-        StoreError::InvalidArgument(format!(
-            "{} on {:?} cannot take {what}",
-            op.name(),
-            field.api
-        ))
-    };
+    let mismatch =
+        |what: &str| StoreError::InvalidArgument(format!("{} on {:?} cannot take {what}", op.name(), field.api));
     let resolved = match (field.kind, value) {
         (FieldKind::Text, PredicateValue::String(s)) => ResolvedValue::Text(s.clone()),
         (FieldKind::Text, PredicateValue::Strings(v)) => ResolvedValue::Texts(v.clone()),
-        (FieldKind::Text, PredicateValue::Int(i)) if op != Operation::IsSubstring => {
-            ResolvedValue::Text(i.to_string())
-        }
+        (FieldKind::Text, PredicateValue::Int(i)) if op != Operation::IsSubstring => ResolvedValue::Text(i.to_string()),
         (FieldKind::Time, PredicateValue::Int(i)) => ResolvedValue::Second(*i),
         (FieldKind::Time, PredicateValue::Ints(v)) => ResolvedValue::Seconds(v.clone()),
         (FieldKind::Time, PredicateValue::Timestamp(t)) => ResolvedValue::Second(t.timestamp()),
@@ -505,8 +493,24 @@ mod tests {
     fn token_is_bound_to_its_query() {
         let q = ListQuery::resolve(Entity::Pipeline, "", "display_name", Some("1"), "", &[]).unwrap();
         let rows = vec![
-            Pipeline { id: "a".into(), name: "a".into(), display_name: "a".into(), description: String::new(), namespace: String::new(), created_at: 1, tags: Default::default() },
-            Pipeline { id: "b".into(), name: "b".into(), display_name: "b".into(), description: String::new(), namespace: String::new(), created_at: 2, tags: Default::default() },
+            Pipeline {
+                id: "a".into(),
+                name: "a".into(),
+                display_name: "a".into(),
+                description: String::new(),
+                namespace: String::new(),
+                created_at: 1,
+                tags: Default::default(),
+            },
+            Pipeline {
+                id: "b".into(),
+                name: "b".into(),
+                display_name: "b".into(),
+                description: String::new(),
+                namespace: String::new(),
+                created_at: 2,
+                tags: Default::default(),
+            },
         ];
         let page = Page::from_rows(rows, 2, &q);
         assert_eq!(page.items.len(), 1);

@@ -155,16 +155,8 @@ impl Run {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
-    Cron {
-        cron: String,
-        start_time: Option<i64>,
-        end_time: Option<i64>,
-    },
-    Periodic {
-        interval_second: i64,
-        start_time: Option<i64>,
-        end_time: Option<i64>,
-    },
+    Cron { cron: String, start_time: Option<i64>, end_time: Option<i64> },
+    Periodic { interval_second: i64, start_time: Option<i64>, end_time: Option<i64> },
 }
 
 #[derive(Debug, Clone, PartialEq)]

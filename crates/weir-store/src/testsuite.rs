@@ -10,7 +10,8 @@ use serde_json::json;
 
 use crate::*;
 
-pub type Check = for<'a> fn(&'a dyn MetadataStore) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+pub type Check =
+    for<'a> fn(&'a dyn MetadataStore) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
 
 macro_rules! checks {
     ($($name:ident),+ $(,)?) => {
@@ -280,10 +281,8 @@ async fn runs_crud_history_and_transitions(store: &dyn MetadataStore) {
         canceled.state_history.iter().map(|s| s.state).collect::<Vec<_>>(),
         [RuntimeState::Pending, RuntimeState::Canceled]
     );
-    let err = store
-        .transition_run(&r.id, &[RuntimeState::Pending], RuntimeState::Running, None, 9_500)
-        .await
-        .unwrap_err();
+    let err =
+        store.transition_run(&r.id, &[RuntimeState::Pending], RuntimeState::Running, None, 9_500).await.unwrap_err();
     assert!(matches!(err, StoreError::FailedPrecondition(_)), "{err:?}");
     assert_eq!(store.get_run(&r.id).await.unwrap().state_history.len(), 2, "a refused transition writes nothing");
     let error = ErrorInfo { code: 9, message: "boom".into() };
@@ -293,10 +292,8 @@ async fn runs_crud_history_and_transitions(store: &dyn MetadataStore) {
         .unwrap();
     assert_eq!(failed.error, Some(error.clone()));
     assert_eq!(failed.state_history[2].error, Some(error));
-    let retried = store
-        .transition_run(&r.id, &[RuntimeState::Failed], RuntimeState::Pending, None, 11_000)
-        .await
-        .unwrap();
+    let retried =
+        store.transition_run(&r.id, &[RuntimeState::Failed], RuntimeState::Pending, None, 11_000).await.unwrap();
     assert_eq!(retried.finished_at, 0);
     assert!(matches!(
         store.transition_run("missing", &[RuntimeState::Pending], RuntimeState::Running, None, 1).await,
@@ -354,10 +351,7 @@ async fn list_filters(store: &dyn MetadataStore) {
         store.create_run(&r).await.unwrap();
         runs.push(r);
     }
-    store
-        .transition_run(&runs[2].id, &[RuntimeState::Pending], RuntimeState::Failed, None, 20_000)
-        .await
-        .unwrap();
+    store.transition_run(&runs[2].id, &[RuntimeState::Pending], RuntimeState::Failed, None, 20_000).await.unwrap();
 
     let names_for = |filter: &str| {
         let query = q(Entity::Run, filter, "", None, "", &scope);
@@ -380,7 +374,10 @@ async fn list_filters(store: &dyn MetadataStore) {
         names_for(&pred("NOT_EQUALS", "name", json!({"stringValue": "alpha"}))).await,
         ["Alpha", "beta", "gamma_1", "gamma%2"]
     );
-    assert_eq!(names_for(&pred("IS_SUBSTRING", "display_name", json!({"string_value": "lph"}))).await, ["alpha", "Alpha"]);
+    assert_eq!(
+        names_for(&pred("IS_SUBSTRING", "display_name", json!({"string_value": "lph"}))).await,
+        ["alpha", "Alpha"]
+    );
     assert_eq!(names_for(&pred("IS_SUBSTRING", "display_name", json!({"string_value": "Alp"}))).await, ["Alpha"]);
     assert_eq!(names_for(&pred("IS_SUBSTRING", "display_name", json!({"string_value": "%"}))).await, ["gamma%2"]);
     assert_eq!(names_for(&pred("IS_SUBSTRING", "display_name", json!({"string_value": "_"}))).await, ["gamma_1"]);
@@ -389,19 +386,28 @@ async fn list_filters(store: &dyn MetadataStore) {
         ["alpha", "beta"]
     );
     assert_eq!(names_for(&pred("EQUALS", "state", json!({"string_value": "FAILED"}))).await, ["beta"]);
-    assert_eq!(names_for(&pred("GREATER_THAN", "display_name", json!({"string_value": "b"}))).await, ["beta", "gamma_1", "gamma%2"]);
+    assert_eq!(
+        names_for(&pred("GREATER_THAN", "display_name", json!({"string_value": "b"}))).await,
+        ["beta", "gamma_1", "gamma%2"]
+    );
     assert_eq!(names_for(&pred("LESS_THAN_EQUALS", "display_name", json!({"string_value": "Alpha"}))).await, ["Alpha"]);
     // Times: seconds, as integers or RFC 3339.
     assert_eq!(names_for(&pred("EQUALS", "created_at", json!({"long_value": "11"}))).await, ["Alpha"]);
     assert_eq!(names_for(&pred("GREATER_THAN", "created_at", json!({"int_value": 12}))).await, ["gamma_1", "gamma%2"]);
-    assert_eq!(names_for(&pred("GREATER_THAN_EQUALS", "created_at", json!({"int_value": 13}))).await, ["gamma_1", "gamma%2"]);
+    assert_eq!(
+        names_for(&pred("GREATER_THAN_EQUALS", "created_at", json!({"int_value": 13}))).await,
+        ["gamma_1", "gamma%2"]
+    );
     assert_eq!(names_for(&pred("LESS_THAN", "created_at", json!({"int_value": 11}))).await, ["alpha"]);
     assert_eq!(names_for(&pred("LESS_THAN_EQUALS", "created_at", json!({"int_value": 11}))).await, ["alpha", "Alpha"]);
     assert_eq!(
         names_for(&pred("NOT_EQUALS", "created_at", json!({"timestamp_value": "1970-01-01T00:00:10Z"}))).await,
         ["Alpha", "beta", "gamma_1", "gamma%2"]
     );
-    assert_eq!(names_for(&pred("IN", "created_at", json!({"long_values": {"values": [10, "14"]}}))).await, ["alpha", "gamma%2"]);
+    assert_eq!(
+        names_for(&pred("IN", "created_at", json!({"long_values": {"values": [10, "14"]}}))).await,
+        ["alpha", "gamma%2"]
+    );
     // Several predicates are ANDed.
     let both = json!({"predicates": [
         {"operation": "IS_SUBSTRING", "key": "display_name", "string_value": "a"},
@@ -425,7 +431,9 @@ async fn list_sorting_and_paging(store: &dyn MetadataStore) {
     }
     let mut expected: Vec<(i64, String)> = created.iter().map(|r| (r.created_at, r.id.clone())).collect();
     expected.sort();
-    for (sort, descending) in [("", false), ("created_at", false), ("created_at desc", true), ("display_name DESC", true)] {
+    for (sort, descending) in
+        [("", false), ("created_at", false), ("created_at desc", true), ("display_name DESC", true)]
+    {
         let mut seen = Vec::new();
         let mut token = String::new();
         let mut pages = 0;
@@ -468,11 +476,10 @@ async fn paging_survives_inserts(store: &dyn MetadataStore) {
     for (i, name) in p_names.iter().enumerate() {
         store.create_pipeline(&pipeline(name, 100_000 + i as i64), None).await.unwrap();
     }
-    let filter = json!({"predicates": [{"operation": "IS_SUBSTRING", "key": "name", "string_value": prefix}]}).to_string();
-    let first = store
-        .list_pipelines(&q(Entity::Pipeline, &filter, "created_at desc", Some("2"), "", &[]))
-        .await
-        .unwrap();
+    let filter =
+        json!({"predicates": [{"operation": "IS_SUBSTRING", "key": "name", "string_value": prefix}]}).to_string();
+    let first =
+        store.list_pipelines(&q(Entity::Pipeline, &filter, "created_at desc", Some("2"), "", &[])).await.unwrap();
     assert_eq!(first.items.len(), 2);
     // A newer row arrives between pages: with keyset paging the next page neither repeats a
     // row nor skips one of the rows that existed before.

@@ -143,7 +143,8 @@ impl Settings {
             Some(path) => load_file(path)?,
             None => FileConfig { version: CONFIG_VERSION, ..Default::default() },
         };
-        let data_dir = args.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let data_dir =
+            args.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let metadata_url = match args.metadata.clone().or(file.metadata.url.clone()) {
             Some(url) => url,
             None => format!("sqlite://{}/weir.db", absolute(&data_dir)?.display()),
@@ -166,10 +167,11 @@ impl Settings {
         if let Ok(v) = std::env::var("WEIR_S3_SECRET_ACCESS_KEY") {
             s3.secret_access_key = Some(v);
         }
-        let listen_text = listen.map(str::to_string).or(file.server.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let listen = listen_text
-            .parse()
-            .with_context(|| format!("invalid listen address {listen_text:?} (expected HOST:PORT, e.g. 127.0.0.1:8888)"))?;
+        let listen_text =
+            listen.map(str::to_string).or(file.server.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_text.parse().with_context(|| {
+            format!("invalid listen address {listen_text:?} (expected HOST:PORT, e.g. 127.0.0.1:8888)")
+        })?;
         let settings = Settings {
             name: args.name.clone().or(file.name.clone()).unwrap_or_else(|| "weir".into()),
             listen,
@@ -206,7 +208,15 @@ mod tests {
     use super::*;
 
     fn args(config: Option<PathBuf>) -> StorageArgs {
-        StorageArgs { config, data_dir: None, metadata: None, artifacts: None, s3_endpoint: None, s3_region: None, name: None }
+        StorageArgs {
+            config,
+            data_dir: None,
+            metadata: None,
+            artifacts: None,
+            s3_endpoint: None,
+            s3_region: None,
+            name: None,
+        }
     }
 
     #[test]
@@ -252,7 +262,11 @@ mod tests {
         let mut a = args(None);
         a.data_dir = Some(dir.path().join("d"));
         let s = Settings::resolve(&a, None, None, None).unwrap();
-        assert!(s.metadata_url.starts_with("sqlite:///") && s.metadata_url.ends_with("/d/weir.db"), "{}", s.metadata_url);
+        assert!(
+            s.metadata_url.starts_with("sqlite:///") && s.metadata_url.ends_with("/d/weir.db"),
+            "{}",
+            s.metadata_url
+        );
         assert!(s.artifacts_url.starts_with("file:///") && s.artifacts_url.ends_with("/d/artifacts"));
         assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
     }

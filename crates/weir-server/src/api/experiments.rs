@@ -12,7 +12,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{split_verb, ApiJson, ApiQuery};
 use crate::AppState;
 
-pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<wire::Experiment>) -> ApiResult<Json<wire::Experiment>> {
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<wire::Experiment>,
+) -> ApiResult<Json<wire::Experiment>> {
     Ok(Json(convert::experiment(&state.create_experiment(&body).await?)))
 }
 

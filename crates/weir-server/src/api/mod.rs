@@ -21,7 +21,14 @@ pub(crate) fn empty() -> Json<Value> {
 }
 
 pub(crate) fn list_query(entity: Entity, params: &ListParams, scope: &[(&str, &str)]) -> ApiResult<ListQuery> {
-    Ok(ListQuery::resolve(entity, &params.filter, &params.sort_by, params.page_size.as_deref(), &params.page_token, scope)?)
+    Ok(ListQuery::resolve(
+        entity,
+        &params.filter,
+        &params.sort_by,
+        params.page_size.as_deref(),
+        &params.page_token,
+        scope,
+    )?)
 }
 
 pub(crate) fn list_json<T, W: serde::Serialize>(page: Page<T>, key: &str, convert: impl Fn(&T) -> W) -> Json<Value> {

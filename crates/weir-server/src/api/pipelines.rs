@@ -12,7 +12,10 @@ use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::AppState;
 
-pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<wire::Pipeline>) -> ApiResult<Json<wire::Pipeline>> {
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<wire::Pipeline>,
+) -> ApiResult<Json<wire::Pipeline>> {
     Ok(Json(convert::pipeline(&state.create_pipeline(&body).await?)))
 }
 
@@ -80,7 +83,10 @@ pub async fn list_versions(
     Ok(list_json(page, "pipeline_versions", convert::pipeline_version))
 }
 
-pub async fn delete_version(State(state): State<AppState>, Path((pipeline_id, id)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+pub async fn delete_version(
+    State(state): State<AppState>,
+    Path((pipeline_id, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     state.delete_pipeline_version(&pipeline_id, &id).await?;
     Ok(empty())
 }

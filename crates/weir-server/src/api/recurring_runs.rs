@@ -12,7 +12,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{split_verb, ApiJson, ApiQuery};
 use crate::AppState;
 
-pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<wire::RecurringRun>) -> ApiResult<Json<wire::RecurringRun>> {
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<wire::RecurringRun>,
+) -> ApiResult<Json<wire::RecurringRun>> {
     Ok(Json(convert::recurring_run(&state.create_recurring_run(&body).await?)))
 }
 

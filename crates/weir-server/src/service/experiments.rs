@@ -38,7 +38,9 @@ impl AppState {
         };
         match self.create_experiment(&request).await {
             Ok(e) => Ok(e),
-            Err(e) if e.code == Code::AlreadyExists => Ok(self.store.get_experiment_by_name("", DEFAULT_EXPERIMENT).await?),
+            Err(e) if e.code == Code::AlreadyExists => {
+                Ok(self.store.get_experiment_by_name("", DEFAULT_EXPERIMENT).await?)
+            }
             Err(e) => Err(e),
         }
     }

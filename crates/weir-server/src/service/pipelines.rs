@@ -28,9 +28,8 @@ pub struct UploadParams {
 /// `name`, else `display_name`, else the uploaded file's name, as KFP's `buildPipelineName`.
 fn upload_names(params: &UploadParams, file_name: &str) -> (String, String) {
     let nonempty = |v: &Option<String>| v.as_ref().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let name = nonempty(&params.name)
-        .or_else(|| nonempty(&params.display_name))
-        .unwrap_or_else(|| file_name.to_string());
+    let name =
+        nonempty(&params.name).or_else(|| nonempty(&params.display_name)).unwrap_or_else(|| file_name.to_string());
     let display_name = nonempty(&params.display_name).unwrap_or_else(|| name.clone());
     (name, display_name)
 }
@@ -38,7 +37,8 @@ fn upload_names(params: &UploadParams, file_name: &str) -> (String, String) {
 fn parse_tags(text: &Option<String>) -> ApiResult<BTreeMap<String, String>> {
     match text.as_deref().map(str::trim) {
         None | Some("") => Ok(BTreeMap::new()),
-        Some(text) => serde_json::from_str(text).map_err(|e| ApiError::invalid(format!("tags must be a JSON object of strings: {e}"))),
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| ApiError::invalid(format!("tags must be a JSON object of strings: {e}"))),
     }
 }
 
@@ -64,7 +64,12 @@ impl AppState {
         Ok(())
     }
 
-    pub async fn upload_pipeline(&self, params: &UploadParams, file_name: &str, bytes: Bytes) -> ApiResult<(Pipeline, PipelineVersion)> {
+    pub async fn upload_pipeline(
+        &self,
+        params: &UploadParams,
+        file_name: &str,
+        bytes: Bytes,
+    ) -> ApiResult<(Pipeline, PipelineVersion)> {
         let package = weir_spec::read_package(file_name, &bytes)?;
         weir_spec::validate(&package.pipeline_spec)?;
         let (name, display_name) = upload_names(params, file_name);
@@ -101,7 +106,12 @@ impl AppState {
         Ok((pipeline, version))
     }
 
-    pub async fn upload_pipeline_version(&self, params: &UploadParams, file_name: &str, bytes: Bytes) -> ApiResult<PipelineVersion> {
+    pub async fn upload_pipeline_version(
+        &self,
+        params: &UploadParams,
+        file_name: &str,
+        bytes: Bytes,
+    ) -> ApiResult<PipelineVersion> {
         let pipeline_id = params.pipelineid.clone().unwrap_or_default();
         require(&pipeline_id, "pipelineid")?;
         let package = weir_spec::read_package(file_name, &bytes)?;
@@ -146,7 +156,11 @@ impl AppState {
 
     /// A version from a request body: the spec must be given inline (`pipeline_spec`), since
     /// weir does not fetch packages from URLs.
-    fn version_from_request(&self, pipeline: &Pipeline, body: &wire::PipelineVersion) -> ApiResult<(PipelineVersion, Bytes)> {
+    fn version_from_request(
+        &self,
+        pipeline: &Pipeline,
+        body: &wire::PipelineVersion,
+    ) -> ApiResult<(PipelineVersion, Bytes)> {
         let Some(spec) = &body.pipeline_spec else {
             let message = if body.package_url.as_ref().is_some_and(|u| !u.pipeline_url.is_empty()) {
                 "weir does not fetch pipeline packages from package_url; upload the package (POST /apis/v2beta1/pipelines/upload_version) or send pipeline_spec"
@@ -186,7 +200,10 @@ impl AppState {
         Ok(pipeline)
     }
 
-    pub async fn create_pipeline_and_version(&self, body: &wire::CreatePipelineAndVersionRequest) -> ApiResult<(Pipeline, PipelineVersion)> {
+    pub async fn create_pipeline_and_version(
+        &self,
+        body: &wire::CreatePipelineAndVersionRequest,
+    ) -> ApiResult<(Pipeline, PipelineVersion)> {
         let request = body.pipeline.clone().ok_or_else(|| ApiError::invalid("pipeline is required"))?;
         let pipeline = self.pipeline_from_request(&request)?;
         let version_request = body.pipeline_version.clone().unwrap_or_default();
@@ -204,7 +221,11 @@ impl AppState {
         Ok((pipeline, version))
     }
 
-    pub async fn create_pipeline_version(&self, pipeline_id: &str, body: &wire::PipelineVersion) -> ApiResult<PipelineVersion> {
+    pub async fn create_pipeline_version(
+        &self,
+        pipeline_id: &str,
+        body: &wire::PipelineVersion,
+    ) -> ApiResult<PipelineVersion> {
         if !body.pipeline_id.is_empty() && body.pipeline_id != pipeline_id {
             return Err(ApiError::invalid(format!(
                 "the body names pipeline {} but the path names {pipeline_id}",

@@ -47,7 +47,9 @@ fn trigger_from(request: &Option<wire::Trigger>) -> ApiResult<Trigger> {
         _ => Ok(()),
     };
     match (request.cron_schedule, request.periodic_schedule) {
-        (Some(_), Some(_)) => Err(ApiError::invalid("a trigger is either cron_schedule or periodic_schedule, not both")),
+        (Some(_), Some(_)) => {
+            Err(ApiError::invalid("a trigger is either cron_schedule or periodic_schedule, not both"))
+        }
         (None, None) => Err(ApiError::invalid("a trigger is required: cron_schedule or periodic_schedule")),
         (Some(cron), None) => {
             validate_cron(&cron.cron)?;
@@ -79,7 +81,9 @@ impl AppState {
             )));
         }
         let trigger = trigger_from(&body.trigger)?;
-        let source = self.resolve_source(&body.pipeline_spec, &body.pipeline_version_reference, &body.pipeline_version_id).await?;
+        let source = self
+            .resolve_source(&body.pipeline_spec, &body.pipeline_version_reference, &body.pipeline_version_id)
+            .await?;
         let experiment_id = self.target_experiment(&body.experiment_id).await?;
         let config = body.runtime_config.clone().unwrap_or_default();
         let now = self.clock.now_ms();

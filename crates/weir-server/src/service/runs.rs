@@ -25,13 +25,21 @@ impl AppState {
         reference: &Option<wire::PipelineVersionReference>,
         deprecated_version_id: &str,
     ) -> ApiResult<Source> {
-        let mut reference = reference.clone().filter(|r| !r.pipeline_id.is_empty() || !r.pipeline_version_id.is_empty());
+        let mut reference =
+            reference.clone().filter(|r| !r.pipeline_id.is_empty() || !r.pipeline_version_id.is_empty());
         if reference.is_none() && !deprecated_version_id.is_empty() {
-            reference = Some(wire::PipelineVersionReference { pipeline_id: String::new(), pipeline_version_id: deprecated_version_id.into() });
+            reference = Some(wire::PipelineVersionReference {
+                pipeline_id: String::new(),
+                pipeline_version_id: deprecated_version_id.into(),
+            });
         }
         match (spec.as_ref().filter(|s| !s.is_null()), reference) {
-            (Some(_), Some(_)) => Err(ApiError::invalid("give either pipeline_spec or pipeline_version_reference, not both")),
-            (None, None) => Err(ApiError::invalid("a pipeline is required: give pipeline_spec or pipeline_version_reference")),
+            (Some(_), Some(_)) => {
+                Err(ApiError::invalid("give either pipeline_spec or pipeline_version_reference, not both"))
+            }
+            (None, None) => {
+                Err(ApiError::invalid("a pipeline is required: give pipeline_spec or pipeline_version_reference"))
+            }
             (Some(spec), None) => {
                 let package = inline_spec(spec)?;
                 Ok(Source {
@@ -44,7 +52,10 @@ impl AppState {
             (None, Some(reference)) => {
                 let version = if reference.pipeline_version_id.is_empty() {
                     self.store.get_pipeline(&reference.pipeline_id).await?;
-                    self.store.latest_pipeline_version(&reference.pipeline_id).await.map_err(|e| ApiError::new(Code::FailedPrecondition, e.to_string()))?
+                    self.store
+                        .latest_pipeline_version(&reference.pipeline_id)
+                        .await
+                        .map_err(|e| ApiError::new(Code::FailedPrecondition, e.to_string()))?
                 } else {
                     let version = self.store.get_pipeline_version("", &reference.pipeline_version_id).await?;
                     if !reference.pipeline_id.is_empty() && version.pipeline_id != reference.pipeline_id {
@@ -76,7 +87,9 @@ impl AppState {
 
     pub async fn create_run(&self, body: &wire::Run) -> ApiResult<Run> {
         require(&body.display_name, "display_name")?;
-        let source = self.resolve_source(&body.pipeline_spec, &body.pipeline_version_reference, &body.pipeline_version_id).await?;
+        let source = self
+            .resolve_source(&body.pipeline_spec, &body.pipeline_version_reference, &body.pipeline_version_id)
+            .await?;
         let experiment_id = self.target_experiment(&body.experiment_id).await?;
         let config = body.runtime_config.clone().unwrap_or_default();
         let now = self.clock.now_ms();
@@ -111,7 +124,11 @@ impl AppState {
     pub async fn terminate_run(&self, id: &str) -> ApiResult<()> {
         let now = self.clock.now_ms();
         let canceled = Some(ErrorInfo { code: 1, message: "the run was terminated".into() });
-        match self.store.transition_run(id, &[RuntimeState::Pending, RuntimeState::Paused], RuntimeState::Canceled, canceled, now).await {
+        match self
+            .store
+            .transition_run(id, &[RuntimeState::Pending, RuntimeState::Paused], RuntimeState::Canceled, canceled, now)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(weir_store::StoreError::FailedPrecondition(_)) => {
                 self.store.transition_run(id, &[RuntimeState::Running], RuntimeState::Canceling, None, now).await?;
@@ -124,7 +141,13 @@ impl AppState {
     /// Retry: a failed or canceled run goes back to PENDING (KFP answers 409 otherwise).
     pub async fn retry_run(&self, id: &str) -> ApiResult<()> {
         self.store
-            .transition_run(id, &[RuntimeState::Failed, RuntimeState::Canceled], RuntimeState::Pending, None, self.clock.now_ms())
+            .transition_run(
+                id,
+                &[RuntimeState::Failed, RuntimeState::Canceled],
+                RuntimeState::Pending,
+                None,
+                self.clock.now_ms(),
+            )
             .await
             .map_err(|e| match e {
                 weir_store::StoreError::FailedPrecondition(message) => {

@@ -64,7 +64,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         Err(LifecycleError::Store(message)) => anyhow::bail!("cannot open storage: {message}"),
     }
     let state = AppState::new(store.clone(), artifacts, clock);
-    state.default_experiment().await.map_err(|e| anyhow::anyhow!("cannot create the Default experiment: {}", e.message))?;
+    state
+        .default_experiment()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the Default experiment: {}", e.message))?;
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

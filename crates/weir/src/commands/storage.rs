@@ -43,7 +43,9 @@ async fn status(args: &StorageArgs, output: &str) -> anyhow::Result<ExitCode> {
     let marker = artifacts.read_identity().await?;
     let (db_identity, applied, known) = match &schema {
         SchemaState::Empty => (None, Vec::new(), weir_store_sql::migration_versions(store.dialect())),
-        SchemaState::Weir { identity, applied, known, .. } => (identity.clone().map(|i| i.id), applied.clone(), known.clone()),
+        SchemaState::Weir { identity, applied, known, .. } => {
+            (identity.clone().map(|i| i.id), applied.clone(), known.clone())
+        }
     };
     let pending: Vec<i64> = known.iter().filter(|v| !applied.contains(v)).copied().collect();
     let report = json!({
@@ -67,7 +69,10 @@ async fn status(args: &StorageArgs, output: &str) -> anyhow::Result<ExitCode> {
         println!("deployment:       {}", settings.name);
         println!("metadata store:   {}", report["metadata"]["url"].as_str().unwrap_or_default());
         println!("  identity:       {}", report["metadata"]["identity"].as_str().unwrap_or("(none)"));
-        println!("  schema version: {} (head {})", report["metadata"]["schema_version"], report["metadata"]["head_version"]);
+        println!(
+            "  schema version: {} (head {})",
+            report["metadata"]["schema_version"], report["metadata"]["head_version"]
+        );
         println!("  pending:        {}", report["metadata"]["pending_migrations"]);
         println!("artifact store:   {}", settings.artifacts_url);
         println!("  identity:       {}", report["artifacts"]["identity"].as_str().unwrap_or("(none)"));
@@ -95,7 +100,10 @@ async fn upgrade(args: &StorageArgs, dry_run: bool) -> anyhow::Result<ExitCode> 
     if dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
     match open_storage(store.as_ref(), &artifacts, UpgradePolicy::Auto, now).await {
         Ok(opened) => {
             eprintln!("upgraded storage {}", opened.identity().id);
