@@ -5,7 +5,10 @@
 //! accepts them. Validation checks everything a run would trip over later: unknown component
 //! or executor references, dependencies on missing tasks, cycles, the pipeline name rule.
 
+pub mod cel;
+pub mod ir;
 mod package;
+pub mod placeholders;
 mod validate;
 
 pub use package::{read_package, split_run_spec, Package, MAX_PACKAGE_BYTES};
