@@ -228,10 +228,30 @@ class WeirServer:
     process: subprocess.Popen
     metadata_url: str
     artifacts_url: str
-    extra: Dict[str, str] = field(default_factory=dict)
+    extra: Dict[str, str] = field(default_factory=dict)  # environment given to weir (S3)
 
     def log_tail(self, lines: int = 60) -> str:
         return log_tail(self.log_path, lines)
+
+    def put_object(self, key: str, data: bytes) -> str:
+        """Writes bytes into weir's artifact store under `key`, behind weir's back (as a user
+        would put a file in the bucket for dsl.importer), and returns the object's URI."""
+        base = self.artifacts_url.rstrip('/')
+        uri = f'{base}/{key}'
+        parts = urllib.parse.urlsplit(uri)
+        if parts.scheme == 'file':
+            path = Path(parts.path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        elif parts.scheme == 's3':
+            s3 = boto3.client('s3', endpoint_url=self.extra['AWS_ENDPOINT_URL'],
+                              region_name=self.extra.get('AWS_REGION', S3_REGION),
+                              aws_access_key_id=self.extra['AWS_ACCESS_KEY_ID'],
+                              aws_secret_access_key=self.extra['AWS_SECRET_ACCESS_KEY'])
+            s3.put_object(Bucket=parts.netloc, Key=parts.path.lstrip('/'), Body=data)
+        else:
+            raise ValueError(f'cannot write into artifact store {self.artifacts_url}')
+        return uri
 
 
 def start_weir(weir_bin: Path, backend: str, data_dir: Path, metadata_url: str,
@@ -242,11 +262,14 @@ def start_weir(weir_bin: Path, backend: str, data_dir: Path, metadata_url: str,
     log_path = data_dir / 'weir.log'
     argv = [str(weir_bin), 'server', '--listen', f'127.0.0.1:{port}',
             '--data-dir', str(data_dir), '--metadata', metadata_url,
-            '--artifacts', artifacts_url, '--log-format', 'json']
+            '--artifacts', artifacts_url, '--log-format', 'json',
+            # Steps run as local processes with this suite's interpreter, which has kfp, so
+            # lightweight Python components skip their pip preamble.
+            '--executor-python', sys.executable]
     with open(log_path, 'wb') as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=data_dir,
                                    env={**os.environ, **env})
-    server = WeirServer(backend, url, log_path, process, metadata_url, artifacts_url)
+    server = WeirServer(backend, url, log_path, process, metadata_url, artifacts_url, dict(env))
 
     healthz = f'{url}/apis/v2beta1/healthz'
     deadline = time.monotonic() + HEALTHZ_TIMEOUT_S

@@ -11,6 +11,7 @@ mod pipelines;
 mod recurring_runs;
 mod rows;
 mod runs;
+mod tasks;
 pub mod testing;
 mod text;
 
@@ -80,6 +81,7 @@ pub(crate) enum Bind {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    OptInt(Option<i64>),
     Bool(bool),
 }
 
@@ -92,6 +94,7 @@ macro_rules! bind_all {
                 $crate::Bind::Text(v) => query.bind(v.clone()),
                 $crate::Bind::OptText(v) => query.bind(v.clone()),
                 $crate::Bind::Int(v) => query.bind(*v),
+                $crate::Bind::OptInt(v) => query.bind(*v),
                 $crate::Bind::Bool(v) => query.bind(*v),
             };
         }

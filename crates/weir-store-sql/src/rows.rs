@@ -31,7 +31,7 @@ fn object(text: &str, what: &str) -> StoreResult<Map<String, Value>> {
     }
 }
 
-fn runtime_state(text: &str) -> StoreResult<RuntimeState> {
+pub(crate) fn runtime_state(text: &str) -> StoreResult<RuntimeState> {
     RuntimeState::parse(text).ok_or_else(|| StoreError::Internal(format!("unknown stored run state {text:?}")))
 }
 
@@ -43,7 +43,7 @@ pub(crate) fn error_text(error: &Option<ErrorInfo>) -> Option<String> {
     error.as_ref().map(|e| serde_json::to_string(e).unwrap_or_default())
 }
 
-fn error_from(text: Option<Text>) -> StoreResult<Option<ErrorInfo>> {
+pub(crate) fn error_from(text: Option<Text>) -> StoreResult<Option<ErrorInfo>> {
     text.map(|t| {
         serde_json::from_str(&t.0).map_err(|e| StoreError::Internal(format!("stored error is not valid JSON: {e}")))
     })
@@ -267,6 +267,120 @@ impl RecurringRow {
             no_catchup: self.no_catchup,
             created_at: self.created_at,
             updated_at: self.updated_at,
+        })
+    }
+}
+
+pub(crate) const TASK_COLUMNS: &str = "id, run_id, parent_id, name, display_name, kind, iteration_index, state, \
+     attempts, inputs, outputs, fingerprint, pipeline_name, cached, image, error, created_at, started_at, \
+     finished_at, retry_at, pid, state_history";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TaskRow {
+    id: Text,
+    run_id: Text,
+    parent_id: Text,
+    name: Text,
+    display_name: Text,
+    kind: Text,
+    iteration_index: Option<i64>,
+    state: Text,
+    attempts: i64,
+    inputs: Text,
+    outputs: Text,
+    fingerprint: Text,
+    pipeline_name: Text,
+    cached: bool,
+    image: Text,
+    error: Option<Text>,
+    created_at: i64,
+    started_at: i64,
+    finished_at: i64,
+    retry_at: i64,
+    pid: i64,
+    state_history: Text,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoredStateChange {
+    pub t: i64,
+    pub s: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<ErrorInfo>,
+}
+
+pub(crate) fn history_text(history: &[StateChange]) -> String {
+    let stored: Vec<StoredStateChange> = history
+        .iter()
+        .map(|h| StoredStateChange { t: h.update_time, s: h.state.as_str().to_string(), e: h.error.clone() })
+        .collect();
+    serde_json::to_string(&stored).unwrap_or_else(|_| "[]".into())
+}
+
+impl TaskRow {
+    pub(crate) fn into_domain(self) -> StoreResult<Task> {
+        let stored: Vec<StoredStateChange> = serde_json::from_str(&self.state_history.0)
+            .map_err(|e| StoreError::Internal(format!("stored task history is not valid: {e}")))?;
+        let state_history = stored
+            .into_iter()
+            .map(|s| Ok(StateChange { update_time: s.t, state: runtime_state(&s.s)?, error: s.e }))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Task {
+            id: self.id.0,
+            run_id: self.run_id.0,
+            parent_id: self.parent_id.0,
+            name: self.name.0,
+            display_name: self.display_name.0,
+            kind: TaskKind::parse(&self.kind.0)
+                .ok_or_else(|| StoreError::Internal(format!("unknown stored task kind {:?}", self.kind.0)))?,
+            iteration_index: self.iteration_index,
+            state: runtime_state(&self.state.0)?,
+            attempts: self.attempts,
+            inputs: parse_json(&self.inputs.0, "task inputs")?,
+            outputs: parse_json(&self.outputs.0, "task outputs")?,
+            fingerprint: self.fingerprint.0,
+            pipeline_name: self.pipeline_name.0,
+            cached: self.cached,
+            image: self.image.0,
+            error: error_from(self.error)?,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            retry_at: self.retry_at,
+            pid: self.pid,
+            state_history,
+        })
+    }
+}
+
+pub(crate) const ARTIFACT_COLUMNS: &str =
+    "id, run_id, task_id, name, uri, schema_title, schema_version, metadata, created_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ArtifactRow {
+    id: i64,
+    run_id: Text,
+    task_id: Text,
+    name: Text,
+    uri: Text,
+    schema_title: Text,
+    schema_version: Text,
+    metadata: Text,
+    created_at: i64,
+}
+
+impl ArtifactRow {
+    pub(crate) fn into_domain(self) -> StoreResult<Artifact> {
+        Ok(Artifact {
+            id: self.id,
+            run_id: self.run_id.0,
+            task_id: self.task_id.0,
+            name: self.name.0,
+            uri: self.uri.0,
+            schema_title: self.schema_title.0,
+            schema_version: self.schema_version.0,
+            metadata: parse_json(&self.metadata.0, "artifact metadata")?,
+            created_at: self.created_at,
         })
     }
 }

@@ -8,7 +8,7 @@ use weir_store::*;
 use crate::rows::{error_text, RunRow, StateRow, RUN_COLUMNS};
 use crate::{json_text, Bind, SqlStore, Stmt};
 
-fn history_insert(run_id: &str, state: RuntimeState, error: &Option<ErrorInfo>, now: i64) -> Stmt {
+pub(crate) fn history_insert(run_id: &str, state: RuntimeState, error: &Option<ErrorInfo>, now: i64) -> Stmt {
     Stmt::new(
         "INSERT INTO run_state_history (run_id, seq, update_time, state, error) \
          SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM run_state_history WHERE run_id = ?",
@@ -143,6 +143,8 @@ impl RunStore for SqlStore {
     async fn delete_run(&self, id: &str) -> StoreResult<()> {
         self.transaction(vec![
             Stmt::new("DELETE FROM run_state_history WHERE run_id = ?", vec![Bind::Text(id.into())]),
+            Stmt::new("DELETE FROM tasks WHERE run_id = ?", vec![Bind::Text(id.into())]),
+            Stmt::new("DELETE FROM artifacts WHERE run_id = ?", vec![Bind::Text(id.into())]),
             Stmt::new("DELETE FROM runs WHERE id = ?", vec![Bind::Text(id.into())])
                 .or_fail(StoreError::not_found("run", id)),
         ])

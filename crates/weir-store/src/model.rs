@@ -204,3 +204,109 @@ pub enum SchemaState {
         known: Vec<i64>,
     },
 }
+
+string_enum!(
+    /// What a task row stands for.
+    TaskKind {
+        Dag = "dag",
+        Loop = "loop",
+        Iteration = "iteration",
+        Container = "container",
+        Importer = "importer",
+    }
+);
+
+/// One node of a run's execution: a DAG (the root, a sub-pipeline, a condition), a loop, one
+/// loop iteration, a container step or an importer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: String,
+    pub run_id: String,
+    /// Empty for the root DAG.
+    pub parent_id: String,
+    /// The task's key in its DAG (`"root"` for the root); `"iteration"` for loop iterations.
+    pub name: String,
+    pub display_name: String,
+    pub kind: TaskKind,
+    pub iteration_index: Option<i64>,
+    pub state: RuntimeState,
+    /// Launches so far (1 after the first).
+    pub attempts: i64,
+    /// `{"parameters": {…}, "artifacts": {name: [artifact id, …]}}`; loops also keep `"items"`.
+    pub inputs: Value,
+    /// `{"parameters": {…}, "artifacts": {name: [artifact id, …]}}`.
+    pub outputs: Value,
+    /// Cache fingerprint (empty when caching is off for the task).
+    pub fingerprint: String,
+    /// `pipelineInfo.name` of the run's pipeline: the cache's scope.
+    pub pipeline_name: String,
+    /// True when the outputs were taken from the cache instead of running the step.
+    pub cached: bool,
+    pub image: String,
+    pub error: Option<ErrorInfo>,
+    pub created_at: i64,
+    pub started_at: i64,
+    pub finished_at: i64,
+    /// A pending step does not start before this time (retry backoff).
+    pub retry_at: i64,
+    /// Process (group) id of the running attempt, so a restarted weir can stop it.
+    pub pid: i64,
+    pub state_history: Vec<StateChange>,
+}
+
+impl Task {
+    /// Moves the task to a new state, recording it in the history.
+    pub fn set_state(&mut self, state: RuntimeState, error: Option<ErrorInfo>, now: i64) {
+        self.state = state;
+        self.error = error.clone();
+        if state.is_terminal() {
+            self.finished_at = now;
+        }
+        self.state_history.push(StateChange { update_time: now, state, error });
+    }
+}
+
+/// An artifact produced (or imported) by a task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Artifact {
+    /// int64, as KFP's artifact ids are.
+    pub id: i64,
+    pub run_id: String,
+    pub task_id: String,
+    /// The output key it was produced under.
+    pub name: String,
+    pub uri: String,
+    pub schema_title: String,
+    pub schema_version: String,
+    pub metadata: Value,
+    pub created_at: i64,
+}
+
+/// A run's change of state, applied only if the run is in one of `from`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunTransition {
+    pub from: Vec<RuntimeState>,
+    pub to: RuntimeState,
+    pub error: Option<ErrorInfo>,
+    pub now: i64,
+}
+
+/// One step of the engine, written atomically (before the actions it causes are carried out).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    pub new_tasks: Vec<Task>,
+    pub changed_tasks: Vec<Task>,
+    pub deleted_tasks: Vec<String>,
+    pub new_artifacts: Vec<Artifact>,
+    pub run: Option<RunTransition>,
+}
+
+impl Progress {
+    pub fn is_empty(&self) -> bool {
+        self.new_tasks.is_empty()
+            && self.changed_tasks.is_empty()
+            && self.deleted_tasks.is_empty()
+            && self.new_artifacts.is_empty()
+            && self.run.is_none()
+    }
+}

@@ -32,6 +32,7 @@ checks!(
     list_filters,
     list_sorting_and_paging,
     paging_survives_inserts,
+    tasks_and_artifacts,
 );
 
 /// Runs every check in order, panicking with the check's name on the first failure.
@@ -494,4 +495,131 @@ async fn paging_survives_inserts(store: &dyn MetadataStore) {
     let mut expected: Vec<String> = p_names.clone();
     expected.reverse();
     assert_eq!(seen, expected);
+}
+
+pub fn task(run_id: &str, name: &str, kind: TaskKind, now: i64) -> Task {
+    Task {
+        id: uid("t"),
+        run_id: run_id.into(),
+        parent_id: String::new(),
+        name: name.into(),
+        display_name: name.into(),
+        kind,
+        iteration_index: None,
+        state: RuntimeState::Pending,
+        attempts: 0,
+        inputs: json!({"parameters": {"n": 3}}),
+        outputs: json!({}),
+        fingerprint: String::new(),
+        pipeline_name: "p".into(),
+        cached: false,
+        image: "python:3.11".into(),
+        error: None,
+        created_at: now,
+        started_at: 0,
+        finished_at: 0,
+        retry_at: 0,
+        pid: 0,
+        state_history: vec![StateChange { update_time: now, state: RuntimeState::Pending, error: None }],
+    }
+}
+
+async fn tasks_and_artifacts(store: &dyn MetadataStore) {
+    let e = experiment(&uid("tasks"), 1_000);
+    store.create_experiment(&e).await.unwrap();
+    let r = run(&e.id, "exec", 2_000);
+    store.create_run(&r).await.unwrap();
+    assert!(store.active_runs().await.unwrap().contains(&r.id));
+
+    let root = task(&r.id, "root", TaskKind::Dag, 2_000);
+    let mut step = task(&r.id, "step", TaskKind::Container, 2_001);
+    step.parent_id = root.id.clone();
+    step.iteration_index = Some(4);
+    let progress = Progress {
+        new_tasks: vec![root.clone(), step.clone()],
+        run: Some(RunTransition {
+            from: vec![RuntimeState::Pending],
+            to: RuntimeState::Running,
+            error: None,
+            now: 2_002,
+        }),
+        ..Default::default()
+    };
+    store.save_progress(&r.id, &progress).await.unwrap();
+    assert_eq!(store.get_run(&r.id).await.unwrap().state, RuntimeState::Running);
+    assert_eq!(store.list_tasks(&r.id).await.unwrap(), vec![root.clone(), step.clone()]);
+
+    // A step succeeds with an artifact and a fingerprint; the cache finds it.
+    step.set_state(RuntimeState::Succeeded, None, 3_000);
+    step.fingerprint = "f".repeat(64);
+    step.attempts = 1;
+    step.outputs = json!({"parameters": {"Output": 9}, "artifacts": {"model": [77]}});
+    let artifact = Artifact {
+        id: 77 + (uuid::Uuid::new_v4().as_u128() as i64 & 0xffff_ffff) * 1000,
+        run_id: r.id.clone(),
+        task_id: step.id.clone(),
+        name: "model".into(),
+        uri: "s3://b/k/model".into(),
+        schema_title: "system.Model".into(),
+        schema_version: "0.0.1".into(),
+        metadata: json!({"accuracy": 0.9}),
+        created_at: 3_000,
+    };
+    store
+        .save_progress(
+            &r.id,
+            &Progress {
+                changed_tasks: vec![step.clone()],
+                new_artifacts: vec![artifact.clone()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.find_cached("p", &step.fingerprint).await.unwrap(), Some(step.clone()));
+    assert_eq!(store.find_cached("other-pipeline", &step.fingerprint).await.unwrap(), None);
+    assert_eq!(store.list_artifacts(&r.id).await.unwrap(), vec![artifact.clone()]);
+    assert_eq!(store.get_artifacts(&[artifact.id, 1]).await.unwrap(), vec![artifact.clone()]);
+
+    // A transition whose source state does not hold writes nothing at all.
+    let mut late = step.clone();
+    late.display_name = "changed".into();
+    let err = store
+        .save_progress(
+            &r.id,
+            &Progress {
+                changed_tasks: vec![late],
+                run: Some(RunTransition {
+                    from: vec![RuntimeState::Pending],
+                    to: RuntimeState::Failed,
+                    error: None,
+                    now: 4_000,
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Aborted(_)), "{err:?}");
+    assert_eq!(store.list_tasks(&r.id).await.unwrap()[1].display_name, "step");
+
+    let finish = Progress {
+        deleted_tasks: vec![root.id.clone()],
+        run: Some(RunTransition {
+            from: vec![RuntimeState::Running],
+            to: RuntimeState::Succeeded,
+            error: None,
+            now: 5_000,
+        }),
+        ..Default::default()
+    };
+    store.save_progress(&r.id, &finish).await.unwrap();
+    let done = store.get_run(&r.id).await.unwrap();
+    assert_eq!(done.state, RuntimeState::Succeeded);
+    assert_eq!(done.finished_at, 5_000);
+    assert!(!store.active_runs().await.unwrap().contains(&r.id));
+    assert_eq!(store.list_tasks(&r.id).await.unwrap().len(), 1);
+    store.delete_run(&r.id).await.unwrap();
+    assert!(store.list_tasks(&r.id).await.unwrap().is_empty());
+    assert!(store.list_artifacts(&r.id).await.unwrap().is_empty());
 }

@@ -98,11 +98,26 @@ pub trait StoreAdmin: Send + Sync {
 
 /// Everything the server needs from a metadata store.
 pub trait MetadataStore:
-    PipelineStore + PipelineVersionStore + ExperimentStore + RunStore + RecurringRunStore + StoreAdmin
+    PipelineStore + PipelineVersionStore + ExperimentStore + RunStore + RecurringRunStore + TaskStore + StoreAdmin
 {
 }
 
 impl<T> MetadataStore for T where
-    T: PipelineStore + PipelineVersionStore + ExperimentStore + RunStore + RecurringRunStore + StoreAdmin
+    T: PipelineStore + PipelineVersionStore + ExperimentStore + RunStore + RecurringRunStore + TaskStore + StoreAdmin
 {
+}
+
+/// What the engine reads and writes.
+#[async_trait]
+pub trait TaskStore: Send + Sync {
+    async fn list_tasks(&self, run_id: &str) -> StoreResult<Vec<Task>>;
+    async fn list_artifacts(&self, run_id: &str) -> StoreResult<Vec<Artifact>>;
+    async fn get_artifacts(&self, ids: &[i64]) -> StoreResult<Vec<Artifact>>;
+    /// Applies one engine step in one transaction. With a run transition whose `from` does not
+    /// hold, nothing is written and the error is `Aborted`.
+    async fn save_progress(&self, run_id: &str, progress: &Progress) -> StoreResult<()>;
+    /// The newest succeeded, non-cached step with this fingerprint in this pipeline.
+    async fn find_cached(&self, pipeline_name: &str, fingerprint: &str) -> StoreResult<Option<Task>>;
+    /// Runs the engine has to drive: pending, running or being canceled.
+    async fn active_runs(&self) -> StoreResult<Vec<String>>;
 }
