@@ -172,3 +172,133 @@ pub fn recurring_run(r: &domain::RecurringRun) -> wire::RecurringRun {
         experiment_id: r.experiment_id.clone(),
     }
 }
+
+fn artifact_ids(section: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(map) = section.get("artifacts").and_then(Value::as_object) {
+        for (name, ids) in map {
+            let ids: Vec<String> =
+                ids.as_array().into_iter().flatten().filter_map(Value::as_i64).map(|i| i.to_string()).collect();
+            out.insert(name.clone(), json!({ "artifact_ids": ids }));
+        }
+    }
+    Value::Object(out)
+}
+
+/// KFP's `V2beta1PipelineTaskDetail` for one task row.
+pub fn task_detail(t: &domain::Task, tasks: &[domain::Task]) -> Value {
+    let mut detail = json!({
+        "run_id": t.run_id,
+        "task_id": t.id,
+        "display_name": t.display_name,
+        "create_time": wire_time(t.created_at),
+        "state": t.state.as_str(),
+    });
+    if t.started_at > 0 {
+        detail["start_time"] = json!(wire_time(t.started_at));
+    }
+    if t.finished_at > 0 {
+        detail["end_time"] = json!(wire_time(t.finished_at));
+    }
+    if !t.parent_id.is_empty() {
+        detail["parent_task_id"] = json!(t.parent_id);
+    }
+    if let Some(e) = &t.error {
+        detail["error"] = json!({"code": e.code, "message": e.message});
+    }
+    let inputs = artifact_ids(&t.inputs);
+    if inputs.as_object().is_some_and(|m| !m.is_empty()) {
+        detail["inputs"] = inputs;
+    }
+    let outputs = artifact_ids(&t.outputs);
+    if outputs.as_object().is_some_and(|m| !m.is_empty()) {
+        detail["outputs"] = outputs;
+    }
+    let children: Vec<Value> = tasks.iter().filter(|c| c.parent_id == t.id).map(|c| json!({"task_id": c.id})).collect();
+    if !children.is_empty() {
+        detail["child_tasks"] = Value::Array(children);
+    }
+    let history: Vec<Value> = t
+        .state_history
+        .iter()
+        .map(|s| {
+            let mut entry = json!({"update_time": wire_time(s.update_time), "state": s.state.as_str()});
+            if let Some(e) = &s.error {
+                entry["error"] = json!({"code": e.code, "message": e.message});
+            }
+            entry
+        })
+        .collect();
+    if !history.is_empty() {
+        detail["state_history"] = Value::Array(history);
+    }
+    detail
+}
+
+fn wire_time(ms: i64) -> String {
+    weir_api_model::serde_helpers::format_timestamp(&from_millis(ms))
+}
+
+pub fn artifact(a: &domain::Artifact) -> Value {
+    json!({
+        "artifact_id": a.id.to_string(),
+        "name": a.name,
+        "uri": a.uri,
+        "type": {"schema_title": a.schema_title, "schema_version": a.schema_version},
+        "metadata": a.metadata,
+        "run_id": a.run_id,
+        "task_id": a.task_id,
+        "created_at": wire_time(a.created_at),
+    })
+}
+
+/// A task with its parameters and artifacts spelled out (weir's task read API).
+pub fn task_full(t: &domain::Task, artifacts: &std::collections::HashMap<i64, domain::Artifact>) -> Value {
+    let expand = |section: &Value| -> Value {
+        let parameters = section.get("parameters").cloned().unwrap_or(json!({}));
+        let mut expanded = serde_json::Map::new();
+        if let Some(map) = section.get("artifacts").and_then(Value::as_object) {
+            for (name, ids) in map {
+                let list: Vec<Value> = ids
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_i64)
+                    .filter_map(|id| artifacts.get(&id))
+                    .map(artifact)
+                    .collect();
+                expanded.insert(name.clone(), Value::Array(list));
+            }
+        }
+        json!({"parameters": parameters, "artifacts": expanded})
+    };
+    let mut out = json!({
+        "task_id": t.id,
+        "run_id": t.run_id,
+        "name": t.name,
+        "display_name": t.display_name,
+        "parent_task_id": t.parent_id,
+        "kind": t.kind.as_str(),
+        "iteration_index": t.iteration_index,
+        "state": t.state.as_str(),
+        "attempts": t.attempts,
+        "cached": t.cached,
+        "image": t.image,
+        "inputs": expand(&t.inputs),
+        "outputs": expand(&t.outputs),
+        "create_time": wire_time(t.created_at),
+    });
+    if t.started_at > 0 {
+        out["start_time"] = json!(wire_time(t.started_at));
+    }
+    if t.finished_at > 0 {
+        out["end_time"] = json!(wire_time(t.finished_at));
+    }
+    if let Some(e) = &t.error {
+        out["error"] = json!({"code": e.code, "message": e.message});
+    }
+    if let Some(items) = t.inputs.get("items") {
+        out["items"] = items.clone();
+    }
+    out
+}

@@ -29,11 +29,32 @@ pub struct AppState {
     pub artifacts: ArtifactStore,
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
+    /// Wakes the engine when a run is created, terminated or retried.
+    pub engine: Arc<tokio::sync::Notify>,
+    /// The engine's working folder, where logs of running steps are read live.
+    pub work_dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn MetadataStore>, artifacts: ArtifactStore, clock: Arc<dyn Clock>) -> Self {
-        Self { store, artifacts, clock, metrics: observability::metrics_handle() }
+        Self {
+            store,
+            artifacts,
+            clock,
+            metrics: observability::metrics_handle(),
+            engine: Arc::new(tokio::sync::Notify::new()),
+            work_dir: None,
+        }
+    }
+
+    pub fn with_engine(mut self, engine: Arc<tokio::sync::Notify>, work_dir: std::path::PathBuf) -> Self {
+        self.engine = engine;
+        self.work_dir = Some(work_dir);
+        self
+    }
+
+    pub(crate) fn wake_engine(&self) {
+        self.engine.notify_one();
     }
 }
 
@@ -61,6 +82,10 @@ pub fn router(state: AppState) -> Router {
         );
     Router::new()
         .nest("/apis/v2beta1", v2)
+        .route("/apis/weir/v1/runs/{id}/tasks", get(api::execution::tasks))
+        .route("/apis/weir/v1/runs/{id}/logs", get(api::execution::logs))
+        .route("/apis/weir/v1/artifacts/{id}", get(api::execution::artifact))
+        .route("/apis/weir/v1/artifacts/{id}/content", get(api::execution::artifact_content))
         .route("/metrics", get(observability::metrics_endpoint))
         .route("/readyz", get(healthz::readyz))
         .fallback(|| async { ApiError::new(Code::NotFound, "no such endpoint") })

@@ -43,6 +43,20 @@ pub struct FileConfig {
     pub log: LogSection,
     #[serde(default)]
     pub upgrade: Option<UpgradePolicy>,
+    #[serde(default)]
+    pub executor: ExecutorSection,
+}
+
+/// How steps run on this host.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorSection {
+    /// Interpreter for lightweight Python components (default: `python3` on PATH).
+    pub python: Option<PathBuf>,
+    /// Working folders of steps and cached Python environments (default: DATA_DIR/work).
+    pub work_dir: Option<PathBuf>,
+    /// Steps running at once (default 8).
+    pub max_concurrent_steps: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -111,6 +125,33 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub upgrade: UpgradePolicy,
+    pub executor_python: PathBuf,
+    pub work_dir: PathBuf,
+    pub max_concurrent_steps: usize,
+}
+
+/// Executor settings from flags and variables (over the file).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ExecutorArgs {
+    /// Python interpreter for lightweight Python components (default: python3 on PATH).
+    #[arg(long, env = "WEIR_EXECUTOR_PYTHON")]
+    pub executor_python: Option<PathBuf>,
+    /// Working folder for steps (default: DATA_DIR/work).
+    #[arg(long, env = "WEIR_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// How many steps run at once.
+    #[arg(long, env = "WEIR_MAX_CONCURRENT_STEPS")]
+    pub max_concurrent_steps: Option<usize>,
+}
+
+/// Finds a program on PATH, as a shell would.
+fn which(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return Some(program.to_path_buf());
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
+    })
 }
 
 pub fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -135,6 +176,16 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 impl Settings {
     pub fn resolve(
         args: &StorageArgs,
+        listen: Option<&str>,
+        log_format: Option<LogFormat>,
+        upgrade: Option<UpgradePolicy>,
+    ) -> anyhow::Result<Self> {
+        Self::resolve_with(args, &ExecutorArgs::default(), listen, log_format, upgrade)
+    }
+
+    pub fn resolve_with(
+        args: &StorageArgs,
+        executor: &ExecutorArgs,
         listen: Option<&str>,
         log_format: Option<LogFormat>,
         upgrade: Option<UpgradePolicy>,
@@ -172,7 +223,21 @@ impl Settings {
         let listen = listen_text.parse().with_context(|| {
             format!("invalid listen address {listen_text:?} (expected HOST:PORT, e.g. 127.0.0.1:8888)")
         })?;
+        let python = executor
+            .executor_python
+            .clone()
+            .or(file.executor.python.clone())
+            .unwrap_or_else(|| PathBuf::from("python3"));
+        let executor_python = which(&python).unwrap_or(python);
+        let work_dir = match executor.work_dir.clone().or(file.executor.work_dir.clone()) {
+            Some(dir) => dir,
+            None => data_dir.join("work"),
+        };
+        let work_dir = absolute(&work_dir)?;
         let settings = Settings {
+            executor_python,
+            work_dir,
+            max_concurrent_steps: executor.max_concurrent_steps.or(file.executor.max_concurrent_steps).unwrap_or(8),
             name: args.name.clone().or(file.name.clone()).unwrap_or_else(|| "weir".into()),
             listen,
             metadata_url,
@@ -192,6 +257,9 @@ impl Settings {
         let scheme = self.artifacts_url.split("://").next().unwrap_or_default();
         if !["file", "s3", "gs", "az", "azure"].contains(&scheme) || !self.artifacts_url.contains("://") {
             bail!("artifact store URL must start with file://, s3://, gs:// or az://, got {:?}", self.artifacts_url);
+        }
+        if self.max_concurrent_steps == 0 {
+            bail!("executor.max_concurrent_steps must be at least 1");
         }
         if self.max_connections == 0 {
             bail!("metadata.max_connections must be at least 1");

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per KFP service. Handlers extract, call the service layer and
 //! map to wire types; rules live in `service`.
 
+pub mod execution;
 pub mod experiments;
 pub mod healthz;
 pub mod pipelines;

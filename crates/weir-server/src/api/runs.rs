@@ -17,7 +17,16 @@ pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<wire::
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<wire::Run>> {
-    Ok(Json(convert::run(&state.store.get_run(&id).await?)))
+    let run = state.store.get_run(&id).await?;
+    let tasks = state.store.list_tasks(&id).await?;
+    let mut wire_run = convert::run(&run);
+    if !tasks.is_empty() {
+        wire_run.run_details = Some(wire::RunDetails {
+            task_details: tasks.iter().map(|t| convert::task_detail(t, &tasks)).collect(),
+            ..Default::default()
+        });
+    }
+    Ok(Json(wire_run))
 }
 
 pub async fn list(State(state): State<AppState>, ApiQuery(params): ApiQuery<ListParams>) -> ApiResult<Json<Value>> {

@@ -84,8 +84,9 @@ impl AppState {
         let source = self
             .resolve_source(&body.pipeline_spec, &body.pipeline_version_reference, &body.pipeline_version_id)
             .await?;
-        let experiment_id = self.target_experiment(&body.experiment_id).await?;
         let config = body.runtime_config.clone().unwrap_or_default();
+        super::runs::check_parameters(&source.pipeline_spec, &config.parameters)?;
+        let experiment_id = self.target_experiment(&body.experiment_id).await?;
         let now = self.clock.now_ms();
         let recurring_run = RecurringRun {
             id: new_id(),

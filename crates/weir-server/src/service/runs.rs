@@ -116,6 +116,7 @@ impl AppState {
             state_history: vec![StateChange { update_time: now, state: RuntimeState::Pending, error: None }],
         };
         self.store.create_run(&run).await?;
+        self.wake_engine();
         Ok(run)
     }
 
@@ -129,9 +130,13 @@ impl AppState {
             .transition_run(id, &[RuntimeState::Pending, RuntimeState::Paused], RuntimeState::Canceled, canceled, now)
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.wake_engine();
+                Ok(())
+            }
             Err(weir_store::StoreError::FailedPrecondition(_)) => {
                 self.store.transition_run(id, &[RuntimeState::Running], RuntimeState::Canceling, None, now).await?;
+                self.wake_engine();
                 Ok(())
             }
             Err(e) => Err(e.into()),
@@ -155,6 +160,19 @@ impl AppState {
                 }
                 other => other.into(),
             })?;
+        self.wake_engine();
         Ok(())
     }
+}
+
+/// The runtime parameters must fit the pipeline's inputs: no unknown names, the right types,
+/// every required one given. Checked at creation so a bad run is a 400, not a failed run.
+pub(crate) fn check_parameters(
+    spec: &serde_json::Value,
+    parameters: &serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<()> {
+    let spec = weir_spec::ir::PipelineSpec::parse(spec)?;
+    weir_engine::values::complete_parameters(&spec.root.input_definitions, parameters, "the pipeline")
+        .map(|_| ())
+        .map_err(ApiError::invalid)
 }

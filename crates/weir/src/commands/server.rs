@@ -10,12 +10,14 @@ use weir_server::AppState;
 use weir_store::{Clock, SystemClock};
 use weir_store_sql::redact_url;
 
-use crate::config::{LogFormat, Settings, StorageArgs};
+use crate::config::{ExecutorArgs, LogFormat, Settings, StorageArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub executor: ExecutorArgs,
     /// Address to serve on (KFP's API port by default).
     #[arg(long, env = "WEIR_LISTEN")]
     pub listen: Option<String>,
@@ -46,7 +48,8 @@ fn init_tracing(settings: &Settings) {
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let settings = Settings::resolve(&args.storage, args.listen.as_deref(), args.log_format, args.upgrade)?;
+    let settings =
+        Settings::resolve_with(&args.storage, &args.executor, args.listen.as_deref(), args.log_format, args.upgrade)?;
     init_tracing(&settings);
     let (store, artifacts) = super::open_stores(&settings).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -63,11 +66,41 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         }
         Err(LifecycleError::Store(message)) => anyhow::bail!("cannot open storage: {message}"),
     }
-    let state = AppState::new(store.clone(), artifacts, clock);
+    let python_has_kfp = weir_engine::runtime::python_has_kfp(&settings.executor_python).await;
+    tracing::info!(
+        executor.python = %settings.executor_python.display(),
+        executor.kfp = python_has_kfp,
+        "steps run as local processes{}",
+        if python_has_kfp {
+            "; Python components skip the pip preamble"
+        } else {
+            "; the interpreter has no kfp, so Python components run their pip preamble"
+        }
+    );
+    let engine = weir_engine::runtime::Engine::new(
+        store.clone(),
+        artifacts.clone(),
+        clock.clone(),
+        Arc::new(weir_driver_local::LocalDriver),
+        weir_engine::runtime::EngineSettings {
+            work_dir: settings.work_dir.clone(),
+            max_concurrent_steps: settings.max_concurrent_steps,
+            python: settings.executor_python.clone(),
+            python_has_kfp,
+            poll_interval: std::time::Duration::from_secs(2),
+        },
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let state =
+        AppState::new(store.clone(), artifacts, clock).with_engine(engine.notifier(), settings.work_dir.clone());
     state
         .default_experiment()
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the Default experiment: {}", e.message))?;
+    let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
+    let engine_task = tokio::spawn(engine.run(async move {
+        let _ = engine_stopped.await;
+    }));
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -83,6 +116,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server failed")?;
+    let _ = stop_engine.send(());
+    let _ = engine_task.await;
     store.close().await;
     tracing::info!("weir stopped");
     Ok(ExitCode::SUCCESS)

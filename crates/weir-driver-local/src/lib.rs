@@ -1,0 +1,121 @@
+//! Steps as local processes: one process group per attempt, so terminating a step stops
+//! everything it started; stdout and stderr go to the attempt's log file.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+
+use async_trait::async_trait;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use weir_engine::driver::{Driver, Exit, ProcessSpec, RunningStep};
+
+#[derive(Debug, Default, Clone)]
+pub struct LocalDriver;
+
+struct LocalStep {
+    child: tokio::process::Child,
+    pid: i64,
+}
+
+#[async_trait]
+impl RunningStep for LocalStep {
+    fn pid(&self) -> i64 {
+        self.pid
+    }
+
+    async fn wait(mut self: Box<Self>) -> Exit {
+        match self.child.wait().await {
+            Ok(status) => match (status.code(), status.signal()) {
+                (Some(code), _) => Exit::Code(code),
+                (None, Some(signal)) => Exit::Signal(signal),
+                (None, None) => Exit::Code(-1),
+            },
+            Err(_) => Exit::Code(-1),
+        }
+    }
+}
+
+#[async_trait]
+impl Driver for LocalDriver {
+    async fn start(&self, spec: ProcessSpec) -> Result<Box<dyn RunningStep>, String> {
+        let Some((program, args)) = spec.argv.split_first() else {
+            return Err("the step has no command".into());
+        };
+        let log = std::fs::File::create(&spec.log_path).map_err(|e| format!("cannot create the step's log: {e}"))?;
+        let log_err = log.try_clone().map_err(|e| format!("cannot create the step's log: {e}"))?;
+        let mut command = tokio::process::Command::new(program);
+        command
+            .args(args)
+            .current_dir(&spec.workdir)
+            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err))
+            .process_group(0)
+            .kill_on_drop(false);
+        let child = command.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("cannot start the step: the executable {program:?} does not exist"),
+            std::io::ErrorKind::PermissionDenied => format!("cannot start the step: {program:?} is not executable"),
+            _ => format!("cannot start the step {program:?}: {e}"),
+        })?;
+        let pid = child.id().map(i64::from).unwrap_or_default();
+        Ok(Box::new(LocalStep { child, pid }))
+    }
+
+    fn kill(&self, pid: i64) {
+        if pid > 0 {
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+
+    fn is_running_step(&self, pid: i64, task_id: &str) -> bool {
+        // The environment of a live process names its task; a reused pid does not.
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
+        let needle = format!("WEIR_TASK_ID={task_id}");
+        environ.split(|b| *b == 0).any(|entry| entry == needle.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &std::path::Path, argv: &[&str]) -> ProcessSpec {
+        ProcessSpec {
+            task_id: "t1".into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: vec![("WEIR_TASK_ID".into(), "t1".into()), ("GREETING".into(), "hi".into())],
+            workdir: dir.to_path_buf(),
+            log_path: dir.join("log.txt"),
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_logs_and_reports_exit_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let step =
+            LocalDriver.start(spec(dir.path(), &["sh", "-c", "echo $GREETING; echo oops >&2; exit 3"])).await.unwrap();
+        assert_eq!(step.wait().await, Exit::Code(3));
+        let log = std::fs::read_to_string(dir.path().join("log.txt")).unwrap();
+        assert!(log.contains("hi") && log.contains("oops"), "{log}");
+    }
+
+    #[tokio::test]
+    async fn missing_executables_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = LocalDriver.start(spec(dir.path(), &["/no/such/tool", "x"])).await.err().unwrap();
+        assert!(error.contains("/no/such/tool"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn kill_stops_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let step = LocalDriver.start(spec(dir.path(), &["sh", "-c", "sleep 60 & sleep 60; wait"])).await.unwrap();
+        let pid = step.pid();
+        assert!(LocalDriver.is_running_step(pid, "t1"));
+        assert!(!LocalDriver.is_running_step(pid, "other"));
+        LocalDriver.kill(pid);
+        let exit = tokio::time::timeout(std::time::Duration::from_secs(10), step.wait()).await.unwrap();
+        assert_eq!(exit, Exit::Signal(9));
+    }
+}

@@ -1,0 +1,139 @@
+//! Resolving a task's inputs from its parent DAG and its siblings.
+
+use serde_json::{json, Map, Value};
+use weir_spec::ir::TaskSpec;
+use weir_store::RuntimeState;
+
+use crate::planner::Planner;
+use crate::values::integral_numbers;
+
+/// The task's parameters and artifact ids: `{"parameters": {…}, "artifacts": {name: [ids]}}`.
+/// Why inputs could not be resolved.
+pub(crate) enum Unresolved {
+    /// A producer was skipped: the task is skipped too.
+    Skipped(String),
+    Failed(String),
+}
+
+impl From<String> for Unresolved {
+    fn from(message: String) -> Self {
+        Unresolved::Failed(message)
+    }
+}
+
+fn missing(name: &str, producer: &weir_store::Task, what: &str, key: &str) -> Unresolved {
+    let message = format!("input {name:?}: task {:?} ({}) produced no {what} {key:?}", producer.name, producer.state);
+    if producer.state == RuntimeState::Skipped {
+        Unresolved::Skipped(format!("not run: its input {name:?} comes from skipped task {:?}", producer.name))
+    } else {
+        Unresolved::Failed(message)
+    }
+}
+
+pub(crate) fn resolve(planner: &Planner, parent_id: &str, spec: &TaskSpec) -> Result<Value, Unresolved> {
+    let parent = planner.parent(parent_id);
+    let empty = Map::new();
+    let parent_params = parent.inputs.get("parameters").and_then(Value::as_object).unwrap_or(&empty);
+    let parent_artifacts = parent.inputs.get("artifacts").and_then(Value::as_object).unwrap_or(&empty);
+
+    let mut parameters = Map::new();
+    for (name, input) in &spec.inputs.parameters {
+        let value = if let Some(source) = &input.component_input_parameter {
+            match parent_params.get(source) {
+                Some(v) => Some(v.clone()),
+                None => continue,
+            }
+        } else if let Some(output) = &input.task_output_parameter {
+            let producer = planner
+                .sibling(parent_id, &output.producer_task)
+                .ok_or_else(|| format!("input {name:?}: task {:?} has not run", output.producer_task))?;
+            match producer.outputs.get("parameters").and_then(|p| p.get(&output.output_parameter_key)) {
+                Some(v) => Some(v.clone()),
+                None => return Err(missing(name, producer, "output", &output.output_parameter_key)),
+            }
+        } else if let Some(constant) = &input.runtime_value {
+            constant.constant.clone().or_else(|| constant.constant_value.clone())
+        } else if let Some(status) = &input.task_final_status {
+            let producer = planner
+                .sibling(parent_id, &status.producer_task)
+                .ok_or_else(|| format!("input {name:?}: task {:?} has not run", status.producer_task))?;
+            let mut value = json!({
+                "state": final_state(producer.state),
+                "pipelineJobResourceName": planner.run_id(),
+                "pipelineTaskName": producer.display_name,
+            });
+            if let Some(e) = &producer.error {
+                value["error"] = json!({"code": e.code, "message": e.message});
+            }
+            Some(value)
+        } else {
+            None
+        };
+        let Some(mut value) = value else { continue };
+        if let Some(selector) = &input.parameter_expression_selector {
+            value = weir_spec::cel::select(selector, &value)
+                .map_err(|e| Unresolved::Failed(format!("input {name:?}: {e}")))?;
+        }
+        parameters.insert(name.clone(), integral_numbers(&value));
+    }
+
+    let mut artifacts = Map::new();
+    for (name, input) in &spec.inputs.artifacts {
+        if let Some(output) = &input.task_output_artifact {
+            let producer = planner
+                .sibling(parent_id, &output.producer_task)
+                .ok_or_else(|| format!("input artifact {name:?}: task {:?} has not run", output.producer_task))?;
+            match producer.outputs.get("artifacts").and_then(|a| a.get(&output.output_artifact_key)) {
+                Some(ids) => {
+                    artifacts.insert(name.clone(), ids.clone());
+                }
+                None => return Err(missing(name, producer, "artifact", &output.output_artifact_key)),
+            }
+        } else if let Some(source) = &input.component_input_artifact {
+            if let Some(ids) = parent_artifacts.get(source) {
+                artifacts.insert(name.clone(), ids.clone());
+            }
+        }
+    }
+    Ok(json!({"parameters": parameters, "artifacts": artifacts}))
+}
+
+/// `PipelineTaskFinalStatus.state`: the names the SDK documents.
+fn final_state(state: RuntimeState) -> &'static str {
+    match state {
+        RuntimeState::Succeeded | RuntimeState::Skipped => "SUCCEEDED",
+        RuntimeState::Canceled | RuntimeState::Canceling => "CANCELED",
+        _ => "FAILED",
+    }
+}
+
+/// The items a loop iterates over: a raw JSON list, or a list-valued input (a list, or JSON
+/// text of one), or the ids of an artifact list.
+pub(crate) fn loop_items(spec: &TaskSpec, inputs: &Value) -> Result<Vec<Value>, String> {
+    if let Some(iterator) = &spec.parameter_iterator {
+        let value = match (&iterator.items.raw, &iterator.items.input_parameter) {
+            (Some(raw), _) => {
+                serde_json::from_str(raw).map_err(|e| format!("loop items {raw:?} are not a JSON list: {e}"))?
+            }
+            (None, Some(param)) => {
+                inputs["parameters"].get(param).cloned().ok_or_else(|| format!("loop input {param:?} has no value"))?
+            }
+            (None, None) => return Err("the loop names no items".into()),
+        };
+        let value = match value {
+            Value::String(text) => {
+                serde_json::from_str(&text).map_err(|e| format!("loop items {text:?} are not a JSON list: {e}"))?
+            }
+            other => other,
+        };
+        return match value {
+            Value::Array(items) => Ok(items),
+            other => Err(format!("loop items must be a list, got {other}")),
+        };
+    }
+    if let Some(iterator) = &spec.artifact_iterator {
+        let ids = inputs["artifacts"].get(&iterator.items.input_artifact).and_then(Value::as_array).cloned();
+        return ids.ok_or_else(|| format!("loop input artifact {:?} has no value", iterator.items.input_artifact));
+    }
+    Err("not a loop".into())
+}

@@ -1,0 +1,393 @@
+//! What a container step needs to run: the resolved command line, the ExecutorInput, where
+//! inputs go and outputs come from, and its cache fingerprint. Pure; the runtime does the I/O.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use weir_spec::ir::{ComponentSpec, ContainerSpec, PipelineSpec, TaskSpec};
+use weir_spec::placeholders::{resolve_args, PlaceholderContext};
+use weir_store::{Artifact, Run, Task, TaskKind};
+
+use crate::values::{complete_parameters, integral_numbers};
+
+/// Finds the IR task and component a task row stands for, walking up its parents.
+pub fn task_spec(spec: &PipelineSpec, tasks: &[Task], task: &Task) -> Result<(TaskSpec, ComponentSpec), String> {
+    let parent =
+        tasks.iter().find(|t| t.id == task.parent_id).ok_or_else(|| format!("task {} has no parent", task.id))?;
+    let parent_component = if parent.parent_id.is_empty() {
+        spec.root.clone()
+    } else {
+        let owner = if parent.kind == TaskKind::Iteration {
+            tasks.iter().find(|t| t.id == parent.parent_id).ok_or_else(|| "iteration without a loop".to_string())?
+        } else {
+            parent
+        };
+        task_spec(spec, tasks, owner)?.1
+    };
+    let dag = parent_component.dag.as_ref().ok_or_else(|| "parent has no dag".to_string())?;
+    let task_spec = dag.tasks.get(&task.name).cloned().ok_or_else(|| format!("no task {:?} in the spec", task.name))?;
+    let component = spec.component(&task_spec.component_ref.name).map_err(|e| e.0)?.clone();
+    Ok((task_spec, component))
+}
+
+/// One output artifact: where the step writes it and where it is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputArtifact {
+    pub name: String,
+    pub local_path: PathBuf,
+    /// Key in the artifact store.
+    pub key: String,
+    pub schema_title: String,
+    pub schema_version: String,
+}
+
+/// One input artifact to place before the step starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputArtifact {
+    pub artifact: Artifact,
+    /// Where the step finds it; `None` when it is left at its URI (outside weir's store).
+    pub local_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepPlan {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub executor_input: Value,
+    pub inputs: Vec<InputArtifact>,
+    pub outputs: Vec<OutputArtifact>,
+    /// Output parameter files: name → (path, parameter type).
+    pub output_parameters: BTreeMap<String, (PathBuf, String)>,
+    pub executor_output_file: PathBuf,
+    /// Empty when caching is off for the task.
+    pub fingerprint: String,
+    /// Packages a lightweight Python component asks for (`packages_to_install`), when the
+    /// pip preamble is skipped.
+    pub python_packages: Vec<String>,
+    pub image: String,
+}
+
+/// How the runtime runs steps, as far as planning a step needs to know.
+#[derive(Debug, Clone)]
+pub struct StepSettings {
+    /// Skip the SDK's pip preamble (the interpreter steps use already has kfp).
+    pub python_fast_path: bool,
+    /// Prefix of artifact keys (`artifacts`); URIs are `<store URL>/<key>`.
+    pub store_url: String,
+}
+
+/// Which artifacts live in weir's store: key for a URI, if it is under the store's URL.
+pub fn key_for_uri(store_url: &str, uri: &str) -> Option<String> {
+    let base = store_url.trim_end_matches('/');
+    uri.strip_prefix(base).and_then(|rest| rest.strip_prefix('/')).map(str::to_string)
+}
+
+fn sanitize(part: &str) -> String {
+    let cleaned: String =
+        part.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
+    let cleaned = cleaned.trim_start_matches('.').to_string();
+    if cleaned.is_empty() {
+        "_".into()
+    } else {
+        cleaned
+    }
+}
+
+/// Plans one attempt of a container task.
+pub fn plan_step(
+    spec: &PipelineSpec,
+    run: &Run,
+    tasks: &[Task],
+    task: &Task,
+    artifacts: &HashMap<i64, Artifact>,
+    workdir: &Path,
+    settings: &StepSettings,
+) -> Result<StepPlan, String> {
+    let (task_spec, component) = task_spec(spec, tasks, task)?;
+    let label = component.executor_label.clone().unwrap_or_default();
+    let container: ContainerSpec = spec
+        .executor(&label)
+        .map_err(|e| e.0)?
+        .container
+        .clone()
+        .ok_or_else(|| format!("executor {label:?} is not a container"))?;
+
+    let given = task.inputs.get("parameters").and_then(Value::as_object).cloned().unwrap_or_default();
+    // Placeholders see the parameters as given (IfPresent before defaults, as KFP's driver);
+    // the ExecutorInput carries defaults too (as KFP's launcher adds them).
+    let with_defaults =
+        complete_parameters(&component.input_definitions, &given, &format!("task {:?}", task.display_name))?;
+
+    let mut inputs = Vec::new();
+    let mut input_artifacts_json = Map::new();
+    let mut placeholder_inputs = Map::new();
+    let empty = Map::new();
+    let input_ids = task.inputs.get("artifacts").and_then(Value::as_object).unwrap_or(&empty);
+    for (name, ids) in input_ids {
+        let ids: Vec<i64> = ids.as_array().map(|a| a.iter().filter_map(Value::as_i64).collect()).unwrap_or_default();
+        let def = component.input_definitions.artifacts.get(name);
+        let mut entries = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let artifact = artifacts
+                .get(id)
+                .cloned()
+                .ok_or_else(|| format!("input artifact {name:?}: artifact {id} is missing"))?;
+            let in_store = key_for_uri(&settings.store_url, &artifact.uri).is_some() || artifact.uri.starts_with('/');
+            let local = in_store.then(|| {
+                workdir.join("inputs").join(sanitize(name)).join(i.to_string()).join(sanitize(&artifact.name))
+            });
+            let uri = local.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| artifact.uri.clone());
+            let schema_title = def
+                .map(|d| d.artifact_type.schema_title.clone())
+                .filter(|s| !s.is_empty())
+                .unwrap_or(artifact.schema_title.clone());
+            entries.push(json!({
+                "name": artifact.id.to_string(),
+                "type": {"schemaTitle": schema_title, "schemaVersion": artifact.schema_version},
+                "uri": uri,
+                "metadata": integral_numbers(&artifact.metadata),
+            }));
+            if i == 0 {
+                placeholder_inputs.insert(name.clone(), json!({"uri": uri, "path": uri}));
+            }
+            inputs.push(InputArtifact { artifact, local_path: local });
+        }
+        input_artifacts_json.insert(name.clone(), json!({"artifacts": entries}));
+    }
+
+    let executor_output_file = workdir.join("outputs").join("executor_output.json");
+    let mut outputs = Vec::new();
+    let mut output_artifacts_json = Map::new();
+    let mut placeholder_outputs = Map::new();
+    let pipeline = sanitize(&spec.pipeline_info.name);
+    for (name, def) in &component.output_definitions.artifacts {
+        let local_path = workdir.join("outputs").join("artifacts").join(sanitize(name));
+        let key = format!("artifacts/{pipeline}/{}/{}/{}/{}", run.id, sanitize(&task.name), task.id, sanitize(name));
+        let uri = local_path.display().to_string();
+        output_artifacts_json.insert(
+            name.clone(),
+            json!({"artifacts": [{
+                "name": name,
+                "type": {"schemaTitle": def.artifact_type.schema_title, "schemaVersion": def.artifact_type.schema_version},
+                "uri": uri,
+                "metadata": {},
+            }]}),
+        );
+        placeholder_outputs.insert(name.clone(), json!({"uri": uri, "path": uri}));
+        outputs.push(OutputArtifact {
+            name: name.clone(),
+            local_path,
+            key,
+            schema_title: def.artifact_type.schema_title.clone(),
+            schema_version: def.artifact_type.schema_version.clone(),
+        });
+    }
+    let mut output_parameters = BTreeMap::new();
+    let mut output_parameters_json = Map::new();
+    for (name, def) in &component.output_definitions.parameters {
+        let path = workdir.join("outputs").join("parameters").join(sanitize(name));
+        output_parameters_json.insert(name.clone(), json!({"outputFile": path.display().to_string()}));
+        output_parameters.insert(name.clone(), (path, def.parameter_type.clone()));
+    }
+
+    let executor_input = json!({
+        "inputs": {
+            "parameterValues": Value::Object(with_defaults.clone()),
+            "artifacts": Value::Object(input_artifacts_json),
+        },
+        "outputs": {
+            "parameters": Value::Object(output_parameters_json),
+            "artifacts": Value::Object(output_artifacts_json),
+            "outputFile": executor_output_file.display().to_string(),
+        }
+    });
+
+    let pipeline_root = if run.pipeline_root.is_empty() {
+        format!("{}/artifacts", settings.store_url)
+    } else {
+        run.pipeline_root.clone()
+    };
+    let runtime = json!({
+        "pipeline_job_name": run.display_name,
+        "pipeline_job_resource_name": run.id,
+        "pipeline_job_uuid": run.id,
+        "pipeline_task_name": task.display_name,
+        "pipeline_task_uuid": task.id,
+        "pipeline_root": pipeline_root,
+        "pipeline_job_create_time_utc": rfc3339(run.created_at),
+        "pipeline_job_schedule_time_utc": rfc3339(run.scheduled_at),
+        "workspace_path": workdir.join("workspace").display().to_string(),
+    });
+    let ctx = PlaceholderContext {
+        executor_input: executor_input.clone(),
+        parameters: given.iter().map(|(k, v)| (k.clone(), integral_numbers(v))).collect(),
+        input_artifacts: placeholder_inputs,
+        output_artifacts: placeholder_outputs,
+        output_parameter_files: output_parameters
+            .iter()
+            .map(|(k, (p, _))| (k.clone(), json!(p.display().to_string())))
+            .collect(),
+        output_metadata_file: executor_output_file.display().to_string(),
+        runtime: runtime.as_object().cloned().unwrap_or_default(),
+    };
+    let command = resolve_args(&container.command, &ctx).map_err(|e| e.0)?;
+    let args = resolve_args(&container.args, &ctx).map_err(|e| e.0)?;
+    let (argv, python_packages) = python_fast_path(command, args, settings.python_fast_path);
+    if argv.is_empty() {
+        return Err(format!("the container of {:?} has no command", task.display_name));
+    }
+    let env: Vec<(String, String)> = container.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
+
+    let fingerprint = if task_spec.caching_options.enable_cache {
+        fingerprint(&task_spec, &container, &with_defaults, input_ids, &component)
+    } else {
+        String::new()
+    };
+
+    Ok(StepPlan {
+        argv,
+        env,
+        executor_input,
+        inputs,
+        outputs,
+        output_parameters,
+        executor_output_file,
+        fingerprint,
+        python_packages,
+        image: container.image.clone(),
+    })
+}
+
+fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to a calendar date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// The cache key of KFP-COMPAT.md §5: a custom key replaces everything but the component's
+/// name; otherwise inputs, input artifact ids, output specs and the container (image, command,
+/// args as compiled) are hashed. URIs never enter the key.
+fn fingerprint(
+    task: &TaskSpec,
+    container: &ContainerSpec,
+    parameters: &Map<String, Value>,
+    input_artifact_ids: &Map<String, Value>,
+    component: &ComponentSpec,
+) -> String {
+    let mut hasher = Sha256::new();
+    if !task.caching_options.cache_key.is_empty() {
+        hasher.update(task.component_ref.name.as_bytes());
+        hasher.update([0u8]);
+        hasher.update(task.caching_options.cache_key.as_bytes());
+    } else {
+        let outputs: BTreeMap<&String, &String> =
+            component.output_definitions.parameters.iter().map(|(k, v)| (k, &v.parameter_type)).collect();
+        let output_artifacts: BTreeMap<&String, &String> =
+            component.output_definitions.artifacts.iter().map(|(k, v)| (k, &v.artifact_type.schema_title)).collect();
+        let key = json!({
+            "inputParameterValues": sorted(&Value::Object(parameters.clone())),
+            "inputArtifactNames": sorted(&Value::Object(input_artifact_ids.clone())),
+            "outputParametersSpec": outputs,
+            "outputArtifactsSpec": output_artifacts,
+            "containerSpec": {"image": container.image, "cmdArgs": container.command.iter().chain(container.args.iter()).collect::<Vec<_>>()},
+        });
+        hasher.update(key.to_string().as_bytes());
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A value with object keys sorted, so equal values hash equally whatever their key order.
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let ordered: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, sorted(v))).collect();
+            serde_json::to_value(ordered).unwrap_or(Value::Null)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Lightweight Python components start with `sh -c <pip install … kfp==…> sh -ec <script>
+/// <source> args…`. When the interpreter steps use already has kfp, the preamble is skipped and
+/// the rest runs directly; the packages the preamble would install are returned so the runtime
+/// can provide them.
+pub fn python_fast_path(command: Vec<String>, args: Vec<String>, enabled: bool) -> (Vec<String>, Vec<String>) {
+    let is_preamble = command.len() >= 4
+        && command[0] == "sh"
+        && command[1] == "-c"
+        && command[2].contains("pip install")
+        && command[2].contains("kfp==")
+        && command[3] == "sh";
+    if !(enabled && is_preamble) {
+        return (command.into_iter().chain(args).collect(), Vec::new());
+    }
+    let packages = preamble_packages(&command[2]);
+    (command[3..].iter().cloned().chain(args).collect(), packages)
+}
+
+/// The quoted arguments of the preamble's pip installs other than kfp's own.
+fn preamble_packages(preamble: &str) -> Vec<String> {
+    let mut packages = Vec::new();
+    for segment in preamble.split("&&") {
+        let Some(install) = segment.split("pip install").nth(1) else { continue };
+        let quoted: Vec<String> = install.split('\'').skip(1).step_by(2).map(str::to_string).collect();
+        if quoted.iter().any(|q| q.starts_with("kfp==")) {
+            continue;
+        }
+        packages.extend(quoted);
+    }
+    packages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn fast_path_skips_only_the_kfp_preamble() {
+        let preamble = "if ! [ -x \"$(command -v pip)\" ]; then python3 -m ensurepip; fi\n\nPIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install --quiet --no-warn-script-location 'pandas==2.0' 'numpy' && python3 -m pip install --quiet --no-warn-script-location 'kfp==2.17.3' '--no-deps' 'typing-extensions>=3.7.4,<5; python_version<\"3.9\"' && \"$0\" \"$@\"\n";
+        let command: Vec<String> =
+            ["sh", "-c", preamble, "sh", "-ec", "script", "source"].iter().map(|s| s.to_string()).collect();
+        let args = vec!["--executor_input".to_string(), "{}".to_string()];
+        let (argv, packages) = python_fast_path(command.clone(), args.clone(), true);
+        assert_eq!(argv, ["sh", "-ec", "script", "source", "--executor_input", "{}"]);
+        assert_eq!(packages, ["pandas==2.0", "numpy"]);
+        let (argv, packages) = python_fast_path(command, args, false);
+        assert_eq!(argv.len(), 9);
+        assert!(packages.is_empty());
+        let (argv, _) = python_fast_path(vec!["echo".into()], vec!["hi".into()], true);
+        assert_eq!(argv, ["echo", "hi"]);
+    }
+
+    #[test]
+    fn keys_for_uris() {
+        assert_eq!(key_for_uri("s3://b/p", "s3://b/p/artifacts/x"), Some("artifacts/x".into()));
+        assert_eq!(key_for_uri("s3://b/p", "s3://b/other/x"), None);
+        assert_eq!(key_for_uri("file:///data/", "file:///data/artifacts/x"), Some("artifacts/x".into()));
+    }
+}

@@ -1,0 +1,670 @@
+//! The engine's state machine: given a run and its tasks, decide what happens next.
+//!
+//! `advance` is pure: it reads the run, the spec and the task rows, changes the rows in memory
+//! and returns the actions (rows to write, steps to launch or kill, when to look again). The
+//! runtime writes the rows before it carries out anything (write-ahead), so a crash at any
+//! point leaves rows that the next `advance` continues from. Events (a step finished, a
+//! terminate was asked) reach the planner as changed rows.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::{json, Map, Value};
+use weir_spec::ir::{ComponentSpec, DagSpec, PipelineSpec, TaskSpec};
+use weir_store::{Artifact, ErrorInfo, Progress, Run, RunTransition, RuntimeState, StateChange, Task, TaskKind};
+
+use crate::values::{complete_parameters, integral_numbers};
+
+/// Everything the planner looks at for one run.
+#[derive(Debug, Clone)]
+pub struct RunView {
+    pub run: Run,
+    pub spec: PipelineSpec,
+    pub tasks: Vec<Task>,
+    pub artifacts: HashMap<i64, Artifact>,
+}
+
+/// What the runtime must do after one `advance`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Step {
+    /// Rows to write, in one transaction, before anything else.
+    pub progress: Progress,
+    /// Container tasks ready to start (after the rows are written).
+    pub launches: Vec<String>,
+    /// Running container tasks to stop (the run is being canceled).
+    pub kills: Vec<String>,
+    /// When to advance again if nothing else happens (retry backoff).
+    pub wake_at: Option<i64>,
+}
+
+const ROOT: &str = "root";
+
+/// Error code for failures of the run's own making (gRPC UNKNOWN, as KFP reports them).
+const RUN_ERROR: i32 = 2;
+
+fn error(message: impl Into<String>) -> Option<ErrorInfo> {
+    Some(ErrorInfo { code: RUN_ERROR, message: message.into() })
+}
+
+/// Advances a run as far as it can go without running anything.
+pub fn advance(view: &mut RunView, now: i64) -> Step {
+    let mut planner = Planner {
+        view,
+        now,
+        created: BTreeSet::new(),
+        changed: BTreeSet::new(),
+        step: Step::default(),
+        new_artifacts: Vec::new(),
+    };
+    planner.run();
+    planner.finish()
+}
+
+pub(crate) struct Planner<'a> {
+    view: &'a mut RunView,
+    now: i64,
+    created: BTreeSet<String>,
+    changed: BTreeSet<String>,
+    step: Step,
+    new_artifacts: Vec<Artifact>,
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A random positive id that JavaScript can hold exactly (artifact ids are int64 in KFP).
+pub fn new_artifact_id() -> i64 {
+    (uuid::Uuid::new_v4().as_u128() as i64 & ((1i64 << 53) - 1)).max(1)
+}
+
+impl Planner<'_> {
+    fn finish(mut self) -> Step {
+        let tasks = &self.view.tasks;
+        self.step.progress.new_tasks = tasks.iter().filter(|t| self.created.contains(&t.id)).cloned().collect();
+        self.step.progress.changed_tasks =
+            tasks.iter().filter(|t| self.changed.contains(&t.id) && !self.created.contains(&t.id)).cloned().collect();
+        self.step.progress.new_artifacts = self.new_artifacts;
+        self.step
+    }
+
+    fn index(&self, id: &str) -> Option<usize> {
+        self.view.tasks.iter().position(|t| t.id == id)
+    }
+
+    fn task(&self, id: &str) -> &Task {
+        &self.view.tasks[self.index(id).expect("task exists")]
+    }
+
+    fn child(&self, parent_id: &str, name: &str) -> Option<&Task> {
+        self.view.tasks.iter().find(|t| t.parent_id == parent_id && t.name == name)
+    }
+
+    fn children(&self, parent_id: &str) -> Vec<Task> {
+        let mut children: Vec<Task> = self.view.tasks.iter().filter(|t| t.parent_id == parent_id).cloned().collect();
+        children.sort_by_key(|t| (t.iteration_index, t.created_at));
+        children
+    }
+
+    fn update(&mut self, id: &str, change: impl FnOnce(&mut Task)) {
+        if let Some(i) = self.index(id) {
+            change(&mut self.view.tasks[i]);
+            self.changed.insert(id.to_string());
+        }
+    }
+
+    fn set_state(&mut self, id: &str, state: RuntimeState, err: Option<ErrorInfo>) {
+        let now = self.now;
+        self.update(id, |t| t.set_state(state, err, now));
+    }
+
+    fn transition_run(&mut self, to: RuntimeState, err: Option<ErrorInfo>) {
+        let from = self.view.run.state;
+        self.step.progress.run = Some(RunTransition { from: vec![from], to, error: err.clone(), now: self.now });
+        self.view.run.state = to;
+        self.view.run.error = err;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &mut self,
+        parent_id: &str,
+        name: &str,
+        display_name: &str,
+        kind: TaskKind,
+        iteration_index: Option<i64>,
+        state: RuntimeState,
+        inputs: Value,
+        err: Option<ErrorInfo>,
+    ) -> String {
+        let id = new_id();
+        let now = self.now;
+        let mut history = vec![StateChange { update_time: now, state, error: err.clone() }];
+        if state != RuntimeState::Pending && kind == TaskKind::Container {
+            history.insert(0, StateChange { update_time: now, state: RuntimeState::Pending, error: None });
+        }
+        let task = Task {
+            id: id.clone(),
+            run_id: self.view.run.id.clone(),
+            parent_id: parent_id.to_string(),
+            name: name.to_string(),
+            display_name: display_name.to_string(),
+            kind,
+            iteration_index,
+            state,
+            attempts: 0,
+            inputs,
+            outputs: json!({}),
+            fingerprint: String::new(),
+            pipeline_name: self.view.spec.pipeline_info.name.clone(),
+            cached: false,
+            image: String::new(),
+            error: err,
+            created_at: now,
+            started_at: if state == RuntimeState::Running { now } else { 0 },
+            finished_at: if state.is_terminal() { now } else { 0 },
+            retry_at: 0,
+            pid: 0,
+            state_history: history,
+        };
+        self.view.tasks.push(task);
+        self.created.insert(id.clone());
+        id
+    }
+
+    fn run(&mut self) {
+        match self.view.run.state {
+            s if s.is_terminal() => {}
+            RuntimeState::Canceling => self.cancel(),
+            RuntimeState::Paused => {}
+            _ => {
+                if self.view.run.state == RuntimeState::Pending {
+                    self.prepare_retry();
+                    self.transition_run(RuntimeState::Running, None);
+                }
+                self.drive();
+            }
+        }
+    }
+
+    /// A run that comes back to PENDING with tasks (a retry) keeps what succeeded: steps that
+    /// did not succeed are forgotten (they run again), DAGs around them are reopened.
+    fn prepare_retry(&mut self) {
+        let ids: Vec<(String, TaskKind, RuntimeState)> =
+            self.view.tasks.iter().map(|t| (t.id.clone(), t.kind, t.state)).collect();
+        for (id, kind, state) in ids {
+            if state == RuntimeState::Succeeded {
+                continue;
+            }
+            match kind {
+                TaskKind::Container | TaskKind::Importer => {
+                    self.view.tasks.retain(|t| t.id != id);
+                    self.changed.remove(&id);
+                    self.step.progress.deleted_tasks.push(id);
+                }
+                _ => {
+                    // Skipped branches are decided again too; a skipped DAG is simply recreated.
+                    if state == RuntimeState::Skipped {
+                        self.view.tasks.retain(|t| t.id != id && t.parent_id != id);
+                        self.step.progress.deleted_tasks.push(id);
+                        continue;
+                    }
+                    let now = self.now;
+                    self.update(&id, |t| {
+                        t.set_state(RuntimeState::Running, None, now);
+                        t.finished_at = 0;
+                        t.outputs = json!({});
+                    });
+                }
+            }
+        }
+    }
+
+    fn drive(&mut self) {
+        let root_id = match self.child("", ROOT) {
+            Some(root) => root.id.clone(),
+            None => {
+                let params = self.view.run.parameters.clone();
+                match complete_parameters(&self.view.spec.root.input_definitions, &params, "the pipeline") {
+                    Ok(parameters) => {
+                        let display = self.view.run.display_name.clone();
+                        self.create(
+                            "",
+                            ROOT,
+                            &display,
+                            TaskKind::Dag,
+                            None,
+                            RuntimeState::Running,
+                            json!({"parameters": parameters}),
+                            None,
+                        )
+                    }
+                    Err(message) => {
+                        self.transition_run(RuntimeState::Failed, error(message));
+                        return;
+                    }
+                }
+            }
+        };
+        let root = self.view.spec.root.clone();
+        if !self.task(&root_id).state.is_terminal() {
+            self.walk_dag(&root_id, &root);
+        }
+        let root_task = self.task(&root_id).clone();
+        if root_task.state.is_terminal() {
+            let state = match root_task.state {
+                RuntimeState::Succeeded | RuntimeState::Skipped => RuntimeState::Succeeded,
+                other => other,
+            };
+            self.transition_run(state, root_task.error.clone());
+        }
+    }
+
+    /// Terminate: stop running steps, close everything else; the run is CANCELED once no step
+    /// is still running.
+    fn cancel(&mut self) {
+        let open: Vec<Task> = self.view.tasks.iter().filter(|t| !t.state.is_terminal()).cloned().collect();
+        let mut still_running = false;
+        for task in open {
+            if task.kind == TaskKind::Container && task.state == RuntimeState::Running {
+                self.step.kills.push(task.id.clone());
+                still_running = true;
+            } else {
+                self.set_state(&task.id, RuntimeState::Canceled, error("the run was terminated"));
+            }
+        }
+        if !still_running {
+            self.transition_run(RuntimeState::Canceled, error("the run was terminated"));
+        }
+    }
+
+    fn component_of(&self, task: &TaskSpec) -> Option<ComponentSpec> {
+        self.view.spec.components.get(&task.component_ref.name).cloned()
+    }
+
+    fn walk_dag(&mut self, dag_task_id: &str, component: &ComponentSpec) {
+        let Some(dag) = component.dag.clone() else {
+            self.set_state(dag_task_id, RuntimeState::Failed, error("component has no dag"));
+            return;
+        };
+        for (name, spec) in &dag.tasks {
+            let existing = self.child(dag_task_id, name).cloned();
+            match existing {
+                Some(child) if child.state.is_terminal() => {}
+                Some(child) => self.walk_child(&child, spec),
+                None => self.try_create(dag_task_id, name, spec),
+            }
+        }
+        self.complete_dag(dag_task_id, &dag);
+    }
+
+    fn walk_child(&mut self, child: &Task, spec: &TaskSpec) {
+        match child.kind {
+            TaskKind::Dag | TaskKind::Iteration => {
+                if let Some(component) = self.component_of(spec) {
+                    self.walk_dag(&child.id, &component);
+                }
+            }
+            TaskKind::Loop => self.walk_loop(&child.id, spec),
+            TaskKind::Container => {
+                if child.state == RuntimeState::Pending {
+                    if child.retry_at <= self.now {
+                        self.step.launches.push(child.id.clone());
+                    } else {
+                        let at = self.step.wake_at.map_or(child.retry_at, |w| w.min(child.retry_at));
+                        self.step.wake_at = Some(at);
+                    }
+                }
+            }
+            TaskKind::Importer => {}
+        }
+    }
+
+    fn try_create(&mut self, parent_id: &str, name: &str, spec: &TaskSpec) {
+        let display = if spec.task_info.name.is_empty() { name.to_string() } else { spec.task_info.name.clone() };
+        let mut failed_upstream = None;
+        for upstream in spec.upstream() {
+            match self.child(parent_id, &upstream) {
+                Some(t) if t.state.is_terminal() => {
+                    // A task skipped because its own upstream failed passes the failure on.
+                    let cascaded = t.state == RuntimeState::Skipped && t.error.is_some();
+                    if matches!(t.state, RuntimeState::Failed | RuntimeState::Canceled) || cascaded {
+                        failed_upstream = Some(upstream.clone());
+                    }
+                }
+                _ => return,
+            }
+        }
+        if let Some(upstream) = failed_upstream {
+            if !spec.runs_after_failures() {
+                let message = format!("not run: upstream task {upstream:?} did not succeed");
+                self.create(
+                    parent_id,
+                    name,
+                    &display,
+                    TaskKind::Dag,
+                    None,
+                    RuntimeState::Skipped,
+                    json!({}),
+                    error(message),
+                );
+                return;
+            }
+        }
+        let Some(component) = self.component_of(spec) else {
+            let message = format!("unknown component {:?}", spec.component_ref.name);
+            self.create(
+                parent_id,
+                name,
+                &display,
+                TaskKind::Dag,
+                None,
+                RuntimeState::Failed,
+                json!({}),
+                error(message),
+            );
+            return;
+        };
+        let kind = if spec.parameter_iterator.is_some() || spec.artifact_iterator.is_some() {
+            TaskKind::Loop
+        } else if component.dag.is_some() {
+            TaskKind::Dag
+        } else {
+            match component.executor_label.as_ref().and_then(|l| self.view.spec.deployment_spec.executors.get(l)) {
+                Some(executor) if executor.importer.is_some() => TaskKind::Importer,
+                _ => TaskKind::Container,
+            }
+        };
+        let inputs = match crate::inputs::resolve(self, parent_id, spec) {
+            Ok(inputs) => inputs,
+            Err(crate::inputs::Unresolved::Skipped(reason)) => {
+                self.create(parent_id, name, &display, kind, None, RuntimeState::Skipped, json!({}), None);
+                tracing::debug!(task = name, reason, "skipped");
+                return;
+            }
+            Err(crate::inputs::Unresolved::Failed(message)) => {
+                self.create(parent_id, name, &display, kind, None, RuntimeState::Failed, json!({}), error(message));
+                return;
+            }
+        };
+        if !spec.trigger_policy.condition.is_empty() {
+            let params = inputs.get("parameters").and_then(Value::as_object).cloned().unwrap_or_default();
+            match weir_spec::cel::evaluate_condition(&spec.trigger_policy.condition, &params) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.create(parent_id, name, &display, kind, None, RuntimeState::Skipped, inputs, None);
+                    return;
+                }
+                Err(e) => {
+                    self.create(parent_id, name, &display, kind, None, RuntimeState::Failed, inputs, error(e.0));
+                    return;
+                }
+            }
+        }
+        match kind {
+            TaskKind::Loop => {
+                let items = match crate::inputs::loop_items(spec, &inputs) {
+                    Ok(items) => items,
+                    Err(message) => {
+                        self.create(
+                            parent_id,
+                            name,
+                            &display,
+                            kind,
+                            None,
+                            RuntimeState::Failed,
+                            inputs,
+                            error(message),
+                        );
+                        return;
+                    }
+                };
+                let mut inputs = inputs;
+                inputs["items"] = Value::Array(items);
+                let id = self.create(parent_id, name, &display, kind, None, RuntimeState::Running, inputs, None);
+                self.walk_loop(&id, spec);
+            }
+            TaskKind::Dag => {
+                let inputs = match self.with_defaults(&component, inputs, &display) {
+                    Ok(inputs) => inputs,
+                    Err(message) => {
+                        self.create(
+                            parent_id,
+                            name,
+                            &display,
+                            kind,
+                            None,
+                            RuntimeState::Failed,
+                            json!({}),
+                            error(message),
+                        );
+                        return;
+                    }
+                };
+                let id = self.create(parent_id, name, &display, kind, None, RuntimeState::Running, inputs, None);
+                self.walk_dag(&id, &component);
+            }
+            TaskKind::Importer => {
+                let id = self.create(parent_id, name, &display, kind, None, RuntimeState::Running, inputs, None);
+                self.import(&id, &component);
+            }
+            TaskKind::Container | TaskKind::Iteration => {
+                let id = self.create(
+                    parent_id,
+                    name,
+                    &display,
+                    TaskKind::Container,
+                    None,
+                    RuntimeState::Pending,
+                    inputs,
+                    None,
+                );
+                let image = component
+                    .executor_label
+                    .as_ref()
+                    .and_then(|l| self.view.spec.deployment_spec.executors.get(l))
+                    .and_then(|e| e.container.as_ref())
+                    .map(|c| c.image.clone())
+                    .unwrap_or_default();
+                self.update(&id, |t| t.image = image);
+                self.step.launches.push(id);
+            }
+        }
+    }
+
+    fn with_defaults(&self, component: &ComponentSpec, mut inputs: Value, what: &str) -> Result<Value, String> {
+        let given = inputs.get("parameters").and_then(Value::as_object).cloned().unwrap_or_default();
+        let completed = complete_parameters(&component.input_definitions, &given, &format!("task {what:?}"))?;
+        inputs["parameters"] = Value::Object(completed);
+        Ok(inputs)
+    }
+
+    fn walk_loop(&mut self, loop_id: &str, spec: &TaskSpec) {
+        let Some(component) = self.component_of(spec) else { return };
+        let loop_task = self.task(loop_id).clone();
+        let items = loop_task.inputs.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+        let limit = spec.iterator_policy.parallelism_limit.max(0) as usize;
+        let iterations = self.children(loop_id);
+        for iteration in iterations.iter().filter(|t| !t.state.is_terminal()) {
+            self.walk_dag(&iteration.id, &component);
+        }
+        let mut open = self.children(loop_id).iter().filter(|t| !t.state.is_terminal()).count();
+        let mut next = iterations.len();
+        while next < items.len() && (limit == 0 || open < limit) {
+            let mut inputs = json!({
+                "parameters": loop_task.inputs.get("parameters").cloned().unwrap_or(json!({})),
+                "artifacts": loop_task.inputs.get("artifacts").cloned().unwrap_or(json!({})),
+            });
+            if let Some(iterator) = &spec.parameter_iterator {
+                inputs["parameters"][&iterator.item_input] = integral_numbers(&items[next]);
+            }
+            if let Some(iterator) = &spec.artifact_iterator {
+                inputs["artifacts"][&iterator.item_input] = json!([items[next]]);
+            }
+            let display = format!("{}-{next}", loop_task.display_name);
+            let id = self.create(
+                loop_id,
+                "iteration",
+                &display,
+                TaskKind::Iteration,
+                Some(next as i64),
+                RuntimeState::Running,
+                inputs,
+                None,
+            );
+            self.walk_dag(&id, &component);
+            if !self.task(&id).state.is_terminal() {
+                open += 1;
+            }
+            next += 1;
+        }
+        let iterations = self.children(loop_id);
+        if iterations.len() == items.len() && iterations.iter().all(|t| t.state.is_terminal()) {
+            let outputs = collect_loop_outputs(&component, &iterations);
+            let failed = iterations.iter().find(|t| matches!(t.state, RuntimeState::Failed | RuntimeState::Canceled));
+            let (state, err) = match failed {
+                Some(t) => {
+                    (RuntimeState::Failed, error(format!("iteration {} failed", t.iteration_index.unwrap_or_default())))
+                }
+                None => (RuntimeState::Succeeded, None),
+            };
+            self.update(loop_id, |t| t.outputs = outputs);
+            self.set_state(loop_id, state, err);
+        }
+    }
+
+    fn complete_dag(&mut self, dag_task_id: &str, dag: &DagSpec) {
+        let children = self.children(dag_task_id);
+        let all_done = dag.tasks.keys().all(|name| children.iter().any(|c| &c.name == name && c.state.is_terminal()));
+        if !all_done {
+            return;
+        }
+        let by_name: HashMap<&str, &Task> = children.iter().map(|c| (c.name.as_str(), c)).collect();
+        let failed: Vec<&str> = children
+            .iter()
+            .filter(|c| matches!(c.state, RuntimeState::Failed | RuntimeState::Canceled))
+            .map(|c| c.name.as_str())
+            .collect();
+        let outputs = dag_outputs(dag, &by_name);
+        let (state, err) = if failed.is_empty() {
+            (RuntimeState::Succeeded, None)
+        } else {
+            let first = by_name[failed[0]];
+            let detail = first.error.as_ref().map(|e| e.message.clone()).unwrap_or_default();
+            (RuntimeState::Failed, error(format!("task {:?} failed: {detail}", first.display_name)))
+        };
+        self.update(dag_task_id, |t| t.outputs = outputs);
+        self.set_state(dag_task_id, state, err);
+    }
+
+    /// An importer makes an artifact row for an existing URI; nothing runs.
+    fn import(&mut self, task_id: &str, component: &ComponentSpec) {
+        let task = self.task(task_id).clone();
+        let importer = component
+            .executor_label
+            .as_ref()
+            .and_then(|l| self.view.spec.deployment_spec.executors.get(l))
+            .and_then(|e| e.importer.clone())
+            .unwrap_or_default();
+        let uri = match (&importer.artifact_uri.constant, &importer.artifact_uri.runtime_parameter) {
+            (Some(Value::String(uri)), _) => Some(uri.clone()),
+            (_, Some(param)) => task.inputs["parameters"].get(param).and_then(Value::as_str).map(str::to_string),
+            _ => None,
+        };
+        let Some(uri) = uri.filter(|u| !u.is_empty()) else {
+            self.set_state(task_id, RuntimeState::Failed, error("the importer has no artifact URI"));
+            return;
+        };
+        let output_name =
+            component.output_definitions.artifacts.keys().next().cloned().unwrap_or_else(|| "artifact".into());
+        let artifact = Artifact {
+            id: new_artifact_id(),
+            run_id: self.view.run.id.clone(),
+            task_id: task_id.to_string(),
+            name: output_name.clone(),
+            uri,
+            schema_title: importer.type_schema.schema_title.clone(),
+            schema_version: importer.type_schema.schema_version.clone(),
+            metadata: importer.metadata.clone().unwrap_or(json!({})),
+            created_at: self.now,
+        };
+        self.view.artifacts.insert(artifact.id, artifact.clone());
+        let outputs = json!({"artifacts": {output_name: [artifact.id]}});
+        self.new_artifacts.push(artifact);
+        self.update(task_id, |t| t.outputs = outputs);
+        self.set_state(task_id, RuntimeState::Succeeded, None);
+    }
+
+    pub(crate) fn sibling(&self, parent_id: &str, name: &str) -> Option<&Task> {
+        self.child(parent_id, name)
+    }
+
+    pub(crate) fn parent(&self, parent_id: &str) -> &Task {
+        self.task(parent_id)
+    }
+
+    pub(crate) fn run_id(&self) -> &str {
+        &self.view.run.id
+    }
+}
+
+fn dag_outputs(dag: &DagSpec, children: &HashMap<&str, &Task>) -> Value {
+    let mut parameters = Map::new();
+    let produced = |producer: &str, key: &str| -> Option<Value> {
+        let task = children.get(producer)?;
+        if task.state != RuntimeState::Succeeded {
+            return None;
+        }
+        task.outputs.get("parameters")?.get(key).cloned()
+    };
+    for (name, output) in &dag.outputs.parameters {
+        let value = if let Some(selector) = &output.value_from_parameter {
+            produced(&selector.producer_subtask, &selector.output_parameter_key)
+        } else if let Some(oneof) = &output.value_from_oneof {
+            oneof.parameter_selectors.iter().find_map(|s| produced(&s.producer_subtask, &s.output_parameter_key))
+        } else {
+            None
+        };
+        if let Some(value) = value {
+            parameters.insert(name.clone(), value);
+        }
+    }
+    let mut artifacts = Map::new();
+    for (name, output) in &dag.outputs.artifacts {
+        let ids = output.artifact_selectors.iter().find_map(|s| {
+            let task = children.get(s.producer_subtask.as_str())?;
+            if task.state != RuntimeState::Succeeded {
+                return None;
+            }
+            task.outputs.get("artifacts")?.get(&s.output_artifact_key).cloned()
+        });
+        if let Some(ids) = ids {
+            artifacts.insert(name.clone(), ids);
+        }
+    }
+    json!({"parameters": parameters, "artifacts": artifacts})
+}
+
+/// A loop's outputs are its iterations' outputs collected in iteration order
+/// (`dsl.Collected`): parameter values into a list, artifact lists concatenated.
+fn collect_loop_outputs(component: &ComponentSpec, iterations: &[Task]) -> Value {
+    let mut parameters = Map::new();
+    let mut artifacts = Map::new();
+    if let Some(dag) = &component.dag {
+        for name in dag.outputs.parameters.keys() {
+            let values: Vec<Value> = iterations
+                .iter()
+                .filter_map(|t| t.outputs.get("parameters").and_then(|p| p.get(name)).cloned())
+                .collect();
+            parameters.insert(name.clone(), Value::Array(values));
+        }
+        for name in dag.outputs.artifacts.keys() {
+            let ids: Vec<Value> = iterations
+                .iter()
+                .filter_map(|t| t.outputs.get("artifacts").and_then(|a| a.get(name)).and_then(Value::as_array).cloned())
+                .flatten()
+                .collect();
+            artifacts.insert(name.clone(), Value::Array(ids));
+        }
+    }
+    json!({"parameters": parameters, "artifacts": artifacts})
+}

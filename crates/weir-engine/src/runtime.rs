@@ -1,0 +1,712 @@
+//! The engine loop: load a run's rows, let the planner decide, write the decision, then act.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+use tokio::sync::{Notify, Semaphore};
+use weir_artifacts::ArtifactStore;
+use weir_store::{
+    Artifact, Clock, ErrorInfo, MetadataStore, Progress, RunTransition, RuntimeState, StoreError, Task, TaskKind,
+};
+
+use crate::driver::{Driver, Exit, ProcessSpec};
+use crate::launch::{key_for_uri, plan_step, task_spec, StepPlan, StepSettings};
+use crate::planner::{advance, new_artifact_id, RunView};
+
+/// How the engine runs steps.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Private working folders of attempts, cached Python environments, the `python3` shim.
+    pub work_dir: PathBuf,
+    /// Steps running at once, across runs.
+    pub max_concurrent_steps: usize,
+    /// The interpreter lightweight Python components run with (`python3` in their commands).
+    pub python: PathBuf,
+    /// Whether that interpreter has `kfp` (then the SDK's pip preamble is skipped).
+    pub python_has_kfp: bool,
+    /// How often to look for runs created by other weir processes when nothing happens.
+    pub poll_interval: Duration,
+}
+
+/// Checks whether an interpreter can run the kfp executor.
+pub async fn python_has_kfp(python: &Path) -> bool {
+    tokio::process::Command::new(python)
+        .args(["-c", "import kfp.dsl.executor_main"])
+        .env("_KFP_RUNTIME", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Where an attempt's log is kept in the artifact store.
+pub fn log_key(run_id: &str, task_id: &str, attempt: i64) -> String {
+    format!("logs/{run_id}/{task_id}/{attempt}.log")
+}
+
+pub struct Engine {
+    store: Arc<dyn MetadataStore>,
+    artifacts: ArtifactStore,
+    clock: Arc<dyn Clock>,
+    driver: Arc<dyn Driver>,
+    settings: EngineSettings,
+    notify: Arc<Notify>,
+    slots: Arc<Semaphore>,
+    /// Container tasks this process is launching or running.
+    inflight: Mutex<HashSet<String>>,
+    /// Running tasks: task id → pid.
+    running: Mutex<HashMap<String, i64>>,
+    /// Tasks being stopped because their run was terminated.
+    killed: Mutex<HashSet<String>>,
+    /// One writer per run at a time within this process.
+    run_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    env_locks: tokio::sync::Mutex<()>,
+}
+
+fn err(message: impl Into<String>) -> Option<ErrorInfo> {
+    Some(ErrorInfo { code: 2, message: message.into() })
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn MetadataStore>,
+        artifacts: ArtifactStore,
+        clock: Arc<dyn Clock>,
+        driver: Arc<dyn Driver>,
+        settings: EngineSettings,
+        notify: Arc<Notify>,
+    ) -> Arc<Self> {
+        let slots = Arc::new(Semaphore::new(settings.max_concurrent_steps.max(1)));
+        Arc::new(Self {
+            store,
+            artifacts,
+            clock,
+            driver,
+            settings,
+            notify,
+            slots,
+            inflight: Mutex::new(HashSet::new()),
+            running: Mutex::new(HashMap::new()),
+            killed: Mutex::new(HashSet::new()),
+            run_locks: Mutex::new(HashMap::new()),
+            env_locks: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Wakes the loop (a run was created, terminated or retried).
+    pub fn notifier(&self) -> Arc<Notify> {
+        self.notify.clone()
+    }
+
+    /// The working folder of an attempt (its live log is `log.txt` there).
+    pub fn attempt_dir(&self, run_id: &str, task_id: &str, attempt: i64) -> PathBuf {
+        self.settings.work_dir.join("runs").join(run_id).join(task_id).join(attempt.to_string())
+    }
+
+    fn run_lock(&self, run_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.run_locks.lock().expect("run locks");
+        locks.entry(run_id.to_string()).or_default().clone()
+    }
+
+    /// Runs until `shutdown` resolves. Steps still running then are left to finish or be
+    /// recovered by the next start.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        if let Err(e) = self.recover().await {
+            tracing::error!(error = %e, "engine recovery failed; retrying in the loop");
+        }
+        tokio::pin!(shutdown);
+        loop {
+            let wake = match self.tick_all().await {
+                Ok(wake) => wake,
+                Err(e) => {
+                    tracing::warn!(error = %e, "engine tick failed");
+                    None
+                }
+            };
+            let now = self.clock.now_ms();
+            let poll = self.settings.poll_interval.as_millis() as i64;
+            let delay = wake.map(|w| (w - now).clamp(0, poll)).unwrap_or(poll);
+            tokio::select! {
+                _ = self.notify.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(delay as u64)) => {}
+                _ = &mut shutdown => break,
+            }
+        }
+    }
+
+    /// Advances every active run once; returns the earliest time something is due.
+    pub async fn tick_all(self: &Arc<Self>) -> Result<Option<i64>, StoreError> {
+        let mut wake: Option<i64> = None;
+        for run_id in self.store.active_runs().await? {
+            match self.tick(&run_id).await {
+                Ok(Some(at)) => wake = Some(wake.map_or(at, |w| w.min(at))),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(run.id = %run_id, error = %e, "could not advance run"),
+            }
+        }
+        Ok(wake)
+    }
+
+    async fn load(&self, run_id: &str) -> Result<RunView, StoreError> {
+        let run = self.store.get_run(run_id).await?;
+        let spec =
+            weir_spec::ir::PipelineSpec::parse(&run.pipeline_spec).map_err(|e| StoreError::InvalidArgument(e.0))?;
+        let tasks = self.store.list_tasks(run_id).await?;
+        let mut artifacts: HashMap<i64, Artifact> =
+            self.store.list_artifacts(run_id).await?.into_iter().map(|a| (a.id, a)).collect();
+        // Inputs may come from other runs' artifacts (cache hits).
+        let mut missing: Vec<i64> = Vec::new();
+        for task in &tasks {
+            for section in ["inputs", "outputs"] {
+                if let Some(map) = task.get_artifacts(section) {
+                    for ids in map.values() {
+                        for id in ids.as_array().into_iter().flatten().filter_map(Value::as_i64) {
+                            if !artifacts.contains_key(&id) {
+                                missing.push(id);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        for artifact in self.store.get_artifacts(&missing).await? {
+            artifacts.insert(artifact.id, artifact);
+        }
+        Ok(RunView { run, spec, tasks, artifacts })
+    }
+
+    /// Advances one run: decide, write, then launch or kill.
+    pub async fn tick(self: &Arc<Self>, run_id: &str) -> Result<Option<i64>, StoreError> {
+        let lock = self.run_lock(run_id);
+        let _guard = lock.lock().await;
+        let mut view = match self.load(run_id).await {
+            Ok(view) => view,
+            Err(StoreError::InvalidArgument(message)) => {
+                let transition = Progress {
+                    run: Some(RunTransition {
+                        from: vec![RuntimeState::Pending, RuntimeState::Running, RuntimeState::Canceling],
+                        to: RuntimeState::Failed,
+                        error: err(message),
+                        now: self.clock.now_ms(),
+                    }),
+                    ..Default::default()
+                };
+                self.store.save_progress(run_id, &transition).await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let step = advance(&mut view, self.clock.now_ms());
+        if !step.progress.is_empty() {
+            if let Err(e) = self.store.save_progress(run_id, &step.progress).await {
+                if matches!(e, StoreError::Aborted(_)) {
+                    self.notify.notify_one();
+                    return Ok(None);
+                }
+                return Err(e);
+            }
+            if let Some(transition) = &step.progress.run {
+                tracing::info!(run.id = %run_id, run.state = %transition.to, "run state changed");
+            }
+        }
+        for task_id in step.kills {
+            self.kill(&task_id);
+        }
+        for task_id in step.launches {
+            let fresh = self.inflight.lock().expect("inflight").insert(task_id.clone());
+            if fresh {
+                let engine = self.clone();
+                let run_id = run_id.to_string();
+                tokio::spawn(async move {
+                    engine.launch(&run_id, &task_id).await;
+                    engine.inflight.lock().expect("inflight").remove(&task_id);
+                    engine.notify.notify_one();
+                });
+            }
+        }
+        Ok(step.wake_at)
+    }
+
+    fn kill(&self, task_id: &str) {
+        let pid = self.running.lock().expect("running").get(task_id).copied();
+        if let Some(pid) = pid {
+            self.killed.lock().expect("killed").insert(task_id.to_string());
+            self.driver.kill(pid);
+        }
+    }
+
+    /// After a restart no step of ours is running: a step recorded as RUNNING lost its process
+    /// (which is stopped if it is still there) and is retried under its policy or failed.
+    pub async fn recover(&self) -> Result<(), StoreError> {
+        for run_id in self.store.active_runs().await? {
+            let lock = self.run_lock(&run_id);
+            let _guard = lock.lock().await;
+            let view = self.load(&run_id).await?;
+            let mut changed = Vec::new();
+            for task in view.tasks.iter().filter(|t| t.kind == TaskKind::Container && t.state == RuntimeState::Running)
+            {
+                if task.pid > 0 && self.driver.is_running_step(task.pid, &task.id) {
+                    self.driver.kill(task.pid);
+                }
+                let mut task = task.clone();
+                let retry = task_spec(&view.spec, &view.tasks, &task).ok().and_then(|(spec, _)| spec.retry_policy);
+                let message = format!("the step's process was lost when weir stopped (attempt {})", task.attempts);
+                self.fail_or_retry(&mut task, retry.as_ref(), message);
+                tracing::warn!(run.id = %run_id, task.id = %task.id, task.state = %task.state, "recovered a step whose process was lost");
+                changed.push(task);
+            }
+            if !changed.is_empty() {
+                self.store.save_progress(&run_id, &Progress { changed_tasks: changed, ..Default::default() }).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn fail_or_retry(&self, task: &mut Task, retry: Option<&weir_spec::ir::RetryPolicy>, message: String) {
+        let now = self.clock.now_ms();
+        task.pid = 0;
+        match retry {
+            Some(policy) if task.attempts <= policy.max_retry_count => {
+                task.set_state(RuntimeState::Failed, err(message), now);
+                task.set_state(RuntimeState::Pending, None, now);
+                task.finished_at = 0;
+                task.retry_at = now + policy.backoff_ms(task.attempts);
+            }
+            _ => task.set_state(RuntimeState::Failed, err(message), now),
+        }
+    }
+
+    async fn save_task(&self, run_id: &str, task: Task, artifacts: Vec<Artifact>) -> Result<(), StoreError> {
+        let lock = self.run_lock(run_id);
+        let _guard = lock.lock().await;
+        self.store
+            .save_progress(
+                run_id,
+                &Progress { changed_tasks: vec![task], new_artifacts: artifacts, ..Default::default() },
+            )
+            .await
+    }
+
+    /// One attempt of a container task, start to finish.
+    async fn launch(self: &Arc<Self>, run_id: &str, task_id: &str) {
+        let Ok(_permit) = self.slots.clone().acquire_owned().await else { return };
+        // Claim the task under the run's lock: it must still be pending and due.
+        let claimed = {
+            let lock = self.run_lock(run_id);
+            let _guard = lock.lock().await;
+            match self.claim(run_id, task_id).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(run.id = %run_id, task.id = %task_id, error = %e, "could not start a step");
+                    None
+                }
+            }
+        };
+        let Some((view, task, plan)) = claimed else { return };
+        let outcome = self.execute(&view, &task, &plan).await;
+        let mut task = task;
+        let (artifacts, result) = match outcome {
+            Ok(done) => done,
+            Err(message) => (Vec::new(), Err(message)),
+        };
+        let now = self.clock.now_ms();
+        task.pid = 0;
+        let killed = self.killed.lock().expect("killed").remove(&task.id);
+        self.running.lock().expect("running").remove(&task.id);
+        let mut new_artifacts = Vec::new();
+        match result {
+            _ if killed => task.set_state(RuntimeState::Canceled, err("the run was terminated"), now),
+            Ok(outputs) => {
+                task.outputs = outputs;
+                new_artifacts = artifacts;
+                task.set_state(RuntimeState::Succeeded, None, now);
+            }
+            Err(message) => {
+                let retry = task_spec(&view.spec, &view.tasks, &task).ok().and_then(|(spec, _)| spec.retry_policy);
+                self.fail_or_retry(&mut task, retry.as_ref(), message);
+            }
+        }
+        tracing::info!(run.id = %run_id, task.id = %task.id, task.name = %task.name, task.state = %task.state, attempt = task.attempts, "step finished");
+        if let Err(e) = self.save_task(run_id, task, new_artifacts).await {
+            tracing::error!(run.id = %run_id, task.id = %task_id, error = %e, "could not record a step's result");
+        }
+    }
+
+    /// Marks a pending task RUNNING (or answers it from the cache) before anything runs.
+    async fn claim(&self, run_id: &str, task_id: &str) -> Result<Option<(RunView, Task, StepPlan)>, StoreError> {
+        let view = self.load(run_id).await?;
+        if !matches!(view.run.state, RuntimeState::Running) {
+            return Ok(None);
+        }
+        let Some(mut task) = view.tasks.iter().find(|t| t.id == task_id).cloned() else { return Ok(None) };
+        let now = self.clock.now_ms();
+        if task.state != RuntimeState::Pending || task.retry_at > now {
+            return Ok(None);
+        }
+        let attempt = task.attempts + 1;
+        let workdir = self.attempt_dir(run_id, task_id, attempt);
+        let settings = StepSettings {
+            python_fast_path: self.settings.python_has_kfp,
+            store_url: self.artifacts.url().to_string(),
+        };
+        let plan = match plan_step(&view.spec, &view.run, &view.tasks, &task, &view.artifacts, &workdir, &settings) {
+            Ok(plan) => plan,
+            Err(message) => {
+                task.set_state(RuntimeState::Failed, err(message), now);
+                self.store.save_progress(run_id, &Progress { changed_tasks: vec![task], ..Default::default() }).await?;
+                return Ok(None);
+            }
+        };
+        task.fingerprint = plan.fingerprint.clone();
+        task.image = plan.image.clone();
+        if !plan.fingerprint.is_empty() {
+            if let Some(hit) = self.store.find_cached(&task.pipeline_name, &plan.fingerprint).await? {
+                task.outputs = hit.outputs.clone();
+                task.cached = true;
+                task.set_state(RuntimeState::Succeeded, None, now);
+                tracing::info!(run.id = %run_id, task.id = %task.id, cache.source = %hit.id, "cache hit");
+                self.store.save_progress(run_id, &Progress { changed_tasks: vec![task], ..Default::default() }).await?;
+                return Ok(None);
+            }
+        }
+        task.attempts = attempt;
+        task.started_at = now;
+        task.set_state(RuntimeState::Running, None, now);
+        self.store.save_progress(run_id, &Progress { changed_tasks: vec![task.clone()], ..Default::default() }).await?;
+        Ok(Some((view, task, plan)))
+    }
+
+    /// Prepares the folder, runs the process, collects outputs. The first error is the
+    /// step's error message.
+    async fn execute(
+        &self,
+        view: &RunView,
+        task: &Task,
+        plan: &StepPlan,
+    ) -> Result<(Vec<Artifact>, Result<Value, String>), String> {
+        let workdir = self.attempt_dir(&view.run.id, &task.id, task.attempts);
+        let _ = tokio::fs::remove_dir_all(&workdir).await;
+        for dir in ["inputs", "outputs/artifacts", "outputs/parameters", "workspace"] {
+            tokio::fs::create_dir_all(workdir.join(dir))
+                .await
+                .map_err(|e| format!("cannot prepare the step folder: {e}"))?;
+        }
+        for input in &plan.inputs {
+            if let Some(local) = &input.local_path {
+                self.fetch(&input.artifact, local).await?;
+            }
+        }
+        let python_bin = self.python_bin(&plan.python_packages).await?;
+        let mut env = plan.env.clone();
+        let path = std::env::var("PATH").unwrap_or_default();
+        env.push(("PATH".into(), format!("{}:{path}", python_bin.display())));
+        env.push(("WEIR_TASK_ID".into(), task.id.clone()));
+        env.push(("WEIR_RUN_ID".into(), view.run.id.clone()));
+        env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+        let log_path = workdir.join("log.txt");
+        let spec = ProcessSpec {
+            task_id: task.id.clone(),
+            argv: plan.argv.clone(),
+            env,
+            workdir: workdir.clone(),
+            log_path: log_path.clone(),
+        };
+        tracing::info!(
+            run.id = %view.run.id, task.id = %task.id, task.name = %task.name, image = %plan.image, attempt = task.attempts,
+            "starting step on this host (the image is recorded, not pulled)"
+        );
+        let started = self.driver.start(spec).await;
+        let exit = match started {
+            Ok(running) => {
+                let pid = running.pid();
+                self.running.lock().expect("running").insert(task.id.clone(), pid);
+                let mut with_pid = task.clone();
+                with_pid.pid = pid;
+                if let Err(e) = self.save_task(&view.run.id, with_pid, Vec::new()).await {
+                    tracing::warn!(task.id = %task.id, error = %e, "could not record the step's process id");
+                }
+                Some(running.wait().await)
+            }
+            Err(message) => {
+                let _ = tokio::fs::write(&log_path, format!("{message}\n")).await;
+                self.keep_log(view, task, &log_path).await;
+                return Ok((Vec::new(), Err(message)));
+            }
+        };
+        self.keep_log(view, task, &log_path).await;
+        let result = match exit {
+            Some(Exit::Code(0)) => self.collect(view, task, plan).await,
+            Some(Exit::Code(code)) => Err(format!("the step exited with code {code}{}", log_tail(&log_path).await)),
+            Some(Exit::Signal(signal)) => {
+                Err(format!("the step was killed by signal {signal}{}", log_tail(&log_path).await))
+            }
+            None => Err("the step did not run".into()),
+        };
+        let out = match result {
+            Ok((artifacts, outputs)) => (artifacts, Ok(outputs)),
+            Err(message) => (Vec::new(), Err(message)),
+        };
+        let _ = tokio::fs::remove_dir_all(&workdir).await;
+        Ok(out)
+    }
+
+    async fn keep_log(&self, view: &RunView, task: &Task, log_path: &Path) {
+        let bytes = tokio::fs::read(log_path).await.unwrap_or_default();
+        let key = log_key(&view.run.id, &task.id, task.attempts);
+        if let Err(e) = self.artifacts.put(&key, Bytes::from(bytes)).await {
+            tracing::warn!(task.id = %task.id, error = %e, "could not keep the step's log");
+        }
+    }
+
+    /// The folder whose `python3` steps use: the configured interpreter, or a cached
+    /// environment with the component's packages on top of it.
+    async fn python_bin(&self, packages: &[String]) -> Result<PathBuf, String> {
+        let shim = self.settings.work_dir.join("bin");
+        if packages.is_empty() {
+            if !shim.join("python3").exists() {
+                tokio::fs::create_dir_all(&shim).await.map_err(|e| format!("cannot create {}: {e}", shim.display()))?;
+                // A script, not a symlink: a virtualenv's interpreter finds its environment
+                // from the path it was started by.
+                let script = format!(
+                    "#!/bin/sh\nexec '{}' \"$@\"\n",
+                    self.settings.python.display().to_string().replace('\'', "'\\''")
+                );
+                for name in ["python3", "python"] {
+                    let path = shim.join(name);
+                    let temp = shim.join(format!(".{name}.tmp"));
+                    tokio::fs::write(&temp, &script)
+                        .await
+                        .map_err(|e| format!("cannot write {}: {e}", temp.display()))?;
+                    let mut permissions = tokio::fs::metadata(&temp).await.map_err(|e| e.to_string())?.permissions();
+                    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+                    tokio::fs::set_permissions(&temp, permissions).await.map_err(|e| e.to_string())?;
+                    tokio::fs::rename(&temp, &path).await.map_err(|e| e.to_string())?;
+                }
+            }
+            return Ok(shim);
+        }
+        let mut sorted = packages.to_vec();
+        sorted.sort();
+        let digest: String = <sha2::Sha256 as sha2::Digest>::digest(sorted.join("\n").as_bytes())
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let env_dir = self.settings.work_dir.join("envs").join(digest);
+        let _guard = self.env_locks.lock().await;
+        if env_dir.join(".ready").exists() {
+            return Ok(env_dir.join("bin"));
+        }
+        let _ = tokio::fs::remove_dir_all(&env_dir).await;
+        let venv = tokio::process::Command::new(&self.settings.python)
+            .args(["-m", "venv", "--system-site-packages"])
+            .arg(&env_dir)
+            .output()
+            .await
+            .map_err(|e| format!("cannot create a Python environment: {e}"))?;
+        if !venv.status.success() {
+            return Err(format!("cannot create a Python environment: {}", String::from_utf8_lossy(&venv.stderr)));
+        }
+        let pip = tokio::process::Command::new(env_dir.join("bin").join("python"))
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-warn-script-location"])
+            .args(packages)
+            .output()
+            .await
+            .map_err(|e| format!("cannot run pip: {e}"))?;
+        if !pip.status.success() {
+            let _ = tokio::fs::remove_dir_all(&env_dir).await;
+            let stderr = String::from_utf8_lossy(&pip.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
+            return Err(format!("cannot install the packages {packages:?}: {}", tail.join(" | ")));
+        }
+        tokio::fs::write(env_dir.join(".ready"), sorted.join("\n")).await.map_err(|e| e.to_string())?;
+        Ok(env_dir.join("bin"))
+    }
+
+    /// Places an input artifact at a local path: from weir's store (a file, or a folder of
+    /// objects), or copied from a local path.
+    async fn fetch(&self, artifact: &Artifact, local: &Path) -> Result<(), String> {
+        let fail = |e: String| format!("cannot fetch input artifact {} ({}): {e}", artifact.id, artifact.uri);
+        if let Some(parent) = local.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(|e| fail(e.to_string()))?;
+        }
+        if let Some(key) = key_for_uri(self.artifacts.url(), &artifact.uri) {
+            if self.artifacts.exists(&key).await.map_err(|e| fail(e.to_string()))? {
+                let bytes = self.artifacts.get(&key).await.map_err(|e| fail(e.to_string()))?;
+                tokio::fs::write(local, &bytes).await.map_err(|e| fail(e.to_string()))?;
+                return Ok(());
+            }
+            let keys = self.artifacts.list(&key).await.map_err(|e| fail(e.to_string()))?;
+            if keys.is_empty() {
+                // A metrics artifact has no file: the step gets an empty path, as with KFP.
+                return Ok(());
+            }
+            for object in keys {
+                let relative = object.strip_prefix(&format!("{key}/")).unwrap_or(&object);
+                let target = local.join(relative);
+                if let Some(parent) = target.parent() {
+                    tokio::fs::create_dir_all(parent).await.map_err(|e| fail(e.to_string()))?;
+                }
+                let bytes = self.artifacts.get(&object).await.map_err(|e| fail(e.to_string()))?;
+                tokio::fs::write(&target, &bytes).await.map_err(|e| fail(e.to_string()))?;
+            }
+            return Ok(());
+        }
+        if artifact.uri.starts_with('/') {
+            copy_local(Path::new(&artifact.uri), local).await.map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the step's outputs: parameters from executor_output.json or their files, output
+    /// artifacts uploaded to the store with the metadata the step wrote.
+    async fn collect(&self, view: &RunView, task: &Task, plan: &StepPlan) -> Result<(Vec<Artifact>, Value), String> {
+        let executor_output: Value = match tokio::fs::read(&plan.executor_output_file).await {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| format!("the step wrote an invalid executor_output.json: {e}"))?,
+            Err(_) => json!({}),
+        };
+        let mut parameters = Map::new();
+        for (name, (path, kind)) in &plan.output_parameters {
+            if let Some(value) = executor_output.get("parameterValues").and_then(|p| p.get(name)) {
+                parameters.insert(name.clone(), crate::values::integral_numbers(value));
+                continue;
+            }
+            let text = tokio::fs::read_to_string(path)
+                .await
+                .map_err(|_| format!("the step did not produce its output parameter {name:?}"))?;
+            parameters.insert(
+                name.clone(),
+                parse_parameter(&text, kind).map_err(|e| format!("output parameter {name:?}: {e}"))?,
+            );
+        }
+        let mut artifacts = Vec::new();
+        let mut artifact_ids = Map::new();
+        for output in &plan.outputs {
+            let written = executor_output
+                .get("artifacts")
+                .and_then(|a| a.get(&output.name))
+                .and_then(|a| a.get("artifacts"))
+                .and_then(|a| a.get(0));
+            let metadata = written.and_then(|w| w.get("metadata")).cloned().unwrap_or(json!({}));
+            self.upload(&output.local_path, &output.key).await?;
+            let artifact = Artifact {
+                id: new_artifact_id(),
+                run_id: view.run.id.clone(),
+                task_id: task.id.clone(),
+                name: output.name.clone(),
+                uri: format!("{}/{}", self.artifacts.url().trim_end_matches('/'), output.key),
+                schema_title: output.schema_title.clone(),
+                schema_version: output.schema_version.clone(),
+                metadata,
+                created_at: self.clock.now_ms(),
+            };
+            artifact_ids.insert(output.name.clone(), json!([artifact.id]));
+            artifacts.push(artifact);
+        }
+        Ok((artifacts, json!({"parameters": parameters, "artifacts": artifact_ids})))
+    }
+
+    async fn upload(&self, local: &Path, key: &str) -> Result<(), String> {
+        let fail = |e: String| format!("cannot keep output artifact {key}: {e}");
+        let Ok(meta) = tokio::fs::metadata(local).await else { return Ok(()) };
+        if meta.is_file() {
+            let bytes = tokio::fs::read(local).await.map_err(|e| fail(e.to_string()))?;
+            return self.artifacts.put(key, Bytes::from(bytes)).await.map_err(|e| fail(e.to_string()));
+        }
+        let mut stack = vec![local.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            let mut entries = tokio::fs::read_dir(&dir).await.map_err(|e| fail(e.to_string()))?;
+            while let Some(entry) = entries.next_entry().await.map_err(|e| fail(e.to_string()))? {
+                let path = entry.path();
+                let file_type = entry.file_type().await.map_err(|e| fail(e.to_string()))?;
+                if file_type.is_dir() {
+                    stack.push(path);
+                } else if file_type.is_file() {
+                    let relative = path.strip_prefix(local).map_err(|e| fail(e.to_string()))?;
+                    let object = format!("{key}/{}", relative.display());
+                    let bytes = tokio::fs::read(&path).await.map_err(|e| fail(e.to_string()))?;
+                    self.artifacts.put(&object, Bytes::from(bytes)).await.map_err(|e| fail(e.to_string()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+trait TaskArtifacts {
+    fn get_artifacts(&self, section: &str) -> Option<&Map<String, Value>>;
+}
+
+impl TaskArtifacts for Task {
+    fn get_artifacts(&self, section: &str) -> Option<&Map<String, Value>> {
+        let value = if section == "inputs" { &self.inputs } else { &self.outputs };
+        value.get("artifacts").and_then(Value::as_object)
+    }
+}
+
+/// Converts an output parameter file by the parameter's type (KFP's `TextToPbValue`): strings
+/// verbatim, numbers and booleans trimmed, lists and structs as JSON.
+fn parse_parameter(text: &str, kind: &str) -> Result<Value, String> {
+    let trimmed = text.trim();
+    match kind {
+        "STRING" | "" => Ok(Value::String(text.to_string())),
+        "NUMBER_INTEGER" => {
+            trimmed.parse::<i64>().map(Value::from).map_err(|_| format!("{trimmed:?} is not an integer"))
+        }
+        "NUMBER_DOUBLE" => trimmed.parse::<f64>().map(Value::from).map_err(|_| format!("{trimmed:?} is not a number")),
+        "BOOLEAN" => match trimmed.to_ascii_lowercase().as_str() {
+            "true" | "1" | "t" => Ok(Value::Bool(true)),
+            "false" | "0" | "f" => Ok(Value::Bool(false)),
+            _ => Err(format!("{trimmed:?} is not a boolean")),
+        },
+        _ => serde_json::from_str(trimmed).map_err(|e| format!("not valid JSON: {e}")),
+    }
+}
+
+async fn log_tail(path: &Path) -> String {
+    let text = tokio::fs::read_to_string(path).await.unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let tail = &lines[lines.len().saturating_sub(5)..];
+    format!("; last output: {}", tail.join(" | "))
+}
+
+async fn copy_local(from: &Path, to: &Path) -> Result<(), String> {
+    let meta = tokio::fs::metadata(from).await.map_err(|e| format!("{}: {e}", from.display()))?;
+    if meta.is_file() {
+        tokio::fs::copy(from, to).await.map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    tokio::fs::create_dir_all(to).await.map_err(|e| e.to_string())?;
+    let mut entries = tokio::fs::read_dir(from).await.map_err(|e| e.to_string())?;
+    while let Some(entry) = entries.next_entry().await.map_err(|e| e.to_string())? {
+        Box::pin(copy_local(&entry.path(), &to.join(entry.file_name()))).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_parameter_files_convert_by_type() {
+        assert_eq!(parse_parameter("hello\n", "STRING").unwrap(), json!("hello\n"));
+        assert_eq!(parse_parameter(" 42\n", "NUMBER_INTEGER").unwrap(), json!(42));
+        assert_eq!(parse_parameter("1.5", "NUMBER_DOUBLE").unwrap(), json!(1.5));
+        assert_eq!(parse_parameter("True\n", "BOOLEAN").unwrap(), json!(true));
+        assert_eq!(parse_parameter("[1, 2]", "LIST").unwrap(), json!([1, 2]));
+        assert!(parse_parameter("x", "NUMBER_INTEGER").is_err());
+    }
+}
