@@ -79,6 +79,11 @@ pub fn new_artifact_id() -> i64 {
 
 impl Planner<'_> {
     fn finish(mut self) -> Step {
+        // A DAG may be walked more than once in one advance; act once per task.
+        let mut seen = BTreeSet::new();
+        self.step.launches.retain(|id| seen.insert(id.clone()));
+        let mut seen = BTreeSet::new();
+        self.step.kills.retain(|id| seen.insert(id.clone()));
         let tasks = &self.view.tasks;
         self.step.progress.new_tasks = tasks.iter().filter(|t| self.created.contains(&t.id)).cloned().collect();
         self.step.progress.changed_tasks =
@@ -286,12 +291,25 @@ impl Planner<'_> {
             self.set_state(dag_task_id, RuntimeState::Failed, error("component has no dag"));
             return;
         };
-        for (name, spec) in &dag.tasks {
-            let existing = self.child(dag_task_id, name).cloned();
-            match existing {
-                Some(child) if child.state.is_terminal() => {}
-                Some(child) => self.walk_child(&child, spec),
-                None => self.try_create(dag_task_id, name, spec),
+        // Tasks are visited in name order; a task created late in a pass can unblock one
+        // visited earlier, so passes repeat until one creates nothing.
+        let mut visited: BTreeSet<String> = BTreeSet::new();
+        loop {
+            let created_before = self.created.len();
+            for (name, spec) in &dag.tasks {
+                let existing = self.child(dag_task_id, name).cloned();
+                match existing {
+                    Some(child) if child.state.is_terminal() => {}
+                    Some(child) => {
+                        if visited.insert(child.id.clone()) {
+                            self.walk_child(&child, spec);
+                        }
+                    }
+                    None => self.try_create(dag_task_id, name, spec),
+                }
+            }
+            if self.created.len() == created_before {
+                break;
             }
         }
         self.complete_dag(dag_task_id, &dag);
