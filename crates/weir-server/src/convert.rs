@@ -284,6 +284,7 @@ pub fn task_full(t: &domain::Task, artifacts: &std::collections::HashMap<i64, do
         "attempts": t.attempts,
         "cached": t.cached,
         "image": t.image,
+        "pid": t.pid,
         "inputs": expand(&t.inputs),
         "outputs": expand(&t.outputs),
         "create_time": wire_time(t.created_at),

@@ -1,0 +1,149 @@
+//! A real `weir server` process on fresh storage, for tests that stop and restart it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use weir_store_sql::testing::TestDatabase;
+use weir_store_sql::Dialect;
+
+pub struct Storage {
+    pub db: TestDatabase,
+    pub artifacts_url: String,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl Storage {
+    /// SQLite + folder, or a server database + the test S3 server.
+    pub fn new(dialect: Dialect) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let db = TestDatabase::new(dialect);
+        let artifacts_url = match dialect {
+            Dialect::Sqlite => format!("file://{}/artifacts", data_dir.path().display()),
+            _ => {
+                std::env::var("WEIR_TEST_S3_ENDPOINT")
+                    .expect("WEIR_TEST_S3_ENDPOINT must name the test S3 server (scripts/test.sh starts one)");
+                let unique = data_dir.path().file_name().unwrap().to_string_lossy().replace('.', "");
+                format!("s3://weir-test/{unique}")
+            }
+        };
+        Self { db, artifacts_url, data_dir }
+    }
+}
+
+pub struct Weir {
+    child: Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The Python interpreter of the test environment, when there is one (steps that need kfp).
+pub fn python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+impl Weir {
+    pub fn start(storage: &Storage) -> Self {
+        let port = free_port();
+        let log = storage.data_dir.path().join(format!("weir-{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(storage.data_dir.path())
+            .args(["--metadata", &storage.db.url, "--artifacts", &storage.artifacts_url])
+            .arg("--executor-python")
+            .arg(python())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", std::env::var("WEIR_TEST_S3_ENDPOINT").unwrap_or_default())
+            .env_remove("WEIR_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let weir = Self { child, base: format!("http://127.0.0.1:{port}"), log };
+        weir.wait_ready();
+        weir
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(response) = plain_http::get_status(&format!("{}/apis/v2beta1/healthz", self.base)) {
+                if response == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("weir did not start; log:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `kill -9`: no shutdown, no cleanup.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn stop(mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+mod plain_http {
+    //! A blocking status check while waiting for the server to listen.
+    pub fn get_status(url: &str) -> Result<u16, std::io::Error> {
+        use std::io::{Read, Write};
+        let rest = url.strip_prefix("http://").unwrap_or(url);
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut stream = std::net::TcpStream::connect(host)?;
+        write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0))
+    }
+}
+
+pub fn spec(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pipelines").join(format!("{name}.yaml"));
+    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Polls until `check` gives a value, failing with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

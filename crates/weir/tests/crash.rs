@@ -1,0 +1,124 @@
+//! Crash safety: `kill -9` weir while a step runs, start a new weir on the same storage, and
+//! the run is reconciled: the lost step's process is stopped, the step is retried under its
+//! policy (or failed with a clear error), nothing that succeeded runs again, no run stays
+//! RUNNING. On SQLite+folder and on PostgreSQL+S3.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, spec, Storage, Weir};
+use serde_json::{json, Value};
+use weir_store_sql::Dialect;
+
+async fn get(client: &reqwest::Client, url: String) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+fn task<'a>(tasks: &'a Value, name: &str) -> &'a Value {
+    tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no task {name}: {tasks}"))
+}
+
+fn pid_alive(pid: i64) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+}
+
+async fn crash_mid_step(dialect: Dialect, pipeline: &str) -> (Value, Value, String) {
+    let storage = Storage::new(dialect);
+    let markers = storage.data_dir.path().join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    let client = reqwest::Client::new();
+
+    let weir = Weir::start(&storage);
+    let body = json!({
+        "display_name": "crash",
+        "pipeline_spec": spec(pipeline),
+        "runtime_config": {"parameters": {"marker_dir": markers.display().to_string()}},
+    });
+    let created: Value =
+        client.post(format!("{}/apis/v2beta1/runs", weir.base)).json(&body).send().await.unwrap().json().await.unwrap();
+    let run_id = created["run_id"].as_str().unwrap_or_else(|| panic!("{created}")).to_string();
+    let tasks_url = format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base);
+    let old_pid = eventually("the slow step to be running", Duration::from_secs(60), || {
+        let (client, url) = (client.clone(), tasks_url.clone());
+        async move {
+            let tasks = get(&client, url).await;
+            let slow = tasks["tasks"].as_array()?.iter().find(|t| t["name"] == "slow-once")?.clone();
+            (slow["state"] == "RUNNING" && slow["pid"].as_i64()? > 0).then(|| slow["pid"].as_i64().unwrap())
+        }
+    })
+    .await;
+    assert!(pid_alive(old_pid));
+    weir.kill9();
+    assert!(pid_alive(old_pid), "the step outlives a killed weir");
+
+    let weir = Weir::start(&storage);
+    let run_url = format!("{}/apis/v2beta1/runs/{run_id}", weir.base);
+    let run = eventually("the run to end", Duration::from_secs(60), || {
+        let (client, url) = (client.clone(), run_url.clone());
+        async move {
+            let run = get(&client, url).await;
+            matches!(run["state"].as_str(), Some("SUCCEEDED" | "FAILED")).then_some(run)
+        }
+    })
+    .await;
+    let tasks = get(&client, format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base)).await;
+    let log = weir.log_text();
+    // The lost step's process was stopped by the new weir.
+    eventually("the lost step's process to be gone", Duration::from_secs(10), || async move {
+        (!pid_alive(old_pid)).then_some(())
+    })
+    .await;
+    // The step that had succeeded ran exactly once.
+    let count = std::fs::read_to_string(markers.join("quick.count")).unwrap();
+    assert_eq!(count.lines().count(), 1, "quick ran again after the restart");
+    weir.stop();
+    storage.db.drop_database().await;
+    (run, tasks, log)
+}
+
+async fn retried(dialect: Dialect) {
+    let (run, tasks, log) = crash_mid_step(dialect, "crash_retry").await;
+    assert_eq!(run["state"], "SUCCEEDED", "{run}\n{log}");
+    assert_eq!(task(&tasks, "quick")["attempts"], 1);
+    let slow = task(&tasks, "slow-once");
+    assert_eq!(slow["attempts"], 2, "{slow}");
+    assert_eq!(slow["state"], "SUCCEEDED");
+    let history = run["run_details"]["task_details"].as_array().unwrap();
+    assert!(!history.is_empty());
+}
+
+async fn failed_clearly(dialect: Dialect) {
+    let (run, tasks, log) = crash_mid_step(dialect, "crash_no_retry").await;
+    assert_eq!(run["state"], "FAILED", "{run}\n{log}");
+    let slow = task(&tasks, "slow-once");
+    assert_eq!(slow["state"], "FAILED");
+    let message = slow["error"]["message"].as_str().unwrap();
+    assert!(message.contains("lost when weir stopped"), "{message}");
+    assert!(run["error"]["message"].as_str().unwrap().contains("lost when weir stopped"));
+}
+
+#[tokio::test]
+async fn sqlite_crash_retries_the_lost_step() {
+    retried(Dialect::Sqlite).await;
+}
+
+#[tokio::test]
+async fn sqlite_crash_without_retries_fails_clearly() {
+    failed_clearly(Dialect::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_crash_retries_the_lost_step() {
+    retried(Dialect::Postgres).await;
+}
+
+#[tokio::test]
+async fn postgres_crash_without_retries_fails_clearly() {
+    failed_clearly(Dialect::Postgres).await;
+}
