@@ -19,6 +19,9 @@ enum Command {
     /// Inspect and manage the two stores.
     #[command(subcommand)]
     Storage(commands::storage::StorageCommand),
+    /// Work with runs on a running weir.
+    #[command(subcommand)]
+    Run(commands::run::RunCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +37,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Server(args) => commands::server::run(args).await,
             Command::Storage(command) => commands::storage::run(command).await,
+            Command::Run(command) => commands::run::run(command).await,
         }
     });
     match result {

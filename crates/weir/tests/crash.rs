@@ -69,6 +69,19 @@ async fn crash_mid_step(dialect: Dialect, pipeline: &str) -> (Value, Value, Stri
     .await;
     let tasks = get(&client, format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base)).await;
     let log = weir.log_text();
+    // The log of a step that ran before the crash is still readable, over the CLI too.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "logs", &run_id, "quick", "--host", &weir.base])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && printed.contains("quick ran"), "{printed}");
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "logs", &run_id, "no-such-step", "--host", &weir.base])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-step"));
     // The lost step's process was stopped by the new weir.
     eventually("the lost step's process to be gone", Duration::from_secs(10), || async move {
         (!pid_alive(old_pid)).then_some(())

@@ -1,3 +1,4 @@
+pub mod run;
 pub mod server;
 pub mod storage;
 

@@ -11,7 +11,7 @@ def quick(marker_dir: str, out: dsl.OutputPath(str)):
     """Counts its runs in marker_dir/quick.count, so a test can see it ran once."""
     return dsl.ContainerSpec(
         image='alpine:3.19',
-        command=['sh', '-c', 'echo x >> "$0/quick.count" && mkdir -p "$(dirname "$1")" && printf done > "$1"'],
+        command=['sh', '-c', 'echo quick ran && echo x >> "$0/quick.count" && mkdir -p "$(dirname "$1")" && printf done > "$1"'],
         args=[marker_dir, out],
     )
 
