@@ -41,7 +41,12 @@ impl Driver for LocalDriver {
         let Some((program, args)) = spec.argv.split_first() else {
             return Err("the step has no command".into());
         };
-        let log = std::fs::File::create(&spec.log_path).map_err(|e| format!("cannot create the step's log: {e}"))?;
+        // Appends: the engine may have written a header line already.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log_path)
+            .map_err(|e| format!("cannot create the step's log: {e}"))?;
         let log_err = log.try_clone().map_err(|e| format!("cannot create the step's log: {e}"))?;
         let mut command = tokio::process::Command::new(program);
         command

@@ -412,6 +412,13 @@ impl Engine {
         env.push(("WEIR_RUN_ID".into(), view.run.id.clone()));
         env.push(("PYTHONUNBUFFERED".into(), "1".into()));
         let log_path = workdir.join("log.txt");
+        let header = format!(
+            "[weir] {} attempt {} on this host as a local process (image {} recorded, not pulled)\n",
+            task.display_name,
+            task.attempts,
+            if plan.image.is_empty() { "none" } else { &plan.image }
+        );
+        tokio::fs::write(&log_path, header).await.map_err(|e| format!("cannot create the step's log: {e}"))?;
         let spec = ProcessSpec {
             task_id: task.id.clone(),
             argv: plan.argv.clone(),
@@ -674,7 +681,7 @@ fn parse_parameter(text: &str, kind: &str) -> Result<Value, String> {
 
 async fn log_tail(path: &Path) -> String {
     let text = tokio::fs::read_to_string(path).await.unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("[weir] ")).collect();
     if lines.is_empty() {
         return String::new();
     }
