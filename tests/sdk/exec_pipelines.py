@@ -468,9 +468,12 @@ def needs(x: int) -> int:
     return x
 
 
+REQUIRED_PARAMETER = 'required_value'
+
+
 @dsl.pipeline(name='weir-exec-required-param')
-def required_param_pipeline(x: int) -> int:
-    return needs(x=x).output
+def required_param_pipeline(required_value: int) -> int:
+    return needs(x=required_value).output
 
 
 @dsl.container_component

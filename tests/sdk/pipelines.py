@@ -1,7 +1,8 @@
 """Small pipelines written with the KFP SDK, compiled by the suite at test time.
 
-They are never executed by these tests; what matters is that the real SDK compiles them into
-the PipelineSpec IR that weir must accept, store and echo back exactly as KFP does.
+What matters here is that the real SDK compiles them into the PipelineSpec IR that weir must
+accept, store and echo back exactly as KFP does; runs created from them also execute (their
+steps are fast), but what execution computes is checked with exec_pipelines.py.
 """
 from typing import Dict, List
 

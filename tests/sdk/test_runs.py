@@ -1,18 +1,26 @@
-"""Run methods of kfp.Client that need no execution: create, read, list, archive, terminate,
-retry and delete."""
+"""Run methods of kfp.Client: create, read, list, archive, terminate, retry and delete.
+
+Runs execute as soon as they are created (test_execution.py checks what they compute), so a
+freshly created run may already be RUNNING or even SUCCEEDED when it is first read; these tests
+accept exactly that and then wait for the run to finish.
+"""
 import datetime
 
 import kfp_server_api
 import pytest
 
+import exec_pipelines
 import pipelines
 from helpers import (assert_api_error, first_version_id, ids_of, is_non_increasing,
-                     substring_filter, substring_filter_client_form, unique_name,
-                     wait_for_run_state, walk_pages)
+                     output_artifact, pid_alive, read_pid_file, substring_filter,
+                     substring_filter_client_form, unique_name, wait_for_completion,
+                     wait_for_run_state, walk_pages, weir_tasks)
 
 # Values of every parameter type; ints must come back as JSON integers (KFP-COMPAT.md §6.7).
 PARAMS_ARGUMENTS = {'a': 2.5, 'b': 3, 'name': 'sdk', 'flag': False, 'items': ['p', 'q'],
                     'cfg': {'z': 9}}
+# What a run just created can be in: its (fast) steps may already have finished.
+FRESH_RUN_STATES = {'PENDING', 'RUNNING', 'SUCCEEDED'}
 
 
 def start_hello_run(client, packages, experiment_id: str, name: str) -> str:
@@ -31,7 +39,7 @@ def test_create_run_from_pipeline_package(client, packages):
     run = client.get_run(result.run_id)
     assert run.run_id == result.run_id
     assert run.display_name == run_name
-    assert run.state == 'PENDING'
+    assert run.state in FRESH_RUN_STATES
     assert run.storage_state == 'AVAILABLE'
     assert run.experiment_id == client.get_experiment(experiment_name=experiment_name).experiment_id
     assert isinstance(run.created_at, datetime.datetime)
@@ -46,6 +54,11 @@ def test_create_run_from_pipeline_package(client, packages):
     assert run.pipeline_spec['pipelineInfo']['name'] == pipelines.PARAMS_PIPELINE_NAME
     assert run.pipeline_spec == packages.load(packages.params_yaml)
 
+    finished = wait_for_completion(client, result.run_id)
+    assert finished.state == 'SUCCEEDED', finished.error
+    assert finished.runtime_config.parameters == PARAMS_ARGUMENTS
+    assert finished.finished_at >= finished.created_at
+
 
 def test_create_run_from_pipeline_func_defaults(client):
     """No experiment → `Default`; no run name → `<pipelineInfo.name> <timestamp>`."""
@@ -55,8 +68,9 @@ def test_create_run_from_pipeline_func_defaults(client):
     assert run.display_name.startswith(pipelines.HELLO_PIPELINE_NAME + ' ')
     assert run.experiment_id == client.get_experiment(experiment_name='Default').experiment_id
     assert run.runtime_config.parameters == {'message': 'from func'}
-    assert run.state == 'PENDING'
+    assert run.state in FRESH_RUN_STATES
     assert run.pipeline_spec['pipelineInfo']['name'] == pipelines.HELLO_PIPELINE_NAME
+    assert wait_for_completion(client, result.run_id).state == 'SUCCEEDED'
 
 
 def test_run_pipeline_with_package_path(client, packages, weir_server):
@@ -80,6 +94,12 @@ def test_run_pipeline_with_package_path(client, packages, weir_server):
     assert run.pipeline_spec['pipelineInfo']['name'] == pipelines.CHAIN_PIPELINE_NAME
     assert run.pipeline_version_reference is None
 
+    # Artifacts land under the run's pipeline root: <root>/<pipeline name>/<run id>/… (§4.4).
+    assert wait_for_completion(client, created.run_id).state == 'SUCCEEDED'
+    data = output_artifact(weir_tasks(weir_server.url, created.run_id).one('make-rows'), 'data')
+    assert data['uri'].startswith(
+        f'{pipeline_root}/{pipelines.CHAIN_PIPELINE_NAME}/{created.run_id}/'), data['uri']
+
 
 def test_run_pipeline_from_pipeline_version(client, packages):
     pipeline = client.upload_pipeline(str(packages.params_yaml),
@@ -95,7 +115,8 @@ def test_run_pipeline_from_pipeline_version(client, packages):
     assert run.pipeline_version_reference.pipeline_id == pipeline.pipeline_id
     assert run.pipeline_version_reference.pipeline_version_id == version_id
     assert run.runtime_config.parameters == {'b': 11}
-    assert run.state == 'PENDING'
+    assert run.state in FRESH_RUN_STATES
+    assert wait_for_completion(client, created.run_id).state == 'SUCCEEDED'
 
 
 @pytest.fixture(scope='module')
@@ -152,17 +173,31 @@ def test_archive_and_unarchive_run(client, packages):
     assert client.get_run(run_id).storage_state == 'AVAILABLE'
 
 
-def test_terminate_then_retry_run(client, packages):
-    """Terminating a pending run cancels it; :retry (only via client.runs) re-queues it."""
-    experiment = client.create_experiment(unique_name('runs-exp'))
-    run_id = start_hello_run(client, packages, experiment.experiment_id, unique_name('cancel'))
-    assert client.get_run(run_id).state == 'PENDING'
+def test_terminate_then_retry_run(client, tmp_path):
+    """Terminating a run whose step sleeps cancels it; :retry (only via client.runs) starts it
+    again and the step really runs again."""
+    pid_file = tmp_path / 'sleeper.pid'
+    run_id = client.create_run_from_pipeline_func(
+        exec_pipelines.sleeper_pipeline, arguments={'pid_file': str(pid_file)},
+        run_name=unique_name('cancel'), experiment_name=unique_name('runs-exp')).run_id
+    assert client.get_run(run_id).state in {'PENDING', 'RUNNING'}
 
     assert client.terminate_run(run_id) == {}
     assert wait_for_run_state(client, run_id, {'CANCELED'}) == 'CANCELED'
+    if pid_file.exists():
+        first_pid = int(pid_file.read_text().strip() or 0)
+        assert not first_pid or not pid_alive(first_pid)
+        pid_file.unlink()
 
     client.runs.run_service_retry_run(run_id=run_id)
-    assert client.get_run(run_id).state == 'PENDING'
+    assert wait_for_run_state(client, run_id, {'PENDING', 'RUNNING'}) in {'PENDING', 'RUNNING'}
+    pid = read_pid_file(pid_file)
+    assert pid_alive(pid)
+    assert client.get_run(run_id).state == 'RUNNING'
+
+    # Leave nothing running behind.
+    assert client.terminate_run(run_id) == {}
+    assert wait_for_run_state(client, run_id, {'CANCELED'}) == 'CANCELED'
 
 
 def test_delete_run(client, packages):

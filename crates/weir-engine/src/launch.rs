@@ -150,7 +150,9 @@ pub fn plan_step(
                 "metadata": integral_numbers(&artifact.metadata),
             }));
             if i == 0 {
-                placeholder_inputs.insert(name.clone(), json!({"uri": uri, "path": uri}));
+                // Placeholders give the recorded URI and the local path, as KFP's launcher does;
+                // the ExecutorInput names the local path (the SDK derives `.path` from it).
+                placeholder_inputs.insert(name.clone(), json!({"uri": artifact.uri, "path": uri}));
             }
             inputs.push(InputArtifact { artifact, local_path: local });
         }
@@ -162,10 +164,12 @@ pub fn plan_step(
     let mut output_artifacts_json = Map::new();
     let mut placeholder_outputs = Map::new();
     let pipeline = sanitize(&spec.pipeline_info.name);
+    let root = root_key(spec, run, &settings.store_url);
     for (name, def) in &component.output_definitions.artifacts {
         let local_path = workdir.join("outputs").join("artifacts").join(sanitize(name));
-        let key = format!("artifacts/{pipeline}/{}/{}/{}/{}", run.id, sanitize(&task.name), task.id, sanitize(name));
+        let key = format!("{root}/{pipeline}/{}/{}/{}/{}", run.id, sanitize(&task.name), task.id, sanitize(name));
         let uri = local_path.display().to_string();
+        let store_uri = format!("{}/{key}", settings.store_url.trim_end_matches('/'));
         output_artifacts_json.insert(
             name.clone(),
             json!({"artifacts": [{
@@ -175,7 +179,7 @@ pub fn plan_step(
                 "metadata": {},
             }]}),
         );
-        placeholder_outputs.insert(name.clone(), json!({"uri": uri, "path": uri}));
+        placeholder_outputs.insert(name.clone(), json!({"uri": store_uri, "path": uri}));
         outputs.push(OutputArtifact {
             name: name.clone(),
             local_path,
@@ -204,11 +208,7 @@ pub fn plan_step(
         }
     });
 
-    let pipeline_root = if run.pipeline_root.is_empty() {
-        format!("{}/artifacts", settings.store_url)
-    } else {
-        run.pipeline_root.clone()
-    };
+    let pipeline_root = format!("{}/{root}", settings.store_url.trim_end_matches('/'));
     let runtime = json!({
         "pipeline_job_name": run.display_name,
         "pipeline_job_resource_name": run.id,
@@ -258,6 +258,17 @@ pub fn plan_step(
         python_packages,
         image: container.image.clone(),
     })
+}
+
+/// The key prefix artifacts go under: the run's pipeline root, else the spec's default root,
+/// when it is inside weir's store; otherwise weir's default root `artifacts`.
+pub fn root_key(spec: &PipelineSpec, run: &Run, store_url: &str) -> String {
+    [run.pipeline_root.as_str(), spec.default_pipeline_root.as_deref().unwrap_or_default()]
+        .into_iter()
+        .filter(|root| !root.is_empty())
+        .find_map(|root| key_for_uri(store_url, root.trim_end_matches('/')))
+        .filter(|key| !key.is_empty())
+        .unwrap_or_else(|| "artifacts".to_string())
 }
 
 fn rfc3339(ms: i64) -> String {

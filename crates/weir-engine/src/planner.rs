@@ -123,8 +123,13 @@ impl Planner<'_> {
     }
 
     fn transition_run(&mut self, to: RuntimeState, err: Option<ErrorInfo>) {
-        let from = self.view.run.state;
-        self.step.progress.run = Some(RunTransition { from: vec![from], to, error: err.clone(), now: self.now });
+        // Several transitions in one advance (PENDING → RUNNING → FAILED) are written as one,
+        // from the state the store holds.
+        let from = match &self.step.progress.run {
+            Some(earlier) => earlier.from.clone(),
+            None => vec![self.view.run.state],
+        };
+        self.step.progress.run = Some(RunTransition { from, to, error: err.clone(), now: self.now });
         self.view.run.state = to;
         self.view.run.error = err;
     }

@@ -522,6 +522,22 @@ impl Engine {
         if !venv.status.success() {
             return Err(format!("cannot create a Python environment: {}", String::from_utf8_lossy(&venv.stderr)));
         }
+        // The new environment sees the configured interpreter's packages (kfp) behind its own:
+        // `--system-site-packages` alone would reach the base installation, not a virtualenv.
+        let base = tokio::process::Command::new(&self.settings.python)
+            .args(["-c", "import sysconfig; p = sysconfig.get_paths(); print(p['purelib']); print(p['platlib'])"])
+            .output()
+            .await
+            .map_err(|e| format!("cannot ask the Python interpreter for its packages: {e}"))?;
+        let own = tokio::process::Command::new(env_dir.join("bin").join("python"))
+            .args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+            .output()
+            .await
+            .map_err(|e| format!("cannot inspect the new Python environment: {e}"))?;
+        let own_site = String::from_utf8_lossy(&own.stdout).trim().to_string();
+        tokio::fs::write(Path::new(&own_site).join("_weir_base.pth"), &base.stdout)
+            .await
+            .map_err(|e| format!("cannot link the base packages into the environment: {e}"))?;
         let pip = tokio::process::Command::new(env_dir.join("bin").join("python"))
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-warn-script-location"])
             .args(packages)

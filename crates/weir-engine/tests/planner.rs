@@ -123,6 +123,7 @@ fn a_missing_required_parameter_fails_the_run() {
     let s = step(&mut v, 1);
     let transition = s.progress.run.unwrap();
     assert_eq!(transition.to, RuntimeState::Failed);
+    assert_eq!(transition.from, [RuntimeState::Pending], "written from the state the store holds");
     assert!(transition.error.unwrap().message.contains("\"n\""));
     assert!(s.launches.is_empty());
 }

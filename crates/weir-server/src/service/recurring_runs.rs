@@ -86,6 +86,7 @@ impl AppState {
             .await?;
         let config = body.runtime_config.clone().unwrap_or_default();
         super::runs::check_parameters(&source.pipeline_spec, &config.parameters)?;
+        self.check_pipeline_root(&config.pipeline_root)?;
         let experiment_id = self.target_experiment(&body.experiment_id).await?;
         let now = self.clock.now_ms();
         let recurring_run = RecurringRun {

@@ -90,8 +90,10 @@ impl AppState {
         let source = self
             .resolve_source(&body.pipeline_spec, &body.pipeline_version_reference, &body.pipeline_version_id)
             .await?;
-        let experiment_id = self.target_experiment(&body.experiment_id).await?;
         let config = body.runtime_config.clone().unwrap_or_default();
+        check_parameters(&source.pipeline_spec, &config.parameters)?;
+        self.check_pipeline_root(&config.pipeline_root)?;
+        let experiment_id = self.target_experiment(&body.experiment_id).await?;
         let now = self.clock.now_ms();
         let run = Run {
             id: new_id(),
@@ -118,6 +120,19 @@ impl AppState {
         self.store.create_run(&run).await?;
         self.wake_engine();
         Ok(run)
+    }
+
+    /// A run's pipeline root must be inside weir's artifact store: that is where its
+    /// artifacts are written. (A root compiled into the spec that is elsewhere is not an error:
+    /// weir then uses its default root, `<artifact store>/artifacts`.)
+    pub(crate) fn check_pipeline_root(&self, pipeline_root: &str) -> ApiResult<()> {
+        if pipeline_root.is_empty() || weir_engine::launch::key_for_uri(self.artifacts.url(), pipeline_root).is_some() {
+            return Ok(());
+        }
+        Err(ApiError::invalid(format!(
+            "pipeline_root {pipeline_root:?} is outside weir's artifact store {}; give a root under it, or none",
+            self.artifacts.url()
+        )))
     }
 
     /// Terminate: a run that has not started ends CANCELED at once; a running one goes to

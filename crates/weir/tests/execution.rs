@@ -1,0 +1,181 @@
+//! Steps through the real server and the local driver: packages for Python components (one
+//! cached environment per set), clear errors for steps that cannot run, terminate, and retry of
+//! a failed run. The kfp SDK suite (tests/sdk) runs the pipelines of every IR feature on every
+//! backend; these cover the executor's own behaviour.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, spec, Storage, Weir};
+use serde_json::{json, Value};
+use weir_store_sql::Dialect;
+
+struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    fn new(weir: &Weir) -> Self {
+        Self { client: reqwest::Client::new(), base: weir.base.clone() }
+    }
+
+    async fn create(&self, pipeline: &str, parameters: Value) -> String {
+        let body = json!({"display_name": pipeline, "pipeline_spec": spec(pipeline), "runtime_config": {"parameters": parameters}});
+        let created: Value = self
+            .client
+            .post(format!("{}/apis/v2beta1/runs", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        created["run_id"].as_str().unwrap_or_else(|| panic!("{created}")).to_string()
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.client.get(format!("{}{path}", self.base)).send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn post(&self, path: &str) -> reqwest::StatusCode {
+        self.client.post(format!("{}{path}", self.base)).send().await.unwrap().status()
+    }
+
+    async fn wait(&self, run_id: &str, states: &[&str]) -> Value {
+        eventually(&format!("run {run_id} to reach {states:?}"), Duration::from_secs(180), || async move {
+            let run = self.get(&format!("/apis/v2beta1/runs/{run_id}")).await;
+            states.contains(&run["state"].as_str().unwrap_or_default()).then_some(run)
+        })
+        .await
+    }
+
+    async fn task(&self, run_id: &str, name: &str) -> Value {
+        let tasks = self.get(&format!("/apis/weir/v1/runs/{run_id}/tasks")).await;
+        tasks["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {tasks}"))
+    }
+}
+
+fn ready_markers(storage: &Storage) -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+    let envs = storage.data_dir.path().join("work/envs");
+    let Ok(entries) = std::fs::read_dir(envs) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let ready = e.path().join(".ready");
+            std::fs::metadata(&ready).ok().and_then(|m| m.modified().ok()).map(|t| (ready, t))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn python_packages_install_once_per_set() {
+    let storage = Storage::new(Dialect::Sqlite);
+    let weir = Weir::start(&storage);
+    let api = Api::new(&weir);
+    let first = api.create("packages", json!({})).await;
+    let run = api.wait(&first, &["SUCCEEDED", "FAILED"]).await;
+    assert_eq!(run["state"], "SUCCEEDED", "{run}");
+    assert_eq!(api.task(&first, "uses-package").await["outputs"]["parameters"]["Output"], "4.8.0");
+    let envs = ready_markers(&storage);
+    assert_eq!(envs.len(), 1, "one environment for the package set");
+
+    let second = api.create("packages", json!({})).await;
+    assert_eq!(api.wait(&second, &["SUCCEEDED", "FAILED"]).await["state"], "SUCCEEDED");
+    assert_eq!(ready_markers(&storage), envs, "the second run installs nothing");
+
+    let bad = api.create("missing_package", json!({})).await;
+    let run = api.wait(&bad, &["SUCCEEDED", "FAILED"]).await;
+    assert_eq!(run["state"], "FAILED");
+    let message = api.task(&bad, "needs-missing-package").await["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("cannot install the packages") && message.contains("weir-test-no-such-package-zz"),
+        "{message}"
+    );
+    weir.stop();
+    storage.db.drop_database().await;
+}
+
+#[tokio::test]
+async fn steps_that_cannot_run_fail_with_a_clear_error() {
+    let storage = Storage::new(Dialect::Sqlite);
+    let weir = Weir::start(&storage);
+    let api = Api::new(&weir);
+    let missing = api.create("missing_tool", json!({})).await;
+    let bad = api.create("bad_exit", json!({})).await;
+
+    let run = api.wait(&missing, &["SUCCEEDED", "FAILED"]).await;
+    assert_eq!(run["state"], "FAILED");
+    let message = run["error"]["message"].as_str().unwrap();
+    assert!(message.contains("weir-no-such-tool") && message.contains("does not exist"), "{message}");
+
+    let run = api.wait(&bad, &["SUCCEEDED", "FAILED"]).await;
+    assert_eq!(run["state"], "FAILED");
+    let message = run["error"]["message"].as_str().unwrap();
+    assert!(message.contains("exited with code 7") && message.contains("about to fail"), "{message}");
+
+    // A missing required parameter or a wrong type is refused at creation, and nothing runs.
+    let body = json!({"display_name": "x", "pipeline_spec": spec("retry_run"), "runtime_config": {"parameters": {}}});
+    let response = api.client.post(format!("{}/apis/v2beta1/runs", api.base)).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("marker_dir"), "{text}");
+    let body = json!({"display_name": "x", "pipeline_spec": spec("retry_run"), "runtime_config": {"parameters": {"marker_dir": 5}}});
+    assert_eq!(
+        api.client.post(format!("{}/apis/v2beta1/runs", api.base)).json(&body).send().await.unwrap().status(),
+        400
+    );
+    // The server keeps serving.
+    assert_eq!(api.get("/apis/v2beta1/healthz").await["multi_user"], false);
+    weir.stop();
+    storage.db.drop_database().await;
+}
+
+#[tokio::test]
+async fn terminate_stops_the_step_and_retry_reruns_only_what_failed() {
+    let storage = Storage::new(Dialect::Sqlite);
+    let markers = storage.data_dir.path().join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    let weir = Weir::start(&storage);
+    let api = Api::new(&weir);
+    let params = json!({"marker_dir": markers.display().to_string()});
+
+    let sleeping = api.create("terminate", params.clone()).await;
+    let pid_file = markers.join("sleeper.pid");
+    let pid: i32 = eventually("the sleeper to start", Duration::from_secs(60), || {
+        let pid_file = pid_file.clone();
+        async move { std::fs::read_to_string(pid_file).ok().and_then(|t| t.trim().parse().ok()) }
+    })
+    .await;
+    assert_eq!(api.post(&format!("/apis/v2beta1/runs/{sleeping}:terminate")).await, 200);
+    let run = api.wait(&sleeping, &["CANCELED"]).await;
+    assert!(run["finished_at"] != "1970-01-01T00:00:00Z");
+    assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err(), "the step's process is gone");
+    assert_eq!(api.task(&sleeping, "sleeper").await["state"], "CANCELED");
+
+    let failing = api.create("retry_run", params).await;
+    assert_eq!(api.wait(&failing, &["SUCCEEDED", "FAILED"]).await["state"], "FAILED");
+    std::fs::write(markers.join("fixed"), "").unwrap();
+    assert_eq!(api.post(&format!("/apis/v2beta1/runs/{failing}:retry")).await, 200);
+    let run = api.wait(&failing, &["SUCCEEDED", "FAILED"]).await;
+    assert_eq!(run["state"], "SUCCEEDED", "{run}");
+    assert_eq!(
+        std::fs::read_to_string(markers.join("first.count")).unwrap().lines().count(),
+        1,
+        "the succeeded step kept its result"
+    );
+    assert_eq!(api.task(&failing, "first").await["attempts"], 1);
+    let states: Vec<&str> =
+        run["state_history"].as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["PENDING", "RUNNING", "FAILED", "PENDING", "RUNNING", "SUCCEEDED"]);
+    weir.stop();
+    storage.db.drop_database().await;
+}

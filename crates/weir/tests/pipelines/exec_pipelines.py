@@ -1,0 +1,87 @@
+"""Pipelines for the execution tests of the weir binary, compiled with kfp==2.17.3:
+
+    python exec_pipelines.py   # writes the .yaml files beside this file
+"""
+from kfp import compiler, dsl
+
+
+@dsl.component(base_image='python:3.11', packages_to_install=['tinydb==4.8.0'])
+def uses_package() -> str:
+    import tinydb
+    return tinydb.__version__
+
+
+@dsl.component(base_image='python:3.11', packages_to_install=['weir-test-no-such-package-zz==0.0.1'])
+def needs_missing_package() -> str:
+    return 'unreachable'
+
+
+@dsl.container_component
+def missing_tool():
+    return dsl.ContainerSpec(image='alpine:3.19', command=['weir-no-such-tool'], args=['x'])
+
+
+@dsl.container_component
+def exits_badly():
+    return dsl.ContainerSpec(image='alpine:3.19', command=['sh', '-c', 'echo about to fail >&2; exit 7'])
+
+
+@dsl.container_component
+def first(marker_dir: str, out: dsl.OutputPath(str)):
+    return dsl.ContainerSpec(
+        image='alpine:3.19',
+        command=['sh', '-c', 'echo x >> "$0/first.count" && mkdir -p "$(dirname "$1")" && printf ok > "$1"'],
+        args=[marker_dir, out],
+    )
+
+
+@dsl.container_component
+def fails_until_fixed(marker_dir: str, after: str):
+    return dsl.ContainerSpec(
+        image='alpine:3.19',
+        command=['sh', '-c', 'test -f "$0/fixed" || { echo not fixed yet; exit 1; }'],
+        args=[marker_dir, after],
+    )
+
+
+@dsl.container_component
+def sleeper(marker_dir: str):
+    return dsl.ContainerSpec(image='alpine:3.19', command=['sh', '-c', 'echo $$ > "$0/sleeper.pid"; sleep 300'], args=[marker_dir])
+
+
+@dsl.pipeline(name='exec-packages')
+def packages() -> str:
+    return uses_package().output
+
+
+@dsl.pipeline(name='exec-missing-package')
+def missing_package():
+    needs_missing_package()
+
+
+@dsl.pipeline(name='exec-missing-tool')
+def missing_tool_pipeline():
+    missing_tool()
+
+
+@dsl.pipeline(name='exec-bad-exit')
+def bad_exit():
+    exits_badly()
+
+
+@dsl.pipeline(name='exec-retry-run')
+def retry_run(marker_dir: str):
+    f = first(marker_dir=marker_dir)
+    fails_until_fixed(marker_dir=marker_dir, after=f.output)
+
+
+@dsl.pipeline(name='exec-terminate')
+def terminate(marker_dir: str):
+    sleeper(marker_dir=marker_dir)
+
+
+if __name__ == '__main__':
+    for name, func in [('packages', packages), ('missing_package', missing_package),
+                       ('missing_tool', missing_tool_pipeline), ('bad_exit', bad_exit),
+                       ('retry_run', retry_run), ('terminate', terminate)]:
+        compiler.Compiler().compile(func, __file__.replace('exec_pipelines.py', f'{name}.yaml'))
