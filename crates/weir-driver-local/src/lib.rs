@@ -117,7 +117,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let step = LocalDriver.start(spec(dir.path(), &["sh", "-c", "sleep 60 & sleep 60; wait"])).await.unwrap();
         let pid = step.pid();
-        assert!(LocalDriver.is_running_step(pid, "t1"));
+        // The new program's environment shows in /proc once it has started; allow it a moment
+        // on a loaded machine.
+        let mut recognised = false;
+        for _ in 0..100 {
+            if LocalDriver.is_running_step(pid, "t1") {
+                recognised = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(recognised);
         assert!(!LocalDriver.is_running_step(pid, "other"));
         LocalDriver.kill(pid);
         let exit = tokio::time::timeout(std::time::Duration::from_secs(10), step.wait()).await.unwrap();
