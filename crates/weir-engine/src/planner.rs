@@ -609,6 +609,7 @@ impl Planner<'_> {
             schema_version: importer.type_schema.schema_version.clone(),
             metadata: importer.metadata.clone().unwrap_or(json!({})),
             created_at: self.now,
+            object_count: 0,
         };
         self.view.artifacts.insert(artifact.id, artifact.clone());
         let outputs = json!({"artifacts": {output_name: [artifact.id]}});

@@ -620,7 +620,7 @@ impl Engine {
                 .and_then(|a| a.get("artifacts"))
                 .and_then(|a| a.get(0));
             let metadata = written.and_then(|w| w.get("metadata")).cloned().unwrap_or(json!({}));
-            self.upload(&output.local_path, &output.key).await?;
+            let object_count = self.upload(&output.local_path, &output.key).await?;
             let artifact = Artifact {
                 id: new_artifact_id(),
                 run_id: view.run.id.clone(),
@@ -631,6 +631,7 @@ impl Engine {
                 schema_version: output.schema_version.clone(),
                 metadata,
                 created_at: self.clock.now_ms(),
+                object_count,
             };
             artifact_ids.insert(output.name.clone(), json!([artifact.id]));
             artifacts.push(artifact);
@@ -638,13 +639,16 @@ impl Engine {
         Ok((artifacts, json!({"parameters": parameters, "artifacts": artifact_ids})))
     }
 
-    async fn upload(&self, local: &Path, key: &str) -> Result<(), String> {
+    /// Uploads a file, or a folder's files under `key/`; returns how many objects it wrote.
+    async fn upload(&self, local: &Path, key: &str) -> Result<i64, String> {
         let fail = |e: String| format!("cannot keep output artifact {key}: {e}");
-        let Ok(meta) = tokio::fs::metadata(local).await else { return Ok(()) };
+        let Ok(meta) = tokio::fs::metadata(local).await else { return Ok(0) };
         if meta.is_file() {
             let bytes = tokio::fs::read(local).await.map_err(|e| fail(e.to_string()))?;
-            return self.artifacts.put(key, Bytes::from(bytes)).await.map_err(|e| fail(e.to_string()));
+            self.artifacts.put(key, Bytes::from(bytes)).await.map_err(|e| fail(e.to_string()))?;
+            return Ok(1);
         }
+        let mut count = 0;
         let mut stack = vec![local.to_path_buf()];
         while let Some(dir) = stack.pop() {
             let mut entries = tokio::fs::read_dir(&dir).await.map_err(|e| fail(e.to_string()))?;
@@ -658,10 +662,11 @@ impl Engine {
                     let object = format!("{key}/{}", relative.display());
                     let bytes = tokio::fs::read(&path).await.map_err(|e| fail(e.to_string()))?;
                     self.artifacts.put(&object, Bytes::from(bytes)).await.map_err(|e| fail(e.to_string()))?;
+                    count += 1;
                 }
             }
         }
-        Ok(())
+        Ok(count)
     }
 }
 

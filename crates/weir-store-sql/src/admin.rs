@@ -20,11 +20,24 @@ pub fn migration_versions(dialect: Dialect) -> Vec<i64> {
     migrator(dialect).iter().map(|m| m.version).collect()
 }
 
-fn migrator(dialect: Dialect) -> &'static Migrator {
+pub(crate) fn migrator(dialect: Dialect) -> &'static Migrator {
     match dialect {
         Dialect::Sqlite => &SQLITE,
         Dialect::MySql => &MYSQL,
         Dialect::Postgres => &POSTGRES,
+    }
+}
+
+pub(crate) fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
+    match e {
+        sqlx::migrate::MigrateError::Execute(inner) => map_err(inner),
+        sqlx::migrate::MigrateError::VersionMismatch(v) => StoreError::FailedPrecondition(format!(
+            "applied migration {v} differs from the one this weir ships; the database was migrated by another build"
+        )),
+        sqlx::migrate::MigrateError::VersionMissing(v) => StoreError::FailedPrecondition(format!(
+            "the database has migration {v}, which this weir does not know: it was written by a newer weir"
+        )),
+        other => StoreError::Internal(format!("migration failed: {other}")),
     }
 }
 
@@ -84,16 +97,7 @@ impl StoreAdmin for SqlStore {
     async fn migrate(&self) -> StoreResult<Vec<i64>> {
         let before = self.applied_versions().await?;
         let migrator = migrator(self.dialect);
-        on_pool!(self, |pool| migrator.run(pool).await).map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(inner) => map_err(inner),
-            sqlx::migrate::MigrateError::VersionMismatch(v) => StoreError::FailedPrecondition(format!(
-                "applied migration {v} differs from the one this weir ships; the database was migrated by another build"
-            )),
-            sqlx::migrate::MigrateError::VersionMissing(v) => StoreError::FailedPrecondition(format!(
-                "the database has migration {v}, which this weir does not know: it was written by a newer weir"
-            )),
-            other => StoreError::Internal(format!("migration failed: {other}")),
-        })?;
+        on_pool!(self, |pool| migrator.run(pool).await).map_err(migrate_error)?;
         let after = self.applied_versions().await?;
         Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
     }
@@ -110,6 +114,38 @@ impl StoreAdmin for SqlStore {
         self.transaction(vec![Stmt::new("UPDATE storage_identity SET initialising = ?", vec![Bind::Bool(false)])
             .or_fail(StoreError::FailedPrecondition("the metadata store has no storage identity".into()))])
             .await
+    }
+
+    async fn migrate_to(&self, version: i64) -> StoreResult<Vec<i64>> {
+        crate::portable::migrate_to(self, version).await
+    }
+
+    async fn table_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+        crate::portable::table_counts(self).await
+    }
+
+    async fn export_snapshot(&self) -> StoreResult<Snapshot> {
+        crate::portable::export_snapshot(self).await
+    }
+
+    async fn import_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        crate::portable::import_snapshot(self, snapshot).await
+    }
+
+    async fn purge(&self) -> StoreResult<()> {
+        crate::portable::purge(self).await
+    }
+
+    async fn heartbeat(&self, lease: &Lease) -> StoreResult<()> {
+        crate::portable::heartbeat(self, lease).await
+    }
+
+    async fn release(&self, lease_id: &str) -> StoreResult<()> {
+        crate::portable::release(self, lease_id).await
+    }
+
+    async fn leases(&self) -> StoreResult<Vec<Lease>> {
+        crate::portable::leases(self).await
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -8,6 +8,7 @@ mod admin;
 mod experiments;
 mod list;
 mod pipelines;
+mod portable;
 mod recurring_runs;
 mod rows;
 mod runs;

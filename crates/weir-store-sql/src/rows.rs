@@ -354,7 +354,7 @@ impl TaskRow {
 }
 
 pub(crate) const ARTIFACT_COLUMNS: &str =
-    "id, run_id, task_id, name, uri, schema_title, schema_version, metadata, created_at";
+    "id, run_id, task_id, name, uri, schema_title, schema_version, metadata, created_at, object_count";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct ArtifactRow {
@@ -367,6 +367,7 @@ pub(crate) struct ArtifactRow {
     schema_version: Text,
     metadata: Text,
     created_at: i64,
+    object_count: i64,
 }
 
 impl ArtifactRow {
@@ -381,6 +382,7 @@ impl ArtifactRow {
             schema_version: self.schema_version.0,
             metadata: parse_json(&self.metadata.0, "artifact metadata")?,
             created_at: self.created_at,
+            object_count: self.object_count,
         })
     }
 }

@@ -124,7 +124,7 @@ impl TaskStore for SqlStore {
         }
         for a in &progress.new_artifacts {
             statements.push(Stmt::new(
-                format!("INSERT INTO artifacts ({ARTIFACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                format!("INSERT INTO artifacts ({ARTIFACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
                 vec![
                     Bind::Int(a.id),
                     Bind::Text(a.run_id.clone()),
@@ -135,6 +135,7 @@ impl TaskStore for SqlStore {
                     Bind::Text(a.schema_version.clone()),
                     Bind::Text(json_text(&a.metadata)),
                     Bind::Int(a.created_at),
+                    Bind::Int(a.object_count),
                 ],
             ));
         }

@@ -280,6 +280,9 @@ pub struct Artifact {
     pub schema_version: String,
     pub metadata: Value,
     pub created_at: i64,
+    /// Objects the upload wrote under the artifact's key (0 for metadata-only artifacts such as
+    /// metrics, and for imported artifacts).
+    pub object_count: i64,
 }
 
 /// A run's change of state, applied only if the run is in one of `from`.
@@ -309,4 +312,33 @@ impl Progress {
             && self.new_artifacts.is_empty()
             && self.run.is_none()
     }
+}
+
+/// The rows of one table, in a backend-neutral form (a backup's content).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableDump {
+    pub name: String,
+    pub columns: Vec<String>,
+    /// One JSON array per row, values in column order (text, integers, booleans, null).
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// Every weir table at one schema version, read in one consistent snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub schema_version: i64,
+    pub tables: Vec<TableDump>,
+}
+
+/// A serving weir's lease: who is serving this storage, renewed by heartbeats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub id: String,
+    pub deployment: String,
+    pub host: String,
+    pub pid: i64,
+    pub version: String,
+    pub schema_version: i64,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
 }

@@ -564,6 +564,7 @@ async fn tasks_and_artifacts(store: &dyn MetadataStore) {
         schema_version: "0.0.1".into(),
         metadata: json!({"accuracy": 0.9}),
         created_at: 3_000,
+        object_count: 2,
     };
     store
         .save_progress(

@@ -90,6 +90,24 @@ pub trait StoreAdmin: Send + Sync {
     async fn begin_identity(&self, identity: &StorageIdentity) -> StoreResult<()>;
     /// Marks initialisation done once the artifact store holds the identity too.
     async fn finish_identity(&self) -> StoreResult<()>;
+    /// Applies pending migrations up to and including `version` only.
+    async fn migrate_to(&self, version: i64) -> StoreResult<Vec<i64>>;
+    /// Rows per weir table (tables missing at this schema version are left out).
+    async fn table_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// Every weir table, read in one transaction so the tables agree with each other.
+    async fn export_snapshot(&self) -> StoreResult<Snapshot>;
+    /// Loads a snapshot into a store migrated to the snapshot's version whose tables are
+    /// empty, in one transaction. The storage identity is loaded as still initialising, so a
+    /// start completes it only once the artifact store holds it too.
+    async fn import_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()>;
+    /// Drops every weir table, the migration history included.
+    async fn purge(&self) -> StoreResult<()>;
+    /// Records or renews a server's lease.
+    async fn heartbeat(&self, lease: &Lease) -> StoreResult<()>;
+    /// Removes a server's lease (on a clean stop).
+    async fn release(&self, lease_id: &str) -> StoreResult<()>;
+    /// The leases recorded (stale ones too: their heartbeat tells).
+    async fn leases(&self) -> StoreResult<Vec<Lease>>;
     /// A cheap round trip, for health checks.
     async fn ping(&self) -> StoreResult<()>;
     /// Connections (in use, idle) for metrics.

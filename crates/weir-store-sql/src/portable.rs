@@ -1,0 +1,459 @@
+//! Backend-neutral export and import of every weir table (backups, moves between backends),
+//! migrations up to a version, purge, and server leases.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use sqlx::Row;
+use weir_store::*;
+
+use crate::text::Text;
+use crate::{map_err, on_pool, Bind, Dialect, SqlStore, Stmt};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Col {
+    Text,
+    OptText,
+    Int,
+    OptInt,
+    Bool,
+}
+
+/// A weir table, its columns and the schema version each appeared in, in the order they are
+/// exported and imported (parents before children).
+pub(crate) struct TableDef {
+    pub name: &'static str,
+    pub since: i64,
+    pub order_by: &'static str,
+    pub columns: &'static [(&'static str, Col, i64)],
+}
+
+use Col::{Bool, Int, OptInt, OptText, Text as T};
+
+pub(crate) const TABLES: &[TableDef] = &[
+    TableDef {
+        name: "storage_identity",
+        since: 1,
+        order_by: "id",
+        columns: &[("id", T, 1), ("created_at", Int, 1), ("initialising", Bool, 1)],
+    },
+    TableDef {
+        name: "pipelines",
+        since: 1,
+        order_by: "id",
+        columns: &[
+            ("id", T, 1),
+            ("name", T, 1),
+            ("display_name", T, 1),
+            ("description", T, 1),
+            ("namespace", T, 1),
+            ("created_at", Int, 1),
+            ("tags", T, 1),
+        ],
+    },
+    TableDef {
+        name: "pipeline_versions",
+        since: 1,
+        order_by: "id",
+        columns: &[
+            ("id", T, 1),
+            ("pipeline_id", T, 1),
+            ("name", T, 1),
+            ("display_name", T, 1),
+            ("description", T, 1),
+            ("created_at", Int, 1),
+            ("pipeline_spec", T, 1),
+            ("platform_spec", OptText, 1),
+            ("package_key", T, 1),
+            ("package_url", T, 1),
+            ("code_source_url", T, 1),
+            ("tags", T, 1),
+        ],
+    },
+    TableDef {
+        name: "experiments",
+        since: 1,
+        order_by: "id",
+        columns: &[
+            ("id", T, 1),
+            ("display_name", T, 1),
+            ("description", T, 1),
+            ("namespace", T, 1),
+            ("created_at", Int, 1),
+            ("storage_state", T, 1),
+            ("last_run_created_at", Int, 1),
+        ],
+    },
+    TableDef {
+        name: "runs",
+        since: 1,
+        order_by: "id",
+        columns: &[
+            ("id", T, 1),
+            ("experiment_id", T, 1),
+            ("display_name", T, 1),
+            ("description", T, 1),
+            ("namespace", T, 1),
+            ("storage_state", T, 1),
+            ("pipeline_id", T, 1),
+            ("pipeline_version_id", T, 1),
+            ("pipeline_spec", T, 1),
+            ("platform_spec", OptText, 1),
+            ("parameters", T, 1),
+            ("pipeline_root", T, 1),
+            ("service_account", T, 1),
+            ("created_at", Int, 1),
+            ("scheduled_at", Int, 1),
+            ("finished_at", Int, 1),
+            ("state", T, 1),
+            ("error", OptText, 1),
+            ("recurring_run_id", T, 1),
+        ],
+    },
+    TableDef {
+        name: "run_state_history",
+        since: 1,
+        order_by: "run_id, seq",
+        columns: &[("run_id", T, 1), ("seq", Int, 1), ("update_time", Int, 1), ("state", T, 1), ("error", OptText, 1)],
+    },
+    TableDef {
+        name: "recurring_runs",
+        since: 1,
+        order_by: "id",
+        columns: &[
+            ("id", T, 1),
+            ("display_name", T, 1),
+            ("description", T, 1),
+            ("experiment_id", T, 1),
+            ("namespace", T, 1),
+            ("pipeline_id", T, 1),
+            ("pipeline_version_id", T, 1),
+            ("pipeline_spec", T, 1),
+            ("platform_spec", OptText, 1),
+            ("parameters", T, 1),
+            ("pipeline_root", T, 1),
+            ("service_account", T, 1),
+            ("max_concurrency", Int, 1),
+            ("trigger_spec", T, 1),
+            ("enabled", Bool, 1),
+            ("no_catchup", Bool, 1),
+            ("created_at", Int, 1),
+            ("updated_at", Int, 1),
+        ],
+    },
+    TableDef {
+        name: "tasks",
+        since: 2,
+        order_by: "id",
+        columns: &[
+            ("id", T, 2),
+            ("run_id", T, 2),
+            ("parent_id", T, 2),
+            ("name", T, 2),
+            ("display_name", T, 2),
+            ("kind", T, 2),
+            ("iteration_index", OptInt, 2),
+            ("state", T, 2),
+            ("attempts", Int, 2),
+            ("inputs", T, 2),
+            ("outputs", T, 2),
+            ("fingerprint", T, 2),
+            ("pipeline_name", T, 2),
+            ("cached", Bool, 2),
+            ("image", T, 2),
+            ("error", OptText, 2),
+            ("created_at", Int, 2),
+            ("started_at", Int, 2),
+            ("finished_at", Int, 2),
+            ("retry_at", Int, 2),
+            ("pid", Int, 2),
+            ("state_history", T, 2),
+        ],
+    },
+    TableDef {
+        name: "artifacts",
+        since: 2,
+        order_by: "id",
+        columns: &[
+            ("id", Int, 2),
+            ("run_id", T, 2),
+            ("task_id", T, 2),
+            ("name", T, 2),
+            ("uri", T, 2),
+            ("schema_title", T, 2),
+            ("schema_version", T, 2),
+            ("metadata", T, 2),
+            ("created_at", Int, 2),
+            ("object_count", Int, 3),
+        ],
+    },
+    TableDef {
+        name: "server_leases",
+        since: 3,
+        order_by: "id",
+        columns: &[
+            ("id", T, 3),
+            ("deployment", T, 3),
+            ("host", T, 3),
+            ("pid", Int, 3),
+            ("version", T, 3),
+            ("schema_version", Int, 3),
+            ("started_at", Int, 3),
+            ("heartbeat_at", Int, 3),
+        ],
+    },
+];
+
+fn columns_at(table: &TableDef, version: i64) -> Vec<(&'static str, Col)> {
+    table.columns.iter().filter(|(_, _, since)| *since <= version).map(|(n, c, _)| (*n, *c)).collect()
+}
+
+fn to_bind(value: &Value, col: Col, table: &str, column: &str) -> StoreResult<Bind> {
+    let bad = || StoreError::InvalidArgument(format!("backup value {value} does not fit {table}.{column}"));
+    Ok(match (col, value) {
+        (Col::Text, Value::String(s)) => Bind::Text(s.clone()),
+        (Col::OptText, Value::String(s)) => Bind::OptText(Some(s.clone())),
+        (Col::OptText, Value::Null) => Bind::OptText(None),
+        (Col::Int, Value::Number(n)) => Bind::Int(n.as_i64().ok_or_else(bad)?),
+        (Col::OptInt, Value::Number(n)) => Bind::OptInt(Some(n.as_i64().ok_or_else(bad)?)),
+        (Col::OptInt, Value::Null) => Bind::OptInt(None),
+        (Col::Bool, Value::Bool(b)) => Bind::Bool(*b),
+        (Col::Bool, Value::Number(n)) => Bind::Bool(n.as_i64().unwrap_or(0) != 0),
+        _ => return Err(bad()),
+    })
+}
+
+/// Reads a column of any dialect's row as a neutral JSON value.
+macro_rules! cell {
+    ($row:expr, $i:expr, $col:expr) => {{
+        let row = &$row;
+        match $col {
+            Col::Text => row.try_get::<Text, _>($i).map(|t| Value::String(t.0)),
+            Col::OptText => {
+                row.try_get::<Option<Text>, _>($i).map(|t| t.map(|t| Value::String(t.0)).unwrap_or(Value::Null))
+            }
+            Col::Int => row.try_get::<i64, _>($i).map(Value::from),
+            Col::OptInt => row.try_get::<Option<i64>, _>($i).map(|v| v.map(Value::from).unwrap_or(Value::Null)),
+            Col::Bool => row.try_get::<bool, _>($i).map(Value::Bool),
+        }
+        .map_err(map_err)
+    }};
+}
+
+impl SqlStore {
+    pub(crate) async fn schema_version(&self) -> StoreResult<i64> {
+        Ok(match self.schema_state().await? {
+            SchemaState::Empty => 0,
+            SchemaState::Weir { applied, .. } => applied.into_iter().max().unwrap_or(0),
+        })
+    }
+}
+
+pub(crate) async fn migrate_to(store: &SqlStore, version: i64) -> StoreResult<Vec<i64>> {
+    let full = crate::admin::migrator(store.dialect);
+    let known: Vec<i64> = full.iter().map(|m| m.version).collect();
+    if !known.contains(&version) {
+        return Err(StoreError::InvalidArgument(format!(
+            "this weir has no schema version {version} (it knows {known:?})"
+        )));
+    }
+    let mut applied = Vec::new();
+    for target in known.iter().copied().filter(|v| *v <= version) {
+        let partial = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(full.iter().filter(|m| m.version <= target).cloned().collect()),
+            ignore_missing: false,
+            locking: true,
+            no_tx: false,
+        };
+        let before = store.schema_version().await?;
+        on_pool!(store, |pool| partial.run(pool).await).map_err(crate::admin::migrate_error)?;
+        if before < target {
+            applied.push(target);
+        }
+    }
+    Ok(applied)
+}
+
+pub(crate) async fn table_counts(store: &SqlStore) -> StoreResult<Vec<(String, i64)>> {
+    let version = store.schema_version().await?;
+    let mut out = Vec::new();
+    for table in TABLES.iter().filter(|t| t.since <= version) {
+        out.push((table.name.to_string(), store.count(&format!("SELECT COUNT(*) FROM {}", table.name), &[]).await?));
+    }
+    Ok(out)
+}
+
+pub(crate) async fn export_snapshot(store: &SqlStore) -> StoreResult<Snapshot> {
+    let version = store.schema_version().await?;
+    let dialect = store.dialect;
+    on_pool!(store, |pool| {
+        let mut tx = pool.begin().await.map_err(map_err)?;
+        if dialect == Dialect::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await.map_err(map_err)?;
+        }
+        let mut tables = Vec::new();
+        for table in TABLES.iter().filter(|t| t.since <= version) {
+            let columns = columns_at(table, version);
+            let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+            let sql = format!("SELECT {} FROM {} ORDER BY {}", names.join(", "), table.name, table.order_by);
+            let rows = sqlx::query(&sql).fetch_all(&mut *tx).await.map_err(map_err)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let mut values = Vec::with_capacity(columns.len());
+                for (i, (_, col)) in columns.iter().enumerate() {
+                    values.push(cell!(row, i, *col)?);
+                }
+                out.push(values);
+            }
+            tables.push(TableDump {
+                name: table.name.to_string(),
+                columns: names.iter().map(|n| n.to_string()).collect(),
+                rows: out,
+            });
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(Snapshot { schema_version: version, tables })
+    })
+}
+
+pub(crate) async fn import_snapshot(store: &SqlStore, snapshot: &Snapshot) -> StoreResult<()> {
+    let version = store.schema_version().await?;
+    if version != snapshot.schema_version {
+        return Err(StoreError::FailedPrecondition(format!(
+            "the store is at schema version {version}, the snapshot at {}",
+            snapshot.schema_version
+        )));
+    }
+    for (table, rows) in table_counts(store).await? {
+        if rows > 0 {
+            return Err(StoreError::FailedPrecondition(format!(
+                "the metadata store is not empty: {table} has {rows} rows"
+            )));
+        }
+    }
+    let defs: HashMap<&str, &TableDef> = TABLES.iter().map(|t| (t.name, t)).collect();
+    let mut statements = Vec::new();
+    for dump in &snapshot.tables {
+        let def = defs
+            .get(dump.name.as_str())
+            .ok_or_else(|| StoreError::InvalidArgument(format!("the snapshot has an unknown table {:?}", dump.name)))?;
+        let expected: Vec<&str> = columns_at(def, version).iter().map(|(n, _)| *n).collect();
+        let given: Vec<&str> = dump.columns.iter().map(String::as_str).collect();
+        if expected != given {
+            return Err(StoreError::InvalidArgument(format!(
+                "the snapshot's {} columns {given:?} differ from schema version {version}'s {expected:?}",
+                dump.name
+            )));
+        }
+        let types: Vec<Col> = columns_at(def, version).iter().map(|(_, c)| *c).collect();
+        for chunk in dump.rows.chunks(100) {
+            let row_marks = format!("({})", vec!["?"; types.len()].join(", "));
+            let mut binds = Vec::with_capacity(chunk.len() * types.len());
+            for row in chunk {
+                if row.len() != types.len() {
+                    return Err(StoreError::InvalidArgument(format!(
+                        "a {} row has {} values, not {}",
+                        dump.name,
+                        row.len(),
+                        types.len()
+                    )));
+                }
+                for ((value, col), column) in row.iter().zip(&types).zip(&given) {
+                    let bind = to_bind(value, *col, &dump.name, column)?;
+                    // A restored identity is completed by the next start (see lifecycle).
+                    let bind = if dump.name == "storage_identity" && *column == "initialising" {
+                        Bind::Bool(true)
+                    } else {
+                        bind
+                    };
+                    binds.push(bind);
+                }
+            }
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES {}",
+                dump.name,
+                given.join(", "),
+                vec![row_marks.as_str(); chunk.len()].join(", ")
+            );
+            statements.push(Stmt::new(sql, binds));
+        }
+    }
+    store.transaction(statements).await
+}
+
+pub(crate) async fn purge(store: &SqlStore) -> StoreResult<()> {
+    let mut names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+    names.reverse();
+    names.push("_sqlx_migrations");
+    for name in names {
+        let sql = format!("DROP TABLE IF EXISTS {name}");
+        on_pool!(store, |pool| sqlx::query(&sql).execute(pool).await.map(|_| ())).map_err(map_err)?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn heartbeat(store: &SqlStore, lease: &Lease) -> StoreResult<()> {
+    // Each lease id belongs to one server process, so check-then-write does not race.
+    let exists =
+        store.count("SELECT COUNT(*) FROM server_leases WHERE id = ?", &[Bind::Text(lease.id.clone())]).await? > 0;
+    let values = vec![
+        Bind::Text(lease.deployment.clone()),
+        Bind::Text(lease.host.clone()),
+        Bind::Int(lease.pid),
+        Bind::Text(lease.version.clone()),
+        Bind::Int(lease.schema_version),
+        Bind::Int(lease.started_at),
+        Bind::Int(lease.heartbeat_at),
+        Bind::Text(lease.id.clone()),
+    ];
+    let sql = if exists {
+        "UPDATE server_leases SET deployment = ?, host = ?, pid = ?, version = ?, schema_version = ?, started_at = ?, \
+         heartbeat_at = ? WHERE id = ?"
+    } else {
+        "INSERT INTO server_leases (deployment, host, pid, version, schema_version, started_at, heartbeat_at, id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    };
+    store.transaction(vec![Stmt::new(sql, values)]).await?;
+    Ok(())
+}
+
+pub(crate) async fn release(store: &SqlStore, id: &str) -> StoreResult<()> {
+    store.transaction(vec![Stmt::new("DELETE FROM server_leases WHERE id = ?", vec![Bind::Text(id.into())])]).await
+}
+
+pub(crate) async fn leases(store: &SqlStore) -> StoreResult<Vec<Lease>> {
+    if store.schema_version().await? < 3 {
+        return Ok(Vec::new());
+    }
+    #[derive(sqlx::FromRow)]
+    struct LeaseRow {
+        id: Text,
+        deployment: Text,
+        host: Text,
+        pid: i64,
+        version: Text,
+        schema_version: i64,
+        started_at: i64,
+        heartbeat_at: i64,
+    }
+    let rows = store
+        .fetch_all::<LeaseRow>(
+            "SELECT id, deployment, host, pid, version, schema_version, started_at, heartbeat_at FROM server_leases \
+             ORDER BY heartbeat_at DESC, id",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Lease {
+            id: r.id.0,
+            deployment: r.deployment.0,
+            host: r.host.0,
+            pid: r.pid,
+            version: r.version.0,
+            schema_version: r.schema_version,
+            started_at: r.started_at,
+            heartbeat_at: r.heartbeat_at,
+        })
+        .collect())
+}
