@@ -256,6 +256,11 @@ impl Engine {
                 if task.pid > 0 && self.driver.is_running_step(task.pid, &task.id) {
                     self.driver.kill(task.pid);
                 }
+                // Keep what the lost attempt printed, if its folder is still here.
+                let log = self.attempt_dir(&run_id, &task.id, task.attempts).join("log.txt");
+                if tokio::fs::metadata(&log).await.is_ok() {
+                    self.keep_log(&view, task, &log).await;
+                }
                 let mut task = task.clone();
                 let retry = task_spec(&view.spec, &view.tasks, &task).ok().and_then(|(spec, _)| spec.retry_policy);
                 let message = format!("the step's process was lost when weir stopped (attempt {})", task.attempts);

@@ -126,6 +126,7 @@ pub struct Settings {
     pub log_level: String,
     pub upgrade: UpgradePolicy,
     pub executor_python: PathBuf,
+    pub data_dir: PathBuf,
     pub work_dir: PathBuf,
     pub max_concurrent_steps: usize,
 }
@@ -235,6 +236,7 @@ impl Settings {
         };
         let work_dir = absolute(&work_dir)?;
         let settings = Settings {
+            data_dir: data_dir.clone(),
             executor_python,
             work_dir,
             max_concurrent_steps: executor.max_concurrent_steps.or(file.executor.max_concurrent_steps).unwrap_or(8),

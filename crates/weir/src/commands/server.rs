@@ -7,7 +7,7 @@ use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 use weir_server::lifecycle::{open_storage, LifecycleError, Opened, UpgradePolicy};
 use weir_server::AppState;
-use weir_store::{Clock, SystemClock};
+use weir_store::{Clock, Lease, StoreAdmin, SystemClock};
 use weir_store_sql::redact_url;
 
 use crate::config::{ExecutorArgs, LogFormat, Settings, StorageArgs};
@@ -53,6 +53,27 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     init_tracing(&settings);
     let (store, artifacts) = super::open_stores(&settings).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // `upgrade: auto` takes the same path as `weir storage upgrade`: plan, backup, migrate.
+    if settings.upgrade == UpgradePolicy::Auto {
+        if let weir_store::SchemaState::Weir { applied, known, identity: Some(_), .. } =
+            weir_store::StoreAdmin::schema_state(store.as_ref()).await?
+        {
+            if known.iter().any(|v| !applied.contains(v)) && applied.iter().all(|v| known.contains(v)) {
+                if let Err(e) = super::storage::upgrade_storage(
+                    &settings,
+                    &store,
+                    &artifacts,
+                    false,
+                    &settings.data_dir.join("backups"),
+                )
+                .await
+                {
+                    eprintln!("weir: refusing to start: cannot upgrade the storage: {e:#}");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+    }
     match open_storage(store.as_ref(), &artifacts, settings.upgrade, clock.now_ms()).await {
         Ok(Opened::Initialised(identity)) => {
             tracing::info!(storage.identity = %identity.id, "new storage initialised")
@@ -91,12 +112,34 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         },
         Arc::new(tokio::sync::Notify::new()),
     );
-    let state =
-        AppState::new(store.clone(), artifacts, clock).with_engine(engine.notifier(), settings.work_dir.clone());
+    let state = AppState::new(store.clone(), artifacts, clock.clone())
+        .with_engine(engine.notifier(), settings.work_dir.clone());
     state
         .default_experiment()
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the Default experiment: {}", e.message))?;
+    let lease = Lease {
+        id: uuid::Uuid::new_v4().to_string(),
+        deployment: settings.name.clone(),
+        host: hostname(),
+        pid: std::process::id() as i64,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        schema_version: weir_store_sql::migration_versions(store.dialect()).into_iter().max().unwrap_or_default(),
+        started_at: clock.now_ms(),
+        heartbeat_at: clock.now_ms(),
+    };
+    let heartbeat_task = {
+        let (store, clock, mut lease) = (store.clone(), clock.clone(), lease.clone());
+        tokio::spawn(async move {
+            loop {
+                lease.heartbeat_at = clock.now_ms();
+                if let Err(e) = store.heartbeat(&lease).await {
+                    tracing::warn!(error = %e, "could not renew this server's lease");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+            }
+        })
+    };
     let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
     let engine_task = tokio::spawn(engine.run(async move {
         let _ = engine_stopped.await;
@@ -118,9 +161,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .context("server failed")?;
     let _ = stop_engine.send(());
     let _ = engine_task.await;
+    heartbeat_task.abort();
+    if let Err(e) = store.release(&lease.id).await {
+        tracing::warn!(error = %e, "could not release this server's lease");
+    }
     store.close().await;
     tracing::info!("weir stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 async fn shutdown_signal() {

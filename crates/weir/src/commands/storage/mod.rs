@@ -1,0 +1,136 @@
+//! `weir storage …`: look at and manage the two stores without serving.
+
+mod archive;
+mod backup;
+mod check;
+mod purge;
+mod references;
+mod restore;
+mod status;
+mod upgrade;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use weir_artifacts::ArtifactStore;
+use weir_store::{Lease, MetadataStore};
+use weir_store_sql::SqlStore;
+
+use crate::config::{Settings, StorageArgs};
+
+pub(crate) use upgrade::upgrade_storage;
+
+/// A lease renewed less than this long ago means a weir is still serving.
+pub const LEASE_TTL_MS: i64 = 30_000;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum StorageCommand {
+    /// Identity, schema version, pending migrations, rows, objects and serving weirs.
+    Status {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// `text` for people, `json` for scripts.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Check that every object the metadata refers to exists; list objects nothing refers to.
+    Check {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Migrate the metadata store to this weir's schema, after taking a backup.
+    Upgrade {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Where the backup taken first goes (default: DATA_DIR/backups).
+        #[arg(long)]
+        backup_dir: Option<PathBuf>,
+    },
+    /// Write both stores to one portable, checksummed archive.
+    Backup {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// The archive to write (a .tar.gz).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Load an archive into empty storage (any backend).
+    Restore {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// The archive to read.
+        #[arg(short, long)]
+        input: PathBuf,
+    },
+    /// Delete everything weir stored in both stores. Needs --yes and the deployment's name.
+    Purge {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Confirm that the data is to be deleted.
+        #[arg(long)]
+        yes: bool,
+        /// The deployment's name, typed back (as in the config file or --name).
+        #[arg(long)]
+        confirm_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+pub async fn run(command: StorageCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        StorageCommand::Status { storage, output } => status::run(&storage, output).await,
+        StorageCommand::Check { storage, output } => check::run(&storage, output).await,
+        StorageCommand::Upgrade { storage, dry_run, backup_dir } => upgrade::run(&storage, dry_run, backup_dir).await,
+        StorageCommand::Backup { storage, output } => backup::run(&storage, &output).await,
+        StorageCommand::Restore { storage, input } => restore::run(&storage, &input).await,
+        StorageCommand::Purge { storage, yes, confirm_name } => {
+            purge::run(&storage, yes, confirm_name.as_deref()).await
+        }
+    }
+}
+
+pub(crate) struct Opened {
+    pub settings: Settings,
+    pub store: Arc<SqlStore>,
+    pub artifacts: ArtifactStore,
+}
+
+pub(crate) async fn open(args: &StorageArgs) -> anyhow::Result<Opened> {
+    let settings = Settings::resolve(args, None, None, None)?;
+    let (store, artifacts) = super::open_stores(&settings).await?;
+    Ok(Opened { settings, store, artifacts })
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
+
+/// Servers whose lease was renewed recently.
+pub(crate) async fn live_leases(store: &dyn MetadataStore) -> anyhow::Result<Vec<Lease>> {
+    let now = now_ms();
+    Ok(store.leases().await?.into_iter().filter(|l| now - l.heartbeat_at < LEASE_TTL_MS).collect())
+}
+
+pub(crate) fn describe_leases(leases: &[Lease]) -> String {
+    leases
+        .iter()
+        .map(|l| format!("{} (deployment {}, host {}, pid {})", l.id, l.deployment, l.host, l.pid))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every key in the artifact store except the identity marker.
+pub(crate) async fn object_keys(artifacts: &ArtifactStore) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    Ok(artifacts.list("").await?.into_iter().filter(|k| k != weir_artifacts::IDENTITY_KEY).collect())
+}

@@ -1,0 +1,91 @@
+//! `weir storage upgrade`: show the plan, refuse while a weir still serves the storage, take a
+//! backup, then apply migrations one version at a time. Safe to run again after a failure:
+//! applied versions are recorded and skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::bail;
+use weir_artifacts::ArtifactStore;
+use weir_store::{SchemaState, StoreAdmin};
+use weir_store_sql::SqlStore;
+
+use super::backup::write_backup;
+use super::{describe_leases, live_leases, open};
+use crate::config::{Settings, StorageArgs};
+
+pub async fn run(args: &StorageArgs, dry_run: bool, backup_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let opened = open(args).await?;
+    let backup_dir = backup_dir.unwrap_or_else(|| opened.settings.data_dir.join("backups"));
+    let code = match upgrade_storage(&opened.settings, &opened.store, &opened.artifacts, dry_run, &backup_dir).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weir: {e:#}");
+            ExitCode::from(2)
+        }
+    };
+    opened.store.close().await;
+    Ok(code)
+}
+
+/// The whole upgrade procedure, shared with `weir server` under `upgrade: auto`.
+pub async fn upgrade_storage(
+    settings: &Settings,
+    store: &SqlStore,
+    artifacts: &ArtifactStore,
+    dry_run: bool,
+    backup_dir: &Path,
+) -> anyhow::Result<()> {
+    let (identity, applied, known) = match store.schema_state().await? {
+        SchemaState::Empty => bail!("the metadata store is empty: `weir server` initialises new storage"),
+        SchemaState::Weir { identity, applied, known, .. } => (identity, applied, known),
+    };
+    let marker = artifacts.read_identity().await?;
+    match (&identity, &marker) {
+        (Some(a), Some(b)) if a.id == b.id => {}
+        _ => bail!(
+            "refusing to upgrade: the metadata store belongs to {} and the artifact store to {}",
+            identity.map(|i| i.id).unwrap_or_else(|| "no deployment".into()),
+            marker.map(|m| m.id).unwrap_or_else(|| "no deployment".into())
+        ),
+    }
+    let head = known.iter().copied().max().unwrap_or_default();
+    let current = applied.iter().copied().max().unwrap_or_default();
+    if let Some(newer) = applied.iter().copied().filter(|v| !known.contains(v)).max() {
+        bail!("the schema (version {newer}) is newer than this weir's ({head}); an old binary never writes a newer schema");
+    }
+    let pending: Vec<i64> = known.iter().copied().filter(|v| !applied.contains(v)).collect();
+    if pending.is_empty() {
+        eprintln!("schema version {current} is this weir's; nothing to do");
+        return Ok(());
+    }
+    let migrator = weir_store_sql::MIGRATORS.iter().find(|(d, _)| *d == store.dialect()).map(|(_, m)| *m);
+    eprintln!("upgrade plan: schema version {current} -> {head}");
+    for version in &pending {
+        let description = migrator
+            .and_then(|m| m.iter().find(|x| x.version == *version))
+            .map(|m| m.description.to_string())
+            .unwrap_or_default();
+        eprintln!("  {version}: {description}");
+    }
+    if dry_run {
+        eprintln!("dry run: nothing changed");
+        return Ok(());
+    }
+    let live = live_leases(store).await?;
+    if !live.is_empty() {
+        bail!("refusing to upgrade while weir is serving this storage: {}; stop it first", describe_leases(&live));
+    }
+    let backup = backup_dir.join(format!("weir-backup-v{current}-{}.tar.gz", super::now_ms()));
+    write_backup(settings, store, artifacts, &backup).await?;
+    eprintln!("backup taken: {}", backup.display());
+    let bar = super::backup::progress(pending.len() as u64, "migrating");
+    for version in pending {
+        bar.set_message(format!("applying {version}"));
+        store.migrate_to(version).await?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    eprintln!("upgraded to schema version {head}");
+    Ok(())
+}
