@@ -49,7 +49,7 @@ struct IdentityRow {
 }
 
 impl SqlStore {
-    async fn table_exists(&self, table: &str) -> StoreResult<bool> {
+    pub(crate) async fn table_exists(&self, table: &str) -> StoreResult<bool> {
         let sql = match self.dialect {
             Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
             Dialect::MySql => {

@@ -258,7 +258,10 @@ pub(crate) async fn migrate_to(store: &SqlStore, version: i64) -> StoreResult<Ve
         )));
     }
     let mut applied = Vec::new();
-    for target in known.iter().copied().filter(|v| *v <= version) {
+    let current = store.schema_version().await?;
+    // One version at a time, each under the migration lock; a prefix of the history always
+    // contains everything already applied.
+    for target in known.iter().copied().filter(|v| *v > current && *v <= version) {
         let partial = sqlx::migrate::Migrator {
             migrations: std::borrow::Cow::Owned(full.iter().filter(|m| m.version <= target).cloned().collect()),
             ignore_missing: false,
@@ -422,7 +425,7 @@ pub(crate) async fn release(store: &SqlStore, id: &str) -> StoreResult<()> {
 }
 
 pub(crate) async fn leases(store: &SqlStore) -> StoreResult<Vec<Lease>> {
-    if store.schema_version().await? < 3 {
+    if !store.table_exists("server_leases").await? {
         return Ok(Vec::new());
     }
     #[derive(sqlx::FromRow)]

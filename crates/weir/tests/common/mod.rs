@@ -54,8 +54,40 @@ pub fn python() -> PathBuf {
     }
 }
 
+impl Storage {
+    /// The storage flags every `weir` command takes.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            "--data-dir".into(),
+            self.data_dir.path().display().to_string(),
+            "--metadata".into(),
+            self.db.url.clone(),
+            "--artifacts".into(),
+            self.artifacts_url.clone(),
+        ]
+    }
+
+    /// Runs `weir <args> <storage flags>` to completion.
+    pub fn weir(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .args(self.flags())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", std::env::var("WEIR_TEST_S3_ENDPOINT").unwrap_or_default())
+            .env_remove("WEIR_CONFIG")
+            .output()
+            .unwrap()
+    }
+}
+
 impl Weir {
     pub fn start(storage: &Storage) -> Self {
+        Self::start_with(storage, &[])
+    }
+
+    pub fn start_with(storage: &Storage, extra: &[&str]) -> Self {
         let port = free_port();
         let log = storage.data_dir.path().join(format!("weir-{port}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_weir"))
@@ -65,6 +97,7 @@ impl Weir {
             .args(["--metadata", &storage.db.url, "--artifacts", &storage.artifacts_url])
             .arg("--executor-python")
             .arg(python())
+            .args(extra)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")

@@ -49,6 +49,20 @@ def sleeper(marker_dir: str):
     return dsl.ContainerSpec(image='alpine:3.19', command=['sh', '-c', 'echo $$ > "$0/sleeper.pid"; sleep 300'], args=[marker_dir])
 
 
+@dsl.container_component
+def make_dataset(text: str, data: dsl.Output[dsl.Dataset]):
+    return dsl.ContainerSpec(
+        image='alpine:3.19',
+        command=['sh', '-c', 'echo "making $0"; mkdir -p "$(dirname "$1")" && printf "%s" "$0" > "$1"'],
+        args=[text, data.path],
+    )
+
+
+@dsl.pipeline(name='exec-dataset')
+def dataset(text: str = 'hello storage'):
+    make_dataset(text=text)
+
+
 @dsl.pipeline(name='exec-packages')
 def packages() -> str:
     return uses_package().output
@@ -81,7 +95,7 @@ def terminate(marker_dir: str):
 
 
 if __name__ == '__main__':
-    for name, func in [('packages', packages), ('missing_package', missing_package),
+    for name, func in [('dataset', dataset), ('packages', packages), ('missing_package', missing_package),
                        ('missing_tool', missing_tool_pipeline), ('bad_exit', bad_exit),
                        ('retry_run', retry_run), ('terminate', terminate)]:
         compiler.Compiler().compile(func, __file__.replace('exec_pipelines.py', f'{name}.yaml'))

@@ -18,6 +18,27 @@ use super::backup::progress;
 use super::open;
 use crate::config::StorageArgs;
 
+/// Artifact URIs and pipeline roots name the store they live in; moved to another store, they
+/// are rewritten to name it instead.
+fn relocate(mut snapshot: weir_store::Snapshot, from: &str, to: &str) -> weir_store::Snapshot {
+    let (from, to) = (from.trim_end_matches('/'), to.trim_end_matches('/'));
+    if from == to {
+        return snapshot;
+    }
+    for (table, column) in [("artifacts", "uri"), ("runs", "pipeline_root"), ("recurring_runs", "pipeline_root")] {
+        let Some(dump) = snapshot.tables.iter_mut().find(|t| t.name == table) else { continue };
+        let Some(i) = dump.columns.iter().position(|c| c == column) else { continue };
+        for row in &mut dump.rows {
+            if let Some(serde_json::Value::String(value)) = row.get_mut(i) {
+                if let Some(rest) = value.strip_prefix(from).filter(|r| r.is_empty() || r.starts_with('/')) {
+                    *value = format!("{to}{rest}");
+                }
+            }
+        }
+    }
+    snapshot
+}
+
 pub async fn run(args: &StorageArgs, input: &Path) -> anyhow::Result<ExitCode> {
     let verified = verify(input).with_context(|| format!("cannot restore {}", input.display()))?;
     let manifest = &verified.manifest;
@@ -54,7 +75,8 @@ pub async fn run(args: &StorageArgs, input: &Path) -> anyhow::Result<ExitCode> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    store.import_snapshot(&verified.snapshot).await.context("cannot load the metadata")?;
+    let snapshot = relocate(verified.snapshot.clone(), &manifest.source_artifacts, artifacts.url());
+    store.import_snapshot(&snapshot).await.context("cannot load the metadata")?;
     artifacts
         .write_identity(&IdentityMarker { id: manifest.identity.id.clone(), created_at: manifest.identity.created_at })
         .await?;

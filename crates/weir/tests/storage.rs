@@ -1,0 +1,279 @@
+//! `weir storage` end to end: backup and restore between SQLite+folder and PostgreSQL+S3 (and
+//! back) with identical API listings and artifact bytes; check, status, upgrade and purge,
+//! and their refusals, which change neither store.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, spec, Storage, Weir};
+use serde_json::{json, Value};
+use weir_store::StoreAdmin;
+use weir_store_sql::{ConnectSettings, Dialect, SqlStore};
+
+async fn get(base: &str, path: &str) -> Value {
+    reqwest::get(format!("{base}{path}")).await.unwrap().json().await.unwrap()
+}
+
+async fn post(base: &str, path: &str, body: Value) -> Value {
+    reqwest::Client::new().post(format!("{base}{path}")).json(&body).send().await.unwrap().json().await.unwrap()
+}
+
+/// Some of everything, through the API: pipelines with versions, experiments (one archived),
+/// runs that ran and made an artifact, a recurring run.
+async fn populate(weir: &Weir) -> String {
+    let base = &weir.base;
+    let pipeline = post(base, "/apis/v2beta1/pipelines", json!({"display_name": "stored"})).await;
+    let pipeline_id = pipeline["pipeline_id"].as_str().unwrap().to_string();
+    post(
+        base,
+        &format!("/apis/v2beta1/pipelines/{pipeline_id}/versions"),
+        json!({"display_name": "v1", "pipeline_spec": spec("dataset")}),
+    )
+    .await;
+    let experiment = post(base, "/apis/v2beta1/experiments", json!({"display_name": "kept"})).await;
+    let experiment_id = experiment["experiment_id"].as_str().unwrap().to_string();
+    let run = post(base, "/apis/v2beta1/runs", json!({"display_name": "r1", "experiment_id": experiment_id, "pipeline_spec": spec("dataset"), "runtime_config": {"parameters": {"text": "bytes to keep"}}})).await;
+    let run_id = run["run_id"].as_str().unwrap().to_string();
+    eventually("the run to finish", Duration::from_secs(60), || async {
+        (get(base, &format!("/apis/v2beta1/runs/{run_id}")).await["state"] == "SUCCEEDED").then_some(())
+    })
+    .await;
+    post(base, "/apis/v2beta1/recurringruns", json!({"display_name": "nightly", "pipeline_spec": spec("dataset"), "max_concurrency": 1, "mode": "ENABLE", "trigger": {"cron_schedule": {"cron": "0 0 2 * * *"}}})).await;
+    let archived = post(base, "/apis/v2beta1/experiments", json!({"display_name": "archived"})).await;
+    post(
+        base,
+        &format!("/apis/v2beta1/experiments/{}:archive", archived["experiment_id"].as_str().unwrap()),
+        Value::Null,
+    )
+    .await;
+    run_id
+}
+
+/// Everything a user can list, plus the bytes of every artifact and the logs; artifact URIs
+/// name their store, so the store's URL is replaced by `<store>` for comparing across stores.
+async fn listing(weir: &Weir, storage: &Storage, run_id: &str) -> Value {
+    let base = &weir.base;
+    let pipelines = get(base, "/apis/v2beta1/pipelines?page_size=200").await;
+    let mut versions = Vec::new();
+    for p in pipelines["pipelines"].as_array().unwrap() {
+        versions
+            .push(get(base, &format!("/apis/v2beta1/pipelines/{}/versions", p["pipeline_id"].as_str().unwrap())).await);
+    }
+    let tasks = get(base, &format!("/apis/weir/v1/runs/{run_id}/tasks")).await;
+    let mut contents = Vec::new();
+    for task in tasks["tasks"].as_array().unwrap() {
+        for artifacts in task["outputs"]["artifacts"].as_object().unwrap().values() {
+            for a in artifacts.as_array().unwrap() {
+                let bytes = reqwest::get(format!(
+                    "{base}/apis/weir/v1/artifacts/{}/content",
+                    a["artifact_id"].as_str().unwrap()
+                ))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+                contents.push(String::from_utf8_lossy(&bytes).into_owned());
+            }
+        }
+    }
+    let logs = reqwest::get(format!("{base}/apis/weir/v1/runs/{run_id}/logs")).await.unwrap().text().await.unwrap();
+    let listing = json!({
+        "pipelines": pipelines,
+        "versions": versions,
+        "experiments": get(base, "/apis/v2beta1/experiments?page_size=200").await,
+        "runs": get(base, "/apis/v2beta1/runs?page_size=200").await,
+        "run": get(base, &format!("/apis/v2beta1/runs/{run_id}")).await,
+        "recurring": get(base, "/apis/v2beta1/recurringruns").await,
+        "tasks": tasks,
+        "contents": contents,
+        "logs": logs,
+    });
+    serde_json::from_str(&listing.to_string().replace(&storage.artifacts_url, "<store>")).unwrap()
+}
+
+fn ok(output: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}\n{}", String::from_utf8_lossy(&output.stdout));
+    stderr
+}
+
+fn status(storage: &Storage) -> Value {
+    let output = storage.weir(&["storage", "status", "--output", "json"]);
+    ok(&output);
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn backup_and_restore_move_a_deployment_between_backends() {
+    let source = Storage::new(Dialect::Sqlite);
+    let weir = Weir::start(&source);
+    let run_id = populate(&weir).await;
+    let before = listing(&weir, &source, &run_id).await;
+    assert_eq!(before["contents"], json!(["bytes to keep"]));
+    let live = status(&source);
+    assert_eq!(live["servers"].as_array().unwrap().len(), 1, "a serving weir holds a lease");
+    weir.stop();
+    assert!(status(&source)["servers"].as_array().unwrap().is_empty(), "a clean stop releases the lease");
+
+    let archive = source.data_dir.path().join("backup.tar.gz");
+    ok(&source.weir(&["storage", "backup", "-o", archive.to_str().unwrap()]));
+
+    // SQLite + folder -> PostgreSQL + S3.
+    let target = Storage::new(Dialect::Postgres);
+    ok(&target.weir(&["storage", "restore", "-i", archive.to_str().unwrap()]));
+    assert_eq!(status(&target)["metadata"]["identity"], status(&source)["metadata"]["identity"]);
+    let weir = Weir::start(&target);
+    assert_eq!(listing(&weir, &target, &run_id).await, before);
+    weir.stop();
+    // Restoring again is refused: the storage is no longer empty.
+    let again = target.weir(&["storage", "restore", "-i", archive.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // And back: PostgreSQL + S3 -> SQLite + folder.
+    let second = target.data_dir.path().join("second.tar.gz");
+    ok(&target.weir(&["storage", "backup", "-o", second.to_str().unwrap()]));
+    let back = Storage::new(Dialect::Sqlite);
+    ok(&back.weir(&["storage", "restore", "-i", second.to_str().unwrap()]));
+    let weir = Weir::start(&back);
+    assert_eq!(listing(&weir, &back, &run_id).await, before);
+    // New runs work on the restored storage.
+    let run =
+        post(&weir.base, "/apis/v2beta1/runs", json!({"display_name": "after", "pipeline_spec": spec("dataset")}))
+            .await;
+    let new_run = run["run_id"].as_str().unwrap().to_string();
+    eventually("a new run on restored storage", Duration::from_secs(60), || async {
+        (get(&weir.base, &format!("/apis/v2beta1/runs/{new_run}")).await["state"] == "SUCCEEDED").then_some(())
+    })
+    .await;
+    weir.stop();
+
+    // A damaged archive is refused before anything is written.
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    let damaged = source.data_dir.path().join("damaged.tar.gz");
+    std::fs::write(&damaged, bytes).unwrap();
+    let empty = Storage::new(Dialect::Sqlite);
+    let refused = empty.weir(&["storage", "restore", "-i", damaged.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert_eq!(status(&empty)["metadata"]["identity"], Value::Null);
+
+    for storage in [source, target, back, empty] {
+        storage.db.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn check_upgrade_and_purge() {
+    let storage = Storage::new(Dialect::Sqlite);
+    let weir = Weir::start(&storage);
+    let run_id = populate(&weir).await;
+    weir.stop();
+    let check = storage.weir(&["storage", "check", "--output", "json"]);
+    ok(&check);
+    let report: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert!(report["referenced"].as_u64().unwrap() >= 3, "{report}");
+
+    // A missing artifact file is a problem; a stray object is an orphan.
+    let artifacts = storage.data_dir.path().join("artifacts");
+    let artifact_file = walk(&artifacts).into_iter().find(|p| p.ends_with("data")).expect("the dataset file");
+    let saved = std::fs::read(&artifact_file).unwrap();
+    std::fs::remove_file(&artifact_file).unwrap();
+    std::fs::write(artifacts.join("stray.bin"), b"x").unwrap();
+    let check = storage.weir(&["storage", "check", "--output", "json"]);
+    assert_eq!(check.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(report["missing"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["orphans"], json!(["stray.bin"]));
+    // A backup refuses to capture metadata without its objects.
+    let refused =
+        storage.weir(&["storage", "backup", "-o", storage.data_dir.path().join("b.tar.gz").to_str().unwrap()]);
+    assert!(!refused.status.success());
+    std::fs::write(&artifact_file, saved).unwrap();
+
+    // Upgrade: with the schema at head there is nothing to do; an older schema is refused by
+    // the server, planned by --dry-run, refused while a weir holds a live lease, then applied
+    // after a backup, and a second run is a no-op.
+    assert!(ok(&storage.weir(&["storage", "upgrade"])).contains("nothing to do"));
+    let store = SqlStore::connect(&storage.db.url, &ConnectSettings::default()).await.unwrap();
+    let head = weir_store_sql::migration_versions(Dialect::Sqlite).into_iter().max().unwrap();
+    // Back to schema version 2 (as a weir of that version left it), with a weir still serving.
+    weir_store_sql::testing::execute_raw(&storage.db.url, "ALTER TABLE artifacts DROP COLUMN object_count").await;
+    weir_store_sql::testing::execute_raw(
+        &storage.db.url,
+        &format!("DELETE FROM _sqlx_migrations WHERE version = {head}"),
+    )
+    .await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    weir_store_sql::testing::execute_raw(
+        &storage.db.url,
+        &format!("INSERT INTO server_leases VALUES ('old', 'prod', 'host-a', 1, '0.0.9', 2, {now}, {now})"),
+    )
+    .await;
+    let before_refusal = store.export_snapshot().await.unwrap();
+    let server = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["server", "--listen", "127.0.0.1:0"])
+        .args(storage.flags())
+        .output()
+        .unwrap();
+    assert_eq!(server.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&server.stderr).contains("weir storage upgrade"));
+    assert_eq!(store.export_snapshot().await.unwrap(), before_refusal, "a refusal changes nothing");
+    assert!(ok(&storage.weir(&["storage", "upgrade", "--dry-run"])).contains("dry run"));
+    let refused = storage.weir(&["storage", "upgrade"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("host-a"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(store.export_snapshot().await.unwrap(), before_refusal, "refusals change nothing");
+    assert!(!storage.data_dir.path().join("backups").exists(), "no backup without an upgrade");
+    // The old weir stops (a version-2 schema has no lease table).
+    weir_store_sql::testing::execute_raw(&storage.db.url, "DROP TABLE server_leases").await;
+    let upgraded = ok(&storage.weir(&["storage", "upgrade"]));
+    assert!(
+        upgraded.contains("backup taken") && upgraded.contains(&format!("upgraded to schema version {head}")),
+        "{upgraded}"
+    );
+    let backups: Vec<_> = std::fs::read_dir(storage.data_dir.path().join("backups")).unwrap().collect();
+    assert_eq!(backups.len(), 1);
+    assert!(ok(&storage.weir(&["storage", "upgrade"])).contains("nothing to do"));
+    let weir = Weir::start(&storage);
+    assert_eq!(get(&weir.base, &format!("/apis/v2beta1/runs/{run_id}")).await["state"], "SUCCEEDED");
+    weir.stop();
+
+    // Purge needs --yes and the deployment's name.
+    for args in [
+        vec!["storage", "purge"],
+        vec!["storage", "purge", "--yes"],
+        vec!["storage", "purge", "--yes", "--confirm-name", "other"],
+    ] {
+        let refused = storage.weir(&args);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}");
+    }
+    assert!(status(&storage)["metadata"]["identity"].is_string(), "refused purges delete nothing");
+    ok(&storage.weir(&["storage", "purge", "--yes", "--confirm-name", "weir"]));
+    let after = status(&storage);
+    assert_eq!(after["metadata"]["identity"], Value::Null);
+    assert_eq!(after["artifacts"]["objects"], 0, "{after}");
+    store.close().await;
+    storage.db.drop_database().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
