@@ -6,18 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, spec, Storage, Weir};
+use common::{eventually, get, listing, ok, post, spec, Storage, Weir};
 use serde_json::{json, Value};
 use weir_store::StoreAdmin;
 use weir_store_sql::{ConnectSettings, Dialect, SqlStore};
-
-async fn get(base: &str, path: &str) -> Value {
-    reqwest::get(format!("{base}{path}")).await.unwrap().json().await.unwrap()
-}
-
-async fn post(base: &str, path: &str, body: Value) -> Value {
-    reqwest::Client::new().post(format!("{base}{path}")).json(&body).send().await.unwrap().json().await.unwrap()
-}
 
 /// Some of everything, through the API: pipelines with versions, experiments (one archived),
 /// runs that ran and made an artifact, a recurring run.
@@ -48,55 +40,6 @@ async fn populate(weir: &Weir) -> String {
     )
     .await;
     run_id
-}
-
-/// Everything a user can list, plus the bytes of every artifact and the logs; artifact URIs
-/// name their store, so the store's URL is replaced by `<store>` for comparing across stores.
-async fn listing(weir: &Weir, storage: &Storage, run_id: &str) -> Value {
-    let base = &weir.base;
-    let pipelines = get(base, "/apis/v2beta1/pipelines?page_size=200").await;
-    let mut versions = Vec::new();
-    for p in pipelines["pipelines"].as_array().unwrap() {
-        versions
-            .push(get(base, &format!("/apis/v2beta1/pipelines/{}/versions", p["pipeline_id"].as_str().unwrap())).await);
-    }
-    let tasks = get(base, &format!("/apis/weir/v1/runs/{run_id}/tasks")).await;
-    let mut contents = Vec::new();
-    for task in tasks["tasks"].as_array().unwrap() {
-        for artifacts in task["outputs"]["artifacts"].as_object().unwrap().values() {
-            for a in artifacts.as_array().unwrap() {
-                let bytes = reqwest::get(format!(
-                    "{base}/apis/weir/v1/artifacts/{}/content",
-                    a["artifact_id"].as_str().unwrap()
-                ))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
-                contents.push(String::from_utf8_lossy(&bytes).into_owned());
-            }
-        }
-    }
-    let logs = reqwest::get(format!("{base}/apis/weir/v1/runs/{run_id}/logs")).await.unwrap().text().await.unwrap();
-    let listing = json!({
-        "pipelines": pipelines,
-        "versions": versions,
-        "experiments": get(base, "/apis/v2beta1/experiments?page_size=200").await,
-        "runs": get(base, "/apis/v2beta1/runs?page_size=200").await,
-        "run": get(base, &format!("/apis/v2beta1/runs/{run_id}")).await,
-        "recurring": get(base, "/apis/v2beta1/recurringruns").await,
-        "tasks": tasks,
-        "contents": contents,
-        "logs": logs,
-    });
-    serde_json::from_str(&listing.to_string().replace(&storage.artifacts_url, "<store>")).unwrap()
-}
-
-fn ok(output: &std::process::Output) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "{stderr}\n{}", String::from_utf8_lossy(&output.stdout));
-    stderr
 }
 
 fn status(storage: &Storage) -> Value {

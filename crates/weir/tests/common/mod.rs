@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use weir_store_sql::testing::TestDatabase;
 use weir_store_sql::Dialect;
 
@@ -179,4 +179,62 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+pub async fn get(base: &str, path: &str) -> Value {
+    ::reqwest::get(format!("{base}{path}")).await.unwrap().json().await.unwrap()
+}
+
+pub async fn post(base: &str, path: &str, body: Value) -> Value {
+    ::reqwest::Client::new().post(format!("{base}{path}")).json(&body).send().await.unwrap().json().await.unwrap()
+}
+
+/// Asserts a `weir` command succeeded; returns what it said on stderr.
+pub fn ok(output: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}\n{}", String::from_utf8_lossy(&output.stdout));
+    stderr
+}
+
+/// Everything a user can list, plus the bytes of every artifact and the logs; artifact URIs
+/// name their store, so the store's URL is replaced by `<store>` for comparing across stores.
+pub async fn listing(weir: &Weir, storage: &Storage, run_id: &str) -> Value {
+    let base = &weir.base;
+    let pipelines = get(base, "/apis/v2beta1/pipelines?page_size=200").await;
+    let mut versions = Vec::new();
+    for p in pipelines["pipelines"].as_array().unwrap() {
+        versions
+            .push(get(base, &format!("/apis/v2beta1/pipelines/{}/versions", p["pipeline_id"].as_str().unwrap())).await);
+    }
+    let tasks = get(base, &format!("/apis/weir/v1/runs/{run_id}/tasks")).await;
+    let mut contents = Vec::new();
+    for task in tasks["tasks"].as_array().unwrap() {
+        for artifacts in task["outputs"]["artifacts"].as_object().unwrap().values() {
+            for a in artifacts.as_array().unwrap() {
+                let bytes = ::reqwest::get(format!(
+                    "{base}/apis/weir/v1/artifacts/{}/content",
+                    a["artifact_id"].as_str().unwrap()
+                ))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+                contents.push(String::from_utf8_lossy(&bytes).into_owned());
+            }
+        }
+    }
+    let logs = ::reqwest::get(format!("{base}/apis/weir/v1/runs/{run_id}/logs")).await.unwrap().text().await.unwrap();
+    let listing = json!({
+        "pipelines": pipelines,
+        "versions": versions,
+        "experiments": get(base, "/apis/v2beta1/experiments?page_size=200").await,
+        "runs": get(base, "/apis/v2beta1/runs?page_size=200").await,
+        "run": get(base, &format!("/apis/v2beta1/runs/{run_id}")).await,
+        "recurring": get(base, "/apis/v2beta1/recurringruns").await,
+        "tasks": tasks,
+        "contents": contents,
+        "logs": logs,
+    });
+    serde_json::from_str(&listing.to_string().replace(&storage.artifacts_url, "<store>")).unwrap()
 }
