@@ -254,18 +254,31 @@ class WeirServer:
         return uri
 
 
-def start_weir(weir_bin: Path, backend: str, data_dir: Path, metadata_url: str,
-               artifacts_url: str, env: Dict[str, str]) -> WeirServer:
-    """Starts `weir server` and waits until /healthz answers 200."""
-    port = free_port()
-    url = f'http://127.0.0.1:{port}'
-    log_path = data_dir / 'weir.log'
+def weir_server_argv(weir_bin: Path, port: int, data_dir: Path, metadata_url: str,
+                     artifacts_url: str, name: Optional[str] = None) -> List[str]:
+    """The `weir server` command line the suite uses."""
     argv = [str(weir_bin), 'server', '--listen', f'127.0.0.1:{port}',
             '--data-dir', str(data_dir), '--metadata', metadata_url,
             '--artifacts', artifacts_url, '--log-format', 'json',
             # Steps run as local processes with this suite's interpreter, which has kfp, so
             # lightweight Python components skip their pip preamble.
             '--executor-python', sys.executable]
+    if name is not None:
+        argv += ['--name', name]
+    return argv
+
+
+def start_weir(weir_bin: Path, backend: str, data_dir: Path, metadata_url: str,
+               artifacts_url: str, env: Dict[str, str], name: Optional[str] = None,
+               log_path: Optional[Path] = None) -> WeirServer:
+    """Starts `weir server` and waits until /healthz answers 200.
+
+    The log goes to `log_path` (default `data_dir/weir.log`); `name` is passed as `--name`.
+    """
+    port = free_port()
+    url = f'http://127.0.0.1:{port}'
+    log_path = log_path or data_dir / 'weir.log'
+    argv = weir_server_argv(weir_bin, port, data_dir, metadata_url, artifacts_url, name)
     with open(log_path, 'wb') as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=data_dir,
                                    env={**os.environ, **env})
@@ -291,41 +304,87 @@ def start_weir(weir_bin: Path, backend: str, data_dir: Path, metadata_url: str,
     return server
 
 
+def database_server(backend: str) -> DatabaseServer:
+    """The MariaDB or PostgreSQL server of a backend pair (checked to be reachable)."""
+    if backend == 'mariadb':
+        database = DatabaseServer(
+            'mariadb', os.environ.get('WEIR_TEST_MYSQL_URL', 'mysql://root@127.0.0.1:3306'))
+    else:
+        database = DatabaseServer(
+            'postgres', os.environ.get('WEIR_TEST_POSTGRES_URL', 'postgres://root@127.0.0.1:5432'))
+    database.check_reachable()
+    return database
+
+
+@dataclass
+class Stores:
+    """The two stores of one weir installation (and any extra empty ones made beside them).
+
+    Databases made here are dropped by `cleanup`; buckets are left to the S3 service.
+    """
+    backend: str
+    metadata_url: str
+    artifacts_url: str
+    env: Dict[str, str]  # environment weir (and `weir storage`) needs to reach the stores
+    database: Optional[DatabaseServer] = None
+    s3: Optional[S3Service] = None
+    database_names: List[str] = field(default_factory=list)
+
+    def new_metadata_url(self, folder: Path) -> str:
+        """A metadata store of the same kind that nothing has used yet."""
+        if self.database is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            return f'sqlite://{folder}/weir.db'
+        name = f'weir_sdk_{uuid.uuid4().hex[:12]}'
+        self.database_names.append(name)
+        return self.database.database_url(name)
+
+    def new_artifacts_url(self, folder: Path) -> str:
+        """An artifact store of the same kind that nothing has used yet."""
+        if self.s3 is None:
+            return f'file://{folder}/artifacts'
+        return f's3://{self.s3.create_bucket()}/weir'
+
+    def s3_client(self):
+        assert self.s3 is not None, f'{self.backend} keeps artifacts in files, not S3'
+        return boto3.client('s3', endpoint_url=self.s3.endpoint, region_name=S3_REGION,
+                            aws_access_key_id=self.s3.access_key,
+                            aws_secret_access_key=self.s3.secret_key)
+
+    def cleanup(self) -> None:
+        if self.database is not None:
+            for name in self.database_names:
+                self.database.drop(name)
+
+
+def provision_stores(request, backend: str, data_dir: Path) -> Stores:
+    """Fresh stores for a backend pair: SQLite + folder inside `data_dir`, or a new
+    MariaDB/PostgreSQL database + a new S3 bucket."""
+    if backend == 'sqlite':
+        return Stores(backend, f'sqlite://{data_dir}/weir.db', f'file://{data_dir}/artifacts', {})
+    database = database_server(backend)
+    s3: S3Service = request.getfixturevalue('s3_service')
+    stores = Stores(backend, '', '', s3.weir_env(), database, s3)
+    stores.metadata_url = stores.new_metadata_url(data_dir)
+    stores.artifacts_url = stores.new_artifacts_url(data_dir)
+    return stores
+
+
 @pytest.fixture(scope='module', params=BACKENDS)
 def weir_server(request, weir_bin, tmp_path_factory) -> Iterator[WeirServer]:
     """One weir server per backend pair for the whole test module, stopped afterwards."""
     backend = request.param
     data_dir = tmp_path_factory.mktemp(f'weir-{backend}')
-    database: Optional[DatabaseServer] = None
-    database_name = f'weir_sdk_{uuid.uuid4().hex[:12]}'
-    env: Dict[str, str] = {}
-
-    if backend == 'sqlite':
-        metadata_url = f'sqlite://{data_dir}/weir.db'
-        artifacts_url = f'file://{data_dir}/artifacts'
-    else:
-        if backend == 'mariadb':
-            database = DatabaseServer(
-                'mariadb', os.environ.get('WEIR_TEST_MYSQL_URL', 'mysql://root@127.0.0.1:3306'))
-        else:
-            database = DatabaseServer(
-                'postgres',
-                os.environ.get('WEIR_TEST_POSTGRES_URL', 'postgres://root@127.0.0.1:5432'))
-        database.check_reachable()
-        metadata_url = database.database_url(database_name)
-        s3: S3Service = request.getfixturevalue('s3_service')
-        artifacts_url = f's3://{s3.create_bucket()}/weir'
-        env = s3.weir_env()
-
+    stores = provision_stores(request, backend, data_dir)
     server = None
     try:
-        server = start_weir(weir_bin, backend, data_dir, metadata_url, artifacts_url, env)
+        server = start_weir(weir_bin, backend, data_dir, stores.metadata_url,
+                            stores.artifacts_url, stores.env)
         yield server
     finally:
         if server is not None:
             stop_process(server.process)
-        if database is not None:
-            database.drop(database_name)
+        stores.cleanup()
 
 
 @pytest.fixture(scope='module')
@@ -340,8 +399,13 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.failed:
-        server = getattr(item, 'funcargs', {}).get('weir_server')
-        if isinstance(server, WeirServer):
+        # The module's server, and those of fixtures that start their own (`weir_servers`).
+        servers: List[WeirServer] = []
+        for value in getattr(item, 'funcargs', {}).values():
+            if isinstance(value, WeirServer):
+                servers.append(value)
+            servers.extend(getattr(value, 'weir_servers', None) or [])
+        for server in servers:
             report.sections.append((f'weir log tail ({server.backend}, {server.log_path})',
                                     server.log_tail()))
 

@@ -169,9 +169,10 @@ pub fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
     Ok(config)
 }
 
+/// An absolute path, without creating anything: read-only commands must write nothing
+/// (the stores create their own folders when they are opened).
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(path).with_context(|| format!("cannot create the data folder {}", path.display()))?;
-    path.canonicalize().with_context(|| format!("cannot resolve {}", path.display()))
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
 }
 
 impl Settings {
