@@ -95,11 +95,10 @@ impl StoreAdmin for SqlStore {
     }
 
     async fn migrate(&self) -> StoreResult<Vec<i64>> {
-        let before = self.applied_versions().await?;
-        let migrator = migrator(self.dialect);
-        on_pool!(self, |pool| migrator.run(pool).await).map_err(migrate_error)?;
-        let after = self.applied_versions().await?;
-        Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
+        match migration_versions(self.dialect).into_iter().max() {
+            Some(head) => crate::portable::migrate_to(self, head).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     async fn begin_identity(&self, identity: &StorageIdentity) -> StoreResult<()> {

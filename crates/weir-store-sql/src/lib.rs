@@ -107,6 +107,8 @@ macro_rules! bind_all {
 pub struct SqlStore {
     pools: Pools,
     dialect: Dialect,
+    /// The database file, for SQLite.
+    sqlite_path: Option<std::path::PathBuf>,
 }
 
 /// Connection settings beyond the URL.
@@ -128,6 +130,7 @@ impl SqlStore {
     /// Connects to the database a URL names: `sqlite://PATH`, `mysql://…`, `postgres://…`.
     pub async fn connect(url: &str, settings: &ConnectSettings) -> StoreResult<Self> {
         let dialect = Dialect::from_url(url)?;
+        let mut sqlite_path = None;
         let bad_url =
             |e: sqlx::Error| StoreError::InvalidArgument(format!("invalid metadata URL {}: {e}", redact_url(url)));
         let pools = match dialect {
@@ -149,6 +152,7 @@ impl SqlStore {
                         })?;
                     }
                 }
+                sqlite_path = Some(options.get_filename().to_path_buf());
                 let pool = SqlitePoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout)
@@ -189,7 +193,7 @@ impl SqlStore {
                 Pools::Postgres(pool)
             }
         };
-        Ok(Self { pools, dialect })
+        Ok(Self { pools, dialect, sqlite_path })
     }
 
     pub fn dialect(&self) -> Dialect {

@@ -257,6 +257,12 @@ pub(crate) async fn migrate_to(store: &SqlStore, version: i64) -> StoreResult<Ve
             "this weir has no schema version {version} (it knows {known:?})"
         )));
     }
+    // PostgreSQL and MySQL migrations take a database-level lock inside sqlx; SQLite has no
+    // such lock, so upgrades of one SQLite file serialise on a lock file beside it.
+    let _sqlite_lock = match &store.sqlite_path {
+        Some(path) => Some(lock_file(path).await?),
+        None => None,
+    };
     let mut applied = Vec::new();
     let current = store.schema_version().await?;
     // One version at a time, each under the migration lock; a prefix of the history always
@@ -275,6 +281,21 @@ pub(crate) async fn migrate_to(store: &SqlStore, version: i64) -> StoreResult<Ve
         }
     }
     Ok(applied)
+}
+
+async fn lock_file(db: &std::path::Path) -> StoreResult<nix::fcntl::Flock<std::fs::File>> {
+    let path = db.with_extension("migrate-lock");
+    tokio::task::spawn_blocking(move || {
+        let file =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| {
+                StoreError::Unavailable(format!("cannot open the migration lock {}: {e}", path.display()))
+            })?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
+            StoreError::Unavailable(format!("cannot take the migration lock {}: {e}", path.display()))
+        })
+    })
+    .await
+    .map_err(|e| StoreError::Internal(e.to_string()))?
 }
 
 pub(crate) async fn table_counts(store: &SqlStore) -> StoreResult<Vec<(String, i64)>> {

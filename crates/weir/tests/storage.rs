@@ -220,3 +220,58 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Two upgrades started at once never interleave: one migrates, the other finds nothing to do
+/// (a database-level lock on PostgreSQL and MySQL, a lock file beside a SQLite database).
+async fn concurrent_upgrades(dialect: Dialect) {
+    let storage = Storage::new(dialect);
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/schema-fixtures/v3/backup.tar.gz");
+    ok(&storage.weir(&["storage", "restore", "-i", fixture.to_str().unwrap()]));
+    let head = weir_store_sql::migration_versions(dialect).into_iter().max().unwrap();
+    for statement in ["DROP TABLE server_leases", "ALTER TABLE artifacts DROP COLUMN object_count"] {
+        weir_store_sql::testing::execute_raw(&storage.db.url, statement).await;
+    }
+    weir_store_sql::testing::execute_raw(
+        &storage.db.url,
+        &format!("DELETE FROM _sqlx_migrations WHERE version = {head}"),
+    )
+    .await;
+    assert_eq!(status(&storage)["metadata"]["pending_migrations"], json!([head]));
+    let spawn = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));
+        command
+            .args(["storage", "upgrade"])
+            .args(storage.flags())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", std::env::var("WEIR_TEST_S3_ENDPOINT").unwrap_or_default())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let said = format!("{}{}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    assert!(a.status.success() && b.status.success(), "{said}");
+    assert_eq!(
+        said.matches(&format!("upgraded to schema version {head}")).count() + said.matches("nothing to do").count(),
+        2,
+        "{said}"
+    );
+    let after = status(&storage);
+    assert_eq!(after["metadata"]["schema_version"], json!(head));
+    assert_eq!(after["metadata"]["pending_migrations"], json!([]));
+    ok(&storage.weir(&["storage", "check"]));
+    storage.db.drop_database().await;
+}
+
+#[tokio::test]
+async fn sqlite_upgrades_never_interleave() {
+    concurrent_upgrades(Dialect::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_upgrades_never_interleave() {
+    concurrent_upgrades(Dialect::Postgres).await;
+}
