@@ -1,11 +1,14 @@
-"""Recurring-run methods of kfp.Client (schedules are created and read, never fired here)."""
+"""Recurring-run methods of kfp.Client, and the runs a schedule fires, seen with list_runs."""
 import datetime
 
 import kfp_server_api
 import pytest
 
 import pipelines
-from helpers import assert_api_error, first_version_id, ids_of, unique_name, walk_pages
+import time
+
+from helpers import (assert_api_error, first_version_id, ids_of, unique_name, wait_for_completion,
+                     walk_pages)
 
 CRON = '0 0 2 * * *'  # 6-field robfig/cron: 02:00:00 every day
 
@@ -123,3 +126,37 @@ def test_delete_recurring_run(client, packages):
         client.get_recurring_run(created.recurring_run_id)
     assert_api_error(error.value, 404)
     assert not client.list_recurring_runs(experiment_id=experiment.experiment_id).recurring_runs
+
+
+def test_schedule_fires_runs_seen_by_list_runs(client, packages):
+    """A one-second periodic schedule fires; its runs carry the schedule's id, its experiment
+    and their slot time, and run the pinned pipeline to completion. Disabled, it stops."""
+    experiment = client.create_experiment(unique_name('fired'))
+    pipeline = client.upload_pipeline(str(packages.hello_yaml), pipeline_name=unique_name('fired-source'))
+    version_id = first_version_id(client, pipeline.pipeline_id)
+    created = client.create_recurring_run(
+        experiment.experiment_id, unique_name('every-second'), interval_second=1, max_concurrency=1,
+        pipeline_id=pipeline.pipeline_id, version_id=version_id)
+    deadline = time.time() + 60
+    runs = []
+    while time.time() < deadline:
+        runs = client.list_runs(experiment_id=experiment.experiment_id, page_size=50).runs or []
+        if runs:
+            break
+        time.sleep(0.25)
+    assert runs, 'the schedule fired no run within 60 s'
+    run = runs[0]
+    assert run.recurring_run_id == created.recurring_run_id
+    assert run.pipeline_version_reference.pipeline_version_id == version_id
+    assert run.scheduled_at is not None and run.scheduled_at.year >= 2024
+    assert wait_for_completion(client, run.run_id).state == 'SUCCEEDED'
+
+    client.disable_recurring_run(created.recurring_run_id)
+    time.sleep(0.5)  # let a tick that was already firing finish before counting
+    count = len(client.list_runs(experiment_id=experiment.experiment_id, page_size=100).runs or [])
+    time.sleep(2.5)
+    after = client.list_runs(experiment_id=experiment.experiment_id, page_size=100).runs or []
+    assert len(after) == count, 'a disabled schedule fires nothing'
+    slots = sorted(r.scheduled_at for r in after)
+    assert len(set(slots)) == len(slots), 'no slot fired twice'
+    client.delete_recurring_run(created.recurring_run_id)

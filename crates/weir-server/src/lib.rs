@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod lifecycle;
 pub mod observability;
+pub mod scheduler;
 pub mod service;
 
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub engine: Arc<tokio::sync::Notify>,
     /// The engine's working folder, where logs of running steps are read live.
     pub work_dir: Option<std::path::PathBuf>,
+    /// Wakes the scheduler when a recurring run is created or enabled.
+    pub scheduler: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -44,6 +47,7 @@ impl AppState {
             metrics: observability::metrics_handle(),
             engine: Arc::new(tokio::sync::Notify::new()),
             work_dir: None,
+            scheduler: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -55,6 +59,10 @@ impl AppState {
 
     pub(crate) fn wake_engine(&self) {
         self.engine.notify_one();
+    }
+
+    pub(crate) fn wake_scheduler(&self) {
+        self.scheduler.notify_one();
     }
 }
 

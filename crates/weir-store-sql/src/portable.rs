@@ -139,7 +139,15 @@ pub(crate) const TABLES: &[TableDef] = &[
             ("no_catchup", Bool, 1),
             ("created_at", Int, 1),
             ("updated_at", Int, 1),
+            ("last_slot_at", Int, 4),
+            ("last_index", Int, 4),
         ],
+    },
+    TableDef {
+        name: "recurring_run_slots",
+        since: 4,
+        order_by: "recurring_run_id, slot_at",
+        columns: &[("recurring_run_id", T, 4), ("slot_at", Int, 4), ("run_id", T, 4), ("created_at", Int, 4)],
     },
     TableDef {
         name: "tasks",

@@ -11,7 +11,7 @@ impl RecurringRunStore for SqlStore {
     async fn create_recurring_run(&self, r: &RecurringRun) -> StoreResult<()> {
         self.get_experiment(&r.experiment_id).await?;
         self.transaction(vec![Stmt::new(
-            format!("INSERT INTO recurring_runs ({RECURRING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            format!("INSERT INTO recurring_runs ({RECURRING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
             vec![
                 Bind::Text(r.id.clone()),
                 Bind::Text(r.display_name.clone()),
@@ -31,6 +31,8 @@ impl RecurringRunStore for SqlStore {
                 Bind::Bool(r.no_catchup),
                 Bind::Int(r.created_at),
                 Bind::Int(r.updated_at),
+                Bind::Int(r.last_slot_at),
+                Bind::Int(r.last_index),
             ],
         )])
         .await
@@ -64,8 +66,60 @@ impl RecurringRunStore for SqlStore {
 
     async fn delete_recurring_run(&self, id: &str) -> StoreResult<()> {
         // Runs it created are kept, as in KFP.
-        self.transaction(vec![Stmt::new("DELETE FROM recurring_runs WHERE id = ?", vec![Bind::Text(id.into())])
-            .or_fail(StoreError::not_found("recurring run", id))])
-            .await
+        self.transaction(vec![
+            Stmt::new("DELETE FROM recurring_run_slots WHERE recurring_run_id = ?", vec![Bind::Text(id.into())]),
+            Stmt::new("DELETE FROM recurring_runs WHERE id = ?", vec![Bind::Text(id.into())])
+                .or_fail(StoreError::not_found("recurring run", id)),
+        ])
+        .await
+    }
+
+    async fn enabled_recurring_runs(&self) -> StoreResult<Vec<RecurringRun>> {
+        self.fetch_all::<RecurringRow>(
+            &format!("SELECT {RECURRING_COLUMNS} FROM recurring_runs WHERE enabled = ? ORDER BY created_at, id"),
+            &[Bind::Bool(true)],
+        )
+        .await?
+        .into_iter()
+        .map(RecurringRow::into_domain)
+        .collect()
+    }
+
+    async fn active_runs_of(&self, recurring_run_id: &str) -> StoreResult<i64> {
+        self.count(
+            "SELECT COUNT(*) FROM runs WHERE recurring_run_id = ? AND state IN (?, ?, ?, ?)",
+            &[
+                Bind::Text(recurring_run_id.into()),
+                Bind::Text(RuntimeState::Pending.as_str().into()),
+                Bind::Text(RuntimeState::Running.as_str().into()),
+                Bind::Text(RuntimeState::Canceling.as_str().into()),
+                Bind::Text(RuntimeState::Paused.as_str().into()),
+            ],
+        )
+        .await
+    }
+
+    async fn fire_slot(&self, recurring: &RecurringRun, slot_at: i64, run: &Run) -> StoreResult<()> {
+        let mut statements = vec![
+            // The cursor moves only from where this scheduler saw it: another scheduler that
+            // got there first makes this transaction abort.
+            Stmt::new(
+                "UPDATE recurring_runs SET last_slot_at = ?, last_index = ? WHERE id = ? AND last_slot_at = ? AND enabled = ?",
+                vec![
+                    Bind::Int(slot_at),
+                    Bind::Int(recurring.last_index + 1),
+                    Bind::Text(recurring.id.clone()),
+                    Bind::Int(recurring.last_slot_at),
+                    Bind::Bool(true),
+                ],
+            )
+            .or_fail(StoreError::Aborted(format!("recurring run {} moved on or was disabled", recurring.id))),
+            Stmt::new(
+                "INSERT INTO recurring_run_slots (recurring_run_id, slot_at, run_id, created_at) VALUES (?, ?, ?, ?)",
+                vec![Bind::Text(recurring.id.clone()), Bind::Int(slot_at), Bind::Text(run.id.clone()), Bind::Int(run.created_at)],
+            ),
+        ];
+        statements.extend(crate::runs::create_statements(run));
+        self.transaction(statements).await
     }
 }

@@ -221,7 +221,8 @@ impl StateRow {
 
 pub(crate) const RECURRING_COLUMNS: &str = "id, display_name, description, experiment_id, namespace, \
      pipeline_id, pipeline_version_id, pipeline_spec, platform_spec, parameters, pipeline_root, \
-     service_account, max_concurrency, trigger_spec, enabled, no_catchup, created_at, updated_at";
+     service_account, max_concurrency, trigger_spec, enabled, no_catchup, created_at, updated_at, last_slot_at, \
+     last_index";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct RecurringRow {
@@ -243,6 +244,8 @@ pub(crate) struct RecurringRow {
     no_catchup: bool,
     created_at: i64,
     updated_at: i64,
+    last_slot_at: i64,
+    last_index: i64,
 }
 
 impl RecurringRow {
@@ -267,6 +270,8 @@ impl RecurringRow {
             no_catchup: self.no_catchup,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            last_slot_at: self.last_slot_at,
+            last_index: self.last_index,
         })
     }
 }

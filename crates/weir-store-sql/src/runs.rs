@@ -59,45 +59,49 @@ impl SqlStore {
     }
 }
 
+/// The statements that create a run: the experiment's stamp (which fails for a missing
+/// experiment), the row, its first state changes.
+pub(crate) fn create_statements(run: &Run) -> Vec<Stmt> {
+    let insert = Stmt::new(
+        format!("INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        vec![
+            Bind::Text(run.id.clone()),
+            Bind::Text(run.experiment_id.clone()),
+            Bind::Text(run.display_name.clone()),
+            Bind::Text(run.description.clone()),
+            Bind::Text(run.namespace.clone()),
+            Bind::Text(run.storage_state.as_str().into()),
+            Bind::Text(run.pipeline_id.clone()),
+            Bind::Text(run.pipeline_version_id.clone()),
+            Bind::Text(json_text(&run.pipeline_spec)),
+            Bind::OptText(run.platform_spec.as_ref().map(json_text)),
+            Bind::Text(serde_json::to_string(&run.parameters).unwrap_or_else(|_| "{}".into())),
+            Bind::Text(run.pipeline_root.clone()),
+            Bind::Text(run.service_account.clone()),
+            Bind::Int(run.created_at),
+            Bind::Int(run.scheduled_at),
+            Bind::Int(run.finished_at),
+            Bind::Text(run.state.as_str().into()),
+            Bind::OptText(error_text(&run.error)),
+            Bind::Text(run.recurring_run_id.clone()),
+        ],
+    );
+    let stamp = Stmt::new(
+        "UPDATE experiments SET last_run_created_at = ? WHERE id = ?",
+        vec![Bind::Int(run.created_at), Bind::Text(run.experiment_id.clone())],
+    )
+    .or_fail(StoreError::not_found("experiment", &run.experiment_id));
+    let mut statements = vec![stamp, insert];
+    for change in &run.state_history {
+        statements.push(history_insert(&run.id, change.state, &change.error, change.update_time));
+    }
+    statements
+}
+
 #[async_trait]
 impl RunStore for SqlStore {
     async fn create_run(&self, run: &Run) -> StoreResult<()> {
-        let insert = Stmt::new(
-            format!(
-                "INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ),
-            vec![
-                Bind::Text(run.id.clone()),
-                Bind::Text(run.experiment_id.clone()),
-                Bind::Text(run.display_name.clone()),
-                Bind::Text(run.description.clone()),
-                Bind::Text(run.namespace.clone()),
-                Bind::Text(run.storage_state.as_str().into()),
-                Bind::Text(run.pipeline_id.clone()),
-                Bind::Text(run.pipeline_version_id.clone()),
-                Bind::Text(json_text(&run.pipeline_spec)),
-                Bind::OptText(run.platform_spec.as_ref().map(json_text)),
-                Bind::Text(serde_json::to_string(&run.parameters).unwrap_or_else(|_| "{}".into())),
-                Bind::Text(run.pipeline_root.clone()),
-                Bind::Text(run.service_account.clone()),
-                Bind::Int(run.created_at),
-                Bind::Int(run.scheduled_at),
-                Bind::Int(run.finished_at),
-                Bind::Text(run.state.as_str().into()),
-                Bind::OptText(error_text(&run.error)),
-                Bind::Text(run.recurring_run_id.clone()),
-            ],
-        );
-        let stamp = Stmt::new(
-            "UPDATE experiments SET last_run_created_at = ? WHERE id = ?",
-            vec![Bind::Int(run.created_at), Bind::Text(run.experiment_id.clone())],
-        )
-        .or_fail(StoreError::not_found("experiment", &run.experiment_id));
-        let mut statements = vec![stamp, insert];
-        for change in &run.state_history {
-            statements.push(history_insert(&run.id, change.state, &change.error, change.update_time));
-        }
-        self.transaction(statements).await
+        self.transaction(create_statements(run)).await
     }
 
     async fn get_run(&self, id: &str) -> StoreResult<Run> {

@@ -180,6 +180,10 @@ pub struct RecurringRun {
     pub no_catchup: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The last slot a run was created for (0 before the first); the scheduler's cursor.
+    pub last_slot_at: i64,
+    /// Runs created so far; the next run's index is one more (KFP names runs by it).
+    pub last_index: i64,
 }
 
 /// The storage identity shared by the metadata store and the artifact store.

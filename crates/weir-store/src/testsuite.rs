@@ -133,6 +133,8 @@ pub fn recurring_run(experiment_id: &str, name: &str, created_at: i64) -> Recurr
         no_catchup: true,
         created_at,
         updated_at: created_at,
+        last_slot_at: 0,
+        last_index: 0,
     }
 }
 
@@ -335,8 +337,28 @@ async fn recurring_runs_crud(store: &dyn MetadataStore) {
         .await
         .unwrap();
     assert_eq!(page.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [rr.id.as_str()]);
+    // A slot fires once: a stale cursor aborts, a slot already recorded is refused, and
+    // neither leaves a run behind.
+    let current = store.get_recurring_run(&rr.id).await.unwrap();
+    let mut first = run(&e.id, "slot-1", 6_000);
+    first.recurring_run_id = rr.id.clone();
+    store.fire_slot(&current, 60_000, &first).await.unwrap();
+    let moved = store.get_recurring_run(&rr.id).await.unwrap();
+    assert_eq!((moved.last_slot_at, moved.last_index), (60_000, 1));
+    let stale = run(&e.id, "stale", 6_001);
+    assert!(matches!(store.fire_slot(&current, 120_000, &stale).await, Err(StoreError::Aborted(_))));
+    assert!(matches!(store.get_run(&stale.id).await, Err(StoreError::NotFound(_))));
+    let mut rewound = moved.clone();
+    rewound.last_slot_at = 60_000;
+    let again = run(&e.id, "again", 6_002);
+    assert!(matches!(store.fire_slot(&rewound, 60_000, &again).await, Err(StoreError::AlreadyExists(_))));
+    assert!(matches!(store.get_run(&again.id).await, Err(StoreError::NotFound(_))));
+    assert_eq!(store.active_runs_of(&rr.id).await.unwrap(), 1);
+    assert_eq!(store.enabled_recurring_runs().await.unwrap().iter().filter(|r| r.id == rr.id).count(), 1);
+
     store.delete_recurring_run(&rr.id).await.unwrap();
     assert!(matches!(store.get_recurring_run(&rr.id).await, Err(StoreError::NotFound(_))));
+    assert_eq!(store.get_run(&first.id).await.unwrap().recurring_run_id, rr.id, "its runs are kept");
     assert!(matches!(store.set_recurring_run_enabled(&rr.id, true, 1).await, Err(StoreError::NotFound(_))));
 }
 

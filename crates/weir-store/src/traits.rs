@@ -75,6 +75,14 @@ pub trait RecurringRunStore: Send + Sync {
     async fn list_recurring_runs(&self, query: &ListQuery) -> StoreResult<Page<RecurringRun>>;
     async fn set_recurring_run_enabled(&self, id: &str, enabled: bool, now: i64) -> StoreResult<()>;
     async fn delete_recurring_run(&self, id: &str) -> StoreResult<()>;
+    /// Every enabled recurring run (what the scheduler looks at).
+    async fn enabled_recurring_runs(&self) -> StoreResult<Vec<RecurringRun>>;
+    /// Runs of a recurring run that have not finished (for `max_concurrency`).
+    async fn active_runs_of(&self, recurring_run_id: &str) -> StoreResult<i64>;
+    /// Creates the run of one slot, atomically with the slot's record and the cursor. A slot
+    /// already fired is `AlreadyExists`; a cursor that moved meanwhile (another scheduler, or
+    /// the recurring run was disabled) is `Aborted`. Nothing is written in either case.
+    async fn fire_slot(&self, recurring: &RecurringRun, slot_at: i64, run: &Run) -> StoreResult<()>;
 }
 
 /// Schema and identity management, used at start-up and by `weir storage`.

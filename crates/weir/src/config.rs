@@ -45,6 +45,19 @@ pub struct FileConfig {
     pub upgrade: Option<UpgradePolicy>,
     #[serde(default)]
     pub executor: ExecutorSection,
+    #[serde(default)]
+    pub scheduler: SchedulerSection,
+}
+
+/// Recurring runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSection {
+    /// The timezone cron schedules are read in (IANA name; default UTC), for the whole
+    /// deployment as in KFP.
+    pub timezone: Option<String>,
+    /// Fire recurring runs (default true); a standby weir may serve the API without firing.
+    pub enabled: Option<bool>,
 }
 
 /// How steps run on this host.
@@ -129,6 +142,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub work_dir: PathBuf,
     pub max_concurrent_steps: usize,
+    pub timezone: chrono_tz::Tz,
+    pub scheduler_enabled: bool,
 }
 
 /// Executor settings from flags and variables (over the file).
@@ -143,6 +158,12 @@ pub struct ExecutorArgs {
     /// How many steps run at once.
     #[arg(long, env = "WEIR_MAX_CONCURRENT_STEPS")]
     pub max_concurrent_steps: Option<usize>,
+    /// Timezone of cron schedules (IANA name, e.g. Europe/Berlin; default UTC).
+    #[arg(long, env = "WEIR_TIMEZONE")]
+    pub timezone: Option<String>,
+    /// Serve without firing recurring runs.
+    #[arg(long, env = "WEIR_DISABLE_SCHEDULER")]
+    pub disable_scheduler: bool,
 }
 
 /// Finds a program on PATH, as a shell would.
@@ -236,7 +257,14 @@ impl Settings {
             None => data_dir.join("work"),
         };
         let work_dir = absolute(&work_dir)?;
+        let timezone_name =
+            executor.timezone.clone().or(file.scheduler.timezone.clone()).unwrap_or_else(|| "UTC".to_string());
+        let timezone: chrono_tz::Tz = timezone_name.parse().map_err(|_| {
+            anyhow::anyhow!("unknown timezone {timezone_name:?} (use an IANA name such as Europe/Berlin)")
+        })?;
         let settings = Settings {
+            timezone,
+            scheduler_enabled: !executor.disable_scheduler && file.scheduler.enabled.unwrap_or(true),
             data_dir: data_dir.clone(),
             executor_python,
             work_dir,

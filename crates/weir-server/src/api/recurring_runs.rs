@@ -42,7 +42,10 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Ap
 pub async fn verb(State(state): State<AppState>, Path(segment): Path<String>) -> ApiResult<Json<Value>> {
     let now = state.clock.now_ms();
     match split_verb(&segment) {
-        (id, Some("enable")) => state.store.set_recurring_run_enabled(id, true, now).await?,
+        (id, Some("enable")) => {
+            state.store.set_recurring_run_enabled(id, true, now).await?;
+            state.wake_scheduler();
+        }
         (id, Some("disable")) => state.store.set_recurring_run_enabled(id, false, now).await?,
         (_, verb) => return Err(ApiError::not_found(format!("no method {verb:?} on recurring runs"))),
     }

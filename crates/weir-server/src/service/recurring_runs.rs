@@ -13,11 +13,32 @@ const MAX_CONCURRENCY: i64 = 10;
 /// Checks a cron expression: six fields with seconds first (KFP's robfig/cron), or the
 /// five-field form without seconds.
 pub fn validate_cron(expression: &str) -> ApiResult<()> {
+    parse_cron(expression).map(|_| ())
+}
+
+/// Parses a cron expression as KFP reads it: six fields, seconds first; a five-field
+/// expression is read as standard cron (minute first) at second 0; `@daily`-style descriptors
+/// and `@every <duration>` are accepted too (`@every` gives no pattern: the scheduler fires it
+/// as a periodic schedule).
+pub fn parse_cron(expression: &str) -> ApiResult<Option<croner::Cron>> {
     let fields = expression.split_whitespace().count();
     if expression.trim().starts_with('@') {
         let known = ["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"];
-        if known.contains(&expression.trim()) || expression.trim().starts_with("@every ") {
-            return Ok(());
+        let equivalent = match expression.trim() {
+            "@yearly" | "@annually" => "0 0 0 1 1 *",
+            "@monthly" => "0 0 0 1 * *",
+            "@weekly" => "0 0 0 * * 0",
+            "@daily" | "@midnight" => "0 0 0 * * *",
+            "@hourly" => "0 0 * * * *",
+            _ => "",
+        };
+        if known.contains(&expression.trim()) {
+            return parse_cron(equivalent);
+        }
+        if let Some(duration) = expression.trim().strip_prefix("@every ") {
+            every_ms(duration)
+                .ok_or_else(|| ApiError::invalid(format!("invalid cron expression {expression:?}: bad duration")))?;
+            return Ok(None);
         }
         return Err(ApiError::invalid(format!("invalid cron expression {expression:?}: unknown descriptor")));
     }
@@ -32,8 +53,29 @@ pub fn validate_cron(expression: &str) -> ApiResult<()> {
         .year(croner::parser::Year::Disallowed)
         .build()
         .parse(&pattern)
-        .map_err(|e| ApiError::invalid(format!("invalid cron expression {expression:?}: {e}")))?;
-    Ok(())
+        .map(Some)
+        .map_err(|e| ApiError::invalid(format!("invalid cron expression {expression:?}: {e}")))
+}
+
+/// `@every 1h30m` → milliseconds (Go duration units h, m, s).
+pub fn every_ms(duration: &str) -> Option<i64> {
+    let mut total = 0i64;
+    let mut number = String::new();
+    for c in duration.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3_600_000,
+            'm' => 60_000,
+            's' => 1_000,
+            _ => return None,
+        };
+        total += number.parse::<i64>().ok()? * unit;
+        number.clear();
+    }
+    (number.is_empty() && total > 0).then_some(total)
 }
 
 fn ms(t: &Option<chrono::DateTime<chrono::Utc>>) -> Option<i64> {
@@ -81,9 +123,19 @@ impl AppState {
             )));
         }
         let trigger = trigger_from(&body.trigger)?;
-        let source = self
+        // A reference naming only the pipeline is not pinned: each run takes the newest version
+        // when it fires (as in KFP). An unknown pipeline or version is bad input here.
+        let unpinned = body
+            .pipeline_version_reference
+            .as_ref()
+            .is_some_and(|r| !r.pipeline_id.is_empty() && r.pipeline_version_id.is_empty());
+        let mut source = self
             .resolve_source(&body.pipeline_spec, &body.pipeline_version_reference, &body.pipeline_version_id)
-            .await?;
+            .await
+            .map_err(|e| if e.code == crate::error::Code::NotFound { ApiError::invalid(e.message) } else { e })?;
+        if unpinned {
+            source.pipeline_version_id = String::new();
+        }
         let config = body.runtime_config.clone().unwrap_or_default();
         super::runs::check_parameters(&source.pipeline_spec, &config.parameters)?;
         self.check_pipeline_root(&config.pipeline_root)?;
@@ -109,8 +161,11 @@ impl AppState {
             no_catchup: body.no_catchup,
             created_at: now,
             updated_at: now,
+            last_slot_at: 0,
+            last_index: 0,
         };
         self.store.create_recurring_run(&recurring_run).await?;
+        self.wake_scheduler();
         Ok(recurring_run)
     }
 }

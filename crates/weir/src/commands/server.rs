@@ -144,6 +144,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let engine_task = tokio::spawn(engine.run(async move {
         let _ = engine_stopped.await;
     }));
+    let (stop_scheduler, scheduler_stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler_task = if settings.scheduler_enabled {
+        tracing::info!(timezone = %settings.timezone, "firing recurring runs");
+        Some(tokio::spawn(state.clone().run_scheduler(settings.timezone, async move {
+            let _ = scheduler_stopped.await;
+        })))
+    } else {
+        tracing::info!("recurring runs are not fired by this weir (scheduler disabled)");
+        None
+    };
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -159,6 +169,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server failed")?;
+    let _ = stop_scheduler.send(());
+    if let Some(task) = scheduler_task {
+        let _ = task.await;
+    }
     let _ = stop_engine.send(());
     let _ = engine_task.await;
     heartbeat_task.abort();

@@ -215,6 +215,7 @@ pub fn verify(path: &Path) -> anyhow::Result<Verified> {
         "runs",
         "run_state_history",
         "recurring_runs",
+        "recurring_run_slots",
         "tasks",
         "artifacts",
         "server_leases",
