@@ -288,7 +288,7 @@ async fn recurring_runs_validate_their_triggers() {
         let r = app.post(&format!("{V2}/recurringruns"), body).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path} = {value}: {:?}", r.body);
     }
-    assert_eq!(app.post(&format!("{V2}/recurringruns"), unknown_version).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.post(&format!("{V2}/recurringruns"), unknown_version).await.status, StatusCode::BAD_REQUEST);
 
     let list = app.get(&format!("{V2}/recurringruns")).await;
     assert_eq!(list.body["total_size"], json!(1));

@@ -144,19 +144,11 @@ async fn check_upgrade_and_purge() {
     assert!(ok(&storage.weir(&["storage", "upgrade"])).contains("nothing to do"));
     let store = SqlStore::connect(&storage.db.url, &ConnectSettings::default()).await.unwrap();
     let head = weir_store_sql::migration_versions(Dialect::Sqlite).into_iter().max().unwrap();
-    // Back to schema version 2 (as a weir of that version left it), with a weir still serving.
-    weir_store_sql::testing::execute_raw(&storage.db.url, "ALTER TABLE artifacts DROP COLUMN object_count").await;
-    weir_store_sql::testing::execute_raw(
-        &storage.db.url,
-        &format!("DELETE FROM _sqlx_migrations WHERE version = {head}"),
-    )
-    .await;
+    // Back to the previous schema version (as a weir of that version left it), with a weir
+    // still serving it.
+    common::undo_head_migration(&storage.db.url).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
-    weir_store_sql::testing::execute_raw(
-        &storage.db.url,
-        &format!("INSERT INTO server_leases VALUES ('old', 'prod', 'host-a', 1, '0.0.9', 2, {now}, {now})"),
-    )
-    .await;
+    weir_store_sql::testing::execute_raw(&storage.db.url, &format!("INSERT INTO server_leases VALUES ('old', 'prod', 'host-a', 1, '0.0.9', {}, {now}, {now})", head - 1)).await;
     let before_refusal = store.export_snapshot().await.unwrap();
     let server = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["server", "--listen", "127.0.0.1:0"])
@@ -176,8 +168,8 @@ async fn check_upgrade_and_purge() {
     );
     assert_eq!(store.export_snapshot().await.unwrap(), before_refusal, "refusals change nothing");
     assert!(!storage.data_dir.path().join("backups").exists(), "no backup without an upgrade");
-    // The old weir stops (a version-2 schema has no lease table).
-    weir_store_sql::testing::execute_raw(&storage.db.url, "DROP TABLE server_leases").await;
+    // The old weir stops and releases its lease.
+    weir_store_sql::testing::execute_raw(&storage.db.url, "DELETE FROM server_leases").await;
     let upgraded = ok(&storage.weir(&["storage", "upgrade"]));
     assert!(
         upgraded.contains("backup taken") && upgraded.contains(&format!("upgraded to schema version {head}")),
@@ -227,15 +219,8 @@ async fn concurrent_upgrades(dialect: Dialect) {
     let storage = Storage::new(dialect);
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/schema-fixtures/v3/backup.tar.gz");
     ok(&storage.weir(&["storage", "restore", "-i", fixture.to_str().unwrap()]));
+    // The version-3 fixture restores at version 3: upgrades have work to do.
     let head = weir_store_sql::migration_versions(dialect).into_iter().max().unwrap();
-    for statement in ["DROP TABLE server_leases", "ALTER TABLE artifacts DROP COLUMN object_count"] {
-        weir_store_sql::testing::execute_raw(&storage.db.url, statement).await;
-    }
-    weir_store_sql::testing::execute_raw(
-        &storage.db.url,
-        &format!("DELETE FROM _sqlx_migrations WHERE version = {head}"),
-    )
-    .await;
     assert_eq!(status(&storage)["metadata"]["pending_migrations"], json!([head]));
     let spawn = || {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));

@@ -76,7 +76,9 @@ pub async fn upgrade_storage(
     if !live.is_empty() {
         bail!("refusing to upgrade while weir is serving this storage: {}; stop it first", describe_leases(&live));
     }
-    let backup = backup_dir.join(format!("weir-backup-v{current}-{}.tar.gz", super::now_ms()));
+    // Unique even for two upgrades started in the same millisecond.
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let backup = backup_dir.join(format!("weir-backup-v{current}-{}-{}.tar.gz", super::now_ms(), &unique[..8]));
     write_backup(settings, store, artifacts, &backup).await?;
     eprintln!("backup taken: {}", backup.display());
     let bar = super::backup::progress(pending.len() as u64, "migrating");
