@@ -148,7 +148,11 @@ async fn check_upgrade_and_purge() {
     // still serving it.
     common::undo_head_migration(&storage.db.url).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
-    weir_store_sql::testing::execute_raw(&storage.db.url, &format!("INSERT INTO server_leases VALUES ('old', 'prod', 'host-a', 1, '0.0.9', {}, {now}, {now})", head - 1)).await;
+    weir_store_sql::testing::execute_raw(
+        &storage.db.url,
+        &format!("INSERT INTO server_leases VALUES ('old', 'prod', 'host-a', 1, '0.0.9', {}, {now}, {now})", head - 1),
+    )
+    .await;
     let before_refusal = store.export_snapshot().await.unwrap();
     let server = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["server", "--listen", "127.0.0.1:0"])

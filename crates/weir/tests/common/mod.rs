@@ -242,7 +242,8 @@ pub async fn listing(weir: &Weir, storage: &Storage, run_id: &str) -> Value {
 /// Takes a store at the head schema back to the version before it, as that version's weir
 /// left it, by undoing the newest migration (update this when a migration is added).
 pub async fn undo_head_migration(url: &str) {
-    let head = weir_store_sql::migration_versions(weir_store_sql::Dialect::from_url(url).unwrap()).into_iter().max().unwrap();
+    let head =
+        weir_store_sql::migration_versions(weir_store_sql::Dialect::from_url(url).unwrap()).into_iter().max().unwrap();
     assert_eq!(head, 4, "undo_head_migration knows how to undo migration 4 only");
     for statement in [
         "DROP TABLE recurring_run_slots",
