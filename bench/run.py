@@ -1,0 +1,202 @@
+"""Benchmarks weir against KFP's local runner (kfp.local.SubprocessRunner) on the same
+SDK-compiled pipelines, interleaved in one invocation.
+
+    bash bench/run.sh [--rounds 5] [--only chain-10,chain-50]
+
+Weir is started on fresh embedded storage and each pipeline is submitted through the API with
+kfp.Client, as a user does; the local runner calls the same pipeline function in this process.
+Each round runs every peer once (A B A B ...); medians, min/max and same-round ratios are
+printed and written to bench/RESULTS.md with the machine's description.
+"""
+import argparse
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import kfp
+from kfp import compiler
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pipelines import PIPELINES  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class Weir:
+    def __init__(self, binary: Path, workdir: Path):
+        port = free_port()
+        self.url = f'http://127.0.0.1:{port}'
+        self.log = open(workdir / 'weir.log', 'w')
+        self.process = subprocess.Popen(
+            [str(binary), 'server', '--listen', f'127.0.0.1:{port}', '--data-dir', str(workdir / 'data'),
+             '--executor-python', sys.executable, '--max-concurrent-steps', str(os.cpu_count() or 2)],
+            stdout=subprocess.DEVNULL, stderr=self.log, env={**os.environ, 'WEIR_LOG': 'warn'})
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f'{self.url}/apis/v2beta1/healthz', timeout=1)
+                break
+            except Exception:
+                time.sleep(0.05)
+        self.client = kfp.Client(host=self.url)
+        self.experiment = self.client.create_experiment('bench').experiment_id
+
+    def run(self, package: Path) -> float:
+        started = time.perf_counter()
+        run = self.client.create_run_from_pipeline_package(str(package), experiment_id=self.experiment)
+        while True:
+            state = self.client.get_run(run.run_id).state
+            if state in ('SUCCEEDED', 'FAILED', 'CANCELED'):
+                break
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        if state != 'SUCCEEDED':
+            raise SystemExit(f'weir run {run.run_id} ended {state}')
+        return elapsed
+
+    def rss_kb(self) -> int:
+        for line in open(f'/proc/{self.process.pid}/status'):
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def run_local(func, root: Path) -> float:
+    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    started = time.perf_counter()
+    func()
+    return time.perf_counter() - started
+
+
+def process_floor(command: list, count: int = 20) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return (time.perf_counter() - started) / count
+
+
+def summary(values):
+    return statistics.median(values), min(values), max(values)
+
+
+def machine() -> str:
+    cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
+    mem = next((int(l.split()[1]) // 1024 for l in open('/proc/meminfo') if l.startswith('MemTotal')), 0)
+    return f'{os.cpu_count()} cores ({cpu}), {mem} MiB RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}, kfp {kfp.__version__}'
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--only', default='')
+    parser.add_argument('--weir', default=str(ROOT / 'target' / 'release' / 'weir'))
+    parser.add_argument('--results', default=str(ROOT / 'bench' / 'RESULTS.md'))
+    args = parser.parse_args()
+    names = [n for n in PIPELINES if not args.only or n in args.only.split(',')]
+    work = Path(tempfile.mkdtemp(prefix='weir-bench-'))
+    packages = {}
+    for name in names:
+        packages[name] = work / f'{name}.yaml'
+        compiler.Compiler().compile(PIPELINES[name][0], str(packages[name]))
+    weir = Weir(Path(args.weir), work)
+    idle_rss = weir.rss_kb()
+    rows = []
+    try:
+        floors = {
+            'python -c "import kfp.dsl.executor_main"': process_floor([sys.executable, '-c', 'import kfp.dsl.executor_main']),
+            'sh -c true': process_floor(['sh', '-c', 'true'], 100),
+        }
+        for name in names:
+            func, local_ok = PIPELINES[name]
+            steps = {'chain-10': 10, 'chain-50': 50, 'chain-200': 200, 'container-chain-200': 200,
+                     'parallelfor-100': 101, 'artifact-100mb': 3}[name]
+            weir_times, local_times, ratios = [], [], []
+            for round_ in range(args.rounds + 1):  # the first round warms up and is not counted
+                w = weir.run(packages[name])
+                l = run_local(func, work / f'local-{name}-{round_}') if local_ok else None
+                if l is not None:
+                    shutil.rmtree(work / f'local-{name}-{round_}', ignore_errors=True)
+                if round_ == 0:
+                    continue
+                weir_times.append(w)
+                if l is not None:
+                    local_times.append(l)
+                    ratios.append(w / l)
+            row = {'name': name, 'steps': steps, 'weir': summary(weir_times)}
+            if local_times:
+                row['local'] = summary(local_times)
+                row['ratio'] = summary(ratios)
+            rows.append(row)
+            print(format_row(row), flush=True)
+    finally:
+        busy_rss = weir.rss_kb()
+        weir.stop()
+    write_results(Path(args.results), rows, floors, idle_rss, busy_rss, args.rounds)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def ms(seconds: float) -> str:
+    return f'{seconds * 1000:.0f} ms' if seconds < 10 else f'{seconds:.1f} s'
+
+
+def format_row(row) -> str:
+    med, lo, hi = row['weir']
+    text = f"{row['name']:<22} weir {ms(med)} [{ms(lo)}–{ms(hi)}] = {med / row['steps'] * 1000:.1f} ms/step"
+    if 'local' in row:
+        lmed, llo, lhi = row['local']
+        rmed, rlo, rhi = row['ratio']
+        text += f" | KFP local {ms(lmed)} [{ms(llo)}–{ms(lhi)}] = {lmed / row['steps'] * 1000:.1f} ms/step | weir/local {rmed:.2f} [{rlo:.2f}–{rhi:.2f}]"
+    return text
+
+
+def write_results(path: Path, rows, floors, idle_rss, busy_rss, rounds):
+    lines = [
+        '# Benchmark results', '',
+        f'Machine: {machine()}.', '',
+        f'`bash bench/run.sh`: each pipeline {rounds} counted rounds after one warm-up; in each round weir '
+        '(release build, embedded SQLite + folder, submitted through the API with kfp.Client and polled '
+        'every 20 ms) and KFP\'s local runner (`kfp.local.SubprocessRunner(use_venv=False)`, kfp preinstalled) '
+        'run the same SDK-compiled pipeline one after the other. Times are whole pipelines, wall clock; '
+        'median [min–max]; the ratio is weir/local within the same round.', '',
+        '| pipeline | steps | weir | weir per step | KFP local | local per step | weir/local |',
+        '|---|---|---|---|---|---|---|',
+    ]
+    for row in rows:
+        med, lo, hi = row['weir']
+        line = f"| {row['name']} | {row['steps']} | {ms(med)} [{ms(lo)}–{ms(hi)}] | {med / row['steps'] * 1000:.1f} ms |"
+        if 'local' in row:
+            lmed, llo, lhi = row['local']
+            rmed, rlo, rhi = row['ratio']
+            line += f" {ms(lmed)} [{ms(llo)}–{ms(lhi)}] | {lmed / row['steps'] * 1000:.1f} ms | {rmed:.2f} [{rlo:.2f}–{rhi:.2f}] |"
+        else:
+            line += ' (the local runner cannot run container components) | | |'
+        lines.append(line)
+    lines += ['', 'Process floors on this machine (mean of repeated runs):', '']
+    lines += [f'- `{cmd}`: {value * 1000:.1f} ms' for cmd, value in floors.items()]
+    lines += ['', f'Weir server memory: {idle_rss / 1024:.1f} MiB RSS idle after start, {busy_rss / 1024:.1f} MiB after the runs.', '']
+    existing = path.read_text() if path.exists() else ''
+    marker = '<!-- analysis -->'
+    analysis = existing[existing.index(marker):] if marker in existing else marker + '\n'
+    path.write_text('\n'.join(lines) + '\n' + analysis)
+
+
+if __name__ == '__main__':
+    main()
