@@ -9,6 +9,9 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use weir_engine::driver::{Driver, Exit, ProcessSpec, RunningStep};
 
+mod forkserver;
+pub use forkserver::ForkServer;
+
 #[derive(Debug, Default, Clone)]
 pub struct LocalDriver;
 
@@ -74,6 +77,9 @@ impl Driver for LocalDriver {
     }
 
     fn is_running_step(&self, pid: i64, task_id: &str) -> bool {
+        if forkserver::is_forked_step(pid, task_id) {
+            return true;
+        }
         // The environment of a live process names its task; a reused pid does not.
         let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
         let needle = format!("WEIR_TASK_ID={task_id}");

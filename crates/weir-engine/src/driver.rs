@@ -41,3 +41,21 @@ pub trait Driver: Send + Sync {
     /// Whether `pid` is still the step `task_id` (a process a previous weir left behind).
     fn is_running_step(&self, pid: i64, task_id: &str) -> bool;
 }
+
+/// A lightweight Python component step: the component's source and the executor's arguments
+/// (`--executor_input …`, `--function_to_execute …`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PythonSpec {
+    pub task_id: String,
+    pub source: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub workdir: PathBuf,
+    pub log_path: PathBuf,
+}
+
+/// Runs lightweight Python steps without starting an interpreter each time.
+#[async_trait]
+pub trait PythonDriver: Send + Sync {
+    async fn start_python(&self, spec: PythonSpec) -> Result<Box<dyn RunningStep>, String>;
+}

@@ -18,7 +18,7 @@ use crate::launch::{key_for_uri, plan_step, task_spec, StepPlan, StepSettings};
 use crate::planner::{advance, new_artifact_id, RunView};
 
 /// How the engine runs steps.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EngineSettings {
     /// Private working folders of attempts, cached Python environments, the `python3` shim.
     pub work_dir: PathBuf,
@@ -30,6 +30,8 @@ pub struct EngineSettings {
     pub python_has_kfp: bool,
     /// How often to look for runs created by other weir processes when nothing happens.
     pub poll_interval: Duration,
+    /// Starts lightweight Python steps from a warm interpreter (when it has kfp).
+    pub python_driver: Option<Arc<dyn crate::driver::PythonDriver>>,
 }
 
 /// Checks whether an interpreter can run the kfp executor.
@@ -431,11 +433,28 @@ impl Engine {
             workdir: workdir.clone(),
             log_path: log_path.clone(),
         };
+        let forkable = self.settings.python_driver.as_ref().filter(|_| is_python_step(plan));
         tracing::info!(
             run.id = %view.run.id, task.id = %task.id, task.name = %task.name, image = %plan.image, attempt = task.attempts,
             "starting step on this host (the image is recorded, not pulled)"
         );
-        let started = self.driver.start(spec).await;
+        let started = match forkable {
+            Some(python) => {
+                // The forked step gets weir's environment plus its own, as a spawned one does.
+                let mut env: Vec<(String, String)> = std::env::vars().collect();
+                env.extend(spec.env.iter().cloned());
+                let python_spec = crate::driver::PythonSpec {
+                    task_id: spec.task_id.clone(),
+                    source: plan.argv[3].clone(),
+                    args: plan.argv[4..].to_vec(),
+                    env,
+                    workdir: spec.workdir.clone(),
+                    log_path: spec.log_path.clone(),
+                };
+                python.start_python(python_spec).await
+            }
+            None => self.driver.start(spec).await,
+        };
         let exit = match started {
             Ok(running) => {
                 let pid = running.pid();
@@ -673,6 +692,16 @@ impl Engine {
         }
         Ok(count)
     }
+}
+
+/// A lightweight Python component whose pip preamble was skipped and that needs no extra
+/// packages: `sh -ec <launch script> <source> <executor args…>`.
+fn is_python_step(plan: &StepPlan) -> bool {
+    plan.python_packages.is_empty()
+        && plan.argv.len() >= 4
+        && plan.argv[0] == "sh"
+        && plan.argv[1] == "-ec"
+        && plan.argv[2].contains("kfp.dsl.executor_main")
 }
 
 trait TaskArtifacts {

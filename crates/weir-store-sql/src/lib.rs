@@ -139,6 +139,10 @@ impl SqlStore {
                     .map_err(bad_url)?
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
+                    // With WAL, NORMAL keeps every committed transaction through a crash of weir
+                    // (kill -9); only an OS crash or power loss can lose the last commits. FULL
+                    // would fsync on every commit, which dominates step latency.
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(30))
                     .log_statements(tracing::log::LevelFilter::Trace);

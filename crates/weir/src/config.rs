@@ -70,6 +70,8 @@ pub struct ExecutorSection {
     pub work_dir: Option<PathBuf>,
     /// Steps running at once (default 8).
     pub max_concurrent_steps: Option<usize>,
+    /// Fork lightweight Python steps from a warm interpreter (default true).
+    pub python_fork_server: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -144,6 +146,7 @@ pub struct Settings {
     pub max_concurrent_steps: usize,
     pub timezone: chrono_tz::Tz,
     pub scheduler_enabled: bool,
+    pub python_fork_server: bool,
 }
 
 /// Executor settings from flags and variables (over the file).
@@ -164,6 +167,10 @@ pub struct ExecutorArgs {
     /// Serve without firing recurring runs.
     #[arg(long, env = "WEIR_DISABLE_SCHEDULER")]
     pub disable_scheduler: bool,
+    /// Start each lightweight Python step from its command line instead of forking it from a
+    /// warm interpreter.
+    #[arg(long, env = "WEIR_NO_PYTHON_FORK_SERVER")]
+    pub no_python_fork_server: bool,
 }
 
 /// Finds a program on PATH, as a shell would.
@@ -265,6 +272,7 @@ impl Settings {
         let settings = Settings {
             timezone,
             scheduler_enabled: !executor.disable_scheduler && file.scheduler.enabled.unwrap_or(true),
+            python_fork_server: !executor.no_python_fork_server && file.executor.python_fork_server.unwrap_or(true),
             data_dir: data_dir.clone(),
             executor_python,
             work_dir,

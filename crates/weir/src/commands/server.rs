@@ -109,6 +109,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             python: settings.executor_python.clone(),
             python_has_kfp,
             poll_interval: std::time::Duration::from_secs(2),
+            python_driver: python_driver(&settings, python_has_kfp),
         },
         Arc::new(tokio::sync::Notify::new()),
     );
@@ -182,6 +183,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     store.close().await;
     tracing::info!("weir stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+fn python_driver(settings: &Settings, python_has_kfp: bool) -> Option<Arc<dyn weir_engine::driver::PythonDriver>> {
+    if !(python_has_kfp && settings.python_fork_server) {
+        return None;
+    }
+    match weir_driver_local::ForkServer::new(&settings.executor_python, &settings.work_dir) {
+        Ok(server) => Some(Arc::new(server)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot prepare the Python fork server; Python steps start from their command line");
+            None
+        }
+    }
 }
 
 fn hostname() -> String {
