@@ -156,7 +156,13 @@ impl PythonDriver for ForkServer {
             if let Err(e) = written {
                 // A dead server: start a new one and try once more.
                 *server = Some(self.spawn().await?);
-                server.as_mut().expect("server").stdin.write_all(&line).await.map_err(|_| format!("cannot reach the Python fork server: {e}"))?;
+                server
+                    .as_mut()
+                    .expect("server")
+                    .stdin
+                    .write_all(&line)
+                    .await
+                    .map_err(|_| format!("cannot reach the Python fork server: {e}"))?;
             }
         }
         match events.recv().await {
@@ -169,6 +175,7 @@ impl PythonDriver for ForkServer {
 
 /// Whether a process is a forked step of `task_id` (its name was set by the fork server).
 pub fn is_forked_step(pid: i64, task_id: &str) -> bool {
-    let expected: String = format!("w{}", task_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(14).collect::<String>());
+    let expected: String =
+        format!("w{}", task_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(14).collect::<String>());
     std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|comm| comm.trim() == expected).unwrap_or(false)
 }
