@@ -57,7 +57,9 @@ class Weir:
 
     def run(self, package: Path) -> float:
         started = time.perf_counter()
-        run = self.client.create_run_from_pipeline_package(str(package), experiment_id=self.experiment)
+        # Caching off: every round runs every step (the local runner has no cache).
+        run = self.client.create_run_from_pipeline_package(str(package), experiment_id=self.experiment,
+                                                           enable_caching=False)
         while True:
             state = self.client.get_run(run.run_id).state
             if state in ('SUCCEEDED', 'FAILED', 'CANCELED'):
@@ -172,7 +174,7 @@ def write_results(path: Path, rows, floors, idle_rss, busy_rss, rounds):
         '# Benchmark results', '',
         f'Machine: {machine()}.', '',
         f'`bash bench/run.sh`: each pipeline {rounds} counted rounds after one warm-up; in each round weir '
-        '(release build, embedded SQLite + folder, submitted through the API with kfp.Client and polled '
+        '(release build, embedded SQLite + folder, submitted through the API with kfp.Client with caching off, polled '
         'every 20 ms) and KFP\'s local runner (`kfp.local.SubprocessRunner(use_venv=False)`, kfp preinstalled) '
         'run the same SDK-compiled pipeline one after the other. Times are whole pipelines, wall clock; '
         'median [min–max]; the ratio is weir/local within the same round.', '',
