@@ -1,0 +1,156 @@
+//! API scale: fills a running weir's metadata store with runs (three tasks each), then measures
+//! create run, get run and list runs (page of 100 in one experiment, newest first, and the
+//! next page) through the HTTP API, as p50/p99.
+//!
+//! ```sh
+//! cargo run --release -p weir --example scale -- --metadata sqlite:///tmp/s/weir.db --runs 10000,100000
+//! ```
+//! It starts `target/release/weir server` on the given metadata URL (fresh storage), loads
+//! rows straight into the store in batches (far faster than the API), and prints a table.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use weir_store::testsuite::{run, task};
+use weir_store::*;
+use weir_store_sql::{ConnectSettings, SqlStore};
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn timed<F, Fut>(count: usize, mut call: F) -> (f64, f64)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..count {
+        let started = Instant::now();
+        call(i).await;
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
+#[tokio::main]
+async fn main() {
+    let metadata = arg("--metadata", "sqlite:///tmp/weir-scale/weir.db");
+    let targets: Vec<usize> = arg("--runs", "10000").split(',').map(|n| n.parse().unwrap()).collect();
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/weir");
+    let mut server = std::process::Command::new(&binary)
+        .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--metadata", &metadata, "--disable-scheduler"])
+        .arg("--artifacts")
+        .arg(format!("file://{}/artifacts", data.path().display()))
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("WEIR_LOG", "warn")
+        .spawn()
+        .expect("start weir (build it with cargo build --release -p weir)");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    while http.get(format!("{base}/apis/v2beta1/healthz")).send().await.is_err() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let store = Arc::new(SqlStore::connect(&metadata, &ConnectSettings::default()).await.unwrap());
+    let experiment: Value = http
+        .post(format!("{base}/apis/v2beta1/experiments"))
+        .json(&json!({"display_name": "scale"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let experiment_id = experiment["experiment_id"].as_str().unwrap().to_string();
+    let other = store.get_experiment_by_name("", "Default").await.unwrap().id;
+    let spec = json!({"pipelineInfo": {"name": "scale"}, "schemaVersion": "2.1.0", "root": {"dag": {"tasks": {}}}});
+    println!("| runs in store | load time | create run p50 / p99 | get run p50 / p99 | list 100 (experiment, newest first) p50 / p99 | next page p50 / p99 |");
+    println!("|---|---|---|---|---|---|");
+    let mut loaded = 0usize;
+    for target in targets {
+        let started = Instant::now();
+        while loaded < target {
+            // Half the runs in the measured experiment, half elsewhere, 3 tasks each.
+            let experiment = if loaded % 2 == 0 { &experiment_id } else { &other };
+            let mut r = run(experiment, &format!("run-{loaded}"), 1_600_000_000_000 + loaded as i64 * 1000);
+            r.pipeline_spec = spec.clone();
+            r.state = RuntimeState::Succeeded;
+            store.create_run(&r).await.unwrap();
+            let tasks: Vec<Task> =
+                (0..3).map(|i| task(&r.id, &format!("step-{i}"), TaskKind::Container, r.created_at + i)).collect();
+            store.save_progress(&r.id, &Progress { new_tasks: tasks, ..Default::default() }).await.unwrap();
+            loaded += 1;
+        }
+        let load_time = started.elapsed();
+        let body = json!({"display_name": "measured", "experiment_id": experiment_id, "pipeline_spec": {"pipelineInfo": {"name": "scale-x"}, "schemaVersion": "2.1.0", "root": {"dag": {"tasks": {}}}}});
+        let created = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let create = timed(200, |_| {
+            let (http, base, body, created) = (http.clone(), base.clone(), body.clone(), created.clone());
+            async move {
+                let r: Value = http
+                    .post(format!("{base}/apis/v2beta1/runs"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                created.lock().unwrap().push(r["run_id"].as_str().unwrap().to_string());
+            }
+        })
+        .await;
+        let ids = created.lock().unwrap().clone();
+        let get = timed(200, |i| {
+            let (http, base, id) = (http.clone(), base.clone(), ids[i % ids.len()].clone());
+            async move {
+                http.get(format!("{base}/apis/v2beta1/runs/{id}")).send().await.unwrap().bytes().await.unwrap();
+            }
+        })
+        .await;
+        let list_url =
+            format!("{base}/apis/v2beta1/runs?experiment_id={experiment_id}&page_size=100&sort_by=created_at%20desc");
+        let first: Value = http.get(&list_url).send().await.unwrap().json().await.unwrap();
+        let token = first["next_page_token"].as_str().unwrap().to_string();
+        let list = timed(100, |_| {
+            let (http, url) = (http.clone(), list_url.clone());
+            async move {
+                http.get(url).send().await.unwrap().bytes().await.unwrap();
+            }
+        })
+        .await;
+        let next = timed(100, |_| {
+            let (http, url) = (
+                http.clone(),
+                format!("{base}/apis/v2beta1/runs?experiment_id={experiment_id}&page_size=100&page_token={token}"),
+            );
+            async move {
+                http.get(url).send().await.unwrap().bytes().await.unwrap();
+            }
+        })
+        .await;
+        println!(
+            "| {target} | {:.0} s | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {:.1} / {:.1} ms |",
+            load_time.as_secs_f64(),
+            create.0,
+            create.1,
+            get.0,
+            get.1,
+            list.0,
+            list.1,
+            next.0,
+            next.1
+        );
+    }
+    let _ = server.kill();
+}
