@@ -264,3 +264,33 @@ async fn sqlite_upgrades_never_interleave() {
 async fn postgres_upgrades_never_interleave() {
     concurrent_upgrades(Dialect::Postgres).await;
 }
+
+/// An archive whose entries climb out of the backup (`../`) is refused before anything is
+/// written, so a crafted backup cannot write outside the stores.
+#[tokio::test]
+async fn restore_refuses_entries_that_leave_the_archive() {
+    let storage = Storage::new(Dialect::Sqlite);
+    let evil = storage.data_dir.path().join("evil.tar.gz");
+    {
+        let file = std::fs::File::create(&evil).unwrap();
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()));
+        let mut header = tar::Header::new_gnu();
+        let name = b"weir-backup/objects/../../../../tmp/weir-escaped";
+        header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+        header.set_size(1);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append(&header, &b"x"[..]).unwrap();
+        builder.into_inner().unwrap().finish().unwrap();
+    }
+    let refused = storage.weir(&["storage", "restore", "-i", evil.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("unsafe entry"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!std::path::Path::new("/tmp/weir-escaped").exists());
+    assert_eq!(status(&storage)["metadata"]["identity"], Value::Null, "nothing restored");
+    storage.db.drop_database().await;
+}
