@@ -81,7 +81,7 @@ async fn main() {
         let started = Instant::now();
         while loaded < target {
             // Half the runs in the measured experiment, half elsewhere, 3 tasks each.
-            let experiment = if loaded % 2 == 0 { &experiment_id } else { &other };
+            let experiment = if loaded.is_multiple_of(2) { &experiment_id } else { &other };
             let mut r = run(experiment, &format!("run-{loaded}"), 1_600_000_000_000 + loaded as i64 * 1000);
             r.pipeline_spec = spec.clone();
             r.state = RuntimeState::Succeeded;
@@ -153,4 +153,5 @@ async fn main() {
         );
     }
     let _ = server.kill();
+    let _ = server.wait();
 }
