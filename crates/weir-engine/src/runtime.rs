@@ -66,6 +66,10 @@ pub struct Engine {
     running: Mutex<HashMap<String, i64>>,
     /// Tasks being stopped because their run was terminated.
     killed: Mutex<HashSet<String>>,
+    /// Tasks stopped because weir is shutting down: they run again at the next start.
+    interrupted: Mutex<HashSet<String>>,
+    /// Set on shutdown: no new step starts.
+    stopping: std::sync::atomic::AtomicBool,
     /// One writer per run at a time within this process.
     run_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     env_locks: tokio::sync::Mutex<()>,
@@ -96,6 +100,8 @@ impl Engine {
             inflight: Mutex::new(HashSet::new()),
             running: Mutex::new(HashMap::new()),
             killed: Mutex::new(HashSet::new()),
+            interrupted: Mutex::new(HashSet::new()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             run_locks: Mutex::new(HashMap::new()),
             env_locks: tokio::sync::Mutex::new(()),
         })
@@ -237,6 +243,31 @@ impl Engine {
         Ok(step.wake_at)
     }
 
+    /// Graceful stop: no new step starts; running steps get `grace` to finish, then are
+    /// stopped and recorded as pending, to run again at the next start.
+    pub async fn drain(&self, grace: Duration) {
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.inflight.lock().expect("inflight").is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let running: Vec<(String, i64)> =
+            self.running.lock().expect("running").iter().map(|(t, p)| (t.clone(), *p)).collect();
+        if running.is_empty() {
+            return;
+        }
+        tracing::warn!(steps = running.len(), "grace period over: stopping the steps still running");
+        for (task_id, pid) in running {
+            self.interrupted.lock().expect("interrupted").insert(task_id);
+            self.driver.kill(pid);
+        }
+        // Let their launches record the interruption.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.inflight.lock().expect("inflight").is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn kill(&self, task_id: &str) {
         let pid = self.running.lock().expect("running").get(task_id).copied();
         if let Some(pid) = pid {
@@ -305,6 +336,9 @@ impl Engine {
     /// One attempt of a container task, start to finish.
     async fn launch(self: &Arc<Self>, run_id: &str, task_id: &str) {
         let Ok(_permit) = self.slots.clone().acquire_owned().await else { return };
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         // Claim the task under the run's lock: it must still be pending and due.
         let claimed = {
             let lock = self.run_lock(run_id);
@@ -327,10 +361,17 @@ impl Engine {
         let now = self.clock.now_ms();
         task.pid = 0;
         let killed = self.killed.lock().expect("killed").remove(&task.id);
+        let interrupted = self.interrupted.lock().expect("interrupted").remove(&task.id);
         self.running.lock().expect("running").remove(&task.id);
         let mut new_artifacts = Vec::new();
         match result {
             _ if killed => task.set_state(RuntimeState::Canceled, err("the run was terminated"), now),
+            _ if interrupted => {
+                let message =
+                    format!("weir stopped during attempt {}; the step runs again at the next start", task.attempts);
+                task.set_state(RuntimeState::Pending, err(message), now);
+                task.finished_at = 0;
+            }
             Ok(outputs) => {
                 task.outputs = outputs;
                 new_artifacts = artifacts;

@@ -179,3 +179,62 @@ async fn terminate_stops_the_step_and_retry_reruns_only_what_failed() {
     weir.stop();
     storage.db.drop_database().await;
 }
+
+/// SIGTERM: weir stops taking work, lets a running step finish within the grace period, and
+/// exits 0; with no grace left, the step is stopped and recorded to run again at the next start.
+#[tokio::test]
+async fn sigterm_lets_steps_finish_then_exits_cleanly() {
+    let storage = Storage::new(Dialect::Sqlite);
+    let markers = storage.data_dir.path().join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    let params = json!({"marker_dir": markers.display().to_string()});
+
+    let weir = Weir::start(&storage);
+    let api = Api::new(&weir);
+    let run_id = api.create("short", params.clone()).await;
+    let pid_file = markers.join("short.pid");
+    eventually("the step to start", Duration::from_secs(60), || {
+        let pid_file = pid_file.clone();
+        async move { pid_file.exists().then_some(()) }
+    })
+    .await;
+    let status = weir.stop_status();
+    assert!(status.success(), "{status:?}");
+    assert!(markers.join("short.finished").exists(), "the step finished during the grace period");
+    let weir = Weir::start(&storage);
+    let api = Api::new(&weir);
+    assert_eq!(api.get(&format!("/apis/v2beta1/runs/{run_id}")).await["state"], "SUCCEEDED");
+    assert_eq!(api.task(&run_id, "short-sleep").await["attempts"], 1);
+    weir.stop();
+
+    // No grace: the step is stopped, recorded as pending, and runs again after the restart.
+    let weir = Weir::start_with(&storage, &["--shutdown-grace-seconds", "0"]);
+    let api = Api::new(&weir);
+    let run_id = api.create("terminate", params).await;
+    let pid_file = markers.join("sleeper.pid");
+    let pid: i32 = eventually("the sleeper to start", Duration::from_secs(60), || {
+        let pid_file = pid_file.clone();
+        async move { std::fs::read_to_string(pid_file).ok().and_then(|t| t.trim().parse().ok()) }
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let status = weir.stop_status();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err(), "the step was stopped");
+    std::fs::remove_file(&pid_file).unwrap();
+    let weir = Weir::start(&storage);
+    let api = Api::new(&weir);
+    let again: i32 = eventually("the step to run again", Duration::from_secs(60), || {
+        let pid_file = pid_file.clone();
+        async move { std::fs::read_to_string(pid_file).ok().and_then(|t| t.trim().parse().ok()) }
+    })
+    .await;
+    assert_ne!(again, pid);
+    let sleeper = api.task(&run_id, "sleeper").await;
+    assert_eq!(sleeper["attempts"], 2, "{sleeper}");
+    assert_eq!(api.post(&format!("/apis/v2beta1/runs/{run_id}:terminate")).await, 200);
+    api.wait(&run_id, &["CANCELED"]).await;
+    weir.stop();
+    storage.db.drop_database().await;
+}

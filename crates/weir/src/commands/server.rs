@@ -24,6 +24,10 @@ pub struct ServerArgs {
     /// Log output: compact text or one JSON object per line.
     #[arg(long, env = "WEIR_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// On SIGTERM, how long running steps may take to finish before they are stopped (and
+    /// recorded to run again at the next start).
+    #[arg(long, env = "WEIR_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
+    pub shutdown_grace_seconds: u64,
     /// Migrate an older schema at start (`auto`) or refuse and ask for `weir storage upgrade`.
     #[arg(long, env = "WEIR_UPGRADE", value_parser = parse_upgrade)]
     pub upgrade: Option<UpgradePolicy>,
@@ -142,7 +146,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         })
     };
     let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
-    let engine_task = tokio::spawn(engine.run(async move {
+    let engine_task = tokio::spawn(engine.clone().run(async move {
         let _ = engine_stopped.await;
     }));
     let (stop_scheduler, scheduler_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -176,6 +180,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     let _ = stop_engine.send(());
     let _ = engine_task.await;
+    engine.drain(std::time::Duration::from_secs(args.shutdown_grace_seconds)).await;
     heartbeat_task.abort();
     if let Err(e) = store.release(&lease.id).await {
         tracing::warn!(error = %e, "could not release this server's lease");

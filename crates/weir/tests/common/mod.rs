@@ -135,12 +135,17 @@ impl Weir {
         self.child.wait().unwrap();
     }
 
-    pub fn stop(mut self) {
+    pub fn stop(self) {
+        let _ = self.stop_status();
+    }
+
+    /// SIGTERM, then the exit status once weir has stopped.
+    pub fn stop_status(mut self) -> std::process::ExitStatus {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
         );
-        let _ = self.child.wait();
+        self.child.wait().unwrap()
     }
 }
 

@@ -63,6 +63,20 @@ def dataset(text: str = 'hello storage'):
     make_dataset(text=text)
 
 
+@dsl.container_component
+def short_sleep(marker_dir: str):
+    return dsl.ContainerSpec(
+        image='alpine:3.19',
+        command=['sh', '-c', 'echo $$ > "$0/short.pid"; sleep 2; echo done > "$0/short.finished"'],
+        args=[marker_dir],
+    )
+
+
+@dsl.pipeline(name='exec-short-sleep')
+def short(marker_dir: str):
+    short_sleep(marker_dir=marker_dir)
+
+
 @dsl.pipeline(name='exec-packages')
 def packages() -> str:
     return uses_package().output
@@ -95,7 +109,7 @@ def terminate(marker_dir: str):
 
 
 if __name__ == '__main__':
-    for name, func in [('dataset', dataset), ('packages', packages), ('missing_package', missing_package),
+    for name, func in [('short', short), ('dataset', dataset), ('packages', packages), ('missing_package', missing_package),
                        ('missing_tool', missing_tool_pipeline), ('bad_exit', bad_exit),
                        ('retry_run', retry_run), ('terminate', terminate)]:
         compiler.Compiler().compile(func, __file__.replace('exec_pipelines.py', f'{name}.yaml'))
