@@ -344,6 +344,7 @@ impl Planner<'_> {
 
     fn try_create(&mut self, parent_id: &str, name: &str, spec: &TaskSpec) {
         let display = if spec.task_info.name.is_empty() { name.to_string() } else { spec.task_info.name.clone() };
+        let at = Place { parent_id: parent_id.to_string(), name: name.to_string(), display: display.clone() };
         let mut failed_upstream = None;
         for upstream in spec.upstream() {
             match self.child(parent_id, &upstream) {
@@ -360,31 +361,13 @@ impl Planner<'_> {
         if let Some(upstream) = failed_upstream {
             if !spec.runs_after_failures() {
                 let message = format!("not run: upstream task {upstream:?} did not succeed");
-                self.create(
-                    parent_id,
-                    name,
-                    &display,
-                    TaskKind::Dag,
-                    None,
-                    RuntimeState::Skipped,
-                    json!({}),
-                    error(message),
-                );
+                self.decided(&at, TaskKind::Dag, RuntimeState::Skipped, json!({}), error(message));
                 return;
             }
         }
         let Some(component) = self.component_of(spec) else {
             let message = format!("unknown component {:?}", spec.component_ref.name);
-            self.create(
-                parent_id,
-                name,
-                &display,
-                TaskKind::Dag,
-                None,
-                RuntimeState::Failed,
-                json!({}),
-                error(message),
-            );
+            self.decided(&at, TaskKind::Dag, RuntimeState::Failed, json!({}), error(message));
             return;
         };
         let kind = if spec.parameter_iterator.is_some() || spec.artifact_iterator.is_some() {
@@ -400,12 +383,12 @@ impl Planner<'_> {
         let inputs = match crate::inputs::resolve(self, parent_id, spec) {
             Ok(inputs) => inputs,
             Err(crate::inputs::Unresolved::Skipped(reason)) => {
-                self.create(parent_id, name, &display, kind, None, RuntimeState::Skipped, json!({}), None);
+                self.decided(&at, kind, RuntimeState::Skipped, json!({}), None);
                 tracing::debug!(task = name, reason, "skipped");
                 return;
             }
             Err(crate::inputs::Unresolved::Failed(message)) => {
-                self.create(parent_id, name, &display, kind, None, RuntimeState::Failed, json!({}), error(message));
+                self.decided(&at, kind, RuntimeState::Failed, json!({}), error(message));
                 return;
             }
         };
@@ -414,11 +397,11 @@ impl Planner<'_> {
             match weir_spec::cel::evaluate_condition(&spec.trigger_policy.condition, &params) {
                 Ok(true) => {}
                 Ok(false) => {
-                    self.create(parent_id, name, &display, kind, None, RuntimeState::Skipped, inputs, None);
+                    self.decided(&at, kind, RuntimeState::Skipped, inputs, None);
                     return;
                 }
                 Err(e) => {
-                    self.create(parent_id, name, &display, kind, None, RuntimeState::Failed, inputs, error(e.0));
+                    self.decided(&at, kind, RuntimeState::Failed, inputs, error(e.0));
                     return;
                 }
             }
@@ -428,16 +411,7 @@ impl Planner<'_> {
                 let items = match crate::inputs::loop_items(spec, &inputs) {
                     Ok(items) => items,
                     Err(message) => {
-                        self.create(
-                            parent_id,
-                            name,
-                            &display,
-                            kind,
-                            None,
-                            RuntimeState::Failed,
-                            inputs,
-                            error(message),
-                        );
+                        self.decided(&at, kind, RuntimeState::Failed, inputs, error(message));
                         return;
                     }
                 };
@@ -450,16 +424,7 @@ impl Planner<'_> {
                 let inputs = match self.with_defaults(&component, inputs, &display) {
                     Ok(inputs) => inputs,
                     Err(message) => {
-                        self.create(
-                            parent_id,
-                            name,
-                            &display,
-                            kind,
-                            None,
-                            RuntimeState::Failed,
-                            json!({}),
-                            error(message),
-                        );
+                        self.decided(&at, kind, RuntimeState::Failed, json!({}), error(message));
                         return;
                     }
                 };
@@ -492,6 +457,11 @@ impl Planner<'_> {
                 self.step.launches.push(id);
             }
         }
+    }
+
+    /// Records a task that ends where it is decided: skipped, or failed before it could start.
+    fn decided(&mut self, at: &Place, kind: TaskKind, state: RuntimeState, inputs: Value, err: Option<ErrorInfo>) {
+        self.create(&at.parent_id, &at.name, &at.display, kind, None, state, inputs, err);
     }
 
     fn with_defaults(&self, component: &ComponentSpec, mut inputs: Value, what: &str) -> Result<Value, String> {
@@ -629,6 +599,13 @@ impl Planner<'_> {
     pub(crate) fn run_id(&self) -> &str {
         &self.view.run.id
     }
+}
+
+/// Where a task being created goes: its parent, its key and its display name.
+struct Place {
+    parent_id: String,
+    name: String,
+    display: String,
 }
 
 fn dag_outputs(dag: &DagSpec, children: &HashMap<&str, &Task>) -> Value {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use weir_artifacts::{ArtifactStore, S3Settings};
 use weir_server::lifecycle::{open_storage, LifecycleError, Opened, UpgradePolicy};
 use weir_store::{MetadataStore, SchemaState, StorageIdentity};
-use weir_store_sql::testing::{execute_raw, TestDatabase};
+use weir_store_sql::testing::{execute_raw, with_cleanup, TestDatabase};
 use weir_store_sql::{ConnectSettings, Dialect, SqlStore};
 
 async fn connect(db: &TestDatabase) -> Arc<SqlStore> {
@@ -41,12 +41,11 @@ async fn scenario(dialect: Dialect) {
     let dir = tempfile::tempdir().unwrap();
     let db_a = TestDatabase::new(dialect);
     let db_b = TestDatabase::new(dialect);
-    let result = tokio::spawn({
-        let (url_a, url_b) = (db_a.url.clone(), db_b.url.clone());
-        async move {
-            let dbs = (TestDatabase::new(Dialect::Sqlite), url_a, url_b);
-            let store_a = Arc::new(SqlStore::connect(&dbs.1, &ConnectSettings::default()).await.unwrap());
-            let store_b = Arc::new(SqlStore::connect(&dbs.2, &ConnectSettings::default()).await.unwrap());
+    let (url_a, url_b) = (db_a.url.clone(), db_b.url.clone());
+    with_cleanup(&[&db_a, &db_b], async move {
+        {
+            let store_a = Arc::new(SqlStore::connect(&url_a, &ConnectSettings::default()).await.unwrap());
+            let store_b = Arc::new(SqlStore::connect(&url_b, &ConnectSettings::default()).await.unwrap());
             let art_a = folder_store(&dir, "a");
             let art_b = folder_store(&dir, "b");
 
@@ -72,7 +71,7 @@ async fn scenario(dialect: Dialect) {
             // A schema written by a newer weir is refused, even with upgrade: auto.
             let checksum = if dialect == Dialect::Postgres { "decode('00', 'hex')" } else { "X'00'" };
             execute_raw(
-                &dbs.1,
+                &url_a,
                 &format!(
                     "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
                      VALUES (99990101000000, 'from the future', TRUE, {checksum}, 0)"
@@ -80,16 +79,16 @@ async fn scenario(dialect: Dialect) {
             )
             .await;
             refused(store_a.as_ref(), &art_a, UpgradePolicy::Auto, &["newer weir", "99990101000000"]).await;
-            execute_raw(&dbs.1, "DELETE FROM _sqlx_migrations WHERE version = 99990101000000").await;
+            execute_raw(&url_a, "DELETE FROM _sqlx_migrations WHERE version = 99990101000000").await;
 
             // An older schema is refused with the command that upgrades it.
             let head = weir_store_sql::migration_versions(dialect).into_iter().max().unwrap();
             let backup = format!("CREATE TABLE mig_backup AS SELECT * FROM _sqlx_migrations WHERE version = {head}");
-            execute_raw(&dbs.1, &backup).await;
-            execute_raw(&dbs.1, &format!("DELETE FROM _sqlx_migrations WHERE version = {head}")).await;
+            execute_raw(&url_a, &backup).await;
+            execute_raw(&url_a, &format!("DELETE FROM _sqlx_migrations WHERE version = {head}")).await;
             refused(store_a.as_ref(), &art_a, UpgradePolicy::Manual, &["weir storage upgrade", "upgrade: auto"]).await;
-            execute_raw(&dbs.1, "INSERT INTO _sqlx_migrations SELECT * FROM mig_backup").await;
-            execute_raw(&dbs.1, "DROP TABLE mig_backup").await;
+            execute_raw(&url_a, "INSERT INTO _sqlx_migrations SELECT * FROM mig_backup").await;
+            execute_raw(&url_a, "DROP TABLE mig_backup").await;
             assert!(matches!(
                 open_storage(store_a.as_ref(), &art_a, UpgradePolicy::Manual, 4).await,
                 Ok(Opened::Adopted { .. })
@@ -97,15 +96,9 @@ async fn scenario(dialect: Dialect) {
 
             store_a.close().await;
             store_b.close().await;
-            dbs.0.drop_database().await;
         }
     })
     .await;
-    db_a.drop_database().await;
-    db_b.drop_database().await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 /// A first start that stopped after recording the identity in the database but before writing

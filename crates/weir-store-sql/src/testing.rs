@@ -102,3 +102,18 @@ pub async fn execute_raw(url: &str, statement: &str) {
         }
     }
 }
+
+/// Runs a test body in its own task so that a failed assertion still drops the test
+/// databases, then re-raises the failure.
+pub async fn with_cleanup<F>(databases: &[&TestDatabase], body: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let outcome = tokio::spawn(body).await;
+    for db in databases {
+        db.drop_database().await;
+    }
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}

@@ -1,14 +1,13 @@
 //! The store conformance suite, run for real on SQLite, MariaDB/MySQL and PostgreSQL.
 
 use weir_store::{SchemaState, StoreAdmin};
-use weir_store_sql::testing::TestDatabase;
+use weir_store_sql::testing::{with_cleanup, TestDatabase};
 use weir_store_sql::{ConnectSettings, Dialect, SqlStore};
 
 async fn conformance(dialect: Dialect) {
     let db = TestDatabase::new(dialect);
     let url = db.url.clone();
-    // Run in a task so a failed assertion still lets the database be dropped.
-    let outcome = tokio::spawn(async move {
+    with_cleanup(&[&db], async move {
         let store = SqlStore::connect(&url, &ConnectSettings::default()).await.expect("connect");
         assert_eq!(store.schema_state().await.unwrap(), SchemaState::Empty, "a new database is empty");
         let applied = store.migrate().await.expect("migrate");
@@ -17,10 +16,6 @@ async fn conformance(dialect: Dialect) {
         store.close().await;
     })
     .await;
-    db.drop_database().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 #[tokio::test]

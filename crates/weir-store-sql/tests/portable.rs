@@ -4,7 +4,7 @@
 use serde_json::json;
 use weir_store::testsuite::{experiment, pipeline, recurring_run, run, task, version};
 use weir_store::*;
-use weir_store_sql::testing::TestDatabase;
+use weir_store_sql::testing::{with_cleanup, TestDatabase};
 use weir_store_sql::{ConnectSettings, Dialect, SqlStore};
 
 async fn fresh(dialect: Dialect) -> (TestDatabase, SqlStore) {
@@ -62,7 +62,7 @@ async fn populate(store: &SqlStore) {
 async fn round_trip(from: Dialect, to: Dialect) {
     let (db_a, a) = fresh(from).await;
     let (db_b, b) = fresh(to).await;
-    let outcome = tokio::spawn(async move {
+    with_cleanup(&[&db_a, &db_b], async move {
         a.migrate().await.unwrap();
         populate(&a).await;
         let snapshot = a.export_snapshot().await.unwrap();
@@ -82,11 +82,6 @@ async fn round_trip(from: Dialect, to: Dialect) {
         b.close().await;
     })
     .await;
-    db_a.drop_database().await;
-    db_b.drop_database().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 #[tokio::test]
@@ -103,7 +98,7 @@ async fn sqlite_to_mysql_and_back() {
 
 async fn versions_leases_purge(dialect: Dialect) {
     let (db, store) = fresh(dialect).await;
-    let outcome = tokio::spawn(async move {
+    with_cleanup(&[&db], async move {
         let versions = weir_store_sql::migration_versions(dialect);
         assert_eq!(store.migrate_to(versions[0]).await.unwrap(), vec![versions[0]]);
         match store.schema_state().await.unwrap() {
@@ -133,10 +128,6 @@ async fn versions_leases_purge(dialect: Dialect) {
         store.close().await;
     })
     .await;
-    db.drop_database().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 #[tokio::test]
