@@ -72,7 +72,20 @@ pub struct Engine {
     stopping: std::sync::atomic::AtomicBool,
     /// One writer per run at a time within this process.
     run_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Active runs as this engine last wrote them. The engine is the only writer of a run's
+    /// tasks and artifacts, and the API only ever changes a run's state, so a view stays
+    /// exact while the state the store reports matches it; reloading every task at every
+    /// event would make a step cost O(tasks). Taken out and put back under the run's lock.
+    views: Mutex<HashMap<String, CachedRun>>,
     env_locks: tokio::sync::Mutex<()>,
+}
+
+/// A run kept in memory between events.
+struct CachedRun {
+    view: RunView,
+    /// The last advance had nothing to do and nothing has changed since (until `wake_at`).
+    settled: bool,
+    wake_at: Option<i64>,
 }
 
 fn err(message: impl Into<String>) -> Option<ErrorInfo> {
@@ -103,6 +116,7 @@ impl Engine {
             interrupted: Mutex::new(HashSet::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
             run_locks: Mutex::new(HashMap::new()),
+            views: Mutex::new(HashMap::new()),
             env_locks: tokio::sync::Mutex::new(()),
         })
     }
@@ -151,8 +165,14 @@ impl Engine {
     /// Advances every active run once; returns the earliest time something is due.
     pub async fn tick_all(self: &Arc<Self>) -> Result<Option<i64>, StoreError> {
         let mut wake: Option<i64> = None;
-        for run_id in self.store.active_runs().await? {
-            match self.tick(&run_id).await {
+        let active = self.store.active_runs().await?;
+        {
+            // Runs that ended or were deleted behind the engine's back leave memory.
+            let ids: HashSet<&str> = active.iter().map(|(id, _)| id.as_str()).collect();
+            self.views.lock().expect("views").retain(|id, _| ids.contains(id.as_str()));
+        }
+        for (run_id, state) in active {
+            match self.tick(&run_id, state).await {
                 Ok(Some(at)) => wake = Some(wake.map_or(at, |w| w.min(at))),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(run.id = %run_id, error = %e, "could not advance run"),
@@ -191,29 +211,59 @@ impl Engine {
         Ok(RunView { run, spec, tasks, artifacts })
     }
 
-    /// Advances one run: decide, write, then launch or kill.
-    pub async fn tick(self: &Arc<Self>, run_id: &str) -> Result<Option<i64>, StoreError> {
+    /// The run's view: from memory, or loaded when it is not there.
+    async fn take_view(&self, run_id: &str) -> Result<CachedRun, StoreError> {
+        if let Some(cached) = self.views.lock().expect("views").remove(run_id) {
+            return Ok(cached);
+        }
+        Ok(CachedRun { view: self.load(run_id).await?, settled: false, wake_at: None })
+    }
+
+    /// Keeps a view for the next event, unless the run is over.
+    fn put_view(&self, cached: CachedRun) {
+        if !cached.view.run.state.is_terminal() {
+            self.views.lock().expect("views").insert(cached.view.run.id.clone(), cached);
+        }
+    }
+
+    /// Advances one run whose stored state is `state`: decide, write, then launch or kill.
+    pub async fn tick(self: &Arc<Self>, run_id: &str, state: RuntimeState) -> Result<Option<i64>, StoreError> {
         let lock = self.run_lock(run_id);
         let _guard = lock.lock().await;
-        let mut view = match self.load(run_id).await {
-            Ok(view) => view,
-            Err(StoreError::InvalidArgument(message)) => {
-                let transition = Progress {
-                    run: Some(RunTransition {
-                        from: vec![RuntimeState::Pending, RuntimeState::Running, RuntimeState::Canceling],
-                        to: RuntimeState::Failed,
-                        error: err(message),
-                        now: self.clock.now_ms(),
-                    }),
-                    ..Default::default()
-                };
-                self.store.save_progress(run_id, &transition).await?;
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
+        let mut cached = match self.views.lock().expect("views").remove(run_id) {
+            // The API changed the run (terminate): read it again.
+            Some(cached) if cached.view.run.state != state => None,
+            other => other,
         };
-        let step = advance(&mut view, self.clock.now_ms());
+        if cached.is_none() {
+            cached = match self.load(run_id).await {
+                Ok(view) => Some(CachedRun { view, settled: false, wake_at: None }),
+                Err(StoreError::InvalidArgument(message)) => {
+                    let transition = Progress {
+                        run: Some(RunTransition {
+                            from: vec![RuntimeState::Pending, RuntimeState::Running, RuntimeState::Canceling],
+                            to: RuntimeState::Failed,
+                            error: err(message),
+                            now: self.clock.now_ms(),
+                        }),
+                        ..Default::default()
+                    };
+                    self.store.save_progress(run_id, &transition).await?;
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        let mut cached = cached.expect("loaded above");
+        let now = self.clock.now_ms();
+        if cached.settled && cached.wake_at.is_none_or(|at| at > now) {
+            let wake = cached.wake_at;
+            self.put_view(cached);
+            return Ok(wake);
+        }
+        let step = advance(&mut cached.view, now);
         if !step.progress.is_empty() {
+            // On any failure the view is dropped: the next event reads the run again.
             if let Err(e) = self.store.save_progress(run_id, &step.progress).await {
                 if matches!(e, StoreError::Aborted(_)) {
                     self.notify.notify_one();
@@ -225,6 +275,9 @@ impl Engine {
                 tracing::info!(run.id = %run_id, run.state = %transition.to, "run state changed");
             }
         }
+        cached.settled = step.progress.is_empty() && step.launches.is_empty() && step.kills.is_empty();
+        cached.wake_at = step.wake_at;
+        self.put_view(cached);
         for task_id in step.kills {
             self.kill(&task_id);
         }
@@ -279,7 +332,8 @@ impl Engine {
     /// After a restart no step of ours is running: a step recorded as RUNNING lost its process
     /// (which is stopped if it is still there) and is retried under its policy or failed.
     pub async fn recover(&self) -> Result<(), StoreError> {
-        for run_id in self.store.active_runs().await? {
+        for (run_id, _) in self.store.active_runs().await? {
+            self.views.lock().expect("views").remove(&run_id);
             let lock = self.run_lock(&run_id);
             let _guard = lock.lock().await;
             let view = self.load(&run_id).await?;
@@ -292,7 +346,7 @@ impl Engine {
                 // Keep what the lost attempt printed, if its folder is still here.
                 let log = self.attempt_dir(&run_id, &task.id, task.attempts).join("log.txt");
                 if tokio::fs::metadata(&log).await.is_ok() {
-                    self.keep_log(&view, task, &log).await;
+                    self.keep_log(&run_id, task, &log).await;
                 }
                 let mut task = task.clone();
                 let retry = task_spec(&view.spec, &view.tasks, &task).ok().and_then(|(spec, _)| spec.retry_policy);
@@ -325,12 +379,29 @@ impl Engine {
     async fn save_task(&self, run_id: &str, task: Task, artifacts: Vec<Artifact>) -> Result<(), StoreError> {
         let lock = self.run_lock(run_id);
         let _guard = lock.lock().await;
-        self.store
-            .save_progress(
-                run_id,
-                &Progress { changed_tasks: vec![task], new_artifacts: artifacts, ..Default::default() },
-            )
-            .await
+        self.save_task_locked(run_id, task, artifacts).await
+    }
+
+    /// Writes a task's new row (and its output artifacts), then the same into the run's view.
+    /// Called with the run's lock held.
+    async fn save_task_locked(&self, run_id: &str, task: Task, artifacts: Vec<Artifact>) -> Result<(), StoreError> {
+        let cached = self.views.lock().expect("views").remove(run_id);
+        let progress = Progress { changed_tasks: vec![task], new_artifacts: artifacts, ..Default::default() };
+        // A failed write drops the view: the next event reads the run again.
+        self.store.save_progress(run_id, &progress).await?;
+        if let Some(mut cached) = cached {
+            let Progress { changed_tasks, new_artifacts, .. } = progress;
+            for task in changed_tasks {
+                match cached.view.tasks.iter_mut().find(|t| t.id == task.id) {
+                    Some(slot) => *slot = task,
+                    None => cached.view.tasks.push(task),
+                }
+            }
+            cached.view.artifacts.extend(new_artifacts.into_iter().map(|a| (a.id, a)));
+            cached.settled = false;
+            self.put_view(cached);
+        }
+        Ok(())
     }
 
     /// One attempt of a container task, start to finish.
@@ -351,8 +422,8 @@ impl Engine {
                 }
             }
         };
-        let Some((view, task, plan)) = claimed else { return };
-        let outcome = self.execute(&view, &task, &plan).await;
+        let Some((task, plan, retry)) = claimed else { return };
+        let outcome = self.execute(run_id, &task, &plan).await;
         let mut task = task;
         let (artifacts, result) = match outcome {
             Ok(done) => done,
@@ -377,10 +448,7 @@ impl Engine {
                 new_artifacts = artifacts;
                 task.set_state(RuntimeState::Succeeded, None, now);
             }
-            Err(message) => {
-                let retry = task_spec(&view.spec, &view.tasks, &task).ok().and_then(|(spec, _)| spec.retry_policy);
-                self.fail_or_retry(&mut task, retry.as_ref(), message);
-            }
+            Err(message) => self.fail_or_retry(&mut task, retry.as_ref(), message),
         }
         tracing::info!(run.id = %run_id, task.id = %task.id, task.name = %task.name, task.state = %task.state, attempt = task.attempts, "step finished");
         if let Err(e) = self.save_task(run_id, task, new_artifacts).await {
@@ -389,14 +457,25 @@ impl Engine {
     }
 
     /// Marks a pending task RUNNING (or answers it from the cache) before anything runs.
-    async fn claim(&self, run_id: &str, task_id: &str) -> Result<Option<(RunView, Task, StepPlan)>, StoreError> {
-        let view = self.load(run_id).await?;
+    /// Called with the run's lock held.
+    async fn claim(
+        &self,
+        run_id: &str,
+        task_id: &str,
+    ) -> Result<Option<(Task, StepPlan, Option<weir_spec::ir::RetryPolicy>)>, StoreError> {
+        let cached = self.take_view(run_id).await?;
+        let view = &cached.view;
         if !matches!(view.run.state, RuntimeState::Running) {
+            self.put_view(cached);
             return Ok(None);
         }
-        let Some(mut task) = view.tasks.iter().find(|t| t.id == task_id).cloned() else { return Ok(None) };
+        let Some(mut task) = view.tasks.iter().find(|t| t.id == task_id).cloned() else {
+            self.put_view(cached);
+            return Ok(None);
+        };
         let now = self.clock.now_ms();
         if task.state != RuntimeState::Pending || task.retry_at > now {
+            self.put_view(cached);
             return Ok(None);
         }
         let attempt = task.attempts + 1;
@@ -405,11 +484,14 @@ impl Engine {
             python_fast_path: self.settings.python_has_kfp,
             store_url: self.artifacts.url().to_string(),
         };
-        let plan = match plan_step(&view.spec, &view.run, &view.tasks, &task, &view.artifacts, &workdir, &settings) {
+        let planned = plan_step(&view.spec, &view.run, &view.tasks, &task, &view.artifacts, &workdir, &settings);
+        let retry = task_spec(&view.spec, &view.tasks, &task).ok().and_then(|(spec, _)| spec.retry_policy);
+        self.put_view(cached);
+        let plan = match planned {
             Ok(plan) => plan,
             Err(message) => {
                 task.set_state(RuntimeState::Failed, err(message), now);
-                self.store.save_progress(run_id, &Progress { changed_tasks: vec![task], ..Default::default() }).await?;
+                self.save_task_locked(run_id, task, Vec::new()).await?;
                 return Ok(None);
             }
         };
@@ -421,26 +503,26 @@ impl Engine {
                 task.cached = true;
                 task.set_state(RuntimeState::Succeeded, None, now);
                 tracing::info!(run.id = %run_id, task.id = %task.id, cache.source = %hit.id, "cache hit");
-                self.store.save_progress(run_id, &Progress { changed_tasks: vec![task], ..Default::default() }).await?;
+                self.save_task_locked(run_id, task, Vec::new()).await?;
                 return Ok(None);
             }
         }
         task.attempts = attempt;
         task.started_at = now;
         task.set_state(RuntimeState::Running, None, now);
-        self.store.save_progress(run_id, &Progress { changed_tasks: vec![task.clone()], ..Default::default() }).await?;
-        Ok(Some((view, task, plan)))
+        self.save_task_locked(run_id, task.clone(), Vec::new()).await?;
+        Ok(Some((task, plan, retry)))
     }
 
     /// Prepares the folder, runs the process, collects outputs. The first error is the
     /// step's error message.
     async fn execute(
         &self,
-        view: &RunView,
+        run_id: &str,
         task: &Task,
         plan: &StepPlan,
     ) -> Result<(Vec<Artifact>, Result<Value, String>), String> {
-        let workdir = self.attempt_dir(&view.run.id, &task.id, task.attempts);
+        let workdir = self.attempt_dir(run_id, &task.id, task.attempts);
         let _ = tokio::fs::remove_dir_all(&workdir).await;
         for dir in ["inputs", "outputs/artifacts", "outputs/parameters", "workspace"] {
             tokio::fs::create_dir_all(workdir.join(dir))
@@ -457,7 +539,7 @@ impl Engine {
         let path = std::env::var("PATH").unwrap_or_default();
         env.push(("PATH".into(), format!("{}:{path}", python_bin.display())));
         env.push(("WEIR_TASK_ID".into(), task.id.clone()));
-        env.push(("WEIR_RUN_ID".into(), view.run.id.clone()));
+        env.push(("WEIR_RUN_ID".into(), run_id.to_string()));
         env.push(("PYTHONUNBUFFERED".into(), "1".into()));
         let log_path = workdir.join("log.txt");
         let header = format!(
@@ -476,7 +558,7 @@ impl Engine {
         };
         let forkable = self.settings.python_driver.as_ref().filter(|_| is_python_step(plan));
         tracing::info!(
-            run.id = %view.run.id, task.id = %task.id, task.name = %task.name, image = %plan.image, attempt = task.attempts,
+            run.id = %run_id, task.id = %task.id, task.name = %task.name, image = %plan.image, attempt = task.attempts,
             "starting step on this host (the image is recorded, not pulled)"
         );
         let started = match forkable {
@@ -502,20 +584,25 @@ impl Engine {
                 self.running.lock().expect("running").insert(task.id.clone(), pid);
                 let mut with_pid = task.clone();
                 with_pid.pid = pid;
-                if let Err(e) = self.save_task(&view.run.id, with_pid, Vec::new()).await {
-                    tracing::warn!(task.id = %task.id, error = %e, "could not record the step's process id");
-                }
-                Some(running.wait().await)
+                // The pid is only for recovery (to stop an orphan), so it is written while the
+                // step runs; both finish before the result is written, which keeps them ordered.
+                let record = async {
+                    if let Err(e) = self.save_task(run_id, with_pid, Vec::new()).await {
+                        tracing::warn!(task.id = %task.id, error = %e, "could not record the step's process id");
+                    }
+                };
+                let ((), exit) = tokio::join!(record, running.wait());
+                Some(exit)
             }
             Err(message) => {
                 let _ = tokio::fs::write(&log_path, format!("{message}\n")).await;
-                self.keep_log(view, task, &log_path).await;
+                self.keep_log(run_id, task, &log_path).await;
                 return Ok((Vec::new(), Err(message)));
             }
         };
-        self.keep_log(view, task, &log_path).await;
+        self.keep_log(run_id, task, &log_path).await;
         let result = match exit {
-            Some(Exit::Code(0)) => self.collect(view, task, plan).await,
+            Some(Exit::Code(0)) => self.collect(run_id, task, plan).await,
             Some(Exit::Code(code)) => Err(format!("the step exited with code {code}{}", log_tail(&log_path).await)),
             Some(Exit::Signal(signal)) => {
                 Err(format!("the step was killed by signal {signal}{}", log_tail(&log_path).await))
@@ -530,9 +617,9 @@ impl Engine {
         Ok(out)
     }
 
-    async fn keep_log(&self, view: &RunView, task: &Task, log_path: &Path) {
+    async fn keep_log(&self, run_id: &str, task: &Task, log_path: &Path) {
         let bytes = tokio::fs::read(log_path).await.unwrap_or_default();
-        let key = log_key(&view.run.id, &task.id, task.attempts);
+        let key = log_key(run_id, &task.id, task.attempts);
         if let Err(e) = self.artifacts.put(&key, Bytes::from(bytes)).await {
             tracing::warn!(task.id = %task.id, error = %e, "could not keep the step's log");
         }
@@ -656,7 +743,7 @@ impl Engine {
 
     /// Reads the step's outputs: parameters from executor_output.json or their files, output
     /// artifacts uploaded to the store with the metadata the step wrote.
-    async fn collect(&self, view: &RunView, task: &Task, plan: &StepPlan) -> Result<(Vec<Artifact>, Value), String> {
+    async fn collect(&self, run_id: &str, task: &Task, plan: &StepPlan) -> Result<(Vec<Artifact>, Value), String> {
         let executor_output: Value = match tokio::fs::read(&plan.executor_output_file).await {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| format!("the step wrote an invalid executor_output.json: {e}"))?,
@@ -688,7 +775,7 @@ impl Engine {
             let object_count = self.upload(&output.local_path, &output.key).await?;
             let artifact = Artifact {
                 id: new_artifact_id(),
-                run_id: view.run.id.clone(),
+                run_id: run_id.to_string(),
                 task_id: task.id.clone(),
                 name: output.name.clone(),
                 uri: format!("{}/{}", self.artifacts.url().trim_end_matches('/'), output.key),

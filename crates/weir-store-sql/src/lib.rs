@@ -412,8 +412,11 @@ impl SqlStore {
         let rows = self
             .fetch_all::<R>(&format!("SELECT {columns} FROM {table}{}", built.page_tail), &built.page_binds)
             .await?;
-        let total =
-            self.count(&format!("SELECT COUNT(*) FROM {table}{}", built.count_where), &built.count_binds).await?;
+        let count_sql = match &built.counter_sql {
+            Some(sql) => sql.clone(),
+            None => format!("SELECT COUNT(*) FROM {table}{}", built.count_where),
+        };
+        let total = self.count(&count_sql, &built.count_binds).await?;
         Ok((rows, total))
     }
 }

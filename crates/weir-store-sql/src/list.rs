@@ -10,12 +10,44 @@ use weir_store::{FieldKind, ListQuery, ResolvedValue, StoreError, StoreResult};
 use crate::{Bind, Dialect};
 
 pub(crate) struct ListSql {
+    /// A count query over `run_counts` that replaces counting the rows, when one answers it.
+    pub counter_sql: Option<String>,
     /// ` WHERE …` for the count (filter only), or empty.
     pub count_where: String,
     pub count_binds: Vec<Bind>,
     /// ` WHERE … ORDER BY … LIMIT n` for the page.
     pub page_tail: String,
     pub page_binds: Vec<Bind>,
+}
+
+/// A runs list filtered by nothing but experiment and storage state is counted from
+/// `run_counts` (kept by triggers, migration 5), so `total_size` costs the same at a million
+/// runs as at ten. Any other filter counts the rows.
+fn counted_runs(dialect: Dialect, query: &ListQuery) -> Option<(String, Vec<Bind>)> {
+    if query.entity != weir_store::Entity::Run {
+        return None;
+    }
+    let mut clauses = Vec::new();
+    let mut binds = Vec::new();
+    for p in &query.predicates {
+        let ResolvedValue::Text(value) = &p.value else { return None };
+        let op = match p.operation {
+            Operation::Equals => "=",
+            Operation::NotEquals => "<>",
+            _ => return None,
+        };
+        if !matches!(p.field.column, "experiment_id" | "storage_state") {
+            return None;
+        }
+        clauses.push(format!("{} {op} ?", p.field.column));
+        binds.push(Bind::Text(value.clone()));
+    }
+    // SUM is DECIMAL on MySQL and NUMERIC on PostgreSQL; the count is read as a 64-bit integer.
+    let integer = match dialect {
+        Dialect::MySql => "SIGNED",
+        Dialect::Sqlite | Dialect::Postgres => "BIGINT",
+    };
+    Some((format!("SELECT CAST(COALESCE(SUM(n), 0) AS {integer}) FROM run_counts{}", join_where(&clauses)), binds))
 }
 
 pub(crate) fn build(dialect: Dialect, query: &ListQuery) -> StoreResult<ListSql> {
@@ -25,7 +57,11 @@ pub(crate) fn build(dialect: Dialect, query: &ListQuery) -> StoreResult<ListSql>
         clauses.push(predicate(dialect, p.field.column, p.field.kind, p.operation, &p.value, &mut binds));
     }
     let count_where = join_where(&clauses);
-    let count_binds = binds.clone();
+    let mut count_binds = binds.clone();
+    let counter_sql = counted_runs(dialect, query).map(|(sql, counter_binds)| {
+        count_binds = counter_binds;
+        sql
+    });
 
     let column = query.sort.column;
     let direction = if query.descending { "DESC" } else { "ASC" };
@@ -54,7 +90,7 @@ pub(crate) fn build(dialect: Dialect, query: &ListQuery) -> StoreResult<ListSql>
         format!(" ORDER BY {column} {direction}, id {direction}")
     };
     let page_tail = format!("{}{order} LIMIT {}", join_where(&clauses), query.page_size as u64 + 1);
-    Ok(ListSql { count_where, count_binds, page_tail, page_binds: binds })
+    Ok(ListSql { counter_sql, count_where, count_binds, page_tail, page_binds: binds })
 }
 
 fn join_where(clauses: &[String]) -> String {

@@ -413,13 +413,22 @@ pub(crate) async fn import_snapshot(store: &SqlStore, snapshot: &Snapshot) -> St
     store.transaction(statements).await
 }
 
+/// Tables derived from the others (kept by triggers): not in backups, rebuilt on import.
+const DERIVED_TABLES: &[&str] = &["run_counts"];
+
 pub(crate) async fn purge(store: &SqlStore) -> StoreResult<()> {
     let mut names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
     names.reverse();
+    names.extend(DERIVED_TABLES);
     names.push("_sqlx_migrations");
     for name in names {
         let sql = format!("DROP TABLE IF EXISTS {name}");
         on_pool!(store, |pool| sqlx::query(&sql).execute(pool).await.map(|_| ())).map_err(map_err)?;
+    }
+    // Dropping `runs` dropped its triggers; PostgreSQL keeps their function.
+    if store.dialect == Dialect::Postgres {
+        let sql = "DROP FUNCTION IF EXISTS weir_run_counts()";
+        on_pool!(store, |pool| sqlx::query(sql).execute(pool).await.map(|_| ())).map_err(map_err)?;
     }
     Ok(())
 }

@@ -163,14 +163,15 @@ impl TaskStore for SqlStore {
         .transpose()
     }
 
-    async fn active_runs(&self) -> StoreResult<Vec<String>> {
+    async fn active_runs(&self) -> StoreResult<Vec<(String, RuntimeState)>> {
         #[derive(sqlx::FromRow)]
         struct IdRow {
             id: crate::text::Text,
+            state: crate::text::Text,
         }
         let rows = self
             .fetch_all::<IdRow>(
-                "SELECT id FROM runs WHERE state IN (?, ?, ?) ORDER BY created_at, id",
+                "SELECT id, state FROM runs WHERE state IN (?, ?, ?) ORDER BY created_at, id",
                 &[
                     Bind::Text(RuntimeState::Pending.as_str().into()),
                     Bind::Text(RuntimeState::Running.as_str().into()),
@@ -178,6 +179,13 @@ impl TaskStore for SqlStore {
                 ],
             )
             .await?;
-        Ok(rows.into_iter().map(|r| r.id.0).collect())
+        rows.into_iter()
+            .map(|r| {
+                let state = RuntimeState::parse(&r.state.0).ok_or_else(|| {
+                    StoreError::Internal(format!("run {} has an unknown state {:?}", r.id.0, r.state.0))
+                })?;
+                Ok((r.id.0, state))
+            })
+            .collect()
     }
 }

@@ -33,6 +33,7 @@ checks!(
     list_sorting_and_paging,
     paging_survives_inserts,
     tasks_and_artifacts,
+    run_totals_follow_every_change,
 );
 
 /// Runs every check in order, panicking with the check's name on the first failure.
@@ -551,7 +552,7 @@ async fn tasks_and_artifacts(store: &dyn MetadataStore) {
     store.create_experiment(&e).await.unwrap();
     let r = run(&e.id, "exec", 2_000);
     store.create_run(&r).await.unwrap();
-    assert!(store.active_runs().await.unwrap().contains(&r.id));
+    assert!(store.active_runs().await.unwrap().contains(&(r.id.clone(), RuntimeState::Pending)));
 
     let root = task(&r.id, "root", TaskKind::Dag, 2_000);
     let mut step = task(&r.id, "step", TaskKind::Container, 2_001);
@@ -640,9 +641,44 @@ async fn tasks_and_artifacts(store: &dyn MetadataStore) {
     let done = store.get_run(&r.id).await.unwrap();
     assert_eq!(done.state, RuntimeState::Succeeded);
     assert_eq!(done.finished_at, 5_000);
-    assert!(!store.active_runs().await.unwrap().contains(&r.id));
+    assert!(!store.active_runs().await.unwrap().iter().any(|(id, _)| id == &r.id));
     assert_eq!(store.list_tasks(&r.id).await.unwrap().len(), 1);
     store.delete_run(&r.id).await.unwrap();
     assert!(store.list_tasks(&r.id).await.unwrap().is_empty());
     assert!(store.list_artifacts(&r.id).await.unwrap().is_empty());
+}
+
+/// `total_size` of a runs list, whether the store counts rows or keeps counts: it must follow
+/// creates, archiving (one run or a whole experiment) and deletes.
+async fn run_totals_follow_every_change(store: &dyn MetadataStore) {
+    let e = experiment(&uid("totals"), 1_000);
+    store.create_experiment(&e).await.unwrap();
+    let available = r#"{"predicates":[{"key":"storage_state","operation":"EQUALS","string_value":"AVAILABLE"}]}"#;
+    let not_archived = r#"{"predicates":[{"key":"storage_state","operation":"NOT_EQUALS","string_value":"ARCHIVED"}]}"#;
+    let named = r#"{"predicates":[{"key":"display_name","operation":"EQUALS","string_value":"t-0"}]}"#;
+    let totals = || async {
+        let mut out = Vec::new();
+        for filter in ["", available, not_archived, named] {
+            let page = store.list_runs(&q(Entity::Run, filter, "", Some("1"), "", &[("experiment_id", &e.id)])).await;
+            out.push(page.unwrap().total_size);
+        }
+        out
+    };
+    let runs: Vec<Run> = (0..5).map(|i| run(&e.id, &format!("t-{i}"), 2_000 + i)).collect();
+    for r in &runs {
+        store.create_run(r).await.unwrap();
+    }
+    assert_eq!(totals().await, [5, 5, 5, 1]);
+    store.set_run_storage_state(&runs[1].id, StorageState::Archived).await.unwrap();
+    assert_eq!(totals().await, [5, 4, 4, 1]);
+    store.delete_run(&runs[2].id).await.unwrap();
+    assert_eq!(totals().await, [4, 3, 3, 1]);
+    store.archive_experiment(&e.id, 3_000).await.unwrap();
+    assert_eq!(totals().await, [4, 0, 0, 1]);
+    store.unarchive_experiment(&e.id).await.unwrap();
+    store.set_run_storage_state(&runs[0].id, StorageState::Available).await.unwrap();
+    assert_eq!(totals().await, [4, 1, 1, 1]);
+    let all = store.list_runs(&q(Entity::Run, "", "", Some("1"), "", &[])).await.unwrap().total_size;
+    store.delete_run(&runs[0].id).await.unwrap();
+    assert_eq!(store.list_runs(&q(Entity::Run, "", "", Some("1"), "", &[])).await.unwrap().total_size, all - 1);
 }

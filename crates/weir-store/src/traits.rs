@@ -144,6 +144,8 @@ pub trait TaskStore: Send + Sync {
     async fn save_progress(&self, run_id: &str, progress: &Progress) -> StoreResult<()>;
     /// The newest succeeded, non-cached step with this fingerprint in this pipeline.
     async fn find_cached(&self, pipeline_name: &str, fingerprint: &str) -> StoreResult<Option<Task>>;
-    /// Runs the engine has to drive: pending, running or being canceled.
-    async fn active_runs(&self) -> StoreResult<Vec<String>>;
+    /// Runs the engine has to drive (pending, running or being canceled), oldest first, with
+    /// their states: the engine keeps runs in memory and only needs to learn what the API
+    /// changed, which is always the run's state.
+    async fn active_runs(&self) -> StoreResult<Vec<(String, RuntimeState)>>;
 }

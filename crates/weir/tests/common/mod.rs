@@ -249,13 +249,23 @@ pub async fn listing(weir: &Weir, storage: &Storage, run_id: &str) -> Value {
 pub async fn undo_head_migration(url: &str) {
     let head =
         weir_store_sql::migration_versions(weir_store_sql::Dialect::from_url(url).unwrap()).into_iter().max().unwrap();
-    assert_eq!(head, 4, "undo_head_migration knows how to undo migration 4 only");
-    for statement in [
-        "DROP TABLE recurring_run_slots",
-        "ALTER TABLE recurring_runs DROP COLUMN last_slot_at",
-        "ALTER TABLE recurring_runs DROP COLUMN last_index",
-        "DELETE FROM _sqlx_migrations WHERE version = 4",
-    ] {
+    assert_eq!(head, 5, "undo_head_migration knows how to undo migration 5 only");
+    // The triggers are on `runs`, so they are dropped by name before the table they write.
+    let mut statements = match weir_store_sql::Dialect::from_url(url).unwrap() {
+        weir_store_sql::Dialect::Postgres => vec!["DROP FUNCTION weir_run_counts() CASCADE"],
+        weir_store_sql::Dialect::MySql => vec![
+            "DROP TRIGGER run_counts_insert",
+            "DROP TRIGGER run_counts_delete",
+            "DROP TRIGGER run_counts_update_old",
+            "DROP TRIGGER run_counts_update_new",
+        ],
+        weir_store_sql::Dialect::Sqlite => {
+            vec!["DROP TRIGGER run_counts_insert", "DROP TRIGGER run_counts_delete", "DROP TRIGGER run_counts_update"]
+        }
+    };
+    statements.push("DROP TABLE run_counts");
+    statements.push("DELETE FROM _sqlx_migrations WHERE version = 5");
+    for statement in statements {
         weir_store_sql::testing::execute_raw(url, statement).await;
     }
 }
