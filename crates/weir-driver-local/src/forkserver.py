@@ -23,6 +23,9 @@ OUT = sys.stdout.fileno()
 IN = sys.stdin.fileno()
 
 
+EXIT_FILE = '.weir-exit'
+
+
 def send(message):
     os.write(OUT, (json.dumps(message) + '\n').encode())
 
@@ -72,6 +75,13 @@ def child(request, wake_r, wake_w):
         try:
             sys.stdout.flush()
             sys.stderr.flush()
+        except Exception:
+            pass
+        # The exit status outlives weir: a weir restarted after this step ended reads it
+        # instead of running the step again.
+        try:
+            with open(os.path.join(request['cwd'], EXIT_FILE), 'w') as f:
+                f.write(str(code))
         except Exception:
             pass
         os._exit(code)

@@ -38,6 +38,40 @@ impl RunningStep for LocalStep {
     }
 }
 
+/// Runs `"$@"`, writes its exit status to `.weir-exit`, and ends the way the step ended.
+const EXIT_WRAPPER: &str = r#""$@"; code=$?; printf %s "$code" > .weir-exit; if [ "$code" -gt 128 ] && [ "$code" -lt 160 ]; then kill -$((code - 128)) $$; fi; exit "$code""#;
+
+/// The file a step's exit status is written to, in its folder.
+pub const EXIT_FILE: &str = ".weir-exit";
+
+/// Refuses a program that cannot be started, with the message a direct spawn would give (the
+/// shell in between would only print "not found" into the step's log).
+fn which(program: &str, env: &[(String, String)], workdir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &std::path::Path| {
+        std::fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    };
+    let candidates: Vec<std::path::PathBuf> = if program.contains('/') {
+        vec![workdir.join(program)]
+    } else {
+        let path = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var("PATH").ok())
+            .unwrap_or_default();
+        path.split(':').filter(|d| !d.is_empty()).map(|d| std::path::Path::new(d).join(program)).collect()
+    };
+    if candidates.iter().any(|c| executable(c)) {
+        return Ok(());
+    }
+    if candidates.iter().any(|c| c.exists()) {
+        return Err(format!("cannot start the step: {program:?} is not executable"));
+    }
+    Err(format!("cannot start the step: the executable {program:?} does not exist"))
+}
+
 #[async_trait]
 impl Driver for LocalDriver {
     async fn start(&self, spec: ProcessSpec) -> Result<Box<dyn RunningStep>, String> {
@@ -51,8 +85,16 @@ impl Driver for LocalDriver {
             .open(&spec.log_path)
             .map_err(|e| format!("cannot create the step's log: {e}"))?;
         let log_err = log.try_clone().map_err(|e| format!("cannot create the step's log: {e}"))?;
-        let mut command = tokio::process::Command::new(program);
+        which(program, &spec.env, &spec.workdir)?;
+        // A shell between weir and the step records its exit status in the step's folder, so
+        // a weir restarted after the step ended knows how it ended instead of running it again.
+        // A step ended by a signal ends the shell by the same signal.
+        let mut command = tokio::process::Command::new("/bin/sh");
         command
+            .arg("-c")
+            .arg(EXIT_WRAPPER)
+            .arg("weir-step")
+            .arg(program)
             .args(args)
             .current_dir(&spec.workdir)
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -61,11 +103,7 @@ impl Driver for LocalDriver {
             .stderr(Stdio::from(log_err))
             .process_group(0)
             .kill_on_drop(false);
-        let child = command.spawn().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => format!("cannot start the step: the executable {program:?} does not exist"),
-            std::io::ErrorKind::PermissionDenied => format!("cannot start the step: {program:?} is not executable"),
-            _ => format!("cannot start the step {program:?}: {e}"),
-        })?;
+        let child = command.spawn().map_err(|e| format!("cannot start the step {program:?}: {e}"))?;
         let pid = child.id().map(i64::from).unwrap_or_default();
         Ok(Box::new(LocalStep { child, pid }))
     }

@@ -6,7 +6,7 @@ use weir_store::*;
 use crate::rows::{error_text, history_text, ArtifactRow, TaskRow, ARTIFACT_COLUMNS, TASK_COLUMNS};
 use crate::{json_text, Bind, SqlStore, Stmt};
 
-fn task_binds(t: &Task) -> Vec<Bind> {
+pub(crate) fn task_binds(t: &Task) -> Vec<Bind> {
     vec![
         Bind::Text(t.run_id.clone()),
         Bind::Text(t.parent_id.clone()),

@@ -117,3 +117,28 @@ where
         std::panic::resume_unwind(e.into_panic());
     }
 }
+
+/// Takes a store at the head schema back to the version before it, as that version's weir
+/// left it, by undoing the newest migration (update this when a migration is added).
+pub async fn undo_head_migration(url: &str) {
+    let head = crate::migration_versions(Dialect::from_url(url).unwrap()).into_iter().max().unwrap();
+    assert_eq!(head, 5, "undo_head_migration knows how to undo migration 5 only");
+    // The triggers are on `runs`, so they are dropped by name before the table they write.
+    let mut statements = match Dialect::from_url(url).unwrap() {
+        Dialect::Postgres => vec!["DROP FUNCTION weir_run_counts() CASCADE"],
+        Dialect::MySql => vec![
+            "DROP TRIGGER run_counts_insert",
+            "DROP TRIGGER run_counts_delete",
+            "DROP TRIGGER run_counts_update_old",
+            "DROP TRIGGER run_counts_update_new",
+        ],
+        Dialect::Sqlite => {
+            vec!["DROP TRIGGER run_counts_insert", "DROP TRIGGER run_counts_delete", "DROP TRIGGER run_counts_update"]
+        }
+    };
+    statements.push("DROP TABLE run_counts");
+    statements.push("DELETE FROM _sqlx_migrations WHERE version = 5");
+    for statement in statements {
+        execute_raw(url, statement).await;
+    }
+}

@@ -6,7 +6,10 @@
 //! cargo run --release -p weir --example scale -- --metadata sqlite:///tmp/s/weir.db --runs 10000,100000
 //! ```
 //! It starts `target/release/weir server` on the given metadata URL (fresh storage), loads
-//! rows straight into the store in batches (far faster than the API), and prints a table.
+//! rows straight into the store in bulk (far faster than the API), and prints a table. After
+//! the largest size it also measures, on that store: the server's time to answer its first
+//! list request after a start, and `weir storage upgrade` of the newest migration (undone
+//! first, so the upgrade has the real work to do, its backup included).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,15 +50,7 @@ async fn main() {
     let data = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/weir");
-    let mut server = std::process::Command::new(&binary)
-        .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--metadata", &metadata, "--disable-scheduler"])
-        .arg("--artifacts")
-        .arg(format!("file://{}/artifacts", data.path().display()))
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("WEIR_LOG", "warn")
-        .spawn()
-        .expect("start weir (build it with cargo build --release -p weir)");
+    let mut server = start(&binary, port, &metadata, data.path());
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     while http.get(format!("{base}/apis/v2beta1/healthz")).send().await.is_err() {
@@ -77,19 +72,24 @@ async fn main() {
     println!("| runs in store | load time | create run p50 / p99 | get run p50 / p99 | list 100 (experiment, newest first) p50 / p99 | next page p50 / p99 |");
     println!("|---|---|---|---|---|---|");
     let mut loaded = 0usize;
-    for target in targets {
+    for target in targets.iter().copied() {
         let started = Instant::now();
         while loaded < target {
-            // Half the runs in the measured experiment, half elsewhere, 3 tasks each.
-            let experiment = if loaded.is_multiple_of(2) { &experiment_id } else { &other };
-            let mut r = run(experiment, &format!("run-{loaded}"), 1_600_000_000_000 + loaded as i64 * 1000);
-            r.pipeline_spec = spec.clone();
-            r.state = RuntimeState::Succeeded;
-            store.create_run(&r).await.unwrap();
-            let tasks: Vec<Task> =
-                (0..3).map(|i| task(&r.id, &format!("step-{i}"), TaskKind::Container, r.created_at + i)).collect();
-            store.save_progress(&r.id, &Progress { new_tasks: tasks, ..Default::default() }).await.unwrap();
-            loaded += 1;
+            // Half the runs in the measured experiment, half elsewhere, 3 tasks each; 5,000
+            // runs per transaction.
+            let batch = (target - loaded).min(5_000);
+            let mut runs = Vec::with_capacity(batch);
+            let mut tasks = Vec::with_capacity(batch * 3);
+            for n in loaded..loaded + batch {
+                let experiment = if n.is_multiple_of(2) { &experiment_id } else { &other };
+                let mut r = run(experiment, &format!("run-{n}"), 1_600_000_000_000 + n as i64 * 1000);
+                r.pipeline_spec = spec.clone();
+                r.state = RuntimeState::Succeeded;
+                tasks.extend((0..3).map(|i| task(&r.id, &format!("step-{i}"), TaskKind::Container, r.created_at + i)));
+                runs.push(r);
+            }
+            store.bulk_load(&runs, &tasks).await.unwrap();
+            loaded += batch;
         }
         let load_time = started.elapsed();
         let body = json!({"display_name": "measured", "experiment_id": experiment_id, "pipeline_spec": {"pipelineInfo": {"name": "scale-x"}, "schemaVersion": "2.1.0", "root": {"dag": {"tasks": {}}}}});
@@ -154,4 +154,54 @@ async fn main() {
     }
     let _ = server.kill();
     let _ = server.wait();
+
+    // A restart on the loaded store: time until the first list request is answered.
+    let started = Instant::now();
+    let mut server = start(&binary, port, &metadata, data.path());
+    let list_url =
+        format!("{base}/apis/v2beta1/runs?experiment_id={experiment_id}&page_size=100&sort_by=created_at%20desc");
+    loop {
+        if let Ok(response) = http.get(&list_url).send().await {
+            if response.status().is_success() {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let first_request = started.elapsed();
+    let _ = server.kill();
+    let _ = server.wait();
+
+    // The newest migration on the loaded store, as `weir storage upgrade` runs it (backup first).
+    store.close().await;
+    weir_store_sql::testing::undo_head_migration(&metadata).await;
+    let started = Instant::now();
+    let upgrade = std::process::Command::new(&binary)
+        .args(["storage", "upgrade", "--metadata", &metadata])
+        .arg("--artifacts")
+        .arg(format!("file://{}/artifacts", data.path().display()))
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(upgrade.status.success(), "{}", String::from_utf8_lossy(&upgrade.stderr));
+    let upgrade_time = started.elapsed();
+    let backups: u64 = std::fs::read_dir(data.path().join("backups"))
+        .map(|dir| dir.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0);
+    println!();
+    println!("At {loaded} runs: first list answered {:.0} ms after the server was started; `weir storage upgrade` (one migration, backup of {:.0} MiB first) took {:.1} s.",
+        first_request.as_secs_f64() * 1000.0, backups as f64 / 1048576.0, upgrade_time.as_secs_f64());
+}
+
+fn start(binary: &std::path::Path, port: u16, metadata: &str, data: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(binary)
+        .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--metadata", metadata, "--disable-scheduler"])
+        .arg("--artifacts")
+        .arg(format!("file://{}/artifacts", data.display()))
+        .arg("--data-dir")
+        .arg(data)
+        .env("WEIR_LOG", "warn")
+        .spawn()
+        .expect("start weir (build it with cargo build --release -p weir)")
 }

@@ -1,13 +1,15 @@
 //! Crash safety: `kill -9` weir while a step runs, start a new weir on the same storage, and
-//! the run is reconciled: the lost step's process is stopped, the step is retried under its
-//! policy (or failed with a clear error), nothing that succeeded runs again, no run stays
-//! RUNNING. On SQLite+folder and on PostgreSQL+S3.
+//! the run is reconciled. A step whose process outlived weir is adopted and finishes once; one
+//! that ended while weir was down is settled from the exit status it left; one whose process
+//! was lost too (as in a machine restart) is retried under its policy or failed with a clear
+//! error. Nothing that succeeded runs again, no run stays RUNNING. On SQLite+folder and on
+//! PostgreSQL+S3.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{eventually, spec, Storage, Weir};
+use common::{eventually, pid_alive, spec, Storage, Weir};
 use serde_json::{json, Value};
 use weir_store_sql::Dialect;
 
@@ -24,11 +26,9 @@ fn task<'a>(tasks: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no task {name}: {tasks}"))
 }
 
-fn pid_alive(pid: i64) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
-}
-
-async fn crash_mid_step(dialect: Dialect, pipeline: &str) -> (Value, Value, String) {
+/// Runs `pipeline` until its slow step runs, kills weir with SIGKILL, then (with
+/// `lose_process`) the step's process group too, and starts a new weir on the same storage.
+async fn crash_mid_step(dialect: Dialect, pipeline: &str, lose_process: bool) -> (Value, Value, String) {
     let storage = Storage::new(dialect);
     let markers = storage.data_dir.path().join("markers");
     std::fs::create_dir_all(&markers).unwrap();
@@ -56,6 +56,14 @@ async fn crash_mid_step(dialect: Dialect, pipeline: &str) -> (Value, Value, Stri
     assert!(pid_alive(old_pid));
     weir.kill9();
     assert!(pid_alive(old_pid), "the step outlives a killed weir");
+    if lose_process {
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(old_pid as i32), nix::sys::signal::Signal::SIGKILL)
+            .unwrap();
+        eventually("the step's process to be gone", Duration::from_secs(10), || async move {
+            (!pid_alive(old_pid)).then_some(())
+        })
+        .await;
+    }
 
     let weir = Weir::start(&storage);
     let run_url = format!("{}/apis/v2beta1/runs/{run_id}", weir.base);
@@ -82,11 +90,6 @@ async fn crash_mid_step(dialect: Dialect, pipeline: &str) -> (Value, Value, Stri
         .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-step"));
-    // The lost step's process was stopped by the new weir.
-    eventually("the lost step's process to be gone", Duration::from_secs(10), || async move {
-        (!pid_alive(old_pid)).then_some(())
-    })
-    .await;
     // The step that had succeeded ran exactly once.
     let count = std::fs::read_to_string(markers.join("quick.count")).unwrap();
     assert_eq!(count.lines().count(), 1, "quick ran again after the restart");
@@ -96,7 +99,7 @@ async fn crash_mid_step(dialect: Dialect, pipeline: &str) -> (Value, Value, Stri
 }
 
 async fn retried(dialect: Dialect) {
-    let (run, tasks, log) = crash_mid_step(dialect, "crash_retry").await;
+    let (run, tasks, log) = crash_mid_step(dialect, "crash_retry", true).await;
     assert_eq!(run["state"], "SUCCEEDED", "{run}\n{log}");
     assert_eq!(task(&tasks, "quick")["attempts"], 1);
     let slow = task(&tasks, "slow-once");
@@ -107,13 +110,91 @@ async fn retried(dialect: Dialect) {
 }
 
 async fn failed_clearly(dialect: Dialect) {
-    let (run, tasks, log) = crash_mid_step(dialect, "crash_no_retry").await;
+    let (run, tasks, log) = crash_mid_step(dialect, "crash_no_retry", true).await;
     assert_eq!(run["state"], "FAILED", "{run}\n{log}");
     let slow = task(&tasks, "slow-once");
     assert_eq!(slow["state"], "FAILED");
     let message = slow["error"]["message"].as_str().unwrap();
     assert!(message.contains("lost when weir stopped"), "{message}");
     assert!(run["error"]["message"].as_str().unwrap().contains("lost when weir stopped"));
+}
+
+/// A step that outlives a killed weir is not run again: a new weir adopts it while it runs
+/// (`release_before_restart` false) or settles it from its exit status if it ended while no
+/// weir was up (true), keeping its output for the next step either way.
+async fn survives(dialect: Dialect, release_before_restart: bool) {
+    let storage = Storage::new(dialect);
+    let markers = storage.data_dir.path().join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    let client = reqwest::Client::new();
+    let weir = Weir::start(&storage);
+    let body = json!({
+        "display_name": "adopt",
+        "pipeline_spec": spec("crash_adopt"),
+        "runtime_config": {"parameters": {"marker_dir": markers.display().to_string()}},
+    });
+    let created: Value =
+        client.post(format!("{}/apis/v2beta1/runs", weir.base)).json(&body).send().await.unwrap().json().await.unwrap();
+    let run_id = created["run_id"].as_str().unwrap_or_else(|| panic!("{created}")).to_string();
+    let tasks_url = format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base);
+    let pid = eventually("the waiter to be running", Duration::from_secs(60), || {
+        let (client, url) = (client.clone(), tasks_url.clone());
+        async move {
+            let tasks = get(&client, url).await;
+            let waiter = tasks["tasks"].as_array()?.iter().find(|t| t["name"] == "waiter")?.clone();
+            (waiter["state"] == "RUNNING" && waiter["pid"].as_i64()? > 0).then(|| waiter["pid"].as_i64().unwrap())
+        }
+    })
+    .await;
+    weir.kill9();
+    if release_before_restart {
+        std::fs::write(markers.join("release"), "").unwrap();
+        eventually("the waiter to end", Duration::from_secs(10), || async move { (!pid_alive(pid)).then_some(()) })
+            .await;
+    }
+    let weir = Weir::start(&storage);
+    if !release_before_restart {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(pid_alive(pid), "the new weir leaves the running step alone");
+        std::fs::write(markers.join("release"), "").unwrap();
+    }
+    let run_url = format!("{}/apis/v2beta1/runs/{run_id}", weir.base);
+    let run = eventually("the run to end", Duration::from_secs(60), || {
+        let (client, url) = (client.clone(), run_url.clone());
+        async move {
+            let run = get(&client, url).await;
+            matches!(run["state"].as_str(), Some("SUCCEEDED" | "FAILED")).then_some(run)
+        }
+    })
+    .await;
+    let log = weir.log_text();
+    assert_eq!(run["state"], "SUCCEEDED", "{run}\n{log}");
+    let tasks = get(&client, format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base)).await;
+    assert_eq!(task(&tasks, "waiter")["attempts"], 1, "{tasks}");
+    assert_eq!(std::fs::read_to_string(markers.join("waiter.count")).unwrap().lines().count(), 1);
+    assert_eq!(std::fs::read_to_string(markers.join("consumer.txt")).unwrap(), "released");
+    weir.stop();
+    storage.db.drop_database().await;
+}
+
+#[tokio::test]
+async fn sqlite_adopts_a_step_that_outlives_weir() {
+    survives(Dialect::Sqlite, false).await;
+}
+
+#[tokio::test]
+async fn sqlite_settles_a_step_that_ended_while_weir_was_down() {
+    survives(Dialect::Sqlite, true).await;
+}
+
+#[tokio::test]
+async fn postgres_adopts_a_step_that_outlives_weir() {
+    survives(Dialect::Postgres, false).await;
+}
+
+#[tokio::test]
+async fn postgres_settles_a_step_that_ended_while_weir_was_down() {
+    survives(Dialect::Postgres, true).await;
 }
 
 #[tokio::test]

@@ -146,7 +146,7 @@ async fn check_upgrade_and_purge() {
     let head = weir_store_sql::migration_versions(Dialect::Sqlite).into_iter().max().unwrap();
     // Back to the previous schema version (as a weir of that version left it), with a weir
     // still serving it.
-    common::undo_head_migration(&storage.db.url).await;
+    weir_store_sql::testing::undo_head_migration(&storage.db.url).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
     weir_store_sql::testing::execute_raw(
         &storage.db.url,

@@ -244,28 +244,12 @@ pub async fn listing(weir: &Weir, storage: &Storage, run_id: &str) -> Value {
     serde_json::from_str(&listing.to_string().replace(&storage.artifacts_url, "<store>")).unwrap()
 }
 
-/// Takes a store at the head schema back to the version before it, as that version's weir
-/// left it, by undoing the newest migration (update this when a migration is added).
-pub async fn undo_head_migration(url: &str) {
-    let head =
-        weir_store_sql::migration_versions(weir_store_sql::Dialect::from_url(url).unwrap()).into_iter().max().unwrap();
-    assert_eq!(head, 5, "undo_head_migration knows how to undo migration 5 only");
-    // The triggers are on `runs`, so they are dropped by name before the table they write.
-    let mut statements = match weir_store_sql::Dialect::from_url(url).unwrap() {
-        weir_store_sql::Dialect::Postgres => vec!["DROP FUNCTION weir_run_counts() CASCADE"],
-        weir_store_sql::Dialect::MySql => vec![
-            "DROP TRIGGER run_counts_insert",
-            "DROP TRIGGER run_counts_delete",
-            "DROP TRIGGER run_counts_update_old",
-            "DROP TRIGGER run_counts_update_new",
-        ],
-        weir_store_sql::Dialect::Sqlite => {
-            vec!["DROP TRIGGER run_counts_insert", "DROP TRIGGER run_counts_delete", "DROP TRIGGER run_counts_update"]
-        }
-    };
-    statements.push("DROP TABLE run_counts");
-    statements.push("DELETE FROM _sqlx_migrations WHERE version = 5");
-    for statement in statements {
-        weir_store_sql::testing::execute_raw(url, statement).await;
+/// Whether a process is alive. A zombie is not: a step's own process is a child of the shell
+/// that records its exit status, and once both are killed it waits for an init to reap it,
+/// which on some machines (containers whose init does not reap) never comes.
+pub fn pid_alive(pid: i64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')).unwrap_or(false),
+        Err(_) => false,
     }
 }
