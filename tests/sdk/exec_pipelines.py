@@ -348,6 +348,22 @@ def count_keyed(counter_dir: str, x: int) -> str:
     return 'x=%d execution-%d' % (x, len(open(path).readlines()))
 
 
+@dsl.component(base_image=IMAGE)
+def count_dataset(counter_dir: str, ds: Output[Dataset]):
+    import os
+    path = os.path.join(counter_dir, 'dataset')
+    with open(path, 'a') as f:
+        f.write('ran\n')
+    with open(ds.path, 'w') as f:
+        f.write('dataset-%d' % len(open(path).readlines()))
+
+
+@dsl.component(base_image=IMAGE)
+def read_dataset(ds: Input[Dataset]) -> str:
+    with open(ds.path) as f:
+        return f.read()
+
+
 def make_caching_pipeline(cache_key: str):
     """The caching pipeline with a custom cache key unique to the caller (keys are global)."""
 
@@ -358,6 +374,9 @@ def make_caching_pipeline(cache_key: str):
         u.set_caching_options(enable_caching=False)
         k = count_keyed(counter_dir=counter_dir, x=x)
         k.set_caching_options(enable_caching=True, cache_key=cache_key)
+        # A cached artifact output feeds a step that is not cached.
+        d = count_dataset(counter_dir=counter_dir)
+        read_dataset(ds=d.outputs['ds']).set_caching_options(enable_caching=False)
 
     return caching_pipeline
 

@@ -493,6 +493,10 @@ def test_caching(client, weir_server, tmp_path):
     assert keyed['cached'] is True, keyed
     assert output_parameter(keyed) == 'x=1 execution-1'
     assert count_lines(counters / 'keyed') == 1
+    # The next step reads the artifact the cached step made in the first run.
+    assert second.tasks.one('count-dataset')['cached'] is True
+    assert output_parameter(second.tasks.one('read-dataset')) == 'dataset-1'
+    assert count_lines(counters / 'dataset') == 1
 
     # enable_caching=False at submit turns caching off for the root tasks.
     third = run(2, enable_caching=False)

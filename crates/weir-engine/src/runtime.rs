@@ -189,22 +189,7 @@ impl Engine {
         let mut artifacts: HashMap<i64, Artifact> =
             self.store.list_artifacts(run_id).await?.into_iter().map(|a| (a.id, a)).collect();
         // Inputs may come from other runs' artifacts (cache hits).
-        let mut missing: Vec<i64> = Vec::new();
-        for task in &tasks {
-            for section in ["inputs", "outputs"] {
-                if let Some(map) = task.get_artifacts(section) {
-                    for ids in map.values() {
-                        for id in ids.as_array().into_iter().flatten().filter_map(Value::as_i64) {
-                            if !artifacts.contains_key(&id) {
-                                missing.push(id);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        missing.sort_unstable();
-        missing.dedup();
+        let missing = referenced_artifacts(&tasks, &artifacts);
         for artifact in self.store.get_artifacts(&missing).await? {
             artifacts.insert(artifact.id, artifact);
         }
@@ -491,6 +476,15 @@ impl Engine {
                 }
             }
             cached.view.artifacts.extend(new_artifacts.into_iter().map(|a| (a.id, a)));
+            // A cache hit's outputs are another run's artifacts: the next steps need them.
+            let missing = referenced_artifacts(&cached.view.tasks, &cached.view.artifacts);
+            if !missing.is_empty() {
+                match self.store.get_artifacts(&missing).await {
+                    Ok(found) => cached.view.artifacts.extend(found.into_iter().map(|a| (a.id, a))),
+                    // The next event reads the run again.
+                    Err(_) => return Ok(()),
+                }
+            }
             cached.settled = false;
             self.put_view(cached);
         }
@@ -745,6 +739,11 @@ impl Engine {
     async fn python_bin(&self, packages: &[String]) -> Result<PathBuf, String> {
         let shim = self.settings.work_dir.join("bin");
         if packages.is_empty() {
+            if shim.join("python3").exists() {
+                return Ok(shim);
+            }
+            // Steps starting together would race on the temporary files.
+            let _guard = self.env_locks.lock().await;
             if !shim.join("python3").exists() {
                 tokio::fs::create_dir_all(&shim).await.map_err(|e| format!("cannot create {}: {e}", shim.display()))?;
                 // A script, not a symlink: a virtualenv's interpreter finds its environment
@@ -935,6 +934,27 @@ impl Engine {
         }
         Ok(count)
     }
+}
+
+/// Artifact ids the tasks refer to (as inputs or outputs) that `known` lacks, sorted.
+fn referenced_artifacts(tasks: &[Task], known: &HashMap<i64, Artifact>) -> Vec<i64> {
+    let mut missing: Vec<i64> = Vec::new();
+    for task in tasks {
+        for section in ["inputs", "outputs"] {
+            if let Some(map) = task.get_artifacts(section) {
+                for ids in map.values() {
+                    for id in ids.as_array().into_iter().flatten().filter_map(Value::as_i64) {
+                        if !known.contains_key(&id) {
+                            missing.push(id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    missing.sort_unstable();
+    missing.dedup();
+    missing
 }
 
 /// A lightweight Python component whose pip preamble was skipped and that needs no extra
