@@ -36,6 +36,27 @@ pub enum ArtifactError {
 
 pub type ArtifactResult<T> = Result<T, ArtifactError>;
 
+/// How long one operation on `size` bytes may take before the store counts as unreachable:
+/// 10 s, plus a second per MiB moved. A store that accepts a connection and then says nothing
+/// (a network partition) would otherwise hold a request, or a step, for minutes.
+fn deadline(size: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(10 + size / (1 << 20))
+}
+
+async fn bounded<T>(
+    key: &str,
+    limit: std::time::Duration,
+    operation: impl std::future::Future<Output = object_store::Result<T>>,
+) -> ArtifactResult<T> {
+    match tokio::time::timeout(limit, operation).await {
+        Ok(result) => result.map_err(|e| map_err(key, e)),
+        Err(_) => Err(ArtifactError::Unavailable(format!(
+            "the artifact store did not answer within {} s ({key})",
+            limit.as_secs()
+        ))),
+    }
+}
+
 fn map_err(key: &str, e: object_store::Error) -> ArtifactError {
     match e {
         object_store::Error::NotFound { .. } => ArtifactError::NotFound(key.to_string()),
@@ -119,7 +140,17 @@ impl ArtifactStore {
             }
             "s3" => {
                 require_bucket(&bucket, url)?;
-                let mut builder = AmazonS3Builder::from_env().with_bucket_name(&bucket);
+                // Fewer, shorter retries than the library's default (10 within 180 s): an
+                // unreachable store should answer a request with 503 in seconds, and each
+                // operation is bounded again by `deadline`.
+                let retry = object_store::RetryConfig {
+                    max_retries: 3,
+                    retry_timeout: std::time::Duration::from_secs(10),
+                    ..Default::default()
+                };
+                let client = object_store::ClientOptions::new().with_connect_timeout(std::time::Duration::from_secs(5));
+                let mut builder =
+                    AmazonS3Builder::from_env().with_bucket_name(&bucket).with_retry(retry).with_client_options(client);
                 if let Some(endpoint) = &s3.endpoint {
                     builder = builder.with_endpoint(endpoint);
                     if endpoint.starts_with("http://") {
@@ -177,36 +208,39 @@ impl ArtifactStore {
 
     pub async fn put(&self, key: &str, data: Bytes) -> ArtifactResult<()> {
         let path = parse_key(key)?;
-        self.inner.put(&path, PutPayload::from(data)).await.map(|_| ()).map_err(|e| map_err(key, e))
+        let limit = deadline(data.len() as u64);
+        bounded(key, limit, self.inner.put(&path, PutPayload::from(data))).await.map(|_| ())
     }
 
     pub async fn get(&self, key: &str) -> ArtifactResult<Bytes> {
         let path = parse_key(key)?;
-        let result = self.inner.get(&path).await.map_err(|e| map_err(key, e))?;
-        result.bytes().await.map_err(|e| map_err(key, e))
+        let result = bounded(key, deadline(0), self.inner.get(&path)).await?;
+        let limit = deadline(result.meta.size);
+        bounded(key, limit, result.bytes()).await
     }
 
     pub async fn exists(&self, key: &str) -> ArtifactResult<bool> {
         let path = parse_key(key)?;
-        match self.inner.head(&path).await {
+        match bounded(key, deadline(0), self.inner.head(&path)).await {
             Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(map_err(key, e)),
+            Err(ArtifactError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
     /// Deletes an object; deleting a missing object is not an error.
     pub async fn delete(&self, key: &str) -> ArtifactResult<()> {
         let path = parse_key(key)?;
-        match self.inner.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(map_err(key, e)),
+        match bounded(key, deadline(0), self.inner.delete(&path)).await {
+            Ok(()) | Err(ArtifactError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
     /// Keys under a prefix ("" for everything).
     pub async fn list(&self, prefix: &str) -> ArtifactResult<Vec<String>> {
         let path = if prefix.is_empty() { None } else { Some(parse_key(prefix)?) };
+        // A listing is many requests; each page is bounded by the store client's own timeout.
         let objects: Vec<_> = self.inner.list(path.as_ref()).try_collect().await.map_err(|e| map_err(prefix, e))?;
         let mut keys: Vec<String> = objects.into_iter().map(|o| o.location.to_string()).collect();
         keys.sort();

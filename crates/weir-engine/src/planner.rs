@@ -358,27 +358,30 @@ impl Planner<'_> {
                 _ => return,
             }
         }
+        // What the task would have been, so a skipped step is listed as the step it is.
+        let kind = self.component_of(spec).map(|component| {
+            if spec.parameter_iterator.is_some() || spec.artifact_iterator.is_some() {
+                TaskKind::Loop
+            } else if component.dag.is_some() {
+                TaskKind::Dag
+            } else {
+                match component.executor_label.as_ref().and_then(|l| self.view.spec.deployment_spec.executors.get(l)) {
+                    Some(executor) if executor.importer.is_some() => TaskKind::Importer,
+                    _ => TaskKind::Container,
+                }
+            }
+        });
         if let Some(upstream) = failed_upstream {
             if !spec.runs_after_failures() {
                 let message = format!("not run: upstream task {upstream:?} did not succeed");
-                self.decided(&at, TaskKind::Dag, RuntimeState::Skipped, json!({}), error(message));
+                self.decided(&at, kind.unwrap_or(TaskKind::Dag), RuntimeState::Skipped, json!({}), error(message));
                 return;
             }
         }
-        let Some(component) = self.component_of(spec) else {
+        let (Some(component), Some(kind)) = (self.component_of(spec), kind) else {
             let message = format!("unknown component {:?}", spec.component_ref.name);
             self.decided(&at, TaskKind::Dag, RuntimeState::Failed, json!({}), error(message));
             return;
-        };
-        let kind = if spec.parameter_iterator.is_some() || spec.artifact_iterator.is_some() {
-            TaskKind::Loop
-        } else if component.dag.is_some() {
-            TaskKind::Dag
-        } else {
-            match component.executor_label.as_ref().and_then(|l| self.view.spec.deployment_spec.executors.get(l)) {
-                Some(executor) if executor.importer.is_some() => TaskKind::Importer,
-                _ => TaskKind::Container,
-            }
         };
         let inputs = match crate::inputs::resolve(self, parent_id, spec) {
             Ok(inputs) => inputs,

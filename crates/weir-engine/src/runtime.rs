@@ -729,8 +729,26 @@ impl Engine {
     async fn keep_log(&self, run_id: &str, task: &Task, log_path: &Path) {
         let bytes = tokio::fs::read(log_path).await.unwrap_or_default();
         let key = log_key(run_id, &task.id, task.attempts);
-        if let Err(e) = self.artifacts.put(&key, Bytes::from(bytes)).await {
-            tracing::warn!(task.id = %task.id, error = %e, "could not keep the step's log");
+        let bytes = Bytes::from(bytes);
+        if let Err(e) = self.artifacts.put(&key, bytes.clone()).await {
+            // The step's folder goes once its result is recorded, so the log is kept in memory
+            // and written when the artifact store is back (for up to about ten minutes).
+            tracing::warn!(task.id = %task.id, error = %e, "could not keep the step's log yet; retrying in the background");
+            let artifacts = self.artifacts.clone();
+            tokio::spawn(async move {
+                let mut delay = Duration::from_secs(1);
+                for _ in 0..20 {
+                    tokio::time::sleep(delay).await;
+                    match artifacts.put(&key, bytes.clone()).await {
+                        Ok(()) => return,
+                        Err(e) => {
+                            tracing::debug!(artifact.key = %key, error = %e, "the step's log still cannot be kept")
+                        }
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                }
+                tracing::error!(artifact.key = %key, "gave up keeping a step's log: the artifact store stayed unreachable");
+            });
         }
     }
 

@@ -122,7 +122,7 @@ pub struct ConnectSettings {
 
 impl Default for ConnectSettings {
     fn default() -> Self {
-        Self { max_connections: 10, acquire_timeout: Duration::from_secs(10), create_database: true }
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5), create_database: true }
     }
 }
 

@@ -15,10 +15,17 @@ pub async fn healthz() -> Json<Value> {
     }))
 }
 
-/// `GET /readyz`: both stores answer.
+/// `GET /readyz`: both stores answer, each within 3 s (a probe must not hang on a store that
+/// accepts connections and then says nothing).
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let metadata = state.store.ping().await.err().map(|e| e.to_string());
-    let artifacts = state.artifacts.exists(weir_artifacts::IDENTITY_KEY).await.err().map(|e| e.to_string());
+    let limit = std::time::Duration::from_secs(3);
+    let late = || Some(format!("no answer within {} s", limit.as_secs()));
+    let (metadata, artifacts) = tokio::join!(
+        tokio::time::timeout(limit, state.store.ping()),
+        tokio::time::timeout(limit, state.artifacts.exists(weir_artifacts::IDENTITY_KEY)),
+    );
+    let metadata = metadata.map(|r| r.err().map(|e| e.to_string())).unwrap_or_else(|_| late());
+    let artifacts = artifacts.map(|r| r.err().map(|e| e.to_string())).unwrap_or_else(|_| late());
     let ready = metadata.is_none() && artifacts.is_none();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(json!({"ready": ready, "metadata_error": metadata, "artifacts_error": artifacts})))

@@ -7,7 +7,7 @@ use weir_api_model as wire;
 use weir_store::{Pipeline, PipelineVersion};
 
 use super::{inline_spec, new_id, require};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::AppState;
 
 /// Query parameters of the two upload endpoints.
@@ -42,26 +42,51 @@ fn parse_tags(text: &Option<String>) -> ApiResult<BTreeMap<String, String>> {
     }
 }
 
+/// The rows an upload writes after its package file.
+enum NewRows {
+    Pipeline(Pipeline, PipelineVersion),
+    Version(PipelineVersion),
+}
+
 impl AppState {
     fn now(&self) -> i64 {
         self.clock.now_ms()
     }
 
     /// Stores a package file, then the rows; if the rows fail the file is removed again, so a
-    /// refused upload leaves nothing behind.
-    async fn store_with_package<F, Fut>(&self, key: &str, bytes: Bytes, write_rows: F) -> ApiResult<()>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = ApiResult<()>>,
-    {
-        self.artifacts.put(key, bytes).await?;
-        if let Err(e) = write_rows().await {
-            if let Err(cleanup) = self.artifacts.delete(key).await {
-                tracing::warn!(artifact.key = key, error = %cleanup, "could not remove the package of a refused upload");
+    /// refused upload leaves nothing behind. It runs as its own task: a client that gives up
+    /// (a timeout during a slow store) drops the request, and that must not leave a package
+    /// without rows.
+    async fn store_with_package(&self, key: &str, bytes: Bytes, rows: NewRows) -> ApiResult<()> {
+        let (store, artifacts, key) = (self.store.clone(), self.artifacts.clone(), key.to_string());
+        let task = tokio::spawn(async move {
+            if let Err(e) = artifacts.put(&key, bytes).await {
+                if matches!(e, weir_artifacts::ArtifactError::Unavailable(_)) {
+                    // A write that timed out may still land when the store comes back; the key
+                    // is new (a fresh version id), so removing it later cannot hurt anyone.
+                    let (artifacts, key) = (artifacts.clone(), key.clone());
+                    tokio::spawn(async move {
+                        for wait in [2, 5, 10, 30, 120] {
+                            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                            let _ = artifacts.delete(&key).await;
+                        }
+                    });
+                }
+                return Err(e.into());
             }
-            return Err(e);
-        }
-        Ok(())
+            let written = match &rows {
+                NewRows::Pipeline(pipeline, version) => store.create_pipeline(pipeline, Some(version)).await,
+                NewRows::Version(version) => store.create_pipeline_version(version).await,
+            };
+            if let Err(e) = written {
+                if let Err(cleanup) = artifacts.delete(&key).await {
+                    tracing::warn!(artifact.key = key, error = %cleanup, "could not remove the package of a refused upload");
+                }
+                return Err(ApiError::from(e));
+            }
+            Ok(())
+        });
+        task.await.map_err(|e| ApiError::new(Code::Internal, format!("the upload stopped: {e}")))?
     }
 
     pub async fn upload_pipeline(
@@ -99,10 +124,8 @@ impl AppState {
             code_source_url: params.code_source_url.clone().unwrap_or_default(),
             tags,
         };
-        self.store_with_package(&version.package_key, bytes, || async {
-            self.store.create_pipeline(&pipeline, Some(&version)).await.map_err(ApiError::from)
-        })
-        .await?;
+        self.store_with_package(&version.package_key, bytes, NewRows::Pipeline(pipeline.clone(), version.clone()))
+            .await?;
         Ok((pipeline, version))
     }
 
@@ -133,10 +156,7 @@ impl AppState {
             code_source_url: params.code_source_url.clone().unwrap_or_default(),
             tags: parse_tags(&params.tags)?,
         };
-        self.store_with_package(&version.package_key, bytes, || async {
-            self.store.create_pipeline_version(&version).await.map_err(ApiError::from)
-        })
-        .await?;
+        self.store_with_package(&version.package_key, bytes, NewRows::Version(version.clone())).await?;
         Ok(version)
     }
 
@@ -214,10 +234,8 @@ impl AppState {
         if version.description.is_empty() {
             version.description = pipeline.description.clone();
         }
-        self.store_with_package(&version.package_key, bytes, || async {
-            self.store.create_pipeline(&pipeline, Some(&version)).await.map_err(ApiError::from)
-        })
-        .await?;
+        self.store_with_package(&version.package_key, bytes, NewRows::Pipeline(pipeline.clone(), version.clone()))
+            .await?;
         Ok((pipeline, version))
     }
 
@@ -234,10 +252,7 @@ impl AppState {
         }
         let pipeline = self.store.get_pipeline(pipeline_id).await?;
         let (version, bytes) = self.version_from_request(&pipeline, body)?;
-        self.store_with_package(&version.package_key, bytes, || async {
-            self.store.create_pipeline_version(&version).await.map_err(ApiError::from)
-        })
-        .await?;
+        self.store_with_package(&version.package_key, bytes, NewRows::Version(version.clone())).await?;
         Ok(version)
     }
 
