@@ -38,6 +38,17 @@ impl RunningStep for LocalStep {
     }
 }
 
+/// The process group of a live process (field 5 of `/proc/PID/stat`).
+fn process_group(pid: i64) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let fields: Vec<&str> = rest.split(' ').collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(2)?.parse().ok()
+}
+
 /// Runs `"$@"`, writes its exit status to `.weir-exit`, and ends the way the step ended.
 const EXIT_WRAPPER: &str = r#""$@"; code=$?; printf %s "$code" > .weir-exit; if [ "$code" -gt 128 ] && [ "$code" -lt 160 ]; then kill -$((code - 128)) $$; fi; exit "$code""#;
 
@@ -112,6 +123,16 @@ impl Driver for LocalDriver {
         if pid > 0 {
             let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
+    }
+
+    fn find_step(&self, task_id: &str) -> Option<i64> {
+        let entries = std::fs::read_dir("/proc").ok()?;
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i64>().ok()))
+            // A step is its own process group; its children carry the same task id.
+            .filter(|pid| process_group(*pid) == Some(*pid))
+            .find(|pid| self.is_running_step(*pid, task_id))
     }
 
     fn is_running_step(&self, pid: i64, task_id: &str) -> bool {

@@ -40,6 +40,11 @@ pub trait Driver: Send + Sync {
     fn kill(&self, pid: i64);
     /// Whether `pid` is still the step `task_id` (a process a previous weir left behind).
     fn is_running_step(&self, pid: i64, task_id: &str) -> bool;
+    /// The process (group) of step `task_id`, found without its recorded pid: a weir stopped
+    /// between starting a step and recording its pid leaves a step no row points to.
+    fn find_step(&self, _task_id: &str) -> Option<i64> {
+        None
+    }
 }
 
 /// A lightweight Python component step: the component's source and the executor's arguments

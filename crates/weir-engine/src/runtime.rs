@@ -329,11 +329,18 @@ impl Engine {
             let mut new_artifacts = Vec::new();
             for task in view.tasks.iter().filter(|t| t.kind == TaskKind::Container && t.state == RuntimeState::Running)
             {
-                if task.pid > 0 && self.driver.is_running_step(task.pid, &task.id) {
-                    tracing::info!(run.id = %run_id, task.id = %task.id, pid = task.pid, "adopted a step still running from before the restart");
-                    self.running.lock().expect("running").insert(task.id.clone(), task.pid);
+                let alive = if task.pid > 0 && self.driver.is_running_step(task.pid, &task.id) {
+                    Some(task.pid)
+                } else {
+                    self.driver.find_step(&task.id)
+                };
+                if let Some(pid) = alive {
+                    tracing::info!(run.id = %run_id, task.id = %task.id, pid, "adopted a step still running from before the restart");
+                    self.running.lock().expect("running").insert(task.id.clone(), pid);
                     self.inflight.lock().expect("inflight").insert(task.id.clone());
-                    let (engine, run_id, task) = (self.clone(), run_id.clone(), task.clone());
+                    let mut task = task.clone();
+                    task.pid = pid;
+                    let (engine, run_id) = (self.clone(), run_id.clone());
                     tokio::spawn(async move {
                         engine.watch_adopted(&run_id, task).await;
                     });
@@ -405,11 +412,18 @@ impl Engine {
         let workdir = self.attempt_dir(&run_id, &task.id, task.attempts);
         let exit =
             tokio::fs::read_to_string(workdir.join(".weir-exit")).await.ok().and_then(|s| s.trim().parse::<i32>().ok());
-        // Keep what the attempt printed, if its folder is still here.
+        // Keep what the attempt printed, if its folder is still here. An attempt lost before
+        // its process started printed nothing; its log says so (every attempt has a log).
         let log = workdir.join("log.txt");
-        if tokio::fs::metadata(&log).await.is_ok() {
-            self.keep_log(&run_id, &task, &log).await;
+        if tokio::fs::metadata(&log).await.is_err() {
+            let _ = tokio::fs::create_dir_all(&workdir).await;
+            let note = format!(
+                "[weir] {} attempt {}: weir stopped before the step started\n",
+                task.display_name, task.attempts
+            );
+            let _ = tokio::fs::write(&log, note).await;
         }
+        self.keep_log(&run_id, &task, &log).await;
         let retry = task_spec(&view.spec, &view.tasks, &task).ok().and_then(|(spec, _)| spec.retry_policy);
         let now = self.clock.now_ms();
         task.pid = 0;

@@ -273,12 +273,14 @@ pub(crate) async fn migrate_to(store: &SqlStore, version: i64) -> StoreResult<Ve
     };
     let mut applied = Vec::new();
     let current = store.schema_version().await?;
-    // One version at a time, each under the migration lock; a prefix of the history always
-    // contains everything already applied.
+    // One version at a time, each under the migration lock. Another upgrade may have gone
+    // further between our reading the version and taking the lock, so versions applied
+    // beyond the prefix are not an error here (a schema from a newer weir is refused before
+    // any migration starts).
     for target in known.iter().copied().filter(|v| *v > current && *v <= version) {
         let partial = sqlx::migrate::Migrator {
             migrations: std::borrow::Cow::Owned(full.iter().filter(|m| m.version <= target).cloned().collect()),
-            ignore_missing: false,
+            ignore_missing: true,
             locking: true,
             no_tx: false,
         };
