@@ -7,9 +7,10 @@
 //! ```
 //! It starts `target/release/weir server` on the given metadata URL (fresh storage), loads
 //! rows straight into the store in bulk (far faster than the API), and prints a table. After
-//! the largest size it also measures, on that store: the server's time to answer its first
-//! list request after a start, and `weir storage upgrade` of the newest migration (undone
-//! first, so the upgrade has the real work to do, its backup included).
+//! the largest size it also measures, on that store, the server's time to answer its first
+//! list request after a start and, with `--upgrade`, `weir storage upgrade` of the newest
+//! migration (undone first, so the upgrade has the real work to do, its backup included).
+//! `--data DIR` keeps the artifact folder, so the store can be measured again later.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,7 +48,13 @@ where
 async fn main() {
     let metadata = arg("--metadata", "sqlite:///tmp/weir-scale/weir.db");
     let targets: Vec<usize> = arg("--runs", "10000").split(',').map(|n| n.parse().unwrap()).collect();
-    let data = tempfile::tempdir().unwrap();
+    // `--data DIR` keeps the artifact folder (and its identity marker) so a loaded store can be
+    // measured again; runs already in the store count towards the sizes asked for.
+    let kept = arg("--data", "");
+    let temp = tempfile::tempdir().unwrap();
+    let data_path = if kept.is_empty() { temp.path().to_path_buf() } else { std::path::PathBuf::from(&kept) };
+    std::fs::create_dir_all(&data_path).unwrap();
+    let data = Data(data_path);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/weir");
     let mut server = start(&binary, port, &metadata, data.path());
@@ -57,21 +64,27 @@ async fn main() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let store = Arc::new(SqlStore::connect(&metadata, &ConnectSettings::default()).await.unwrap());
-    let experiment: Value = http
-        .post(format!("{base}/apis/v2beta1/experiments"))
-        .json(&json!({"display_name": "scale"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let experiment_id = experiment["experiment_id"].as_str().unwrap().to_string();
+    let experiment_id = match store.get_experiment_by_name("", "scale").await {
+        Ok(existing) => existing.id,
+        Err(_) => {
+            let experiment: Value = http
+                .post(format!("{base}/apis/v2beta1/experiments"))
+                .json(&json!({"display_name": "scale"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            experiment["experiment_id"].as_str().unwrap().to_string()
+        }
+    };
     let other = store.get_experiment_by_name("", "Default").await.unwrap().id;
     let spec = json!({"pipelineInfo": {"name": "scale"}, "schemaVersion": "2.1.0", "root": {"dag": {"tasks": {}}}});
     println!("| runs in store | load time | create run p50 / p99 | get run p50 / p99 | list 100 (experiment, newest first) p50 / p99 | next page p50 / p99 |");
     println!("|---|---|---|---|---|---|");
-    let mut loaded = 0usize;
+    let counts = store.table_counts().await.unwrap();
+    let mut loaded = counts.iter().find(|(t, _)| t == "runs").map(|(_, n)| *n as usize).unwrap_or(0);
     for target in targets.iter().copied() {
         let started = Instant::now();
         while loaded < target {
@@ -172,7 +185,16 @@ async fn main() {
     let _ = server.kill();
     let _ = server.wait();
 
-    // The newest migration on the loaded store, as `weir storage upgrade` runs it (backup first).
+    println!();
+    println!(
+        "At {loaded} runs: first list answered {:.0} ms after the server was started.",
+        first_request.as_secs_f64() * 1000.0
+    );
+    if !std::env::args().any(|a| a == "--upgrade") {
+        return;
+    }
+    // The newest migration on the loaded store, as `weir storage upgrade` runs it (backup
+    // first; the backup holds the tables in memory, so this needs several GiB at 1M runs).
     store.close().await;
     weir_store_sql::testing::undo_head_migration(&metadata).await;
     let started = Instant::now();
@@ -189,9 +211,20 @@ async fn main() {
     let backups: u64 = std::fs::read_dir(data.path().join("backups"))
         .map(|dir| dir.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
         .unwrap_or(0);
-    println!();
-    println!("At {loaded} runs: first list answered {:.0} ms after the server was started; `weir storage upgrade` (one migration, backup of {:.0} MiB first) took {:.1} s.",
-        first_request.as_secs_f64() * 1000.0, backups as f64 / 1048576.0, upgrade_time.as_secs_f64());
+    println!(
+        "`weir storage upgrade` (one migration, backup of {:.0} MiB first) took {:.1} s.",
+        backups as f64 / 1048576.0,
+        upgrade_time.as_secs_f64()
+    );
+}
+
+/// The data folder, temporary or kept.
+struct Data(std::path::PathBuf);
+
+impl Data {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
 }
 
 fn start(binary: &std::path::Path, port: u16, metadata: &str, data: &std::path::Path) -> std::process::Child {

@@ -295,3 +295,22 @@ async fn restore_refuses_entries_that_leave_the_archive() {
     assert_eq!(status(&storage)["metadata"]["identity"], Value::Null, "nothing restored");
     storage.db.drop_database().await;
 }
+
+/// One server per storage: a second `weir server` is refused while the first serves (two
+/// engines would run the same steps twice); a weir killed with SIGKILL does not hold the
+/// storage (its lease names a process that is gone), and one stopped normally releases it.
+#[tokio::test]
+async fn one_server_per_storage() {
+    let storage = Storage::new(Dialect::Sqlite);
+    let first = Weir::start(&storage);
+    let second = storage.weir(&["server", "--listen", "127.0.0.1:0"]);
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("another weir serves this storage"), "{said}");
+    assert!(get(&first.base, "/apis/v2beta1/healthz").await["commit_sha"].is_string(), "the first keeps serving");
+    first.kill9();
+    let again = Weir::start(&storage);
+    again.stop();
+    Weir::start(&storage).stop();
+    storage.db.drop_database().await;
+}

@@ -123,6 +123,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .default_experiment()
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the Default experiment: {}", e.message))?;
+    // One engine per storage: two would run the same steps twice. A lease of this host whose
+    // process is gone (a weir killed with SIGKILL) does not count.
+    let others = other_servers(store.as_ref()).await?;
+    if !others.is_empty() {
+        anyhow::bail!(
+            "another weir serves this storage: {}. Weir runs steps from one server per storage (two would \
+             run the same steps twice); stop the other one first. A weir that died on another host is \
+             forgotten {} s after its last heartbeat.",
+            super::storage::describe_leases(&others),
+            super::storage::LEASE_TTL_MS / 1000
+        );
+    }
     let lease = Lease {
         id: uuid::Uuid::new_v4().to_string(),
         deployment: settings.name.clone(),
@@ -203,7 +215,7 @@ fn python_driver(settings: &Settings, python_has_kfp: bool) -> Option<Arc<dyn we
     }
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
@@ -231,4 +243,10 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// Live leases of other weir servers on this storage.
+async fn other_servers(store: &dyn weir_store::MetadataStore) -> anyhow::Result<Vec<Lease>> {
+    let (host, me) = (hostname(), std::process::id() as i64);
+    Ok(super::storage::live_leases(store).await?.into_iter().filter(|l| l.pid != me || l.host != host).collect())
 }

@@ -116,10 +116,21 @@ pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
-/// Servers whose lease was renewed recently.
+/// Servers whose lease was renewed recently, leaving out those of this host whose process is
+/// no longer a weir (killed with SIGKILL: nothing released their lease).
 pub(crate) async fn live_leases(store: &dyn MetadataStore) -> anyhow::Result<Vec<Lease>> {
     let now = now_ms();
-    Ok(store.leases().await?.into_iter().filter(|l| now - l.heartbeat_at < LEASE_TTL_MS).collect())
+    let host = crate::commands::server::hostname();
+    Ok(store
+        .leases()
+        .await?
+        .into_iter()
+        .filter(|l| now - l.heartbeat_at < LEASE_TTL_MS)
+        .filter(|l| {
+            l.host != host
+                || std::fs::read_to_string(format!("/proc/{}/comm", l.pid)).map(|c| c.trim() == "weir").unwrap_or(false)
+        })
+        .collect())
 }
 
 pub(crate) fn describe_leases(leases: &[Lease]) -> String {
