@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         );
     Router::new()
         .nest("/apis/v2beta1", v2)
+        .route("/apis/weir/v1/openapi.json", get(openapi))
         .route("/apis/weir/v1/runs/{id}/tasks", get(api::execution::tasks))
         .route("/apis/weir/v1/runs/{id}/logs", get(api::execution::logs))
         .route("/apis/weir/v1/artifacts/{id}", get(api::execution::artifact))
@@ -101,4 +102,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(observability::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// `GET /apis/weir/v1/openapi.json`: the OpenAPI document of the API weir serves (the KFP
+/// v2beta1 routes and weir's own), the contract the property-based API test checks.
+async fn openapi() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], include_str!("../openapi.json"))
 }

@@ -32,7 +32,8 @@ pub fn next_slot(recurring: &RecurringRun, after: i64, tz: Tz) -> Option<i64> {
     };
     let next = match &recurring.trigger {
         Trigger::Periodic { interval_second, .. } => {
-            periodic(after, start, recurring.created_at, interval_second.max(&1) * 1000)
+            // Stored rows predate the API's bound; clamp rather than overflow.
+            periodic(after, start, recurring.created_at, interval_second.clamp(&1, &(i64::MAX / 1000)) * 1000)
         }
         Trigger::Cron { cron, .. } => match parse_cron(cron).ok()? {
             Some(pattern) => {
@@ -54,7 +55,7 @@ fn periodic(after: i64, start: Option<i64>, created_at: i64, interval_ms: i64) -
     let base = if after > 0 { after } else { start.unwrap_or(created_at) };
     match start {
         Some(start) if start > base => start,
-        _ => base + interval_ms,
+        _ => base.saturating_add(interval_ms),
     }
 }
 
@@ -68,7 +69,7 @@ pub fn due_slots(recurring: &RecurringRun, now: i64, tz: Tz) -> Vec<i64> {
     if recurring.no_catchup {
         if let Trigger::Periodic { interval_second, end_time, .. } = &recurring.trigger {
             let Some(first) = next_slot(recurring, after, tz).filter(|s| *s <= now) else { return Vec::new() };
-            let step = interval_second.max(&1) * 1000;
+            let step = interval_second.clamp(&1, &(i64::MAX / 1000)) * 1000;
             let until = end_time.map_or(now, |end| end.min(now));
             return vec![first + (until - first).max(0) / step * step];
         }

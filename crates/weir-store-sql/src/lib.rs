@@ -360,13 +360,30 @@ impl<T> AnyRow for T where
 {
 }
 
+/// PostgreSQL text cannot hold NUL; the other backends can. Refusing it everywhere keeps the
+/// backends interchangeable (a backup restores anywhere) and makes it a 400, not a 500.
+fn check_text(binds: &[Bind]) -> StoreResult<()> {
+    let has_nul = |t: &str| t.contains('\0');
+    let bad = binds.iter().any(|b| match b {
+        Bind::Text(t) => has_nul(t),
+        Bind::OptText(Some(t)) => has_nul(t),
+        _ => false,
+    });
+    if bad {
+        return Err(StoreError::InvalidArgument("text may not contain the NUL character (\\u0000)".into()));
+    }
+    Ok(())
+}
+
 impl SqlStore {
     pub(crate) async fn fetch_all<R: AnyRow>(&self, sql: &str, binds: &[Bind]) -> StoreResult<Vec<R>> {
+        check_text(binds)?;
         let sql = self.sql(sql);
         on_pool!(self, |pool| bind_all!(sqlx::query_as::<_, R>(&sql), binds).fetch_all(pool).await.map_err(map_err))
     }
 
     pub(crate) async fn fetch_optional<R: AnyRow>(&self, sql: &str, binds: &[Bind]) -> StoreResult<Option<R>> {
+        check_text(binds)?;
         let sql = self.sql(sql);
         on_pool!(self, |pool| bind_all!(sqlx::query_as::<_, R>(&sql), binds)
             .fetch_optional(pool)
@@ -375,6 +392,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn count(&self, sql: &str, binds: &[Bind]) -> StoreResult<i64> {
+        check_text(binds)?;
         let sql = self.sql(sql);
         on_pool!(self, |pool| bind_all!(sqlx::query_scalar::<_, i64>(&sql), binds)
             .fetch_one(pool)
@@ -384,6 +402,9 @@ impl SqlStore {
 
     /// Runs statements in one transaction; any error rolls all of them back.
     pub(crate) async fn transaction(&self, statements: Vec<Stmt>) -> StoreResult<()> {
+        for stmt in &statements {
+            check_text(&stmt.binds)?;
+        }
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map_err)?;
             for stmt in statements {

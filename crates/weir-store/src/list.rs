@@ -11,6 +11,10 @@ use crate::model::*;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 pub const MAX_PAGE_SIZE: u32 = 200;
+/// Bounds on a filter, so every backend can run the query it becomes (SQLite refuses
+/// expressions nested over 1000 deep, and each value of a time IN is a range of its own).
+pub const MAX_PREDICATES: usize = 100;
+pub const MAX_IN_VALUES: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldKind {
@@ -185,10 +189,28 @@ impl ListQuery {
     ) -> StoreResult<Self> {
         let invalid = |e: String| StoreError::InvalidArgument(e);
         let filter = Filter::parse(filter_text).map_err(|e| invalid(e.to_string()))?;
+        if filter.predicates.len() > MAX_PREDICATES {
+            return Err(invalid(format!(
+                "a filter may have at most {MAX_PREDICATES} predicates, got {}",
+                filter.predicates.len()
+            )));
+        }
         let mut predicates = Vec::new();
         for p in &filter.predicates {
             let field = *entity.field(&p.key)?;
             let value = resolve_value(&field, p.operation, &p.value)?;
+            let values = match &value {
+                ResolvedValue::Texts(v) => v.len(),
+                ResolvedValue::Ints(v) => v.len(),
+                ResolvedValue::Seconds(v) => v.len(),
+                _ => 1,
+            };
+            if values > MAX_IN_VALUES {
+                return Err(invalid(format!(
+                    "an IN predicate may list at most {MAX_IN_VALUES} values, {:?} lists {values}",
+                    p.key
+                )));
+            }
             predicates.push(ResolvedPredicate { field, operation: p.operation, value });
         }
         let mut scope_text = String::new();
@@ -463,6 +485,23 @@ listable!(RecurringRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filters_are_bounded() {
+        let predicate = r#"{"key": "display_name", "operation": "EQUALS", "string_value": "x"}"#;
+        let many = format!(r#"{{"predicates": [{}]}}"#, vec![predicate; MAX_PREDICATES + 1].join(","));
+        let err = ListQuery::resolve(Entity::Run, &many, "", None, "", &[]).unwrap_err();
+        assert!(err.to_string().contains("at most 100 predicates"), "{err}");
+        let values: Vec<String> = (0..=MAX_IN_VALUES).map(|i| i.to_string()).collect();
+        let wide = format!(
+            r#"{{"predicates": [{{"key": "created_at", "operation": "IN", "int_values": {{"values": [{}]}}}}]}}"#,
+            values.join(",")
+        );
+        let err = ListQuery::resolve(Entity::Run, &wide, "", None, "", &[]).unwrap_err();
+        assert!(err.to_string().contains("at most 500 values"), "{err}");
+        let fits = format!(r#"{{"predicates": [{}]}}"#, vec![predicate; MAX_PREDICATES].join(","));
+        assert!(ListQuery::resolve(Entity::Run, &fits, "", None, "", &[]).is_ok());
+    }
 
     #[test]
     fn defaults_and_limits() {

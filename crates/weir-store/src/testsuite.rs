@@ -34,6 +34,7 @@ checks!(
     paging_survives_inserts,
     tasks_and_artifacts,
     run_totals_follow_every_change,
+    nul_characters_are_refused_everywhere,
 );
 
 /// Runs every check in order, panicking with the check's name on the first failure.
@@ -681,4 +682,15 @@ async fn run_totals_follow_every_change(store: &dyn MetadataStore) {
     let all = store.list_runs(&q(Entity::Run, "", "", Some("1"), "", &[])).await.unwrap().total_size;
     store.delete_run(&runs[0].id).await.unwrap();
     assert_eq!(store.list_runs(&q(Entity::Run, "", "", Some("1"), "", &[])).await.unwrap().total_size, all - 1);
+}
+
+/// PostgreSQL cannot store NUL in text; every backend refuses it the same way (a 400 at the
+/// API), in values written and in values looked up.
+async fn nul_characters_are_refused_everywhere(store: &dyn MetadataStore) {
+    let e = experiment("nul\0name", 1_000);
+    assert!(matches!(store.create_experiment(&e).await, Err(StoreError::InvalidArgument(_))));
+    assert!(matches!(store.get_experiment("a\0b").await, Err(StoreError::InvalidArgument(_))));
+    let filter = r#"{"predicates":[{"key":"display_name","operation":"EQUALS","string_value":"a\u0000"}]}"#;
+    let listed = store.list_experiments(&q(Entity::Experiment, filter, "", None, "", &[])).await;
+    assert!(matches!(listed, Err(StoreError::InvalidArgument(_))), "{listed:?}");
 }

@@ -57,6 +57,10 @@ pub fn parse_cron(expression: &str) -> ApiResult<Option<croner::Cron>> {
         .map_err(|e| ApiError::invalid(format!("invalid cron expression {expression:?}: {e}")))
 }
 
+/// The longest interval a schedule may have (100 years), so slot arithmetic in milliseconds
+/// never overflows.
+pub const MAX_INTERVAL_MS: i64 = 100 * 366 * 24 * 3_600_000;
+
 /// `@every 1h30m` → milliseconds (Go duration units h, m, s).
 pub fn every_ms(duration: &str) -> Option<i64> {
     let mut total = 0i64;
@@ -72,10 +76,11 @@ pub fn every_ms(duration: &str) -> Option<i64> {
             's' => 1_000,
             _ => return None,
         };
-        total += number.parse::<i64>().ok()? * unit;
+        // Checked: an absurd duration is refused, not wrapped into a wrong one.
+        total = total.checked_add(number.parse::<i64>().ok()?.checked_mul(unit)?)?;
         number.clear();
     }
-    (number.is_empty() && total > 0).then_some(total)
+    (number.is_empty() && total > 0 && total <= MAX_INTERVAL_MS).then_some(total)
 }
 
 fn ms(t: &Option<chrono::DateTime<chrono::Utc>>) -> Option<i64> {
@@ -101,9 +106,10 @@ fn trigger_from(request: &Option<wire::Trigger>) -> ApiResult<Trigger> {
         }
         (None, Some(periodic)) => {
             let interval_second = periodic.interval_second.unwrap_or(0);
-            if interval_second < 1 {
+            if !(1..=MAX_INTERVAL_MS / 1000).contains(&interval_second) {
                 return Err(ApiError::invalid(format!(
-                    "periodic_schedule.interval_second must be at least 1, got {interval_second}"
+                    "periodic_schedule.interval_second must be between 1 and {} (100 years), got {interval_second}",
+                    MAX_INTERVAL_MS / 1000
                 )));
             }
             let (start_time, end_time) = (ms(&periodic.start_time), ms(&periodic.end_time));
@@ -179,7 +185,11 @@ mod tests {
         for ok in ["0 0 2 * * *", "*/5 * * * *", "0 30 9 * * MON-FRI", "@daily", "@every 1h"] {
             validate_cron(ok).unwrap_or_else(|e| panic!("{ok}: {}", e.message));
         }
-        for bad in ["", "* * *", "61 * * * * *", "0 0 25 * * *", "@sometimes", "a b c d e f"] {
+        // Durations too long to count in milliseconds are refused, not wrapped.
+        assert_eq!(every_ms("1h30m"), Some(5_400_000));
+        assert_eq!(every_ms("3000000000000h"), None);
+        assert_eq!(every_ms("9223372036854775807s"), None);
+        for bad in ["", "* * *", "61 * * * * *", "0 0 25 * * *", "@sometimes", "a b c d e f", "@every 3000000000000h"] {
             assert!(validate_cron(bad).is_err(), "accepted {bad:?}");
         }
     }
