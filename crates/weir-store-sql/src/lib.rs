@@ -106,6 +106,10 @@ macro_rules! bind_all {
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pools: Pools,
+    /// SQLite allows one writer at a time; writers from a shared pool collide and wait in
+    /// SQLite's busy handler, which sleeps 1, 2, 5, 10… ms between tries. All of weir's writes
+    /// go through this one-connection pool instead, queueing without sleeps.
+    sqlite_writer: Option<SqlitePool>,
     dialect: Dialect,
     /// The database file, for SQLite.
     sqlite_path: Option<std::path::PathBuf>,
@@ -131,6 +135,7 @@ impl SqlStore {
     pub async fn connect(url: &str, settings: &ConnectSettings) -> StoreResult<Self> {
         let dialect = Dialect::from_url(url)?;
         let mut sqlite_path = None;
+        let mut sqlite_writer = None;
         let bad_url =
             |e: sqlx::Error| StoreError::InvalidArgument(format!("invalid metadata URL {}: {e}", redact_url(url)));
         let pools = match dialect {
@@ -157,6 +162,14 @@ impl SqlStore {
                     }
                 }
                 sqlite_path = Some(options.get_filename().to_path_buf());
+                sqlite_writer = Some(
+                    SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .acquire_timeout(settings.acquire_timeout)
+                        .connect_with(options.clone())
+                        .await
+                        .map_err(|e| unavailable(url, e))?,
+                );
                 let pool = SqlitePoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout)
@@ -197,7 +210,7 @@ impl SqlStore {
                 Pools::Postgres(pool)
             }
         };
-        Ok(Self { pools, dialect, sqlite_path })
+        Ok(Self { pools, sqlite_writer, dialect, sqlite_path })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -225,6 +238,9 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
+        if let Some(writer) = &self.sqlite_writer {
+            writer.close().await;
+        }
         on_pool!(self, |pool| pool.close().await)
     }
 }
@@ -405,20 +421,26 @@ impl SqlStore {
         for stmt in &statements {
             check_text(&stmt.binds)?;
         }
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(map_err)?;
-            for stmt in statements {
-                let sql = self.sql(&stmt.sql);
-                let result = bind_all!(sqlx::query(&sql), &stmt.binds).execute(&mut *tx).await.map_err(map_err)?;
-                if result.rows_affected() == 0 {
-                    if let Some(error) = stmt.on_zero_rows {
-                        // Dropping the transaction rolls it back.
-                        return Err(error);
+        macro_rules! run_in {
+            ($pool:expr) => {{
+                let mut tx = $pool.begin().await.map_err(map_err)?;
+                for stmt in statements {
+                    let sql = self.sql(&stmt.sql);
+                    let result = bind_all!(sqlx::query(&sql), &stmt.binds).execute(&mut *tx).await.map_err(map_err)?;
+                    if result.rows_affected() == 0 {
+                        if let Some(error) = stmt.on_zero_rows {
+                            // Dropping the transaction rolls it back.
+                            return Err(error);
+                        }
                     }
                 }
-            }
-            tx.commit().await.map_err(map_err)
-        })
+                tx.commit().await.map_err(map_err)
+            }};
+        }
+        if let Some(writer) = &self.sqlite_writer {
+            return run_in!(writer);
+        }
+        on_pool!(self, |pool| run_in!(pool))
     }
 
     /// Lists rows of `table` for a resolved query: one page (plus one row to detect the next
