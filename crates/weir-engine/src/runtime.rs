@@ -1,6 +1,6 @@
 //! The engine loop: load a run's rows, let the planner decide, write the decision, then act.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,6 +45,12 @@ pub async fn python_has_kfp(python: &Path) -> bool {
         .await
         .map(|s| s.success())
         .unwrap_or(false)
+}
+
+/// The private folder of one attempt of a step (its live log is `log.txt` there). One level
+/// per attempt: every folder created and removed per step costs, and steps are many.
+pub fn attempt_dir(work_dir: &Path, run_id: &str, task_id: &str, attempt: i64) -> PathBuf {
+    work_dir.join("runs").join(run_id).join(format!("{task_id}.{attempt}"))
 }
 
 /// Where an attempt's log is kept in the artifact store.
@@ -128,7 +134,7 @@ impl Engine {
 
     /// The working folder of an attempt (its live log is `log.txt` there).
     pub fn attempt_dir(&self, run_id: &str, task_id: &str, attempt: i64) -> PathBuf {
-        self.settings.work_dir.join("runs").join(run_id).join(task_id).join(attempt.to_string())
+        attempt_dir(&self.settings.work_dir, run_id, task_id, attempt)
     }
 
     fn run_lock(&self, run_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -258,6 +264,11 @@ impl Engine {
             }
             if let Some(transition) = &step.progress.run {
                 tracing::info!(run.id = %run_id, run.state = %transition.to, "run state changed");
+                if transition.to.is_terminal() {
+                    // The run's folder, once its steps' folders are gone (it is only removed
+                    // when empty).
+                    let _ = tokio::fs::remove_dir(self.settings.work_dir.join("runs").join(run_id)).await;
+                }
             }
         }
         cached.settled = step.progress.is_empty() && step.launches.is_empty() && step.kills.is_empty();
@@ -648,10 +659,23 @@ impl Engine {
     ) -> Result<(Vec<Artifact>, Result<Value, String>), String> {
         let workdir = self.attempt_dir(run_id, &task.id, task.attempts);
         let _ = tokio::fs::remove_dir_all(&workdir).await;
-        for dir in ["inputs", "outputs/artifacts", "outputs/parameters", "workspace"] {
-            tokio::fs::create_dir_all(workdir.join(dir))
-                .await
-                .map_err(|e| format!("cannot prepare the step folder: {e}"))?;
+        // Only the folders this step's outputs go in (inputs make their own): creating and
+        // removing folders is most of what a short step costs on some file systems.
+        let mut dirs: BTreeSet<PathBuf> = BTreeSet::from([workdir.clone()]);
+        let parents = plan.outputs.iter().map(|o| o.local_path.as_path()).chain(
+            plan.output_parameters
+                .values()
+                .map(|(path, _)| path.as_path())
+                .chain([plan.executor_output_file.as_path()]),
+        );
+        dirs.extend(parents.filter_map(Path::parent).map(Path::to_path_buf));
+        let workspace = workdir.join("workspace");
+        let workspace_text = workspace.display().to_string();
+        if plan.argv.iter().any(|a| a.contains(&workspace_text)) {
+            dirs.insert(workspace);
+        }
+        for dir in dirs {
+            tokio::fs::create_dir_all(&dir).await.map_err(|e| format!("cannot prepare the step folder: {e}"))?;
         }
         for input in &plan.inputs {
             if let Some(local) = &input.local_path {

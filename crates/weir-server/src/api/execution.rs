@@ -131,6 +131,6 @@ pub async fn logs(
 /// The log of a step still running on this host.
 async fn live_log(state: &AppState, run_id: &str, task_id: &str, attempt: i64) -> String {
     let Some(work_dir) = &state.work_dir else { return String::new() };
-    let path = work_dir.join("runs").join(run_id).join(task_id).join(attempt.to_string()).join("log.txt");
+    let path = weir_engine::runtime::attempt_dir(work_dir, run_id, task_id, attempt).join("log.txt");
     tokio::fs::read_to_string(path).await.unwrap_or_default()
 }
