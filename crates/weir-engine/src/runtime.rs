@@ -30,6 +30,8 @@ pub struct EngineSettings {
     pub python_has_kfp: bool,
     /// How often to look for runs created by other weir processes when nothing happens.
     pub poll_interval: Duration,
+    /// Runs under way at once; more wait PENDING in creation order.
+    pub max_running_runs: usize,
     /// Starts lightweight Python steps from a warm interpreter (when it has kfp).
     pub python_driver: Option<Arc<dyn crate::driver::PythonDriver>>,
 }
@@ -150,7 +152,13 @@ impl Engine {
         }
         tokio::pin!(shutdown);
         loop {
-            let wake = match self.tick_all().await {
+            // A pass over many runs can be long; shutdown does not wait for it. Stopping
+            // between any two writes is safe: rows are written before anything is acted on.
+            let ticked = tokio::select! {
+                ticked = self.tick_all() => ticked,
+                _ = &mut shutdown => break,
+            };
+            let wake = match ticked {
                 Ok(wake) => wake,
                 Err(e) => {
                     tracing::warn!(error = %e, "engine tick failed");
@@ -168,7 +176,10 @@ impl Engine {
         }
     }
 
-    /// Advances every active run once; returns the earliest time something is due.
+    /// Advances every active run once, oldest first; returns the earliest time something is
+    /// due. At most `max_running_runs` runs are under way at once: the others wait PENDING, in
+    /// creation order, so a flood of submissions queues instead of slowing every run down
+    /// together (and the engine's memory stays bounded by the runs under way).
     pub async fn tick_all(self: &Arc<Self>) -> Result<Option<i64>, StoreError> {
         let mut wake: Option<i64> = None;
         let active = self.store.active_runs().await?;
@@ -176,8 +187,21 @@ impl Engine {
             // Runs that ended or were deleted behind the engine's back leave memory.
             let ids: HashSet<&str> = active.iter().map(|(id, _)| id.as_str()).collect();
             self.views.lock().expect("views").retain(|id, _| ids.contains(id.as_str()));
+            // A run's lock goes with it, unless someone still holds it.
+            self.run_locks
+                .lock()
+                .expect("run locks")
+                .retain(|id, lock| ids.contains(id.as_str()) || Arc::strong_count(lock) > 1);
         }
+        let mut under_way = active.iter().filter(|(_, state)| *state != RuntimeState::Pending).count();
+        let limit = self.settings.max_running_runs.max(1);
         for (run_id, state) in active {
+            if state == RuntimeState::Pending {
+                if under_way >= limit {
+                    continue;
+                }
+                under_way += 1;
+            }
             match self.tick(&run_id, state).await {
                 Ok(Some(at)) => wake = Some(wake.map_or(at, |w| w.min(at))),
                 Ok(None) => {}

@@ -70,6 +70,8 @@ pub struct ExecutorSection {
     pub work_dir: Option<PathBuf>,
     /// Steps running at once (default 8).
     pub max_concurrent_steps: Option<usize>,
+    /// Runs under way at once; more wait PENDING in creation order (default 64).
+    pub max_running_runs: Option<usize>,
     /// Fork lightweight Python steps from a warm interpreter (default true).
     pub python_fork_server: Option<bool>,
 }
@@ -144,6 +146,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub work_dir: PathBuf,
     pub max_concurrent_steps: usize,
+    pub max_running_runs: usize,
     pub timezone: chrono_tz::Tz,
     pub scheduler_enabled: bool,
     pub python_fork_server: bool,
@@ -161,6 +164,9 @@ pub struct ExecutorArgs {
     /// How many steps run at once.
     #[arg(long, env = "WEIR_MAX_CONCURRENT_STEPS")]
     pub max_concurrent_steps: Option<usize>,
+    /// How many runs are under way at once; more wait PENDING, oldest first (default 64).
+    #[arg(long, env = "WEIR_MAX_RUNNING_RUNS")]
+    pub max_running_runs: Option<usize>,
     /// Timezone of cron schedules (IANA name, e.g. Europe/Berlin; default UTC).
     #[arg(long, env = "WEIR_TIMEZONE")]
     pub timezone: Option<String>,
@@ -277,6 +283,7 @@ impl Settings {
             executor_python,
             work_dir,
             max_concurrent_steps: executor.max_concurrent_steps.or(file.executor.max_concurrent_steps).unwrap_or(8),
+            max_running_runs: executor.max_running_runs.or(file.executor.max_running_runs).unwrap_or(64),
             name: args.name.clone().or(file.name.clone()).unwrap_or_else(|| "weir".into()),
             listen,
             metadata_url,
@@ -299,6 +306,9 @@ impl Settings {
         }
         if self.max_concurrent_steps == 0 {
             bail!("executor.max_concurrent_steps must be at least 1");
+        }
+        if self.max_running_runs == 0 {
+            bail!("executor.max_running_runs must be at least 1");
         }
         if self.max_connections == 0 {
             bail!("metadata.max_connections must be at least 1");

@@ -238,3 +238,27 @@ async fn sigterm_lets_steps_finish_then_exits_cleanly() {
     weir.stop();
     storage.db.drop_database().await;
 }
+
+/// With `--max-running-runs 1`, a second run waits PENDING while the first is under way and
+/// starts when it ends: a flood of submissions queues, oldest first.
+#[tokio::test]
+async fn runs_beyond_the_limit_wait_their_turn() {
+    let storage = Storage::new(Dialect::Sqlite);
+    let markers = storage.data_dir.path().join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    let weir = Weir::start_with(&storage, &["--max-running-runs", "1"]);
+    let api = Api::new(&weir);
+    let params = json!({"marker_dir": markers.display().to_string()});
+    let first = api.create("terminate", params.clone()).await;
+    api.wait(&first, &["RUNNING"]).await;
+    let second = api.create("terminate", params).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(api.get(&format!("/apis/v2beta1/runs/{second}")).await["state"], "PENDING");
+    assert_eq!(api.post(&format!("/apis/v2beta1/runs/{first}:terminate")).await, 200);
+    api.wait(&first, &["CANCELED"]).await;
+    api.wait(&second, &["RUNNING"]).await;
+    assert_eq!(api.post(&format!("/apis/v2beta1/runs/{second}:terminate")).await, 200);
+    api.wait(&second, &["CANCELED"]).await;
+    weir.stop();
+    storage.db.drop_database().await;
+}

@@ -113,6 +113,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             python: settings.executor_python.clone(),
             python_has_kfp,
             poll_interval: std::time::Duration::from_secs(2),
+            max_running_runs: settings.max_running_runs,
             python_driver: python_driver(&settings, python_has_kfp),
         },
         Arc::new(tokio::sync::Notify::new()),
