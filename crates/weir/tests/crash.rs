@@ -26,6 +26,36 @@ fn task<'a>(tasks: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no task {name}: {tasks}"))
 }
 
+/// Creates a run of `pipeline` and waits until its step `step` runs with a recorded pid;
+/// returns the run's id and that pid.
+async fn run_until_running(
+    client: &reqwest::Client,
+    weir: &Weir,
+    pipeline: &str,
+    markers: &std::path::Path,
+    step: &str,
+) -> (String, i64) {
+    let body = json!({
+        "display_name": pipeline,
+        "pipeline_spec": spec(pipeline),
+        "runtime_config": {"parameters": {"marker_dir": markers.display().to_string()}},
+    });
+    let created: Value =
+        client.post(format!("{}/apis/v2beta1/runs", weir.base)).json(&body).send().await.unwrap().json().await.unwrap();
+    let run_id = created["run_id"].as_str().unwrap_or_else(|| panic!("{created}")).to_string();
+    let tasks_url = format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base);
+    let pid = eventually(&format!("{step} to be running"), Duration::from_secs(60), || {
+        let (client, url) = (client.clone(), tasks_url.clone());
+        async move {
+            let tasks = get(&client, url).await;
+            let task = tasks["tasks"].as_array()?.iter().find(|t| t["name"] == step)?.clone();
+            (task["state"] == "RUNNING" && task["pid"].as_i64()? > 0).then(|| task["pid"].as_i64().unwrap())
+        }
+    })
+    .await;
+    (run_id, pid)
+}
+
 /// Runs `pipeline` until its slow step runs, kills weir with SIGKILL, then (with
 /// `lose_process`) the step's process group too, and starts a new weir on the same storage.
 async fn crash_mid_step(dialect: Dialect, pipeline: &str, lose_process: bool) -> (Value, Value, String) {
@@ -35,24 +65,7 @@ async fn crash_mid_step(dialect: Dialect, pipeline: &str, lose_process: bool) ->
     let client = reqwest::Client::new();
 
     let weir = Weir::start(&storage);
-    let body = json!({
-        "display_name": "crash",
-        "pipeline_spec": spec(pipeline),
-        "runtime_config": {"parameters": {"marker_dir": markers.display().to_string()}},
-    });
-    let created: Value =
-        client.post(format!("{}/apis/v2beta1/runs", weir.base)).json(&body).send().await.unwrap().json().await.unwrap();
-    let run_id = created["run_id"].as_str().unwrap_or_else(|| panic!("{created}")).to_string();
-    let tasks_url = format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base);
-    let old_pid = eventually("the slow step to be running", Duration::from_secs(60), || {
-        let (client, url) = (client.clone(), tasks_url.clone());
-        async move {
-            let tasks = get(&client, url).await;
-            let slow = tasks["tasks"].as_array()?.iter().find(|t| t["name"] == "slow-once")?.clone();
-            (slow["state"] == "RUNNING" && slow["pid"].as_i64()? > 0).then(|| slow["pid"].as_i64().unwrap())
-        }
-    })
-    .await;
+    let (run_id, old_pid) = run_until_running(&client, &weir, pipeline, &markers, "slow-once").await;
     assert!(pid_alive(old_pid));
     weir.kill9();
     assert!(pid_alive(old_pid), "the step outlives a killed weir");
@@ -128,24 +141,7 @@ async fn survives(dialect: Dialect, release_before_restart: bool) {
     std::fs::create_dir_all(&markers).unwrap();
     let client = reqwest::Client::new();
     let weir = Weir::start(&storage);
-    let body = json!({
-        "display_name": "adopt",
-        "pipeline_spec": spec("crash_adopt"),
-        "runtime_config": {"parameters": {"marker_dir": markers.display().to_string()}},
-    });
-    let created: Value =
-        client.post(format!("{}/apis/v2beta1/runs", weir.base)).json(&body).send().await.unwrap().json().await.unwrap();
-    let run_id = created["run_id"].as_str().unwrap_or_else(|| panic!("{created}")).to_string();
-    let tasks_url = format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base);
-    let pid = eventually("the waiter to be running", Duration::from_secs(60), || {
-        let (client, url) = (client.clone(), tasks_url.clone());
-        async move {
-            let tasks = get(&client, url).await;
-            let waiter = tasks["tasks"].as_array()?.iter().find(|t| t["name"] == "waiter")?.clone();
-            (waiter["state"] == "RUNNING" && waiter["pid"].as_i64()? > 0).then(|| waiter["pid"].as_i64().unwrap())
-        }
-    })
-    .await;
+    let (run_id, pid) = run_until_running(&client, &weir, "crash_adopt", &markers, "waiter").await;
     weir.kill9();
     if release_before_restart {
         std::fs::write(markers.join("release"), "").unwrap();
