@@ -56,6 +56,19 @@ async fn run_until_running(
     (run_id, pid)
 }
 
+/// Waits until the run has SUCCEEDED or FAILED; returns it.
+async fn run_ended(client: &reqwest::Client, weir: &Weir, run_id: &str) -> Value {
+    let run_url = format!("{}/apis/v2beta1/runs/{run_id}", weir.base);
+    eventually("the run to end", Duration::from_secs(60), || {
+        let (client, url) = (client.clone(), run_url.clone());
+        async move {
+            let run = get(&client, url).await;
+            matches!(run["state"].as_str(), Some("SUCCEEDED" | "FAILED")).then_some(run)
+        }
+    })
+    .await
+}
+
 /// Runs `pipeline` until its slow step runs, kills weir with SIGKILL, then (with
 /// `lose_process`) the step's process group too, and starts a new weir on the same storage.
 async fn crash_mid_step(dialect: Dialect, pipeline: &str, lose_process: bool) -> (Value, Value, String) {
@@ -79,15 +92,7 @@ async fn crash_mid_step(dialect: Dialect, pipeline: &str, lose_process: bool) ->
     }
 
     let weir = Weir::start(&storage);
-    let run_url = format!("{}/apis/v2beta1/runs/{run_id}", weir.base);
-    let run = eventually("the run to end", Duration::from_secs(60), || {
-        let (client, url) = (client.clone(), run_url.clone());
-        async move {
-            let run = get(&client, url).await;
-            matches!(run["state"].as_str(), Some("SUCCEEDED" | "FAILED")).then_some(run)
-        }
-    })
-    .await;
+    let run = run_ended(&client, &weir, &run_id).await;
     let tasks = get(&client, format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base)).await;
     let log = weir.log_text();
     // The log of a step that ran before the crash is still readable, over the CLI too.
@@ -154,15 +159,7 @@ async fn survives(dialect: Dialect, release_before_restart: bool) {
         assert!(pid_alive(pid), "the new weir leaves the running step alone");
         std::fs::write(markers.join("release"), "").unwrap();
     }
-    let run_url = format!("{}/apis/v2beta1/runs/{run_id}", weir.base);
-    let run = eventually("the run to end", Duration::from_secs(60), || {
-        let (client, url) = (client.clone(), run_url.clone());
-        async move {
-            let run = get(&client, url).await;
-            matches!(run["state"].as_str(), Some("SUCCEEDED" | "FAILED")).then_some(run)
-        }
-    })
-    .await;
+    let run = run_ended(&client, &weir, &run_id).await;
     let log = weir.log_text();
     assert_eq!(run["state"], "SUCCEEDED", "{run}\n{log}");
     let tasks = get(&client, format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base)).await;
