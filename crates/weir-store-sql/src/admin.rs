@@ -123,12 +123,21 @@ impl StoreAdmin for SqlStore {
         crate::portable::table_counts(self).await
     }
 
-    async fn export_snapshot(&self) -> StoreResult<Snapshot> {
-        crate::portable::export_snapshot(self).await
+    async fn export_tables(&self, out: tokio::sync::mpsc::Sender<TableDump>) -> StoreResult<i64> {
+        crate::portable::export_tables(self, out).await
     }
 
-    async fn import_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
-        crate::portable::import_snapshot(self, snapshot).await
+    async fn import_tables(
+        &self,
+        schema_version: i64,
+        rows: u64,
+        input: tokio::sync::mpsc::Receiver<TableDump>,
+    ) -> StoreResult<()> {
+        crate::portable::import_tables(self, schema_version, rows, input).await
+    }
+
+    fn check_chunk(&self, schema_version: i64, chunk: &TableDump) -> StoreResult<()> {
+        crate::portable::check_chunk(schema_version, chunk)
     }
 
     async fn purge(&self) -> StoreResult<()> {

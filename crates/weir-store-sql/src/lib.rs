@@ -102,6 +102,7 @@ macro_rules! bind_all {
         query
     }};
 }
+pub(crate) use bind_all;
 
 #[derive(Debug, Clone)]
 pub struct SqlStore {

@@ -1,14 +1,12 @@
 //! Backend-neutral export and import of every weir table (backups, moves between backends),
 //! migrations up to a version, purge, and server leases.
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 use sqlx::Row;
 use weir_store::*;
 
 use crate::text::Text;
-use crate::{map_err, on_pool, Bind, Dialect, SqlStore, Stmt};
+use crate::{bind_all, map_err, on_pool, Bind, Dialect, SqlStore, Stmt};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Col {
@@ -317,102 +315,155 @@ pub(crate) async fn table_counts(store: &SqlStore) -> StoreResult<Vec<(String, i
     Ok(out)
 }
 
-pub(crate) async fn export_snapshot(store: &SqlStore) -> StoreResult<Snapshot> {
+pub(crate) async fn export_tables(store: &SqlStore, out: tokio::sync::mpsc::Sender<TableDump>) -> StoreResult<i64> {
+    use futures::TryStreamExt;
     let version = store.schema_version().await?;
     let dialect = store.dialect;
+    let gone = || StoreError::Internal("the export's reader stopped before the end".into());
     on_pool!(store, |pool| {
         let mut tx = pool.begin().await.map_err(map_err)?;
         if dialect == Dialect::Postgres {
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await.map_err(map_err)?;
         }
-        let mut tables = Vec::new();
         for table in TABLES.iter().filter(|t| t.since <= version) {
             let columns = columns_at(table, version);
-            let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+            let names: Vec<String> = columns.iter().map(|(n, _)| n.to_string()).collect();
+            let header = TableDump { name: table.name.to_string(), columns: names.clone(), rows: Vec::new() };
             let sql = format!("SELECT {} FROM {} ORDER BY {}", names.join(", "), table.name, table.order_by);
-            let rows = sqlx::query(&sql).fetch_all(&mut *tx).await.map_err(map_err)?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
+            // Rows are streamed from the cursor, so memory holds one chunk whatever the table's size.
+            let mut rows = sqlx::query(&sql).fetch(&mut *tx);
+            let mut chunk = header.clone_header();
+            let mut sent_any = false;
+            while let Some(row) = rows.try_next().await.map_err(map_err)? {
                 let mut values = Vec::with_capacity(columns.len());
                 for (i, (_, col)) in columns.iter().enumerate() {
                     values.push(cell!(row, i, *col)?);
                 }
-                out.push(values);
+                chunk.rows.push(values);
+                if chunk.rows.len() == EXPORT_CHUNK_ROWS {
+                    let full = std::mem::replace(&mut chunk, header.clone_header());
+                    out.send(full).await.map_err(|_| gone())?;
+                    sent_any = true;
+                }
             }
-            tables.push(TableDump {
-                name: table.name.to_string(),
-                columns: names.iter().map(|n| n.to_string()).collect(),
-                rows: out,
-            });
+            if !chunk.rows.is_empty() || !sent_any {
+                out.send(chunk).await.map_err(|_| gone())?;
+            }
         }
         tx.commit().await.map_err(map_err)?;
-        Ok(Snapshot { schema_version: version, tables })
+        Ok(version)
     })
 }
 
-pub(crate) async fn import_snapshot(store: &SqlStore, snapshot: &Snapshot) -> StoreResult<()> {
-    let version = store.schema_version().await?;
-    if version != snapshot.schema_version {
-        return Err(StoreError::FailedPrecondition(format!(
-            "the store is at schema version {version}, the snapshot at {}",
-            snapshot.schema_version
+/// The binds of a chunk's rows, after checking the chunk against the schema version's table.
+fn chunk_binds(version: i64, chunk: &TableDump) -> StoreResult<(&'static TableDef, Vec<Bind>)> {
+    let def = TABLES.iter().find(|t| t.name == chunk.name && t.since <= version).ok_or_else(|| {
+        StoreError::InvalidArgument(format!("schema version {version} has no table {:?}", chunk.name))
+    })?;
+    let columns = columns_at(def, version);
+    let expected: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+    if expected != chunk.columns {
+        return Err(StoreError::InvalidArgument(format!(
+            "the backup's {} columns {:?} differ from schema version {version}'s {expected:?}",
+            chunk.name, chunk.columns
         )));
     }
-    for (table, rows) in table_counts(store).await? {
-        if rows > 0 {
-            return Err(StoreError::FailedPrecondition(format!(
-                "the metadata store is not empty: {table} has {rows} rows"
+    let mut binds = Vec::with_capacity(chunk.rows.len() * columns.len());
+    for row in &chunk.rows {
+        if row.len() != columns.len() {
+            return Err(StoreError::InvalidArgument(format!(
+                "a {} row has {} values, not {}",
+                chunk.name,
+                row.len(),
+                columns.len()
             )));
+        }
+        for (value, (column, col)) in row.iter().zip(&columns) {
+            // A restored identity is completed by the next start (see lifecycle).
+            let bind = if def.name == "storage_identity" && *column == "initialising" {
+                Bind::Bool(true)
+            } else {
+                to_bind(value, *col, def.name, column)?
+            };
+            binds.push(bind);
         }
     }
-    let defs: HashMap<&str, &TableDef> = TABLES.iter().map(|t| (t.name, t)).collect();
-    let mut statements = Vec::new();
-    for dump in &snapshot.tables {
-        let def = defs
-            .get(dump.name.as_str())
-            .ok_or_else(|| StoreError::InvalidArgument(format!("the snapshot has an unknown table {:?}", dump.name)))?;
-        let expected: Vec<&str> = columns_at(def, version).iter().map(|(n, _)| *n).collect();
-        let given: Vec<&str> = dump.columns.iter().map(String::as_str).collect();
-        if expected != given {
-            return Err(StoreError::InvalidArgument(format!(
-                "the snapshot's {} columns {given:?} differ from schema version {version}'s {expected:?}",
-                dump.name
-            )));
-        }
-        let types: Vec<Col> = columns_at(def, version).iter().map(|(_, c)| *c).collect();
-        for chunk in dump.rows.chunks(100) {
-            let row_marks = format!("({})", vec!["?"; types.len()].join(", "));
-            let mut binds = Vec::with_capacity(chunk.len() * types.len());
-            for row in chunk {
-                if row.len() != types.len() {
-                    return Err(StoreError::InvalidArgument(format!(
-                        "a {} row has {} values, not {}",
-                        dump.name,
-                        row.len(),
-                        types.len()
+    crate::check_text(&binds)?;
+    Ok((def, binds))
+}
+
+pub(crate) fn check_chunk(version: i64, chunk: &TableDump) -> StoreResult<()> {
+    chunk_binds(version, chunk).map(|_| ())
+}
+
+/// Rows per INSERT statement on import (well under every backend's bind-parameter limit).
+const IMPORT_ROWS_PER_INSERT: usize = 100;
+
+pub(crate) async fn import_tables(
+    store: &SqlStore,
+    schema_version: i64,
+    rows: u64,
+    mut input: tokio::sync::mpsc::Receiver<TableDump>,
+) -> StoreResult<()> {
+    let version = store.schema_version().await?;
+    if version != schema_version {
+        return Err(StoreError::FailedPrecondition(format!(
+            "the store is at schema version {version}, the backup at {schema_version}"
+        )));
+    }
+    let position = |name: &str| TABLES.iter().position(|t| t.name == name).unwrap_or(usize::MAX);
+    macro_rules! load_in {
+        ($pool:expr) => {{
+            let mut tx = $pool.begin().await.map_err(map_err)?;
+            // Checked inside the transaction that loads, so nothing can slip in between.
+            for table in TABLES.iter().filter(|t| t.since <= version) {
+                let sql = format!("SELECT COUNT(*) FROM {}", table.name);
+                let rows: i64 = sqlx::query_scalar(&sql).fetch_one(&mut *tx).await.map_err(map_err)?;
+                if rows > 0 {
+                    return Err(StoreError::FailedPrecondition(format!(
+                        "the metadata store is not empty: {} has {rows} rows",
+                        table.name
                     )));
                 }
-                for ((value, col), column) in row.iter().zip(&types).zip(&given) {
-                    let bind = to_bind(value, *col, &dump.name, column)?;
-                    // A restored identity is completed by the next start (see lifecycle).
-                    let bind = if dump.name == "storage_identity" && *column == "initialising" {
-                        Bind::Bool(true)
-                    } else {
-                        bind
-                    };
-                    binds.push(bind);
+            }
+            let (mut last, mut loaded) = (0, 0u64);
+            while let Some(chunk) = input.recv().await {
+                loaded += chunk.rows.len() as u64;
+                let (def, binds) = chunk_binds(version, &chunk)?;
+                // Parents before children, as exported: foreign keys are checked row by row.
+                let here = position(def.name);
+                if here < last {
+                    return Err(StoreError::InvalidArgument(format!(
+                        "the backup's table {} is out of order (tables load parents first)",
+                        def.name
+                    )));
+                }
+                last = here;
+                let width = chunk.columns.len();
+                let row_marks = format!("({})", vec!["?"; width].join(", "));
+                for binds in binds.chunks(width * IMPORT_ROWS_PER_INSERT) {
+                    let sql = store.sql(&format!(
+                        "INSERT INTO {} ({}) VALUES {}",
+                        def.name,
+                        chunk.columns.join(", "),
+                        vec![row_marks.as_str(); binds.len() / width].join(", ")
+                    ));
+                    bind_all!(sqlx::query(&sql), binds).execute(&mut *tx).await.map_err(map_err)?;
                 }
             }
-            let sql = format!(
-                "INSERT INTO {} ({}) VALUES {}",
-                dump.name,
-                given.join(", "),
-                vec![row_marks.as_str(); chunk.len()].join(", ")
-            );
-            statements.push(Stmt::new(sql, binds));
-        }
+            if loaded != rows {
+                // Dropping the transaction rolls it back.
+                return Err(StoreError::InvalidArgument(format!(
+                    "the backup's metadata ended after {loaded} of its {rows} rows"
+                )));
+            }
+            tx.commit().await.map_err(map_err)
+        }};
     }
-    store.transaction(statements).await
+    if let Some(writer) = &store.sqlite_writer {
+        return load_in!(writer);
+    }
+    on_pool!(store, |pool| load_in!(pool))
 }
 
 /// Tables derived from the others (kept by triggers): not in backups, rebuilt on import.

@@ -144,3 +144,91 @@ async fn mysql_versions_leases_purge() {
 async fn postgres_versions_leases_purge() {
     versions_leases_purge(Dialect::Postgres).await;
 }
+
+/// Exports stream in bounded chunks; an import lands whole or not at all.
+async fn streams_in_chunks_all_or_nothing(dialect: Dialect) {
+    let (db_a, a) = fresh(dialect).await;
+    let (db_b, b) = fresh(dialect).await;
+    with_cleanup(&[&db_a, &db_b], async move {
+        a.migrate().await.unwrap();
+        populate(&a).await;
+        let e = experiment("bulk", 20);
+        a.create_experiment(&e).await.unwrap();
+        let runs: Vec<Run> = (0..1_234).map(|i| run(&e.id, &format!("bulk-{i}"), 100 + i)).collect();
+        a.bulk_load(&runs, &[]).await.unwrap();
+
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<TableDump>(1);
+        let collect = async {
+            let mut chunks = Vec::new();
+            while let Some(chunk) = rx.recv().await {
+                chunks.push(chunk);
+            }
+            chunks
+        };
+        let (version, chunks) = tokio::join!(a.export_tables(tx), collect);
+        let version = version.unwrap();
+        assert!(chunks.iter().all(|c| c.rows.len() <= EXPORT_CHUNK_ROWS));
+        let run_chunks: Vec<usize> = chunks.iter().filter(|c| c.name == "runs").map(|c| c.rows.len()).collect();
+        assert_eq!(run_chunks, vec![500, 500, 235], "1,235 runs in chunks of 500");
+        let slots = chunks.iter().filter(|c| c.name == "recurring_run_slots").count();
+        assert_eq!(slots, 1, "an empty table still sends one (empty) chunk");
+        let total: u64 = chunks.iter().map(|c| c.rows.len() as u64).sum();
+
+        b.migrate_to(version).await.unwrap();
+        let empty = b.table_counts().await.unwrap();
+        let feed = |chunks: Vec<TableDump>| {
+            let (tx, rx) = tokio::sync::mpsc::channel::<TableDump>(2);
+            tokio::spawn(async move {
+                for chunk in chunks {
+                    if tx.send(chunk).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        };
+        // An input cut short (its reader failed) is not taken for the end: nothing lands.
+        let cut: Vec<TableDump> = chunks.iter().take(chunks.len() - 3).cloned().collect();
+        let err = b.import_tables(version, total, feed(cut)).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidArgument(ref m) if m.contains("ended after")), "{err:?}");
+        assert_eq!(b.table_counts().await.unwrap(), empty);
+        // Tables out of the export's order are refused, and nothing lands.
+        let mut swapped = chunks.clone();
+        let experiments_at = swapped.iter().position(|c| c.name == "experiments").unwrap();
+        let experiments = swapped.remove(experiments_at);
+        swapped.push(experiments);
+        let err = b.import_tables(version, total, feed(swapped)).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidArgument(ref m) if m.contains("out of order")), "{err:?}");
+        assert_eq!(b.table_counts().await.unwrap(), empty);
+        // A value of the wrong type is refused by the check a restore runs before writing.
+        let mut bad = chunks.iter().find(|c| c.name == "runs").unwrap().clone();
+        bad.rows[7][13] = json!("yesterday");
+        assert!(matches!(b.check_chunk(version, &bad), Err(StoreError::InvalidArgument(_))));
+        assert!(chunks.iter().all(|c| b.check_chunk(version, c).is_ok()));
+        // The whole input loads.
+        b.import_tables(version, total, feed(chunks)).await.unwrap();
+        let counts = b.table_counts().await.unwrap();
+        assert_eq!(counts, a.table_counts().await.unwrap());
+        let query = ListQuery::resolve(Entity::Run, "", "", Some("1"), "", &[]).unwrap();
+        let listed = b.list_runs(&query).await.unwrap();
+        assert_eq!(listed.total_size, 1_235, "run totals follow an import");
+        a.close().await;
+        b.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_streams_in_chunks_all_or_nothing() {
+    streams_in_chunks_all_or_nothing(Dialect::Sqlite).await;
+}
+
+#[tokio::test]
+async fn mysql_streams_in_chunks_all_or_nothing() {
+    streams_in_chunks_all_or_nothing(Dialect::MySql).await;
+}
+
+#[tokio::test]
+async fn postgres_streams_in_chunks_all_or_nothing() {
+    streams_in_chunks_all_or_nothing(Dialect::Postgres).await;
+}

@@ -327,6 +327,16 @@ pub struct TableDump {
     pub rows: Vec<Vec<Value>>,
 }
 
+/// Rows per chunk of a streamed export.
+pub const EXPORT_CHUNK_ROWS: usize = 500;
+
+impl TableDump {
+    /// The table's name and columns, without rows.
+    pub fn clone_header(&self) -> TableDump {
+        TableDump { name: self.name.clone(), columns: self.columns.clone(), rows: Vec::new() }
+    }
+}
+
 /// Every weir table at one schema version, read in one consistent snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {

@@ -102,12 +102,62 @@ pub trait StoreAdmin: Send + Sync {
     async fn migrate_to(&self, version: i64) -> StoreResult<Vec<i64>>;
     /// Rows per weir table (tables missing at this schema version are left out).
     async fn table_counts(&self) -> StoreResult<Vec<(String, i64)>>;
-    /// Every weir table, read in one transaction so the tables agree with each other.
-    async fn export_snapshot(&self) -> StoreResult<Snapshot>;
-    /// Loads a snapshot into a store migrated to the snapshot's version whose tables are
-    /// empty, in one transaction. The storage identity is loaded as still initialising, so a
-    /// start completes it only once the artifact store holds it too.
-    async fn import_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()>;
+    /// Streams every weir table, read in one transaction so the tables agree with each other,
+    /// as chunks of at most [`EXPORT_CHUNK_ROWS`] rows, parents before children. Every table
+    /// sends at least one chunk (an empty table, one with no rows). Returns the schema version
+    /// read. Memory stays bounded by the channel, whatever the size of the store.
+    async fn export_tables(&self, out: tokio::sync::mpsc::Sender<TableDump>) -> StoreResult<i64>;
+    /// Loads chunks (in [`StoreAdmin::export_tables`]'s table order) into a store migrated to
+    /// `schema_version` whose tables are empty, in one transaction: nothing is written unless
+    /// every chunk loads and the input ends after exactly `rows` rows (an input cut short by
+    /// its reader's failure is not mistaken for the end). The storage identity is loaded as
+    /// still initialising, so a start completes it only once the artifact store holds it too.
+    async fn import_tables(
+        &self,
+        schema_version: i64,
+        rows: u64,
+        input: tokio::sync::mpsc::Receiver<TableDump>,
+    ) -> StoreResult<()>;
+    /// What [`StoreAdmin::import_tables`] would refuse in a chunk, checked without a store
+    /// (a restore checks the whole archive before it writes anything).
+    fn check_chunk(&self, schema_version: i64, chunk: &TableDump) -> StoreResult<()>;
+    /// Every weir table in memory: [`StoreAdmin::export_tables`] collected. For small stores
+    /// and tests.
+    async fn export_snapshot(&self) -> StoreResult<Snapshot> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<TableDump>(4);
+        let collect = async move {
+            let mut tables: Vec<TableDump> = Vec::new();
+            while let Some(chunk) = rx.recv().await {
+                match tables.last_mut() {
+                    Some(last) if last.name == chunk.name => last.rows.extend(chunk.rows),
+                    _ => tables.push(chunk),
+                }
+            }
+            tables
+        };
+        let (version, tables) = tokio::join!(self.export_tables(tx), collect);
+        Ok(Snapshot { schema_version: version?, tables })
+    }
+    /// Loads an in-memory snapshot: [`StoreAdmin::import_tables`] fed from it.
+    async fn import_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<TableDump>(4);
+        let feed = async move {
+            for table in &snapshot.tables {
+                let mut chunks = table.rows.chunks(EXPORT_CHUNK_ROWS).peekable();
+                if chunks.peek().is_none() {
+                    let _ = tx.send(TableDump { rows: Vec::new(), ..table.clone_header() }).await;
+                }
+                for rows in chunks {
+                    if tx.send(TableDump { rows: rows.to_vec(), ..table.clone_header() }).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        };
+        let rows = snapshot.tables.iter().map(|t| t.rows.len() as u64).sum();
+        let (result, ()) = tokio::join!(self.import_tables(snapshot.schema_version, rows, rx), feed);
+        result
+    }
     /// Drops every weir table, the migration history included.
     async fn purge(&self) -> StoreResult<()>;
     /// Records or renews a server's lease.

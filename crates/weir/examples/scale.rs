@@ -194,27 +194,54 @@ async fn main() {
         return;
     }
     // The newest migration on the loaded store, as `weir storage upgrade` runs it (backup
-    // first; the backup holds the tables in memory, so this needs several GiB at 1M runs).
+    // first). Its peak memory comes from GNU time where installed.
     store.close().await;
     weir_store_sql::testing::undo_head_migration(&metadata).await;
+    let gnu_time = std::path::Path::new("/usr/bin/time");
+    let mut command = if gnu_time.exists() {
+        let mut c = std::process::Command::new(gnu_time);
+        c.args(["-f", "peak-rss-kib %M"]).arg(&binary);
+        c
+    } else {
+        std::process::Command::new(&binary)
+    };
     let started = Instant::now();
-    let upgrade = std::process::Command::new(&binary)
+    let mut upgrade = command
         .args(["storage", "upgrade", "--metadata", &metadata])
         .arg("--artifacts")
         .arg(format!("file://{}/artifacts", data.path().display()))
         .arg("--data-dir")
         .arg(data.path())
-        .output()
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(upgrade.status.success(), "{}", String::from_utf8_lossy(&upgrade.stderr));
+    // Lines as they come, timed, so the backup and the migration are told apart.
+    let (mut backup_time, mut peak_kib, mut said) = (None, None, String::new());
+    for line in std::io::BufRead::lines(std::io::BufReader::new(upgrade.stderr.take().unwrap())).map_while(Result::ok) {
+        if line.starts_with("backup taken") {
+            backup_time = Some(started.elapsed());
+        }
+        if let Some(kib) = line.strip_prefix("peak-rss-kib ") {
+            peak_kib = kib.trim().parse::<u64>().ok();
+        }
+        said.push_str(&line);
+        said.push('\n');
+    }
+    let status = upgrade.wait().unwrap();
+    assert!(status.success(), "{said}");
     let upgrade_time = started.elapsed();
     let backups: u64 = std::fs::read_dir(data.path().join("backups"))
         .map(|dir| dir.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
         .unwrap_or(0);
+    let backup_time = backup_time.unwrap_or_default();
     println!(
-        "`weir storage upgrade` (one migration, backup of {:.0} MiB first) took {:.1} s.",
+        "`weir storage upgrade` (one migration, backup of {:.0} MiB first) took {:.1} s: backup {:.1} s, \
+         migration {:.1} s; peak RSS {}.",
         backups as f64 / 1048576.0,
-        upgrade_time.as_secs_f64()
+        upgrade_time.as_secs_f64(),
+        backup_time.as_secs_f64(),
+        (upgrade_time - backup_time).as_secs_f64(),
+        peak_kib.map(|k| format!("{:.0} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "not measured".into())
     );
 }
 

@@ -104,6 +104,19 @@ async fn backup_and_restore_move_a_deployment_between_backends() {
     assert!(!refused.status.success());
     assert_eq!(status(&empty)["metadata"]["identity"], Value::Null);
 
+    // An archive whose checksums agree but whose rows do not fit the schema is refused before
+    // any object or row is written (the rows are checked in a pass of their own).
+    let ill_typed = source.data_dir.path().join("ill-typed.tar.gz");
+    rewrite_table(&archive, &ill_typed, "runs", |row| row[13] = json!("yesterday"));
+    let refused = empty.weir(&["storage", "restore", "-i", ill_typed.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("does not fit runs.created_at"), "{stderr}");
+    assert_eq!(status(&empty)["metadata"]["identity"], Value::Null);
+    assert!(
+        !empty.data_dir.path().join("artifacts").exists() || walk(&empty.data_dir.path().join("artifacts")).is_empty()
+    );
+
     for storage in [source, target, back, empty] {
         storage.db.drop_database().await;
     }
@@ -202,6 +215,53 @@ async fn check_upgrade_and_purge() {
     assert_eq!(after["artifacts"]["objects"], 0, "{after}");
     store.close().await;
     storage.db.drop_database().await;
+}
+
+/// Copies a backup archive with every row of `table` changed by `change`, its checksums and
+/// manifest recomputed so the archive itself is consistent.
+fn rewrite_table(from: &std::path::Path, to: &std::path::Path, table: &str, change: impl Fn(&mut Vec<Value>)) {
+    use sha2::Digest;
+    use std::io::Read;
+    let hex = |bytes: &[u8]| sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(from).unwrap()));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        entries.push((name, bytes));
+    }
+    let path = format!("weir-backup/metadata/{table}.jsonl");
+    let (_, data) = entries.iter_mut().find(|(n, _)| *n == path).unwrap();
+    let text = String::from_utf8(data.clone()).unwrap();
+    let mut lines = text.lines();
+    let mut out = format!("{}\n", lines.next().unwrap());
+    for line in lines {
+        let mut row: Vec<Value> = serde_json::from_str(line).unwrap();
+        change(&mut row);
+        out.push_str(&format!("{}\n", serde_json::to_string(&row).unwrap()));
+    }
+    *data = out.into_bytes();
+    let sum = hex(data);
+    let (_, manifest) = entries.iter_mut().find(|(n, _)| n == "weir-backup/manifest.json").unwrap();
+    let mut parsed: Value = serde_json::from_slice(manifest).unwrap();
+    parsed["tables"][table]["sha256"] = json!(sum);
+    *manifest = serde_json::to_vec_pretty(&parsed).unwrap();
+    let manifest_sum = hex(manifest);
+    entries.iter_mut().find(|(n, _)| n == "weir-backup/manifest.sha256").unwrap().1 = manifest_sum.into_bytes();
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        std::fs::File::create(to).unwrap(),
+        flate2::Compression::fast(),
+    ));
+    for (name, bytes) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, &name, bytes.as_slice()).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap();
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

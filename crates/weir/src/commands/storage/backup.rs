@@ -1,20 +1,21 @@
 //! `weir storage backup -o FILE`: both stores in one archive that restores on any backend.
 //!
-//! The metadata is read in one transaction; objects are copied after, then checked against
-//! what that metadata refers to, so an archive never holds metadata pointing at objects it
-//! lacks (the mismatch KFP users met with separate database and bucket backups).
+//! The metadata is read in one transaction and checked against the objects listed before it,
+//! then the objects are copied, so an archive never holds metadata pointing at objects it
+//! lacks (the mismatch KFP users met with separate database and bucket backups). Both stream
+//! into the archive: memory holds a chunk of rows or one object, whatever the store's size.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use weir_artifacts::ArtifactStore;
-use weir_store::{SchemaState, StoreAdmin};
+use weir_store::{SchemaState, StoreAdmin, TableDump};
 use weir_store_sql::{redact_url, SqlStore};
 
 use super::archive::{Manifest, Writer, FORMAT, FORMAT_VERSION};
-use super::references::{covered, references};
+use super::references::{covered, references, Reference};
 use super::{object_keys, open};
 use crate::config::{Settings, StorageArgs};
 
@@ -53,24 +54,7 @@ pub async fn write_backup(
             identity.id
         ),
     }
-    let mut snapshot = store.export_snapshot().await?;
-    // Leases describe running processes, not data.
-    for table in snapshot.tables.iter_mut().filter(|t| t.name == "server_leases") {
-        table.rows.clear();
-    }
-    let keys = object_keys(artifacts).await?;
-    let missing: Vec<String> = references(&snapshot, artifacts.url())
-        .iter()
-        .filter(|r| covered(r, &keys).is_none())
-        .map(|r| format!("{} ({})", r.key, r.what))
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "the artifact store lacks {} object(s) the metadata refers to, e.g. {}; run `weir storage check`",
-            missing.len(),
-            missing[0]
-        );
-    }
+    let keys = std::sync::Arc::new(object_keys(artifacts).await?);
     let manifest = Manifest {
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,
@@ -78,7 +62,7 @@ pub async fn write_backup(
         created_at: weir_api_model::serde_helpers::format_timestamp(&weir_api_model::serde_helpers::from_millis(
             super::now_ms(),
         )),
-        schema_version: snapshot.schema_version,
+        schema_version: 0,
         identity,
         deployment: settings.name.clone(),
         source_metadata: redact_url(&settings.metadata_url),
@@ -90,18 +74,67 @@ pub async fn write_backup(
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let partial = output.with_extension("partial");
+    let writer = Writer::create(&partial, manifest)?;
     let result = async {
-        let mut writer = Writer::create(&partial, manifest)?;
-        writer.add_snapshot(&snapshot)?;
+        // The metadata streams from one read transaction into the archive, written on a
+        // blocking thread so reading and compressing overlap; each chunk's references are
+        // checked against the object listing as it passes.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<TableDump>(8);
+        let (store_url, listed) = (artifacts.url().to_string(), keys.clone());
+        let write = tokio::task::spawn_blocking(move || {
+            let mut writer = writer;
+            let mut missing = Vec::new();
+            while let Some(mut chunk) = rx.blocking_recv() {
+                // Leases describe running processes, not data.
+                if chunk.name == "server_leases" {
+                    chunk.rows.clear();
+                }
+                for reference in references(&chunk, &store_url) {
+                    if covered(&reference, &listed).is_none() {
+                        let label = format!("{} ({})", reference.key, reference.what);
+                        missing.push((reference, label));
+                    }
+                }
+                if let Err(e) = writer.add_chunk(&chunk) {
+                    writer.abandon();
+                    return Err(e);
+                }
+            }
+            Ok((writer, missing))
+        });
+        let (exported, written) = tokio::join!(store.export_tables(tx), write);
+        let (mut writer, missing) = written.context("the archive writer stopped")??;
+        let version = match exported {
+            Ok(version) => version,
+            Err(e) => {
+                writer.abandon();
+                return Err(e.into());
+            }
+        };
+        writer.set_schema_version(version);
+        // The objects were listed before the metadata was read, so an object written meanwhile
+        // (and then referenced) is missing from that listing: list again before giving up.
+        let keys = if missing.is_empty() { keys } else { std::sync::Arc::new(object_keys(artifacts).await?) };
+        let missing: Vec<&(Reference, String)> = missing.iter().filter(|(r, _)| covered(r, &keys).is_none()).collect();
+        if !missing.is_empty() {
+            writer.abandon();
+            bail!(
+                "the artifact store lacks {} object(s) the metadata refers to, e.g. {}; run `weir storage check`",
+                missing.len(),
+                missing[0].1
+            );
+        }
         let bar = progress(keys.len() as u64, "copying objects");
-        let copied: BTreeSet<&String> = keys.iter().collect();
-        for key in copied {
+        for key in keys.iter() {
             let bytes = artifacts.get(key).await.with_context(|| format!("cannot read object {key}"))?;
-            writer.add_object(key, &bytes)?;
+            let key = key.clone();
+            writer = tokio::task::spawn_blocking(move || writer.add_object(&key, &bytes).map(|()| writer))
+                .await
+                .context("the archive writer stopped")??;
             bar.inc(1);
         }
         bar.finish_and_clear();
-        writer.finish()
+        tokio::task::spawn_blocking(move || writer.finish()).await.context("the archive writer stopped")?
     }
     .await;
     match result {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use serde_json::json;
-use weir_store::{SchemaState, StoreAdmin};
+use weir_store::{SchemaState, StoreAdmin, TableDump};
 
 use super::references::{covered, references};
 use super::{object_keys, open, Output};
@@ -27,17 +27,28 @@ pub async fn run(args: &StorageArgs, output: Output) -> anyhow::Result<ExitCode>
             marker.as_deref().unwrap_or("no deployment")
         ));
     }
-    let snapshot = store.export_snapshot().await?;
     let keys = object_keys(artifacts).await?;
-    let refs = references(&snapshot, artifacts.url());
+    // The metadata streams past, chunk by chunk: only the object listing is held in memory.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<TableDump>(8);
     let mut used: BTreeSet<&String> = BTreeSet::new();
-    let mut missing = Vec::new();
-    for reference in &refs {
-        match covered(reference, &keys) {
-            Some(found) => used.extend(found),
-            None => missing.push(format!("{} ({})", reference.key, reference.what)),
+    // A key several rows refer to (a cached step's outputs) is reported once.
+    let mut missing = BTreeSet::new();
+    let mut referenced = 0usize;
+    let tally = async {
+        while let Some(chunk) = rx.recv().await {
+            for reference in references(&chunk, artifacts.url()) {
+                referenced += 1;
+                match covered(&reference, &keys) {
+                    Some(found) => used.extend(found),
+                    None => {
+                        missing.insert(format!("{} ({})", reference.key, reference.what));
+                    }
+                }
+            }
         }
-    }
+    };
+    let (exported, ()) = tokio::join!(store.export_tables(tx), tally);
+    exported?;
     let orphans: Vec<&String> = keys.iter().filter(|k| !used.contains(k)).collect();
     if !missing.is_empty() {
         problems.push(format!("{} object(s) the metadata refers to are missing", missing.len()));
@@ -49,11 +60,11 @@ pub async fn run(args: &StorageArgs, output: Output) -> anyhow::Result<ExitCode>
             "{}",
             serde_json::to_string_pretty(&json!({
                 "ok": ok, "problems": problems, "missing": missing, "orphans": orphans,
-                "referenced": refs.len(), "objects": keys.len(),
+                "referenced": referenced, "objects": keys.len(),
             }))?
         );
     } else {
-        println!("checked {} references against {} objects", refs.len(), keys.len());
+        println!("checked {referenced} references against {} objects", keys.len());
         for m in &missing {
             println!("missing: {m}");
         }

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use weir_store::{Snapshot, TableDump};
+use weir_store::TableDump;
 
 /// An object (or a folder of objects) the metadata needs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -19,10 +19,6 @@ fn column(dump: &TableDump, name: &str) -> Option<usize> {
     dump.columns.iter().position(|c| c == name)
 }
 
-fn table<'a>(snapshot: &'a Snapshot, name: &str) -> Option<&'a TableDump> {
-    snapshot.tables.iter().find(|t| t.name == name)
-}
-
 fn text(row: &[Value], i: Option<usize>) -> String {
     i.and_then(|i| row.get(i)).and_then(Value::as_str).unwrap_or_default().to_string()
 }
@@ -31,47 +27,50 @@ fn int(row: &[Value], i: Option<usize>) -> i64 {
     i.and_then(|i| row.get(i)).and_then(Value::as_i64).unwrap_or_default()
 }
 
-/// Everything the metadata refers to in an artifact store whose URL is `store_url`.
-pub fn references(snapshot: &Snapshot, store_url: &str) -> BTreeSet<Reference> {
-    let mut out = BTreeSet::new();
-    if let Some(versions) = table(snapshot, "pipeline_versions") {
-        let (key, id) = (column(versions, "package_key"), column(versions, "id"));
-        for row in &versions.rows {
-            out.insert(Reference {
-                key: text(row, key),
-                objects: 1,
-                what: format!("package of pipeline version {}", text(row, id)),
-            });
-        }
-    }
-    if let Some(artifacts) = table(snapshot, "artifacts") {
-        let (uri, id, count) = (column(artifacts, "uri"), column(artifacts, "id"), column(artifacts, "object_count"));
-        for row in &artifacts.rows {
-            let objects = int(row, count);
-            if objects == 0 {
-                continue;
-            }
-            if let Some(key) = weir_engine::launch::key_for_uri(store_url, &text(row, uri)) {
-                out.insert(Reference { key, objects, what: format!("artifact {}", int(row, id)) });
-            }
-        }
-    }
-    if let Some(tasks) = table(snapshot, "tasks") {
-        let (id, run, kind, attempts) =
-            (column(tasks, "id"), column(tasks, "run_id"), column(tasks, "kind"), column(tasks, "attempts"));
-        for row in &tasks.rows {
-            if text(row, kind) != "container" {
-                continue;
-            }
-            for attempt in 1..=int(row, attempts) {
-                let key = weir_engine::runtime::log_key(&text(row, run), &text(row, id), attempt);
-                out.insert(Reference {
-                    key,
+/// Everything a chunk of metadata rows refers to in an artifact store whose URL is `store_url`.
+pub fn references(chunk: &TableDump, store_url: &str) -> Vec<Reference> {
+    let mut out = Vec::new();
+    match chunk.name.as_str() {
+        "pipeline_versions" => {
+            let (key, id) = (column(chunk, "package_key"), column(chunk, "id"));
+            for row in &chunk.rows {
+                out.push(Reference {
+                    key: text(row, key),
                     objects: 1,
-                    what: format!("log of task {} attempt {attempt}", text(row, id)),
+                    what: format!("package of pipeline version {}", text(row, id)),
                 });
             }
         }
+        "artifacts" => {
+            let (uri, id, count) = (column(chunk, "uri"), column(chunk, "id"), column(chunk, "object_count"));
+            for row in &chunk.rows {
+                let objects = int(row, count);
+                if objects == 0 {
+                    continue;
+                }
+                if let Some(key) = weir_engine::launch::key_for_uri(store_url, &text(row, uri)) {
+                    out.push(Reference { key, objects, what: format!("artifact {}", int(row, id)) });
+                }
+            }
+        }
+        "tasks" => {
+            let (id, run, kind, attempts) =
+                (column(chunk, "id"), column(chunk, "run_id"), column(chunk, "kind"), column(chunk, "attempts"));
+            for row in &chunk.rows {
+                if text(row, kind) != "container" {
+                    continue;
+                }
+                for attempt in 1..=int(row, attempts) {
+                    let key = weir_engine::runtime::log_key(&text(row, run), &text(row, id), attempt);
+                    out.push(Reference {
+                        key,
+                        objects: 1,
+                        what: format!("log of task {} attempt {attempt}", text(row, id)),
+                    });
+                }
+            }
+        }
+        _ => {}
     }
     out
 }
