@@ -14,21 +14,31 @@ use crate::values::{complete_parameters, integral_numbers};
 
 /// Finds the IR task and component a task row stands for, walking up its parents.
 pub fn task_spec(spec: &PipelineSpec, tasks: &[Task], task: &Task) -> Result<(TaskSpec, ComponentSpec), String> {
+    let (task_spec, component) = task_spec_ref(spec, tasks, task)?;
+    Ok((task_spec.clone(), component.clone()))
+}
+
+/// [`task_spec`] by reference: the root component of a large pipeline is costly to copy.
+pub fn task_spec_ref<'a>(
+    spec: &'a PipelineSpec,
+    tasks: &[Task],
+    task: &Task,
+) -> Result<(&'a TaskSpec, &'a ComponentSpec), String> {
     let parent =
         tasks.iter().find(|t| t.id == task.parent_id).ok_or_else(|| format!("task {} has no parent", task.id))?;
     let parent_component = if parent.parent_id.is_empty() {
-        spec.root.clone()
+        &spec.root
     } else {
         let owner = if parent.kind == TaskKind::Iteration {
             tasks.iter().find(|t| t.id == parent.parent_id).ok_or_else(|| "iteration without a loop".to_string())?
         } else {
             parent
         };
-        task_spec(spec, tasks, owner)?.1
+        task_spec_ref(spec, tasks, owner)?.1
     };
     let dag = parent_component.dag.as_ref().ok_or_else(|| "parent has no dag".to_string())?;
-    let task_spec = dag.tasks.get(&task.name).cloned().ok_or_else(|| format!("no task {:?} in the spec", task.name))?;
-    let component = spec.component(&task_spec.component_ref.name).map_err(|e| e.0)?.clone();
+    let task_spec = dag.tasks.get(&task.name).ok_or_else(|| format!("no task {:?} in the spec", task.name))?;
+    let component = spec.component(&task_spec.component_ref.name).map_err(|e| e.0)?;
     Ok((task_spec, component))
 }
 
@@ -105,7 +115,7 @@ pub fn plan_step(
     workdir: &Path,
     settings: &StepSettings,
 ) -> Result<StepPlan, String> {
-    let (task_spec, component) = task_spec(spec, tasks, task)?;
+    let (task_spec, component) = task_spec_ref(spec, tasks, task)?;
     let label = component.executor_label.clone().unwrap_or_default();
     let container: ContainerSpec = spec
         .executor(&label)
@@ -241,7 +251,7 @@ pub fn plan_step(
     let env: Vec<(String, String)> = container.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
 
     let fingerprint = if task_spec.caching_options.enable_cache {
-        fingerprint(&task_spec, &container, &with_defaults, input_ids, &component)
+        fingerprint(task_spec, &container, &with_defaults, input_ids, component)
     } else {
         String::new()
     };

@@ -7,6 +7,7 @@
 //! terminate was asked) reach the planner as changed rows.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 use weir_spec::ir::{ComponentSpec, DagSpec, PipelineSpec, TaskSpec};
@@ -18,7 +19,8 @@ use crate::values::{complete_parameters, integral_numbers};
 #[derive(Debug, Clone)]
 pub struct RunView {
     pub run: Run,
-    pub spec: PipelineSpec,
+    /// Shared, so a pass over the run borrows the spec instead of copying it.
+    pub spec: Arc<PipelineSpec>,
     pub tasks: Vec<Task>,
     pub artifacts: HashMap<i64, Artifact>,
 }
@@ -54,7 +56,10 @@ pub fn advance(view: &mut RunView, now: i64) -> Step {
         changed: BTreeSet::new(),
         step: Step::default(),
         new_artifacts: Vec::new(),
+        by_id: HashMap::new(),
+        by_place: HashMap::new(),
     };
+    planner.reindex();
     planner.run();
     planner.finish()
 }
@@ -66,6 +71,10 @@ pub(crate) struct Planner<'a> {
     changed: BTreeSet<String>,
     step: Step,
     new_artifacts: Vec<Artifact>,
+    /// Task id → position in `view.tasks`, and (parent id, name) → the first such task: a pass
+    /// looks tasks up by these many times, and scanning made a pass quadratic in the run's size.
+    by_id: HashMap<String, usize>,
+    by_place: HashMap<String, HashMap<String, usize>>,
 }
 
 fn new_id() -> String {
@@ -92,8 +101,18 @@ impl Planner<'_> {
         self.step
     }
 
+    /// Builds the lookups again (after tasks were removed).
+    fn reindex(&mut self) {
+        self.by_id.clear();
+        self.by_place.clear();
+        for (i, task) in self.view.tasks.iter().enumerate() {
+            self.by_id.insert(task.id.clone(), i);
+            self.by_place.entry(task.parent_id.clone()).or_default().entry(task.name.clone()).or_insert(i);
+        }
+    }
+
     fn index(&self, id: &str) -> Option<usize> {
-        self.view.tasks.iter().position(|t| t.id == id)
+        self.by_id.get(id).copied()
     }
 
     fn task(&self, id: &str) -> &Task {
@@ -101,7 +120,7 @@ impl Planner<'_> {
     }
 
     fn child(&self, parent_id: &str, name: &str) -> Option<&Task> {
-        self.view.tasks.iter().find(|t| t.parent_id == parent_id && t.name == name)
+        self.by_place.get(parent_id)?.get(name).map(|i| &self.view.tasks[*i])
     }
 
     fn children(&self, parent_id: &str) -> Vec<Task> {
@@ -176,6 +195,9 @@ impl Planner<'_> {
             pid: 0,
             state_history: history,
         };
+        let at = self.view.tasks.len();
+        self.by_id.insert(id.clone(), at);
+        self.by_place.entry(task.parent_id.clone()).or_default().entry(task.name.clone()).or_insert(at);
         self.view.tasks.push(task);
         self.created.insert(id.clone());
         id
@@ -208,6 +230,7 @@ impl Planner<'_> {
             match kind {
                 TaskKind::Container | TaskKind::Importer => {
                     self.view.tasks.retain(|t| t.id != id);
+                    self.reindex();
                     self.changed.remove(&id);
                     self.step.progress.deleted_tasks.push(id);
                 }
@@ -215,6 +238,7 @@ impl Planner<'_> {
                     // Skipped branches are decided again too; a skipped DAG is simply recreated.
                     if state == RuntimeState::Skipped {
                         self.view.tasks.retain(|t| t.id != id && t.parent_id != id);
+                        self.reindex();
                         self.step.progress.deleted_tasks.push(id);
                         continue;
                     }
@@ -255,9 +279,9 @@ impl Planner<'_> {
                 }
             }
         };
-        let root = self.view.spec.root.clone();
+        let spec = Arc::clone(&self.view.spec);
         if !self.task(&root_id).state.is_terminal() {
-            self.walk_dag(&root_id, &root);
+            self.walk_dag(&root_id, &spec.root);
         }
         let root_task = self.task(&root_id).clone();
         if root_task.state.is_terminal() {
@@ -287,12 +311,13 @@ impl Planner<'_> {
         }
     }
 
-    fn component_of(&self, task: &TaskSpec) -> Option<ComponentSpec> {
-        self.view.spec.components.get(&task.component_ref.name).cloned()
+    /// The spec, shared: what is borrowed from it outlives changes to the planner.
+    fn spec(&self) -> Arc<PipelineSpec> {
+        Arc::clone(&self.view.spec)
     }
 
     fn walk_dag(&mut self, dag_task_id: &str, component: &ComponentSpec) {
-        let Some(dag) = component.dag.clone() else {
+        let Some(dag) = component.dag.as_ref() else {
             self.set_state(dag_task_id, RuntimeState::Failed, error("component has no dag"));
             return;
         };
@@ -302,12 +327,14 @@ impl Planner<'_> {
         loop {
             let created_before = self.created.len();
             for (name, spec) in &dag.tasks {
-                let existing = self.child(dag_task_id, name).cloned();
+                // Only what the walk needs: copying whole tasks here made each pass costly.
+                let existing = self.child(dag_task_id, name).map(|t| (t.id.clone(), t.kind, t.state, t.retry_at));
                 match existing {
-                    Some(child) if child.state.is_terminal() => {}
-                    Some(child) => {
-                        if visited.insert(child.id.clone()) {
-                            self.walk_child(&child, spec);
+                    Some((_, _, state, _)) if state.is_terminal() => {}
+                    Some((id, kind, state, retry_at)) => {
+                        if !visited.contains(&id) {
+                            visited.insert(id.clone());
+                            self.walk_child(&id, kind, state, retry_at, spec);
                         }
                     }
                     None => self.try_create(dag_task_id, name, spec),
@@ -317,23 +344,24 @@ impl Planner<'_> {
                 break;
             }
         }
-        self.complete_dag(dag_task_id, &dag);
+        self.complete_dag(dag_task_id, dag);
     }
 
-    fn walk_child(&mut self, child: &Task, spec: &TaskSpec) {
-        match child.kind {
+    fn walk_child(&mut self, id: &str, kind: TaskKind, state: RuntimeState, retry_at: i64, spec: &TaskSpec) {
+        match kind {
             TaskKind::Dag | TaskKind::Iteration => {
-                if let Some(component) = self.component_of(spec) {
-                    self.walk_dag(&child.id, &component);
+                let pipeline = self.spec();
+                if let Some(component) = pipeline.components.get(&spec.component_ref.name) {
+                    self.walk_dag(id, component);
                 }
             }
-            TaskKind::Loop => self.walk_loop(&child.id, spec),
+            TaskKind::Loop => self.walk_loop(id, spec),
             TaskKind::Container => {
-                if child.state == RuntimeState::Pending {
-                    if child.retry_at <= self.now {
-                        self.step.launches.push(child.id.clone());
+                if state == RuntimeState::Pending {
+                    if retry_at <= self.now {
+                        self.step.launches.push(id.to_string());
                     } else {
-                        let at = self.step.wake_at.map_or(child.retry_at, |w| w.min(child.retry_at));
+                        let at = self.step.wake_at.map_or(retry_at, |w| w.min(retry_at));
                         self.step.wake_at = Some(at);
                     }
                 }
@@ -359,7 +387,9 @@ impl Planner<'_> {
             }
         }
         // What the task would have been, so a skipped step is listed as the step it is.
-        let kind = self.component_of(spec).map(|component| {
+        let pipeline = self.spec();
+        let component = pipeline.components.get(&spec.component_ref.name);
+        let kind = component.map(|component| {
             if spec.parameter_iterator.is_some() || spec.artifact_iterator.is_some() {
                 TaskKind::Loop
             } else if component.dag.is_some() {
@@ -378,7 +408,7 @@ impl Planner<'_> {
                 return;
             }
         }
-        let (Some(component), Some(kind)) = (self.component_of(spec), kind) else {
+        let (Some(component), Some(kind)) = (component, kind) else {
             let message = format!("unknown component {:?}", spec.component_ref.name);
             self.decided(&at, TaskKind::Dag, RuntimeState::Failed, json!({}), error(message));
             return;
@@ -424,7 +454,7 @@ impl Planner<'_> {
                 self.walk_loop(&id, spec);
             }
             TaskKind::Dag => {
-                let inputs = match self.with_defaults(&component, inputs, &display) {
+                let inputs = match self.with_defaults(component, inputs, &display) {
                     Ok(inputs) => inputs,
                     Err(message) => {
                         self.decided(&at, kind, RuntimeState::Failed, json!({}), error(message));
@@ -432,11 +462,11 @@ impl Planner<'_> {
                     }
                 };
                 let id = self.create(parent_id, name, &display, kind, None, RuntimeState::Running, inputs, None);
-                self.walk_dag(&id, &component);
+                self.walk_dag(&id, component);
             }
             TaskKind::Importer => {
                 let id = self.create(parent_id, name, &display, kind, None, RuntimeState::Running, inputs, None);
-                self.import(&id, &component);
+                self.import(&id, component);
             }
             TaskKind::Container | TaskKind::Iteration => {
                 let id = self.create(
@@ -475,13 +505,14 @@ impl Planner<'_> {
     }
 
     fn walk_loop(&mut self, loop_id: &str, spec: &TaskSpec) {
-        let Some(component) = self.component_of(spec) else { return };
+        let pipeline = self.spec();
+        let Some(component) = pipeline.components.get(&spec.component_ref.name) else { return };
         let loop_task = self.task(loop_id).clone();
         let items = loop_task.inputs.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
         let limit = spec.iterator_policy.parallelism_limit.max(0) as usize;
         let iterations = self.children(loop_id);
         for iteration in iterations.iter().filter(|t| !t.state.is_terminal()) {
-            self.walk_dag(&iteration.id, &component);
+            self.walk_dag(&iteration.id, component);
         }
         let mut open = self.children(loop_id).iter().filter(|t| !t.state.is_terminal()).count();
         let mut next = iterations.len();
@@ -507,7 +538,7 @@ impl Planner<'_> {
                 inputs,
                 None,
             );
-            self.walk_dag(&id, &component);
+            self.walk_dag(&id, component);
             if !self.task(&id).state.is_terminal() {
                 open += 1;
             }
@@ -515,7 +546,7 @@ impl Planner<'_> {
         }
         let iterations = self.children(loop_id);
         if iterations.len() == items.len() && iterations.iter().all(|t| t.state.is_terminal()) {
-            let outputs = collect_loop_outputs(&component, &iterations);
+            let outputs = collect_loop_outputs(component, &iterations);
             let failed = iterations.iter().find(|t| matches!(t.state, RuntimeState::Failed | RuntimeState::Canceled));
             let (state, err) = match failed {
                 Some(t) => {
@@ -529,11 +560,13 @@ impl Planner<'_> {
     }
 
     fn complete_dag(&mut self, dag_task_id: &str, dag: &DagSpec) {
-        let children = self.children(dag_task_id);
-        let all_done = dag.tasks.keys().all(|name| children.iter().any(|c| &c.name == name && c.state.is_terminal()));
+        // Checked by lookup first: most passes end here, and need no copies.
+        let all_done =
+            dag.tasks.keys().all(|name| self.child(dag_task_id, name).is_some_and(|c| c.state.is_terminal()));
         if !all_done {
             return;
         }
+        let children = self.children(dag_task_id);
         let by_name: HashMap<&str, &Task> = children.iter().map(|c| (c.name.as_str(), c)).collect();
         let failed: Vec<&str> = children
             .iter()

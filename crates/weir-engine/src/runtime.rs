@@ -14,7 +14,7 @@ use weir_store::{
 };
 
 use crate::driver::{Driver, Exit, ProcessSpec};
-use crate::launch::{key_for_uri, plan_step, task_spec, StepPlan, StepSettings};
+use crate::launch::{key_for_uri, plan_step, task_spec_ref, StepPlan, StepSettings};
 use crate::planner::{advance, new_artifact_id, RunView};
 
 /// How the engine runs steps.
@@ -223,7 +223,7 @@ impl Engine {
         for artifact in self.store.get_artifacts(&missing).await? {
             artifacts.insert(artifact.id, artifact);
         }
-        Ok(RunView { run, spec, tasks, artifacts })
+        Ok(RunView { run, spec: Arc::new(spec), tasks, artifacts })
     }
 
     /// The run's view: from memory, or loaded when it is not there.
@@ -459,7 +459,7 @@ impl Engine {
             let _ = tokio::fs::write(&log, note).await;
         }
         self.keep_log(&run_id, &task, &log).await;
-        let retry = task_spec(&view.spec, &view.tasks, &task).ok().and_then(|(spec, _)| spec.retry_policy);
+        let retry = task_spec_ref(&view.spec, &view.tasks, &task).ok().and_then(|(spec, _)| spec.retry_policy.clone());
         let now = self.clock.now_ms();
         task.pid = 0;
         let outcome = match exit {
@@ -518,15 +518,16 @@ impl Engine {
         self.store.save_progress(run_id, &progress).await?;
         if let Some(mut cached) = cached {
             let Progress { changed_tasks, new_artifacts, .. } = progress;
+            cached.view.artifacts.extend(new_artifacts.into_iter().map(|a| (a.id, a)));
+            // A cache hit's outputs are another run's artifacts: the next steps need them. Only
+            // the tasks written now can bring new ones.
+            let missing = referenced_artifacts(&changed_tasks, &cached.view.artifacts);
             for task in changed_tasks {
                 match cached.view.tasks.iter_mut().find(|t| t.id == task.id) {
                     Some(slot) => *slot = task,
                     None => cached.view.tasks.push(task),
                 }
             }
-            cached.view.artifacts.extend(new_artifacts.into_iter().map(|a| (a.id, a)));
-            // A cache hit's outputs are another run's artifacts: the next steps need them.
-            let missing = referenced_artifacts(&cached.view.tasks, &cached.view.artifacts);
             if !missing.is_empty() {
                 match self.store.get_artifacts(&missing).await {
                     Ok(found) => cached.view.artifacts.extend(found.into_iter().map(|a| (a.id, a))),
@@ -644,7 +645,7 @@ impl Engine {
             store_url: self.artifacts.url().to_string(),
         };
         let planned = plan_step(&view.spec, &view.run, &view.tasks, &task, &view.artifacts, &workdir, &settings);
-        let retry = task_spec(&view.spec, &view.tasks, &task).ok().and_then(|(spec, _)| spec.retry_policy);
+        let retry = task_spec_ref(&view.spec, &view.tasks, &task).ok().and_then(|(spec, _)| spec.retry_policy.clone());
         self.put_view(cached);
         let plan = match planned {
             Ok(plan) => plan,
@@ -682,7 +683,6 @@ impl Engine {
         plan: &StepPlan,
     ) -> Result<(Vec<Artifact>, Result<Value, String>), String> {
         let workdir = self.attempt_dir(run_id, &task.id, task.attempts);
-        let _ = tokio::fs::remove_dir_all(&workdir).await;
         // Only the folders this step's outputs go in (inputs make their own): creating and
         // removing folders is most of what a short step costs on some file systems.
         let mut dirs: BTreeSet<PathBuf> = BTreeSet::from([workdir.clone()]);
@@ -698,9 +698,24 @@ impl Engine {
         if plan.argv.iter().any(|a| a.contains(&workspace_text)) {
             dirs.insert(workspace);
         }
-        for dir in dirs {
-            tokio::fs::create_dir_all(&dir).await.map_err(|e| format!("cannot prepare the step folder: {e}"))?;
-        }
+        let log_path = workdir.join("log.txt");
+        let header = format!(
+            "[weir] {} attempt {} on this host as a local process (image {} recorded, not pulled)\n",
+            task.display_name,
+            task.attempts,
+            if plan.image.is_empty() { "none" } else { &plan.image }
+        );
+        // One trip to the blocking pool for the whole folder, not one per call.
+        let (fresh, log) = (workdir.clone(), log_path.clone());
+        tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_dir_all(&fresh);
+            for dir in dirs {
+                std::fs::create_dir_all(&dir).map_err(|e| format!("cannot prepare the step folder: {e}"))?;
+            }
+            std::fs::write(&log, header).map_err(|e| format!("cannot create the step's log: {e}"))
+        })
+        .await
+        .map_err(|e| format!("cannot prepare the step folder: {e}"))??;
         for input in &plan.inputs {
             if let Some(local) = &input.local_path {
                 self.fetch(&input.artifact, local).await?;
@@ -713,14 +728,6 @@ impl Engine {
         env.push(("WEIR_TASK_ID".into(), task.id.clone()));
         env.push(("WEIR_RUN_ID".into(), run_id.to_string()));
         env.push(("PYTHONUNBUFFERED".into(), "1".into()));
-        let log_path = workdir.join("log.txt");
-        let header = format!(
-            "[weir] {} attempt {} on this host as a local process (image {} recorded, not pulled)\n",
-            task.display_name,
-            task.attempts,
-            if plan.image.is_empty() { "none" } else { &plan.image }
-        );
-        tokio::fs::write(&log_path, header).await.map_err(|e| format!("cannot create the step's log: {e}"))?;
         let spec = ProcessSpec {
             task_id: task.id.clone(),
             argv: plan.argv.clone(),

@@ -39,7 +39,7 @@ fn view(name: &str, parameters: Value) -> RunView {
     };
     RunView {
         run,
-        spec: weir_spec::ir::PipelineSpec::parse(&pipeline_spec).unwrap(),
+        spec: std::sync::Arc::new(weir_spec::ir::PipelineSpec::parse(&pipeline_spec).unwrap()),
         tasks: Vec::new(),
         artifacts: HashMap::new(),
     }
