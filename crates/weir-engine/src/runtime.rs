@@ -590,6 +590,8 @@ impl Engine {
         tracing::info!(run.id = %run_id, task.id = %task.id, task.name = %task.name, task.state = %task.state, attempt = task.attempts, "step finished");
         let workdir = self.attempt_dir(run_id, &task.id, task.attempts);
         self.save_result(run_id, task, new_artifacts).await;
+        // The next step need not wait for the folder to go.
+        self.notify.notify_one();
         // Only now: until the result is recorded, the folder's exit file is how a restarted
         // weir learns that the step already ran.
         let _ = tokio::fs::remove_dir_all(&workdir).await;
@@ -779,15 +781,26 @@ impl Engine {
                 return Ok((Vec::new(), Err(message)));
             }
         };
-        self.keep_log(run_id, task, &log_path).await;
-        let result = match exit {
-            Some(Exit::Code(0)) => self.collect(run_id, task, plan).await,
-            Some(Exit::Code(code)) => Err(format!("the step exited with code {code}{}", log_tail(&log_path).await)),
-            Some(Exit::Signal(signal)) => {
-                Err(format!("the step was killed by signal {signal}{}", log_tail(&log_path).await))
+        // The log is kept while the outputs are read: neither needs the other.
+        let outcome = async {
+            match exit {
+                Some(Exit::Code(0)) => self.collect(run_id, task, plan).await,
+                Some(Exit::Code(code)) => {
+                    // A shell reports a child killed by signal N as 128 + N.
+                    let signal = if (129..160).contains(&code) {
+                        format!(" (its process was killed by signal {})", code - 128)
+                    } else {
+                        String::new()
+                    };
+                    Err(format!("the step exited with code {code}{signal}{}", log_tail(&log_path).await))
+                }
+                Some(Exit::Signal(signal)) => {
+                    Err(format!("the step was killed by signal {signal}{}", log_tail(&log_path).await))
+                }
+                None => Err("the step did not run".into()),
             }
-            None => Err("the step did not run".into()),
         };
+        let ((), result) = tokio::join!(self.keep_log(run_id, task, &log_path), outcome);
         let out = match result {
             Ok((artifacts, outputs)) => (artifacts, Ok(outputs)),
             Err(message) => (Vec::new(), Err(message)),

@@ -163,9 +163,13 @@ impl SqlStore {
                     }
                 }
                 sqlite_path = Some(options.get_filename().to_path_buf());
+                // A connection to a local file does not go stale, so neither pool pings it
+                // before handing it out: that ping was a round trip to SQLite's worker thread
+                // per transaction, on every step's path.
                 sqlite_writer = Some(
                     SqlitePoolOptions::new()
                         .max_connections(1)
+                        .test_before_acquire(false)
                         .acquire_timeout(settings.acquire_timeout)
                         .connect_with(options.clone())
                         .await
@@ -173,6 +177,7 @@ impl SqlStore {
                 );
                 let pool = SqlitePoolOptions::new()
                     .max_connections(settings.max_connections)
+                    .test_before_acquire(false)
                     .acquire_timeout(settings.acquire_timeout)
                     .connect_with(options)
                     .await
