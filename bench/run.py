@@ -9,6 +9,7 @@ Each round runs every peer once (A B A B ...); medians, min/max and same-round r
 printed and written to bench/RESULTS.md with the machine's description.
 """
 import argparse
+import sqlite3
 import os
 import platform
 import shutil
@@ -41,6 +42,7 @@ class Weir:
         port = free_port()
         self.url = f'http://127.0.0.1:{port}'
         self.log = open(workdir / 'weir.log', 'w')
+        self.db = workdir / 'data' / 'weir.db'
         self.process = subprocess.Popen(
             [str(binary), 'server', '--listen', f'127.0.0.1:{port}', '--data-dir', str(workdir / 'data'),
              '--executor-python', sys.executable, '--max-concurrent-steps', str(os.cpu_count() or 2)],
@@ -76,9 +78,11 @@ class Weir:
         elapsed = time.perf_counter() - started
         if state != 'SUCCEEDED':
             raise SystemExit(f'weir run {run.run_id} ended {state}')
-        details = self.client.get_run(run.run_id).run_details
-        starts = sorted(t.start_time.timestamp() for t in (details.task_details or [])
-                        if t.start_time is not None and not t.child_tasks)
+        # The API gives times in whole seconds, as KFP's does; weir's store keeps milliseconds.
+        with sqlite3.connect(f'file:{self.db}?mode=ro', uri=True) as db:
+            starts = [row[0] / 1000 for row in db.execute(
+                "SELECT started_at FROM tasks WHERE run_id = ? AND kind = 'container' AND started_at > 0 "
+                "ORDER BY started_at", (run.run_id,))]
         cadence = (starts[-1] - starts[0]) / (len(starts) - 1) if len(starts) > 2 else None
         return elapsed, cadence
 

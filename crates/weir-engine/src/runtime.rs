@@ -688,16 +688,23 @@ impl Engine {
         // Only the folders this step's outputs go in (inputs make their own): creating and
         // removing folders is most of what a short step costs on some file systems.
         let mut dirs: BTreeSet<PathBuf> = BTreeSet::from([workdir.clone()]);
-        let parents = plan.outputs.iter().map(|o| o.local_path.as_path()).chain(
-            plan.output_parameters
-                .values()
-                .map(|(path, _)| path.as_path())
-                .chain([plan.executor_output_file.as_path()]),
-        );
+        let parents = plan
+            .outputs
+            .iter()
+            .map(|o| o.local_path.as_path())
+            .chain(plan.output_parameters.values().map(|(p, _)| p.as_path()));
         dirs.extend(parents.filter_map(Path::parent).map(Path::to_path_buf));
+        // The executor output's folder and the workspace only when the command can know them
+        // (through the executor input or a placeholder).
+        let mentioned = |path: &Path| {
+            let text = path.display().to_string();
+            plan.argv.iter().any(|a| a.contains(&text))
+        };
+        if let Some(parent) = plan.executor_output_file.parent().filter(|p| mentioned(p)) {
+            dirs.insert(parent.to_path_buf());
+        }
         let workspace = workdir.join("workspace");
-        let workspace_text = workspace.display().to_string();
-        if plan.argv.iter().any(|a| a.contains(&workspace_text)) {
+        if mentioned(&workspace) {
             dirs.insert(workspace);
         }
         let log_path = workdir.join("log.txt");
