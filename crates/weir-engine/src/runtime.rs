@@ -15,7 +15,7 @@ use weir_store::{
 
 use crate::driver::{Driver, Exit, ProcessSpec};
 use crate::launch::{key_for_uri, plan_step, task_spec_ref, StepPlan, StepSettings};
-use crate::planner::{advance, new_artifact_id, RunView};
+use crate::planner::{advance, new_artifact_id, RunView, Step};
 
 /// How the engine runs steps.
 #[derive(Clone)]
@@ -98,6 +98,14 @@ struct CachedRun {
 
 fn err(message: impl Into<String>) -> Option<ErrorInfo> {
     Some(ErrorInfo { code: 2, message: message.into() })
+}
+
+/// A step claimed in the pass that created it, with the slot it runs in.
+struct Claimed {
+    task: Task,
+    plan: StepPlan,
+    retry: Option<weir_spec::ir::RetryPolicy>,
+    permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Engine {
@@ -276,7 +284,8 @@ impl Engine {
             self.put_view(cached);
             return Ok(wake);
         }
-        let step = advance(&mut cached.view, now);
+        let mut step = advance(&mut cached.view, now);
+        let claimed = self.claim_new_steps(&mut cached.view, &mut step, now).await;
         if !step.progress.is_empty() {
             // On any failure the view is dropped: the next event reads the run again.
             if let Err(e) = self.store.save_progress(run_id, &step.progress).await {
@@ -300,6 +309,18 @@ impl Engine {
         self.put_view(cached);
         for task_id in step.kills {
             self.kill(&task_id);
+        }
+        for claim in claimed {
+            self.inflight.lock().expect("inflight").insert(claim.task.id.clone());
+            let engine = self.clone();
+            let run_id = run_id.to_string();
+            tokio::spawn(async move {
+                let task_id = claim.task.id.clone();
+                engine.run_claimed(&run_id, claim.task, claim.plan, claim.retry).await;
+                drop(claim.permit);
+                engine.inflight.lock().expect("inflight").remove(&task_id);
+                engine.notify.notify_one();
+            });
         }
         for task_id in step.launches {
             let fresh = self.inflight.lock().expect("inflight").insert(task_id.clone());
@@ -560,6 +581,80 @@ impl Engine {
             }
         };
         let Some((task, plan, retry)) = claimed else { return };
+        self.run_claimed(run_id, task, plan, retry).await;
+    }
+
+    /// Claims, in memory, the steps this pass creates and can start at once (a free slot, no
+    /// cache hit to look at, a plan that builds), so they are written RUNNING in the same
+    /// transaction that creates them: one transaction less per step than creating them
+    /// PENDING and claiming them after. Returns them with their slots; the rest of the
+    /// launches (removed from `step`) go the usual way.
+    async fn claim_new_steps(&self, view: &mut RunView, step: &mut Step, now: i64) -> Vec<Claimed> {
+        let mut claimed = Vec::new();
+        if step.launches.is_empty() || self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return claimed;
+        }
+        if !matches!(step.progress.run.as_ref().map(|t| t.to).unwrap_or(view.run.state), RuntimeState::Running) {
+            return claimed;
+        }
+        let settings = StepSettings {
+            python_fast_path: self.settings.python_has_kfp,
+            store_url: self.artifacts.url().to_string(),
+        };
+        let mut remaining = Vec::new();
+        for task_id in std::mem::take(&mut step.launches) {
+            let Some(at) = step.progress.new_tasks.iter().position(|t| t.id == task_id) else {
+                remaining.push(task_id);
+                continue;
+            };
+            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                remaining.push(task_id);
+                continue;
+            };
+            let task = &step.progress.new_tasks[at];
+            let workdir = self.attempt_dir(&view.run.id, &task.id, 1);
+            let Ok(plan) = plan_step(&view.spec, &view.run, &view.tasks, task, &view.artifacts, &workdir, &settings)
+            else {
+                // The usual claim records why it cannot be planned.
+                remaining.push(task_id);
+                continue;
+            };
+            if !plan.fingerprint.is_empty() {
+                // A cache hit, or a store that cannot tell: the usual claim handles both.
+                match self.store.find_cached(&task.pipeline_name, &plan.fingerprint).await {
+                    Ok(None) => {}
+                    _ => {
+                        remaining.push(task_id);
+                        continue;
+                    }
+                }
+            }
+            let retry =
+                task_spec_ref(&view.spec, &view.tasks, task).ok().and_then(|(spec, _)| spec.retry_policy.clone());
+            let mut task = task.clone();
+            task.fingerprint = plan.fingerprint.clone();
+            task.image = plan.image.clone();
+            task.attempts = 1;
+            task.started_at = now;
+            task.set_state(RuntimeState::Running, None, now);
+            step.progress.new_tasks[at] = task.clone();
+            if let Some(slot) = view.tasks.iter_mut().find(|t| t.id == task.id) {
+                *slot = task.clone();
+            }
+            claimed.push(Claimed { task, plan, retry, permit });
+        }
+        step.launches = remaining;
+        claimed
+    }
+
+    /// Runs a claimed attempt to its end and records the result.
+    async fn run_claimed(
+        self: &Arc<Self>,
+        run_id: &str,
+        task: Task,
+        plan: StepPlan,
+        retry: Option<weir_spec::ir::RetryPolicy>,
+    ) {
         let outcome = self.execute(run_id, &task, &plan).await;
         let mut task = task;
         let (artifacts, result) = match outcome {
