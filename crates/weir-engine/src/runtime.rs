@@ -100,6 +100,23 @@ fn err(message: impl Into<String>) -> Option<ErrorInfo> {
     Some(ErrorInfo { code: 2, message: message.into() })
 }
 
+/// What a pending task's next attempt turns out to be.
+enum Prepared {
+    Run(StepPlan, Option<weir_spec::ir::RetryPolicy>),
+    /// A finished task with the same fingerprint answers it.
+    Cached(StepPlan, Box<Task>),
+    Unplannable(String),
+}
+
+/// Marks a task's next attempt RUNNING with its plan's fingerprint and image.
+fn start_attempt(task: &mut Task, plan: &StepPlan, now: i64) {
+    task.fingerprint = plan.fingerprint.clone();
+    task.image = plan.image.clone();
+    task.attempts += 1;
+    task.started_at = now;
+    task.set_state(RuntimeState::Running, None, now);
+}
+
 /// A step claimed in the pass that created it, with the slot it runs in.
 struct Claimed {
     task: Task,
@@ -597,10 +614,6 @@ impl Engine {
         if !matches!(step.progress.run.as_ref().map(|t| t.to).unwrap_or(view.run.state), RuntimeState::Running) {
             return claimed;
         }
-        let settings = StepSettings {
-            python_fast_path: self.settings.python_has_kfp,
-            store_url: self.artifacts.url().to_string(),
-        };
         let mut remaining = Vec::new();
         for task_id in std::mem::take(&mut step.launches) {
             let Some(at) = step.progress.new_tasks.iter().position(|t| t.id == task_id) else {
@@ -611,32 +624,14 @@ impl Engine {
                 remaining.push(task_id);
                 continue;
             };
-            let task = &step.progress.new_tasks[at];
-            let workdir = self.attempt_dir(&view.run.id, &task.id, 1);
-            let Ok(plan) = plan_step(&view.spec, &view.run, &view.tasks, task, &view.artifacts, &workdir, &settings)
-            else {
-                // The usual claim records why it cannot be planned.
+            // A plan error, a cache hit or a store that cannot tell: the usual claim records
+            // each as it does for any step.
+            let Ok(Prepared::Run(plan, retry)) = self.prepare_attempt(view, &step.progress.new_tasks[at]).await else {
                 remaining.push(task_id);
                 continue;
             };
-            if !plan.fingerprint.is_empty() {
-                // A cache hit, or a store that cannot tell: the usual claim handles both.
-                match self.store.find_cached(&task.pipeline_name, &plan.fingerprint).await {
-                    Ok(None) => {}
-                    _ => {
-                        remaining.push(task_id);
-                        continue;
-                    }
-                }
-            }
-            let retry =
-                task_spec_ref(&view.spec, &view.tasks, task).ok().and_then(|(spec, _)| spec.retry_policy.clone());
-            let mut task = task.clone();
-            task.fingerprint = plan.fingerprint.clone();
-            task.image = plan.image.clone();
-            task.attempts = 1;
-            task.started_at = now;
-            task.set_state(RuntimeState::Running, None, now);
+            let mut task = step.progress.new_tasks[at].clone();
+            start_attempt(&mut task, &plan, now);
             step.progress.new_tasks[at] = task.clone();
             if let Some(slot) = view.tasks.iter_mut().find(|t| t.id == task.id) {
                 *slot = task.clone();
@@ -735,40 +730,51 @@ impl Engine {
             self.put_view(cached);
             return Ok(None);
         }
-        let attempt = task.attempts + 1;
-        let workdir = self.attempt_dir(run_id, task_id, attempt);
-        let settings = StepSettings {
-            python_fast_path: self.settings.python_has_kfp,
-            store_url: self.artifacts.url().to_string(),
-        };
-        let planned = plan_step(&view.spec, &view.run, &view.tasks, &task, &view.artifacts, &workdir, &settings);
-        let retry = task_spec_ref(&view.spec, &view.tasks, &task).ok().and_then(|(spec, _)| spec.retry_policy.clone());
+        let prepared = self.prepare_attempt(view, &task).await;
         self.put_view(cached);
-        let plan = match planned {
-            Ok(plan) => plan,
-            Err(message) => {
+        match prepared? {
+            Prepared::Unplannable(message) => {
                 task.set_state(RuntimeState::Failed, err(message), now);
                 self.save_task_locked(run_id, task, Vec::new()).await?;
-                return Ok(None);
+                Ok(None)
             }
-        };
-        task.fingerprint = plan.fingerprint.clone();
-        task.image = plan.image.clone();
-        if !plan.fingerprint.is_empty() {
-            if let Some(hit) = self.store.find_cached(&task.pipeline_name, &plan.fingerprint).await? {
+            Prepared::Cached(plan, hit) => {
+                task.fingerprint = plan.fingerprint;
+                task.image = plan.image;
                 task.outputs = hit.outputs.clone();
                 task.cached = true;
                 task.set_state(RuntimeState::Succeeded, None, now);
                 tracing::info!(run.id = %run_id, task.id = %task.id, cache.source = %hit.id, "cache hit");
                 self.save_task_locked(run_id, task, Vec::new()).await?;
-                return Ok(None);
+                Ok(None)
+            }
+            Prepared::Run(plan, retry) => {
+                start_attempt(&mut task, &plan, now);
+                self.save_task_locked(run_id, task.clone(), Vec::new()).await?;
+                Ok(Some((task, plan, retry)))
             }
         }
-        task.attempts = attempt;
-        task.started_at = now;
-        task.set_state(RuntimeState::Running, None, now);
-        self.save_task_locked(run_id, task.clone(), Vec::new()).await?;
-        Ok(Some((task, plan, retry)))
+    }
+
+    /// Plans a pending task's next attempt and looks for a cache hit that answers it instead:
+    /// what both claims (of a step created earlier, and in the pass that creates it) decide on.
+    async fn prepare_attempt(&self, view: &RunView, task: &Task) -> Result<Prepared, StoreError> {
+        let workdir = self.attempt_dir(&view.run.id, &task.id, task.attempts + 1);
+        let settings = StepSettings {
+            python_fast_path: self.settings.python_has_kfp,
+            store_url: self.artifacts.url().to_string(),
+        };
+        let plan = match plan_step(&view.spec, &view.run, &view.tasks, task, &view.artifacts, &workdir, &settings) {
+            Ok(plan) => plan,
+            Err(message) => return Ok(Prepared::Unplannable(message)),
+        };
+        if !plan.fingerprint.is_empty() {
+            if let Some(hit) = self.store.find_cached(&task.pipeline_name, &plan.fingerprint).await? {
+                return Ok(Prepared::Cached(plan, Box::new(hit)));
+            }
+        }
+        let retry = task_spec_ref(&view.spec, &view.tasks, task).ok().and_then(|(spec, _)| spec.retry_policy.clone());
+        Ok(Prepared::Run(plan, retry))
     }
 
     /// Prepares the folder, runs the process, collects outputs. The first error is the
