@@ -52,7 +52,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -61,12 +60,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
+
+from harness import SetupError, Stores, free_port, tail
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_WEIR_BIN = Path(os.environ.get('WEIR_BIN', REPO_ROOT / 'target' / 'debug' / 'weir'))
@@ -91,8 +91,8 @@ PROPERTIES = [EXACTLY_ONCE, TERMINAL_RUNS, NO_RERUN, RECORDS_MATCH, STORAGE_CHEC
 warnings.filterwarnings('ignore', message='This client only works with Kubeflow Pipeline')
 
 
-class CrashLoopError(Exception):
-    """The loop itself could not go on (weir would not start, stores unreachable...)."""
+# The loop could not run (weir would not start, a store is unreachable...).
+CrashLoopError = SetupError
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,12 +146,6 @@ def compile_chain(path: Path, retries: int) -> None:
 # HTTP and processes
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def http_json(url: str, timeout: float = 30.0) -> Any:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read() or b'{}')
@@ -165,13 +159,6 @@ def http_status(url: str, timeout: float = 2.0) -> Optional[int]:
         return error.code
     except (urllib.error.URLError, OSError):
         return None
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return '\n'.join(path.read_text(errors='replace').splitlines()[-lines:])
-    except FileNotFoundError:
-        return f'(no {path})'
 
 
 @dataclass
@@ -291,46 +278,6 @@ class Weir:
 
 # --------------------------------------------------------------------------------------------
 # Stores
-
-
-class Stores:
-    """Fresh metadata store + artifact folder, removed by `cleanup`."""
-
-    def __init__(self, backend: str, work: Path, postgres_url: str):
-        self.backend = backend
-        self.artifacts_url = f'file://{work / "data" / "artifacts"}'
-        self.postgres = urllib.parse.urlsplit(postgres_url)
-        self.database: Optional[str] = None
-        if backend == 'sqlite':
-            (work / 'data').mkdir(parents=True, exist_ok=True)
-            self.metadata_url = f'sqlite://{work / "data" / "weir.db"}'
-        else:
-            self.database = f'weir_crash_{uuid.uuid4().hex[:12]}'
-            self._psql(f'CREATE DATABASE "{self.database}"')
-            self.metadata_url = f'{postgres_url.rstrip("/")}/{self.database}'
-
-    def _psql(self, sql: str) -> None:
-        p = self.postgres
-        env = dict(os.environ)
-        if p.password:
-            env['PGPASSWORD'] = urllib.parse.unquote(p.password)
-        argv = ['psql', '-h', p.hostname or '127.0.0.1', '-p', str(p.port or 5432),
-                '-U', urllib.parse.unquote(p.username or 'root'), '-d', 'postgres',
-                '-v', 'ON_ERROR_STOP=1', '-c', sql]
-        try:
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
-        except FileNotFoundError as error:
-            raise CrashLoopError(f'psql is needed for the postgres backend: {error}')
-        if result.returncode != 0:
-            raise CrashLoopError(f'{sql!r} failed on {p.hostname}:{p.port}: '
-                                 f'{result.stderr.strip()}')
-
-    def cleanup(self) -> None:
-        if self.database:
-            try:
-                self._psql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-            except CrashLoopError as error:
-                print(f'warning: {error}', file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -789,7 +736,7 @@ def run(args: argparse.Namespace) -> Report:
     package = work / 'chain10.yaml'
     compile_chain(package, args.retries)
 
-    stores = Stores(args.backend, work, args.postgres_url)
+    stores = Stores(args.backend, work, args.postgres_url, prefix='weir_crash')
     weir = Weir(weir_bin, work, stores.metadata_url, stores.artifacts_url)
     stop = threading.Event()
     clients: List[Client] = []

@@ -56,19 +56,18 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
+
+from harness import SetupError, Stores, free_port, tail
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_WEIR_BIN = Path(os.environ.get('WEIR_BIN', REPO_ROOT / 'target' / 'release' / 'weir'))
@@ -94,8 +93,8 @@ ERRORS_KEPT = 20  # error samples kept in the report (all are counted)
 warnings.filterwarnings('ignore', message='This client only works with Kubeflow Pipeline')
 
 
-class LoadError(Exception):
-    """The load could not run (weir would not start, a store is unreachable...)."""
+# The load could not run (weir would not start, a store is unreachable...).
+LoadError = SetupError
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,71 +127,6 @@ def compile_pipeline(path: Path) -> dict:
 
 # --------------------------------------------------------------------------------------------
 # Stores and the weir process
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return '\n'.join(path.read_text(errors='replace').splitlines()[-lines:])
-    except FileNotFoundError:
-        return f'(no {path})'
-
-
-class Stores:
-    """A fresh metadata store and artifact folder; a database made here is dropped by
-    `cleanup`."""
-
-    def __init__(self, backend: str, work: Path, postgres_url: str, mysql_url: str):
-        self.backend = backend
-        data = work / 'data'
-        data.mkdir(parents=True, exist_ok=True)
-        self.artifacts_url = f'file://{data / "artifacts"}'
-        self.server_url = {'postgres': postgres_url, 'mariadb': mysql_url}.get(backend, '')
-        self.database: Optional[str] = None
-        if backend == 'sqlite':
-            self.metadata_url = f'sqlite://{data / "weir.db"}'
-            return
-        name = f'weir_load_{uuid.uuid4().hex[:12]}'
-        quoted = f'`{name}`' if backend == 'mariadb' else f'"{name}"'
-        self._sql(f'CREATE DATABASE {quoted}')
-        self.database = name
-        self.metadata_url = f'{self.server_url.rstrip("/")}/{name}'
-
-    def _sql(self, sql: str) -> None:
-        p = urllib.parse.urlsplit(self.server_url)
-        user = urllib.parse.unquote(p.username or 'root')
-        env = dict(os.environ)
-        if self.backend == 'mariadb':
-            argv = ['mariadb', '-h', p.hostname or '127.0.0.1', '-P', str(p.port or 3306),
-                    f'-u{user}', '-e', sql]
-            if p.password:
-                argv.insert(-2, f'-p{urllib.parse.unquote(p.password)}')
-        else:
-            argv = ['psql', '-h', p.hostname or '127.0.0.1', '-p', str(p.port or 5432),
-                    '-U', user, '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', sql]
-            if p.password:
-                env['PGPASSWORD'] = urllib.parse.unquote(p.password)
-        try:
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
-        except FileNotFoundError as error:
-            raise LoadError(f'{argv[0]} is needed for the {self.backend} backend: {error}')
-        if result.returncode != 0:
-            raise LoadError(f'{sql!r} failed on {p.hostname}:{p.port}: {result.stderr.strip()}')
-
-    def cleanup(self) -> None:
-        if self.database is None:
-            return
-        drop = (f'DROP DATABASE IF EXISTS `{self.database}`' if self.backend == 'mariadb'
-                else f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-        try:
-            self._sql(drop)
-        except LoadError as error:
-            print(f'warning: {error}', file=sys.stderr)
 
 
 class Weir:
@@ -954,7 +888,7 @@ def run(args: argparse.Namespace) -> Report:
 
     package = work / 'noop.yaml'
     spec = compile_pipeline(package)
-    stores = Stores(args.backend, work, args.postgres_url, args.mysql_url)
+    stores = Stores(args.backend, work, args.postgres_url, args.mysql_url, prefix='weir_load')
     weir = Weir(weir_bin, work, stores, args.max_concurrent_steps)
     stop = threading.Event()
     clients: List[Client] = []
