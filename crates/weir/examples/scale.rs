@@ -67,15 +67,8 @@ async fn main() {
     let experiment_id = match store.get_experiment_by_name("", "scale").await {
         Ok(existing) => existing.id,
         Err(_) => {
-            let experiment: Value = http
-                .post(format!("{base}/apis/v2beta1/experiments"))
-                .json(&json!({"display_name": "scale"}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let experiment =
+                post(&http, &format!("{base}/apis/v2beta1/experiments"), &json!({"display_name": "scale"})).await;
             experiment["experiment_id"].as_str().unwrap().to_string()
         }
     };
@@ -110,15 +103,7 @@ async fn main() {
         let create = timed(200, |_| {
             let (http, base, body, created) = (http.clone(), base.clone(), body.clone(), created.clone());
             async move {
-                let r: Value = http
-                    .post(format!("{base}/apis/v2beta1/runs"))
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let r = post(&http, &format!("{base}/apis/v2beta1/runs"), &body).await;
                 created.lock().unwrap().push(r["run_id"].as_str().unwrap().to_string());
             }
         })
@@ -243,6 +228,10 @@ async fn main() {
         (upgrade_time - backup_time).as_secs_f64(),
         peak_kib.map(|k| format!("{:.0} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "not measured".into())
     );
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Value {
+    http.post(url).json(body).send().await.unwrap().json().await.unwrap()
 }
 
 /// The data folder, temporary or kept.

@@ -53,8 +53,24 @@ async fn backup_and_restore_move_a_deployment_between_backends() {
     let source = Storage::new(Dialect::Sqlite);
     let weir = Weir::start(&source);
     let run_id = populate(&weir).await;
+    // Enough finished runs that every large table crosses the backup's chunks of 500 rows.
+    {
+        let experiment = get(&weir.base, &format!("/apis/v2beta1/runs/{run_id}")).await["experiment_id"].clone();
+        let store = SqlStore::connect(&source.db.url, &ConnectSettings::default()).await.unwrap();
+        let mut runs = Vec::new();
+        let mut tasks = Vec::new();
+        for i in 0..1_200 {
+            let mut r = weir_store::testsuite::run(experiment.as_str().unwrap(), &format!("bulk-{i}"), 1_000 + i);
+            r.state = weir_store::RuntimeState::Succeeded;
+            tasks.push(weir_store::testsuite::task(&r.id, "step", weir_store::TaskKind::Dag, r.created_at));
+            runs.push(r);
+        }
+        store.bulk_load(&runs, &tasks).await.unwrap();
+        store.close().await;
+    }
     let before = listing(&weir, &source, &run_id).await;
     assert_eq!(before["contents"], json!(["bytes to keep"]));
+    assert!(before["runs"]["total_size"].as_i64().unwrap() > 1_200, "{}", before["runs"]["total_size"]);
     let live = status(&source);
     assert_eq!(live["servers"].as_array().unwrap().len(), 1, "a serving weir holds a lease");
     weir.stop();
