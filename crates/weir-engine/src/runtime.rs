@@ -17,6 +17,10 @@ use crate::driver::{Driver, Exit, ProcessSpec};
 use crate::launch::{key_for_uri, plan_step, task_spec_ref, StepPlan, StepSettings};
 use crate::planner::{advance, new_artifact_id, RunView, Step};
 
+/// Retries of a step's result write once shutdown has begun (with the usual backoff, about
+/// ten seconds in all), before the result is left to the next start.
+const SHUTDOWN_SAVE_RETRIES: u32 = 6;
+
 /// How the engine runs steps.
 #[derive(Clone)]
 pub struct EngineSettings {
@@ -172,11 +176,17 @@ impl Engine {
     /// Runs until `shutdown` resolves. Steps still running then are left to finish or be
     /// recovered by the next start.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        if let Err(e) = self.recover().await {
-            tracing::error!(error = %e, "engine recovery failed; retrying in the loop");
-        }
         tokio::pin!(shutdown);
+        // Until recovery has gone through once, steps of an earlier weir are neither watched
+        // nor settled: it is tried again at every pass until the store lets it finish.
+        let mut recovered = false;
         loop {
+            if !recovered {
+                match self.recover().await {
+                    Ok(()) => recovered = true,
+                    Err(e) => tracing::warn!(error = %e, "engine recovery failed; trying again at the next pass"),
+                }
+            }
             // A pass over many runs can be long; shutdown does not wait for it. Stopping
             // between any two writes is safe: rows are written before anything is acted on.
             let ticked = tokio::select! {
@@ -400,8 +410,11 @@ impl Engine {
             let view = self.load(&run_id).await?;
             let mut changed = Vec::new();
             let mut new_artifacts = Vec::new();
-            for task in view.tasks.iter().filter(|t| t.kind == TaskKind::Container && t.state == RuntimeState::Running)
-            {
+            let watched = self.inflight.lock().expect("inflight").clone();
+            // A step already adopted by an earlier, partial recovery is watched already.
+            for task in view.tasks.iter().filter(|t| {
+                t.kind == TaskKind::Container && t.state == RuntimeState::Running && !watched.contains(&t.id)
+            }) {
                 let alive = if task.pid > 0 && self.driver.is_running_step(task.pid, &task.id) {
                     Some(task.pid)
                 } else {
@@ -467,8 +480,9 @@ impl Engine {
                     settled.set_state(RuntimeState::Pending, err(message), now);
                     settled.finished_at = 0;
                 }
-                self.save_result(run_id, settled, artifacts).await;
-                let _ = tokio::fs::remove_dir_all(self.attempt_dir(run_id, &task.id, task.attempts)).await;
+                if self.save_result(run_id, settled, artifacts).await {
+                    let _ = tokio::fs::remove_dir_all(self.attempt_dir(run_id, &task.id, task.attempts)).await;
+                }
             }
             Err(e) => {
                 tracing::error!(run.id = %run_id, task.id = %task.id, error = %e, "could not settle an adopted step")
@@ -679,30 +693,43 @@ impl Engine {
         }
         tracing::info!(run.id = %run_id, task.id = %task.id, task.name = %task.name, task.state = %task.state, attempt = task.attempts, "step finished");
         let workdir = self.attempt_dir(run_id, &task.id, task.attempts);
-        self.save_result(run_id, task, new_artifacts).await;
+        let stored = self.save_result(run_id, task, new_artifacts).await;
         // The next step need not wait for the folder to go.
         self.notify.notify_one();
-        // Only now: until the result is recorded, the folder's exit file is how a restarted
-        // weir learns that the step already ran.
-        let _ = tokio::fs::remove_dir_all(&workdir).await;
+        // Only once the result is recorded: until then the folder's exit file is how a
+        // restarted weir learns that the step already ran, and how it ended.
+        if stored {
+            let _ = tokio::fs::remove_dir_all(&workdir).await;
+        }
     }
 
-    /// Records a finished step. While the metadata store is unreachable the result is kept
-    /// and written again until the store is back: the step ran, and running it again because
-    /// the database blinked would be wrong.
-    async fn save_result(&self, run_id: &str, task: Task, artifacts: Vec<Artifact>) {
-        let mut delay = Duration::from_millis(200);
+    /// Records a finished step; returns whether it is stored. A retryable failure (the store
+    /// unreachable, a deadlock, a serialisation failure, a busy SQLite file) is retried until
+    /// the write goes through: the step ran, and running it again because the database
+    /// blinked would be wrong. During shutdown the retries stop after
+    /// [`SHUTDOWN_SAVE_RETRIES`]; the step's folder then stays, and the next start settles the
+    /// step from the exit status it left there.
+    async fn save_result(&self, run_id: &str, task: Task, artifacts: Vec<Artifact>) -> bool {
+        let mut delay = Duration::from_millis(50);
+        let mut tries_while_stopping = 0;
         loop {
             match self.save_task(run_id, task.clone(), artifacts.clone()).await {
-                Ok(()) => return,
-                Err(StoreError::Unavailable(e)) if !self.stopping.load(std::sync::atomic::Ordering::SeqCst) => {
+                Ok(()) => return true,
+                Err(e) if e.is_retryable() => {
+                    if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                        tries_while_stopping += 1;
+                        if tries_while_stopping > SHUTDOWN_SAVE_RETRIES {
+                            tracing::warn!(run.id = %run_id, task.id = %task.id, error = %e, "stopping before a step's result could be recorded; the next start settles it from its folder");
+                            return false;
+                        }
+                    }
                     tracing::warn!(run.id = %run_id, task.id = %task.id, error = %e, "cannot record a step's result yet; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
                 Err(e) => {
-                    tracing::error!(run.id = %run_id, task.id = %task.id, error = %e, "could not record a step's result");
-                    return;
+                    tracing::error!(run.id = %run_id, task.id = %task.id, error = %e, "could not record a step's result; its folder is kept for the next start to settle it");
+                    return false;
                 }
             }
         }

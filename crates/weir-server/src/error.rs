@@ -82,7 +82,8 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidArgument(_) => Code::InvalidArgument,
             StoreError::FailedPrecondition(_) => Code::FailedPrecondition,
             StoreError::Aborted(_) => Code::Aborted,
-            StoreError::Unavailable(_) => Code::Unavailable,
+            // Both pass: a client may send the same request again.
+            StoreError::Unavailable(_) | StoreError::Transient(_) => Code::Unavailable,
             StoreError::Internal(_) => Code::Internal,
         };
         Self::new(code, e.to_string())

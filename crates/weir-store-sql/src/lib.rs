@@ -310,6 +310,11 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                 StoreError::FailedPrecondition(db.message().to_string())
             } else if db.code().as_deref() == Some("42P04") {
                 StoreError::AlreadyExists(db.message().to_string())
+            } else if is_transient(db.as_ref()) {
+                StoreError::Transient(format!(
+                    "the database aborted the call, which can be made again: {}",
+                    db.message()
+                ))
             } else {
                 StoreError::Internal(format!("database error: {}", db.message()))
             }
@@ -324,14 +329,50 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// Whether a database error passes: the statement was rolled back for a reason of the moment,
+/// not of the request, so the same transaction can be run again.
+fn is_transient(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let code = db.code();
+    let code = code.as_deref().unwrap_or_default();
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes (BUSY_SNAPSHOT 517…)
+        // in the low byte.
+        return code.parse::<i64>().map(|c| matches!(c & 0xff, 5 | 6)).unwrap_or(false);
+    }
+    if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        // ER_LOCK_DEADLOCK (1213), ER_LOCK_WAIT_TIMEOUT (1205), and a serialisation failure
+        // by SQLSTATE (what a trigger's SIGNAL or Galera's certification failure reports).
+        return matches!(mysql.number(), 1205 | 1213) || code == "40001";
+    }
+    // PostgreSQL: serialization_failure, deadlock_detected, lock_not_available.
+    matches!(code, "40001" | "40P01" | "55P03")
+}
+
 /// A URL with its password replaced by `***`, for messages and logs.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_string(),
+    let Ok(mut parsed) = url::Url::parse(url) else { return url.to_string() };
+    let mut changed = false;
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+        changed = true;
+    }
+    // sqlx and libpq also take the password as a query parameter (`?password=…`).
+    let secret = |key: &str| matches!(key.to_ascii_lowercase().as_str(), "password" | "pass" | "pwd" | "sslpassword");
+    if parsed.query_pairs().any(|(key, _)| secret(&key)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if secret(&key) { "***".to_string() } else { value.into_owned() };
+                (key.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+        changed = true;
+    }
+    if changed {
+        parsed.to_string()
+    } else {
+        url.to_string()
     }
 }
 
@@ -478,11 +519,106 @@ mod tests {
     fn redacts_passwords() {
         assert_eq!(redact_url("mysql://u:secret@h:3306/db"), "mysql://u:***@h:3306/db");
         assert_eq!(redact_url("sqlite:///x.db"), "sqlite:///x.db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require&password=hunter2"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
+        assert_eq!(redact_url("mysql://u:a@h/db?PASSWORD=b"), "mysql://u:***@h/db?PASSWORD=***");
+        assert!(!redact_url("postgres://h/db?user=u&password=p%40ss").contains("p%40ss"));
     }
 
     #[test]
     fn dialect_from_url() {
         assert_eq!(Dialect::from_url("postgresql://x").unwrap(), Dialect::Postgres);
         assert!(Dialect::from_url("oracle://x").is_err());
+    }
+}
+
+/// Errors that pass are told apart from those that do not, from real errors of each backend.
+#[cfg(test)]
+mod transient_tests {
+    use std::str::FromStr;
+
+    use sqlx::{ConnectOptions, Connection};
+
+    use super::*;
+    use crate::testing::TestDatabase;
+
+    fn classify(result: Result<impl Sized, sqlx::Error>) -> StoreError {
+        match result {
+            Ok(_) => panic!("the statement was expected to fail"),
+            Err(e) => map_err(e),
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_busy_is_transient() {
+        let db = TestDatabase::new(Dialect::Sqlite);
+        let options = SqliteConnectOptions::from_str(&db.url).unwrap().create_if_missing(true);
+        let mut holder = options.clone().connect().await.unwrap();
+        sqlx::raw_sql("CREATE TABLE t (x INTEGER); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let mut other = options.busy_timeout(Duration::ZERO).connect().await.unwrap();
+        let busy = classify(sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut other).await);
+        assert!(matches!(busy, StoreError::Transient(_)) && busy.is_retryable(), "{busy:?}");
+        let bad = classify(sqlx::raw_sql("SELECT * FROM no_such_table").execute(&mut other).await);
+        assert!(matches!(bad, StoreError::Internal(_)) && !bad.is_retryable(), "{bad:?}");
+        db.drop_database().await;
+    }
+
+    #[tokio::test]
+    async fn postgres_lock_timeouts_and_serialisation_failures_are_transient() {
+        let db = TestDatabase::new(Dialect::Postgres);
+        let store = SqlStore::connect(&db.url, &ConnectSettings::default()).await.unwrap();
+        store.close().await;
+        let options = PgConnectOptions::from_str(&db.url).unwrap();
+        let mut holder = options.connect().await.unwrap();
+        for statement in
+            ["CREATE TABLE t (x INTEGER PRIMARY KEY)", "INSERT INTO t VALUES (1)", "BEGIN", "UPDATE t SET x = 1"]
+        {
+            sqlx::raw_sql(statement).execute(&mut holder).await.unwrap();
+        }
+        let mut other = options.connect().await.unwrap();
+        let locked = classify(sqlx::raw_sql("SET lock_timeout = '20ms'; UPDATE t SET x = 1").execute(&mut other).await);
+        assert!(matches!(locked, StoreError::Transient(_)), "{locked:?}");
+        let serialisation = classify(
+            sqlx::raw_sql("DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40001'; END $$").execute(&mut other).await,
+        );
+        assert!(matches!(serialisation, StoreError::Transient(_)), "{serialisation:?}");
+        let bad = classify(sqlx::raw_sql("SELECT * FROM no_such_table").execute(&mut other).await);
+        assert!(matches!(bad, StoreError::Internal(_)), "{bad:?}");
+        let _ = holder.close().await;
+        let _ = other.close().await;
+        db.drop_database().await;
+    }
+
+    #[tokio::test]
+    async fn mariadb_lock_waits_and_deadlocks_are_transient() {
+        let db = TestDatabase::new(Dialect::MySql);
+        let store = SqlStore::connect(&db.url, &ConnectSettings::default()).await.unwrap();
+        store.close().await;
+        let options = MySqlConnectOptions::from_str(&db.url).unwrap();
+        let mut holder = options.connect().await.unwrap();
+        for statement in ["CREATE TABLE t (x INTEGER PRIMARY KEY) ENGINE=InnoDB", "INSERT INTO t VALUES (1)", "BEGIN"] {
+            sqlx::raw_sql(statement).execute(&mut holder).await.unwrap();
+        }
+        sqlx::raw_sql("UPDATE t SET x = 1").execute(&mut holder).await.unwrap();
+        let mut other = options.connect().await.unwrap();
+        sqlx::raw_sql("SET SESSION innodb_lock_wait_timeout = 1").execute(&mut other).await.unwrap();
+        let waited = classify(sqlx::raw_sql("UPDATE t SET x = 1").execute(&mut other).await);
+        assert!(matches!(waited, StoreError::Transient(_)), "{waited:?}");
+        let deadlock = classify(
+            sqlx::raw_sql("BEGIN NOT ATOMIC SIGNAL SQLSTATE '40001' SET MESSAGE_TEXT = 'x'; END")
+                .execute(&mut other)
+                .await,
+        );
+        assert!(matches!(deadlock, StoreError::Transient(_)), "{deadlock:?}");
+        let bad = classify(sqlx::raw_sql("SELECT * FROM no_such_table").execute(&mut other).await);
+        assert!(matches!(bad, StoreError::Internal(_)), "{bad:?}");
+        let _ = holder.close().await;
+        let _ = other.close().await;
+        db.drop_database().await;
     }
 }

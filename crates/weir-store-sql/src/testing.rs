@@ -83,22 +83,35 @@ impl TestDatabase {
     }
 }
 
-/// Runs one SQL statement on a database, for tests that set up states the API cannot make
-/// (a schema from a newer weir, an interrupted migration).
+/// Runs SQL on a database, for tests that set up states the API cannot make (a schema from a
+/// newer weir, an interrupted migration, an injected fault). Sent as plain text, so it may
+/// hold several statements and statements MySQL cannot prepare (`CREATE TRIGGER`).
 pub async fn execute_raw(url: &str, statement: &str) {
     let dialect = Dialect::from_url(url).expect("dialect");
     match dialect {
         Dialect::Sqlite => {
             let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(url).unwrap().connect().await.unwrap();
-            sqlx::query(statement).execute(&mut conn).await.unwrap();
+            sqlx::raw_sql(statement)
+                .execute(&mut conn)
+                .await
+                .map(|_| ())
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
         }
         Dialect::MySql => {
             let mut conn = sqlx::mysql::MySqlConnectOptions::from_str(url).unwrap().connect().await.unwrap();
-            sqlx::query(statement).execute(&mut conn).await.unwrap();
+            sqlx::raw_sql(statement)
+                .execute(&mut conn)
+                .await
+                .map(|_| ())
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
         }
         Dialect::Postgres => {
             let mut conn = sqlx::postgres::PgConnectOptions::from_str(url).unwrap().connect().await.unwrap();
-            sqlx::query(statement).execute(&mut conn).await.unwrap();
+            sqlx::raw_sql(statement)
+                .execute(&mut conn)
+                .await
+                .map(|_| ())
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
         }
     }
 }

@@ -16,6 +16,11 @@ pub enum StoreError {
     Aborted(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The database gave up on this call for a reason that passes: a deadlock, a
+    /// serialisation failure, a lock wait that timed out, a busy SQLite file. Nothing was
+    /// written, and the same call made again can succeed.
+    #[error("{0}")]
+    Transient(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -23,6 +28,13 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 impl StoreError {
+    /// Whether the same call, made again later, can succeed: the store was unreachable, or
+    /// the database aborted it for a passing reason. Callers that must not lose a write (a
+    /// step's result) retry these.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Transient(_))
+    }
+
     pub fn not_found(kind: &str, id: &str) -> Self {
         Self::NotFound(format!("{kind} {id} not found"))
     }

@@ -2,8 +2,10 @@
 //! the run is reconciled. A step whose process outlived weir is adopted and finishes once; one
 //! that ended while weir was down is settled from the exit status it left; one whose process
 //! was lost too (as in a machine restart) is retried under its policy or failed with a clear
-//! error. Nothing that succeeded runs again, no run stays RUNNING. On SQLite+folder and on
-//! PostgreSQL+S3.
+//! error. Nothing that succeeded runs again, no run stays RUNNING. A step's result that the
+//! database refuses is retried while the refusal passes (a serialisation failure), and is
+//! settled from the step's kept folder by the next start when it does not. On SQLite+folder,
+//! PostgreSQL+S3 and MariaDB+S3.
 
 mod common;
 
@@ -208,4 +210,144 @@ async fn postgres_crash_retries_the_lost_step() {
 #[tokio::test]
 async fn postgres_crash_without_retries_fails_clearly() {
     failed_clearly(Dialect::Postgres).await;
+}
+
+#[tokio::test]
+async fn mariadb_adopts_a_step_that_outlives_weir() {
+    survives(Dialect::MySql, false).await;
+}
+
+#[tokio::test]
+async fn mariadb_crash_retries_the_lost_step() {
+    retried(Dialect::MySql).await;
+}
+
+/// SQL that makes the database refuse the write of the waiter's success: `transient` times
+/// with a serialisation failure (SQLSTATE 40001, what a deadlock or a conflicting
+/// serialisable transaction reports), or (`transient` = 0) always, with an error that does not
+/// pass. The counters are sequences, which a rolled-back transaction does not undo.
+fn refuse_waiter_success(dialect: Dialect, transient: u32) -> Vec<String> {
+    let (code, limit) = if transient > 0 { ("40001", transient) } else { ("P0001", u32::MAX) };
+    match dialect {
+        Dialect::Postgres => vec![format!(
+            "CREATE SEQUENCE weir_fault_seq; \
+             CREATE FUNCTION weir_fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+               IF NEW.name = 'waiter' AND NEW.state = 'SUCCEEDED' AND nextval('weir_fault_seq') <= {limit} THEN \
+                 RAISE EXCEPTION 'injected fault' USING ERRCODE = '{code}'; \
+               END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER weir_fault BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION weir_fault();"
+        )],
+        Dialect::MySql => {
+            let code = if transient > 0 { "40001" } else { "45000" };
+            vec![
+                "CREATE SEQUENCE weir_fault_seq".to_string(),
+                format!(
+                    "CREATE TRIGGER weir_fault BEFORE UPDATE ON tasks FOR EACH ROW BEGIN \
+                       IF NEW.name = 'waiter' AND NEW.state = 'SUCCEEDED' AND NEXTVAL(weir_fault_seq) <= {limit} THEN \
+                         SIGNAL SQLSTATE '{code}' SET MESSAGE_TEXT = 'injected fault'; \
+                       END IF; END"
+                ),
+            ]
+        }
+        // SQLite has no way to raise SQLITE_BUSY from SQL (its retryable errors are tested
+        // in weir-store-sql against a real lock); a trigger raises an error that does not pass.
+        Dialect::Sqlite => {
+            assert_eq!(transient, 0, "SQLite triggers cannot raise a retryable error");
+            vec!["CREATE TRIGGER weir_fault BEFORE UPDATE ON tasks FOR EACH ROW \
+                  WHEN NEW.name = 'waiter' AND NEW.state = 'SUCCEEDED' \
+                  BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+                .to_string()]
+        }
+    }
+}
+
+fn drop_fault(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "DROP TRIGGER weir_fault ON tasks",
+        _ => "DROP TRIGGER weir_fault",
+    }
+}
+
+/// The database refuses a finished step's result three times with a retryable error: the
+/// result is written once the database takes it, and the step is not run again.
+async fn result_survives_retryable_errors(dialect: Dialect) {
+    let storage = Storage::new(dialect);
+    let markers = storage.data_dir.path().join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    let client = reqwest::Client::new();
+    let weir = Weir::start(&storage);
+    let (run_id, _) = run_until_running(&client, &weir, "crash_adopt", &markers, "waiter").await;
+    for statement in refuse_waiter_success(dialect, 3) {
+        weir_store_sql::testing::execute_raw(&storage.db.url, &statement).await;
+    }
+    std::fs::write(markers.join("release"), "").unwrap();
+    let run = run_ended(&client, &weir, &run_id).await;
+    let log = weir.log_text();
+    assert_eq!(run["state"], "SUCCEEDED", "{run}\n{log}");
+    assert_eq!(log.matches("cannot record a step's result yet").count(), 3, "{log}");
+    let tasks = get(&client, format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base)).await;
+    assert_eq!(task(&tasks, "waiter")["attempts"], 1, "{tasks}");
+    assert_eq!(std::fs::read_to_string(markers.join("waiter.count")).unwrap().lines().count(), 1);
+    assert_eq!(std::fs::read_to_string(markers.join("consumer.txt")).unwrap(), "released");
+    weir.stop();
+    storage.db.drop_database().await;
+}
+
+#[tokio::test]
+async fn postgres_step_result_survives_serialisation_failures() {
+    result_survives_retryable_errors(Dialect::Postgres).await;
+}
+
+#[tokio::test]
+async fn mariadb_step_result_survives_serialisation_failures() {
+    result_survives_retryable_errors(Dialect::MySql).await;
+}
+
+/// The database refuses a finished step's result for good while weir runs: the step's folder
+/// (with its exit status) is kept, so the next weir settles the step as succeeded instead of
+/// running it again or failing the run.
+async fn unrecorded_result_is_settled_after_restart(dialect: Dialect) {
+    let storage = Storage::new(dialect);
+    let markers = storage.data_dir.path().join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    let client = reqwest::Client::new();
+    let weir = Weir::start(&storage);
+    let (run_id, _) = run_until_running(&client, &weir, "crash_adopt", &markers, "waiter").await;
+    for statement in refuse_waiter_success(dialect, 0) {
+        weir_store_sql::testing::execute_raw(&storage.db.url, &statement).await;
+    }
+    std::fs::write(markers.join("release"), "").unwrap();
+    eventually("weir to give up recording the result", Duration::from_secs(60), || {
+        let log = weir.log_text();
+        async move { log.contains("could not record a step's result").then_some(()) }
+    })
+    .await;
+    weir.kill9();
+    weir_store_sql::testing::execute_raw(&storage.db.url, drop_fault(dialect)).await;
+    let weir = Weir::start(&storage);
+    let run = run_ended(&client, &weir, &run_id).await;
+    let log = weir.log_text();
+    assert_eq!(run["state"], "SUCCEEDED", "{run}\n{log}");
+    assert!(log.contains("settled a step that ended while weir was stopped"), "{log}");
+    let tasks = get(&client, format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base)).await;
+    assert_eq!(task(&tasks, "waiter")["attempts"], 1, "{tasks}");
+    assert_eq!(std::fs::read_to_string(markers.join("waiter.count")).unwrap().lines().count(), 1);
+    assert_eq!(std::fs::read_to_string(markers.join("consumer.txt")).unwrap(), "released");
+    weir.stop();
+    storage.db.drop_database().await;
+}
+
+#[tokio::test]
+async fn sqlite_unrecorded_step_result_is_settled_after_restart() {
+    unrecorded_result_is_settled_after_restart(Dialect::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_unrecorded_step_result_is_settled_after_restart() {
+    unrecorded_result_is_settled_after_restart(Dialect::Postgres).await;
+}
+
+#[tokio::test]
+async fn mariadb_unrecorded_step_result_is_settled_after_restart() {
+    unrecorded_result_is_settled_after_restart(Dialect::MySql).await;
 }
