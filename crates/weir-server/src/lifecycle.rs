@@ -11,7 +11,7 @@
 //! a crash part-way leaves a state the next start recognises as its own and completes.
 
 use weir_artifacts::{ArtifactStore, IdentityMarker};
-use weir_store::{MetadataStore, SchemaState, StorageIdentity};
+use weir_store::{MetadataStore, SchemaState, StorageIdentity, StoreError};
 
 /// What to do with a database whose schema is older than this binary's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -57,15 +57,50 @@ pub async fn open_storage(
     store: &dyn MetadataStore,
     artifacts: &ArtifactStore,
     policy: UpgradePolicy,
+    deployment: &str,
     now_ms: i64,
 ) -> Result<Opened, LifecycleError> {
+    // Weirs started together on new storage initialise it together: one of them may read the
+    // two stores while another writes them, and see a pairing that is only half written. A
+    // refusal is only final when the stores read the same again.
+    let mut seen = read_stores(store, artifacts).await?;
+    for _ in 0..5 {
+        let opened = open_read(store, artifacts, policy, deployment, now_ms, seen.clone()).await;
+        if !matches!(opened, Err(LifecycleError::Refused(_))) {
+            return opened;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let again = read_stores(store, artifacts).await?;
+        if again == seen {
+            return opened;
+        }
+        seen = again;
+    }
+    open_read(store, artifacts, policy, deployment, now_ms, seen).await
+}
+
+async fn read_stores(
+    store: &dyn MetadataStore,
+    artifacts: &ArtifactStore,
+) -> Result<(SchemaState, Option<IdentityMarker>), LifecycleError> {
     let schema = store.schema_state().await.map_err(store_err)?;
     let marker = artifacts.read_identity().await.map_err(store_err)?;
+    Ok((schema, marker))
+}
+
+async fn open_read(
+    store: &dyn MetadataStore,
+    artifacts: &ArtifactStore,
+    policy: UpgradePolicy,
+    deployment: &str,
+    now_ms: i64,
+    (schema, marker): (SchemaState, Option<IdentityMarker>),
+) -> Result<Opened, LifecycleError> {
     let db = store.dialect();
     let art = artifacts.url();
 
     match (schema, marker) {
-        (SchemaState::Empty, None) => initialise(store, artifacts, None, now_ms).await,
+        (SchemaState::Empty, None) => initialise(store, artifacts, None, deployment, now_ms).await,
         (SchemaState::Empty, Some(marker)) => Err(LifecycleError::Refused(format!(
             "the metadata store ({db}) is empty but the artifact store {art} belongs to weir deployment {}; \
              refusing to pair them. Point --metadata at that deployment's database, or --artifacts at an empty store",
@@ -75,7 +110,7 @@ pub async fn open_storage(
             // Tables but no identity: our own first start stopped between migrating and
             // recording the identity.
             tracing::info!(applied = ?applied, "resuming an interrupted first start");
-            initialise(store, artifacts, None, now_ms).await
+            initialise(store, artifacts, None, deployment, now_ms).await
         }
         (SchemaState::Weir { identity: None, .. }, Some(marker)) => Err(LifecycleError::Refused(format!(
             "the metadata store ({db}) has weir tables but no storage identity, while the artifact store {art} \
@@ -92,7 +127,7 @@ pub async fn open_storage(
                     )))
                 }
                 None if initialising => {
-                    return initialise(store, artifacts, Some(identity), now_ms).await;
+                    return initialise(store, artifacts, Some(identity), deployment, now_ms).await;
                 }
                 None => {
                     return Err(LifecycleError::Refused(format!(
@@ -145,15 +180,28 @@ async fn initialise(
     store: &dyn MetadataStore,
     artifacts: &ArtifactStore,
     recorded: Option<StorageIdentity>,
+    deployment: &str,
     now_ms: i64,
 ) -> Result<Opened, LifecycleError> {
     store.migrate().await.map_err(store_err)?;
     let identity = match recorded {
         Some(identity) => identity,
         None => {
-            let identity = StorageIdentity { id: uuid::Uuid::new_v4().to_string(), created_at: now_ms };
-            store.begin_identity(&identity).await.map_err(store_err)?;
-            identity
+            let identity = StorageIdentity {
+                id: uuid::Uuid::new_v4().to_string(),
+                created_at: now_ms,
+                deployment: deployment.to_string(),
+            };
+            match store.begin_identity(&identity).await {
+                Ok(()) => identity,
+                // Another weir starting at the same moment recorded its identity first: finish
+                // initialising with that one.
+                Err(StoreError::AlreadyExists(_)) => match store.schema_state().await.map_err(store_err)? {
+                    SchemaState::Weir { identity: Some(theirs), .. } => theirs,
+                    other => return Err(LifecycleError::Store(format!("unexpected storage state {other:?}"))),
+                },
+                Err(e) => return Err(store_err(e)),
+            }
         }
     };
     artifacts

@@ -26,7 +26,7 @@ async fn snapshot(store: &dyn MetadataStore, artifacts: &ArtifactStore) -> (Sche
 
 async fn refused(store: &dyn MetadataStore, artifacts: &ArtifactStore, policy: UpgradePolicy, expect: &[&str]) {
     let before = snapshot(store, artifacts).await;
-    match open_storage(store, artifacts, policy, 42).await {
+    match open_storage(store, artifacts, policy, "test", 42).await {
         Err(LifecycleError::Refused(message)) => {
             for word in expect {
                 assert!(message.contains(word), "{message:?} does not mention {word:?}");
@@ -50,13 +50,13 @@ async fn scenario(dialect: Dialect) {
             let art_b = folder_store(&dir, "b");
 
             // Both empty: initialise; again: adopt the same identity.
-            let first = open_storage(store_a.as_ref(), &art_a, UpgradePolicy::Manual, 1).await.unwrap();
+            let first = open_storage(store_a.as_ref(), &art_a, UpgradePolicy::Manual, "test", 1).await.unwrap();
             let identity = match &first {
                 Opened::Initialised(identity) => identity.clone(),
                 other => panic!("expected initialisation, got {other:?}"),
             };
             assert_eq!(art_a.read_identity().await.unwrap().unwrap().id, identity.id);
-            let again = open_storage(store_a.as_ref(), &art_a, UpgradePolicy::Manual, 2).await.unwrap();
+            let again = open_storage(store_a.as_ref(), &art_a, UpgradePolicy::Manual, "test", 2).await.unwrap();
             assert_eq!(again, Opened::Adopted { identity: identity.clone(), migrated: vec![] });
 
             // Half-empty pairs, both ways, name what each store holds.
@@ -64,7 +64,7 @@ async fn scenario(dialect: Dialect) {
             refused(store_a.as_ref(), &art_b, UpgradePolicy::Manual, &[&identity.id, "no weir identity"]).await;
 
             // A second deployment's artifact store: mismatch.
-            let other = open_storage(store_b.as_ref(), &art_b, UpgradePolicy::Manual, 3).await.unwrap();
+            let other = open_storage(store_b.as_ref(), &art_b, UpgradePolicy::Manual, "test", 3).await.unwrap();
             refused(store_a.as_ref(), &art_b, UpgradePolicy::Manual, &["mismatch", &identity.id, &other.identity().id])
                 .await;
 
@@ -90,7 +90,7 @@ async fn scenario(dialect: Dialect) {
             execute_raw(&url_a, "INSERT INTO _sqlx_migrations SELECT * FROM mig_backup").await;
             execute_raw(&url_a, "DROP TABLE mig_backup").await;
             assert!(matches!(
-                open_storage(store_a.as_ref(), &art_a, UpgradePolicy::Manual, 4).await,
+                open_storage(store_a.as_ref(), &art_a, UpgradePolicy::Manual, "test", 4).await,
                 Ok(Opened::Adopted { .. })
             ));
 
@@ -110,9 +110,9 @@ async fn interrupted_first_start(dialect: Dialect) {
     let artifacts = folder_store(&dir, "a");
     use weir_store::StoreAdmin;
     store.migrate().await.unwrap();
-    let identity = StorageIdentity { id: "half-done".into(), created_at: 9 };
+    let identity = StorageIdentity { id: "half-done".into(), created_at: 9, deployment: "test".into() };
     store.begin_identity(&identity).await.unwrap();
-    let opened = open_storage(store.as_ref(), &artifacts, UpgradePolicy::Manual, 10).await;
+    let opened = open_storage(store.as_ref(), &artifacts, UpgradePolicy::Manual, "test", 10).await;
     store.close().await;
     db.drop_database().await;
     assert_eq!(opened.unwrap(), Opened::Initialised(identity));

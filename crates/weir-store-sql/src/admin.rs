@@ -46,6 +46,7 @@ struct IdentityRow {
     id: Text,
     created_at: i64,
     initialising: bool,
+    deployment: Text,
 }
 
 impl SqlStore {
@@ -85,12 +86,20 @@ impl StoreAdmin for SqlStore {
         }
         let applied = self.applied_versions().await?;
         let identity_row = if has_identity_table {
-            self.fetch_optional::<IdentityRow>("SELECT id, created_at, initialising FROM storage_identity", &[]).await?
+            // The deployment's name is kept from schema version 6 on; an older schema is read
+            // as it is (before an upgrade).
+            let deployment = if applied.contains(&6) { "deployment" } else { "'' AS deployment" };
+            self.fetch_optional::<IdentityRow>(
+                &format!("SELECT id, created_at, initialising, {deployment} FROM storage_identity"),
+                &[],
+            )
+            .await?
         } else {
             None
         };
         let initialising = identity_row.as_ref().is_some_and(|r| r.initialising);
-        let identity = identity_row.map(|r| StorageIdentity { id: r.id.0, created_at: r.created_at });
+        let identity =
+            identity_row.map(|r| StorageIdentity { id: r.id.0, created_at: r.created_at, deployment: r.deployment.0 });
         Ok(SchemaState::Weir { identity, initialising, applied, known: migration_versions(self.dialect) })
     }
 
@@ -103,8 +112,13 @@ impl StoreAdmin for SqlStore {
 
     async fn begin_identity(&self, identity: &StorageIdentity) -> StoreResult<()> {
         self.transaction(vec![Stmt::new(
-            "INSERT INTO storage_identity (id, created_at, initialising) VALUES (?, ?, ?)",
-            vec![Bind::Text(identity.id.clone()), Bind::Int(identity.created_at), Bind::Bool(true)],
+            "INSERT INTO storage_identity (id, created_at, initialising, deployment) VALUES (?, ?, ?, ?)",
+            vec![
+                Bind::Text(identity.id.clone()),
+                Bind::Int(identity.created_at),
+                Bind::Bool(true),
+                Bind::Text(identity.deployment.clone()),
+            ],
         )])
         .await
     }
@@ -145,15 +159,23 @@ impl StoreAdmin for SqlStore {
     }
 
     async fn heartbeat(&self, lease: &Lease) -> StoreResult<()> {
-        crate::portable::heartbeat(self, lease).await
+        crate::leases::heartbeat(self, lease).await
     }
 
     async fn release(&self, lease_id: &str) -> StoreResult<()> {
-        crate::portable::release(self, lease_id).await
+        crate::leases::release(self, lease_id).await
     }
 
     async fn leases(&self) -> StoreResult<Vec<Lease>> {
-        crate::portable::leases(self).await
+        crate::leases::leases(self).await
+    }
+
+    async fn engine_holder(&self) -> StoreResult<Option<String>> {
+        crate::leases::engine_holder(self).await
+    }
+
+    async fn take_engine(&self, lease: &Lease, replacing: Option<&str>) -> StoreResult<()> {
+        crate::leases::take_engine(self, lease, replacing).await
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -6,6 +6,7 @@
 
 mod admin;
 mod experiments;
+mod leases;
 mod list;
 mod pipelines;
 mod portable;

@@ -1,12 +1,12 @@
 //! Backend-neutral export and import of every weir table (backups, moves between backends),
-//! migrations up to a version, purge, and server leases.
+//! migrations up to a version, and purge.
 
 use serde_json::Value;
 use sqlx::Row;
 use weir_store::*;
 
 use crate::text::Text;
-use crate::{bind_all, map_err, on_pool, Bind, Dialect, SqlStore, Stmt};
+use crate::{bind_all, map_err, on_pool, Bind, Dialect, SqlStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Col {
@@ -33,7 +33,7 @@ pub(crate) const TABLES: &[TableDef] = &[
         name: "storage_identity",
         since: 1,
         order_by: "id",
-        columns: &[("id", T, 1), ("created_at", Int, 1), ("initialising", Bool, 1)],
+        columns: &[("id", T, 1), ("created_at", Int, 1), ("initialising", Bool, 1), ("deployment", T, 6)],
     },
     TableDef {
         name: "pipelines",
@@ -263,11 +263,17 @@ pub(crate) async fn migrate_to(store: &SqlStore, version: i64) -> StoreResult<Ve
             "this weir has no schema version {version} (it knows {known:?})"
         )));
     }
-    // PostgreSQL and MySQL migrations take a database-level lock inside sqlx; SQLite has no
-    // such lock, so upgrades of one SQLite file serialise on a lock file beside it.
+    // PostgreSQL migrations take a database-level lock inside sqlx. SQLite has no such lock,
+    // so upgrades of one SQLite file serialise on a lock file beside it. sqlx's MySQL lock is
+    // `GET_LOCK(name, -1)`, which MariaDB answers at once with NULL (no lock taken): weir
+    // holds a named lock of its own there, on a connection kept for the whole upgrade.
     let _sqlite_lock = match &store.sqlite_path {
         Some(path) => Some(lock_file(path).await?),
         None => None,
+    };
+    let _mysql_lock = match &store.pools {
+        crate::Pools::MySql(pool) => Some(MySqlMigrationLock::take(pool).await?),
+        _ => None,
     };
     let mut applied = Vec::new();
     let current = store.schema_version().await?;
@@ -289,6 +295,45 @@ pub(crate) async fn migrate_to(store: &SqlStore, version: i64) -> StoreResult<Ve
         }
     }
     Ok(applied)
+}
+
+/// A MySQL/MariaDB named lock held on its own connection; released when dropped (the
+/// connection goes back to the pool only after `RELEASE_LOCK`, or is closed, which frees it).
+struct MySqlMigrationLock {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::MySql>>,
+}
+
+impl MySqlMigrationLock {
+    async fn take(pool: &sqlx::MySqlPool) -> StoreResult<Self> {
+        let mut conn = pool.acquire().await.map_err(map_err)?;
+        // Ten minutes: a migration of a large store takes minutes, and a waiting weir should
+        // wait for it rather than fail.
+        let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(CONCAT('weir-migrate-', DATABASE()), 600)")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        if got != Some(1) {
+            return Err(StoreError::Unavailable(
+                "another weir has been migrating this database for ten minutes; try again when it is done".into(),
+            ));
+        }
+        Ok(Self { conn: Some(conn) })
+    }
+}
+
+impl Drop for MySqlMigrationLock {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            tokio::spawn(async move {
+                let released =
+                    sqlx::query("SELECT RELEASE_LOCK(CONCAT('weir-migrate-', DATABASE()))").execute(&mut *conn).await;
+                if released.is_err() {
+                    // A closed connection releases its locks.
+                    let _ = conn.detach();
+                }
+            });
+        }
+    }
 }
 
 async fn lock_file(db: &std::path::Path) -> StoreResult<nix::fcntl::Flock<std::fs::File>> {
@@ -467,7 +512,8 @@ pub(crate) async fn import_tables(
 }
 
 /// Tables derived from the others (kept by triggers): not in backups, rebuilt on import.
-const DERIVED_TABLES: &[&str] = &["run_counts"];
+/// `engine_lease` names a running process, not data: not in backups either.
+const DERIVED_TABLES: &[&str] = &["run_counts", "engine_lease"];
 
 pub(crate) async fn purge(store: &SqlStore) -> StoreResult<()> {
     let mut names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
@@ -484,70 +530,4 @@ pub(crate) async fn purge(store: &SqlStore) -> StoreResult<()> {
         on_pool!(store, |pool| sqlx::query(sql).execute(pool).await.map(|_| ())).map_err(map_err)?;
     }
     Ok(())
-}
-
-pub(crate) async fn heartbeat(store: &SqlStore, lease: &Lease) -> StoreResult<()> {
-    // Each lease id belongs to one server process, so check-then-write does not race.
-    let exists =
-        store.count("SELECT COUNT(*) FROM server_leases WHERE id = ?", &[Bind::Text(lease.id.clone())]).await? > 0;
-    let values = vec![
-        Bind::Text(lease.deployment.clone()),
-        Bind::Text(lease.host.clone()),
-        Bind::Int(lease.pid),
-        Bind::Text(lease.version.clone()),
-        Bind::Int(lease.schema_version),
-        Bind::Int(lease.started_at),
-        Bind::Int(lease.heartbeat_at),
-        Bind::Text(lease.id.clone()),
-    ];
-    let sql = if exists {
-        "UPDATE server_leases SET deployment = ?, host = ?, pid = ?, version = ?, schema_version = ?, started_at = ?, \
-         heartbeat_at = ? WHERE id = ?"
-    } else {
-        "INSERT INTO server_leases (deployment, host, pid, version, schema_version, started_at, heartbeat_at, id) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-    };
-    store.transaction(vec![Stmt::new(sql, values)]).await?;
-    Ok(())
-}
-
-pub(crate) async fn release(store: &SqlStore, id: &str) -> StoreResult<()> {
-    store.transaction(vec![Stmt::new("DELETE FROM server_leases WHERE id = ?", vec![Bind::Text(id.into())])]).await
-}
-
-pub(crate) async fn leases(store: &SqlStore) -> StoreResult<Vec<Lease>> {
-    if !store.table_exists("server_leases").await? {
-        return Ok(Vec::new());
-    }
-    #[derive(sqlx::FromRow)]
-    struct LeaseRow {
-        id: Text,
-        deployment: Text,
-        host: Text,
-        pid: i64,
-        version: Text,
-        schema_version: i64,
-        started_at: i64,
-        heartbeat_at: i64,
-    }
-    let rows = store
-        .fetch_all::<LeaseRow>(
-            "SELECT id, deployment, host, pid, version, schema_version, started_at, heartbeat_at FROM server_leases \
-             ORDER BY heartbeat_at DESC, id",
-            &[],
-        )
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Lease {
-            id: r.id.0,
-            deployment: r.deployment.0,
-            host: r.host.0,
-            pid: r.pid,
-            version: r.version.0,
-            schema_version: r.schema_version,
-            started_at: r.started_at,
-            heartbeat_at: r.heartbeat_at,
-        })
-        .collect())
 }

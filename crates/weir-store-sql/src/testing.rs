@@ -83,37 +83,25 @@ impl TestDatabase {
     }
 }
 
-/// Runs SQL on a database, for tests that set up states the API cannot make (a schema from a
-/// newer weir, an interrupted migration, an injected fault). Sent as plain text, so it may
-/// hold several statements and statements MySQL cannot prepare (`CREATE TRIGGER`).
+/// Runs one SQL statement on a database, for tests that set up states the API cannot make
+/// (a schema from a newer weir, an interrupted migration, an injected fault).
 pub async fn execute_raw(url: &str, statement: &str) {
     let dialect = Dialect::from_url(url).expect("dialect");
-    match dialect {
+    let outcome = match dialect {
         Dialect::Sqlite => {
             let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(url).unwrap().connect().await.unwrap();
-            sqlx::raw_sql(statement)
-                .execute(&mut conn)
-                .await
-                .map(|_| ())
-                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+            sqlx::query(statement).execute(&mut conn).await.map(|_| ())
         }
         Dialect::MySql => {
             let mut conn = sqlx::mysql::MySqlConnectOptions::from_str(url).unwrap().connect().await.unwrap();
-            sqlx::raw_sql(statement)
-                .execute(&mut conn)
-                .await
-                .map(|_| ())
-                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+            sqlx::query(statement).execute(&mut conn).await.map(|_| ())
         }
         Dialect::Postgres => {
             let mut conn = sqlx::postgres::PgConnectOptions::from_str(url).unwrap().connect().await.unwrap();
-            sqlx::raw_sql(statement)
-                .execute(&mut conn)
-                .await
-                .map(|_| ())
-                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+            sqlx::query(statement).execute(&mut conn).await.map(|_| ())
         }
-    }
+    };
+    outcome.unwrap_or_else(|e| panic!("{statement}: {e}"));
 }
 
 /// Runs a test body in its own task so that a failed assertion still drops the test
@@ -134,24 +122,20 @@ where
 /// Takes a store at the head schema back to the version before it, as that version's weir
 /// left it, by undoing the newest migration (update this when a migration is added).
 pub async fn undo_head_migration(url: &str) {
-    let head = crate::migration_versions(Dialect::from_url(url).unwrap()).into_iter().max().unwrap();
-    assert_eq!(head, 5, "undo_head_migration knows how to undo migration 5 only");
-    // The triggers are on `runs`, so they are dropped by name before the table they write.
-    let mut statements = match Dialect::from_url(url).unwrap() {
-        Dialect::Postgres => vec!["DROP FUNCTION weir_run_counts() CASCADE"],
-        Dialect::MySql => vec![
-            "DROP TRIGGER run_counts_insert",
-            "DROP TRIGGER run_counts_delete",
-            "DROP TRIGGER run_counts_update_old",
-            "DROP TRIGGER run_counts_update_new",
-        ],
-        Dialect::Sqlite => {
-            vec!["DROP TRIGGER run_counts_insert", "DROP TRIGGER run_counts_delete", "DROP TRIGGER run_counts_update"]
-        }
+    let dialect = Dialect::from_url(url).unwrap();
+    let head = crate::migration_versions(dialect).into_iter().max().unwrap();
+    assert_eq!(head, 6, "undo_head_migration knows how to undo migration 6 only");
+    let drop_index = match dialect {
+        Dialect::MySql => "DROP INDEX storage_identity_singleton ON storage_identity",
+        _ => "DROP INDEX storage_identity_singleton",
     };
-    statements.push("DROP TABLE run_counts");
-    statements.push("DELETE FROM _sqlx_migrations WHERE version = 5");
-    for statement in statements {
+    for statement in [
+        "DROP TABLE engine_lease",
+        drop_index,
+        "ALTER TABLE storage_identity DROP COLUMN singleton",
+        "ALTER TABLE storage_identity DROP COLUMN deployment",
+        "DELETE FROM _sqlx_migrations WHERE version = 6",
+    ] {
         execute_raw(url, statement).await;
     }
 }

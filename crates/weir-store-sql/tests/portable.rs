@@ -14,7 +14,10 @@ async fn fresh(dialect: Dialect) -> (TestDatabase, SqlStore) {
 }
 
 async fn populate(store: &SqlStore) {
-    store.begin_identity(&StorageIdentity { id: "identity-1".into(), created_at: 1 }).await.unwrap();
+    store
+        .begin_identity(&StorageIdentity { id: "identity-1".into(), created_at: 1, deployment: "portable".into() })
+        .await
+        .unwrap();
     store.finish_identity().await.unwrap();
     let p = pipeline("portable", 10);
     let v = version(&p.id, "v1", 11);

@@ -191,6 +191,10 @@ pub struct RecurringRun {
 pub struct StorageIdentity {
     pub id: String,
     pub created_at: i64,
+    /// The deployment name the storage was initialised under (empty for storage initialised
+    /// before schema version 6). Purging asks for it, or for the id, typed back.
+    #[serde(default)]
+    pub deployment: String,
 }
 
 /// What the metadata store holds, as seen at start-up.

@@ -24,6 +24,7 @@ macro_rules! checks {
 
 checks!(
     schema_and_identity,
+    engine_lease_is_taken_once,
     pipelines_crud_and_conflicts,
     pipeline_versions_crud,
     experiments_crud_and_archive,
@@ -149,7 +150,7 @@ async fn schema_and_identity(store: &dyn MetadataStore) {
         SchemaState::Weir { applied, known, .. } => assert_eq!(applied, known, "a migrated store is at head"),
         other => panic!("migrated store reported {other:?}"),
     }
-    let identity = StorageIdentity { id: uid("id"), created_at: 5 };
+    let identity = StorageIdentity { id: uid("id"), created_at: 5, deployment: "conformance".into() };
     store.begin_identity(&identity).await.unwrap();
     match store.schema_state().await.unwrap() {
         SchemaState::Weir { identity: Some(found), initialising: true, .. } => assert_eq!(found, identity),
@@ -160,9 +161,71 @@ async fn schema_and_identity(store: &dyn MetadataStore) {
         SchemaState::Weir { identity: Some(found), initialising: false, .. } => assert_eq!(found, identity),
         other => panic!("unexpected state {other:?}"),
     }
-    assert!(store.begin_identity(&StorageIdentity { id: identity.id.clone(), created_at: 6 }).await.is_err());
+    assert!(store
+        .begin_identity(&StorageIdentity { id: identity.id.clone(), created_at: 6, deployment: String::new() })
+        .await
+        .is_err());
+    // Storage has one identity: a second, different one (a weir initialising the same new
+    // storage at the same moment) is refused.
+    let other = StorageIdentity { id: uid("other"), created_at: 7, deployment: "other".into() };
+    assert!(matches!(store.begin_identity(&other).await, Err(StoreError::AlreadyExists(_))));
     store.ping().await.unwrap();
     assert!(migrations_are_idempotent(store).await);
+}
+
+fn lease(id: &str, at: i64) -> Lease {
+    Lease {
+        id: id.to_string(),
+        deployment: "conformance".into(),
+        host: "host".into(),
+        pid: 7,
+        version: "0".into(),
+        schema_version: 6,
+        started_at: at,
+        heartbeat_at: at,
+    }
+}
+
+/// Of servers racing for the engine lease exactly one gets it; a holder is replaced only by
+/// naming it, and a clean release frees it.
+async fn engine_lease_is_taken_once(store: &dyn MetadataStore) {
+    assert_eq!(store.engine_holder().await.unwrap(), None);
+    let racers: Vec<Lease> = (0..5).map(|i| lease(&uid("racer"), i)).collect();
+    let (a, b, c, d, e) = tokio::join!(
+        store.take_engine(&racers[0], None),
+        store.take_engine(&racers[1], None),
+        store.take_engine(&racers[2], None),
+        store.take_engine(&racers[3], None),
+        store.take_engine(&racers[4], None),
+    );
+    let results = [a, b, c, d, e];
+    let winners: Vec<usize> = (0..5).filter(|i| results[*i].is_ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for result in results.iter().filter(|r| r.is_err()) {
+        assert!(matches!(result, Err(StoreError::Aborted(_))), "{result:?}");
+    }
+    let winner = &racers[winners[0]];
+    assert_eq!(store.engine_holder().await.unwrap().as_deref(), Some(winner.id.as_str()));
+    let recorded: Vec<String> = store.leases().await.unwrap().into_iter().map(|l| l.id).collect();
+    assert!(recorded.contains(&winner.id), "the winner's lease is recorded with it");
+    for loser in racers.iter().filter(|l| l.id != winner.id) {
+        assert!(!recorded.contains(&loser.id), "a loser writes nothing");
+    }
+    // Replacing a holder only works while it still holds the lease: of two servers that both
+    // found the winner dead, one replaces it.
+    let (next, late) = (lease(&uid("next"), 10), lease(&uid("late"), 11));
+    let (first, second) =
+        tokio::join!(store.take_engine(&next, Some(&winner.id)), store.take_engine(&late, Some(&winner.id)));
+    assert!(first.is_ok() != second.is_ok(), "{first:?} {second:?}");
+    let holder = if first.is_ok() { &next } else { &late };
+    assert_eq!(store.engine_holder().await.unwrap().as_deref(), Some(holder.id.as_str()));
+    let recorded: Vec<String> = store.leases().await.unwrap().into_iter().map(|l| l.id).collect();
+    assert!(!recorded.contains(&winner.id), "the replaced holder's lease goes");
+    store.release(&holder.id).await.unwrap();
+    assert_eq!(store.engine_holder().await.unwrap(), None);
+    let fresh = lease(&uid("fresh"), 12);
+    store.take_engine(&fresh, None).await.unwrap();
+    store.release(&fresh.id).await.unwrap();
 }
 
 async fn migrations_are_idempotent(store: &dyn MetadataStore) -> bool {

@@ -166,6 +166,13 @@ pub trait StoreAdmin: Send + Sync {
     async fn release(&self, lease_id: &str) -> StoreResult<()>;
     /// The leases recorded (stale ones too: their heartbeat tells).
     async fn leases(&self) -> StoreResult<Vec<Lease>>;
+    /// The id of the lease whose server runs the engine on this storage, if one does.
+    async fn engine_holder(&self) -> StoreResult<Option<String>>;
+    /// Takes the engine lease and records `lease`, atomically: with `replacing` None only if
+    /// no server holds it, otherwise only if `replacing` (a holder found dead) still does.
+    /// Of servers racing for it exactly one succeeds; the others get `Aborted`, and nothing of
+    /// theirs is written.
+    async fn take_engine(&self, lease: &Lease, replacing: Option<&str>) -> StoreResult<()>;
     /// A cheap round trip, for health checks.
     async fn ping(&self) -> StoreResult<()>;
     /// Connections (in use, idle) for metrics.

@@ -13,6 +13,9 @@ pub const CONFIG_VERSION: u32 = 1;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8888";
 pub const DEFAULT_DATA_DIR: &str = "./weir-data";
 
+/// The deployment name when none is configured.
+pub const DEFAULT_NAME: &str = "weir";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -284,7 +287,7 @@ impl Settings {
             work_dir,
             max_concurrent_steps: executor.max_concurrent_steps.or(file.executor.max_concurrent_steps).unwrap_or(8),
             max_running_runs: executor.max_running_runs.or(file.executor.max_running_runs).unwrap_or(64),
-            name: args.name.clone().or(file.name.clone()).unwrap_or_else(|| "weir".into()),
+            name: args.name.clone().or(file.name.clone()).unwrap_or_else(|| DEFAULT_NAME.into()),
             listen,
             metadata_url,
             max_connections: file.metadata.max_connections.unwrap_or(10),

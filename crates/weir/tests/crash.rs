@@ -229,14 +229,16 @@ async fn mariadb_crash_retries_the_lost_step() {
 fn refuse_waiter_success(dialect: Dialect, transient: u32) -> Vec<String> {
     let (code, limit) = if transient > 0 { ("40001", transient) } else { ("P0001", u32::MAX) };
     match dialect {
-        Dialect::Postgres => vec![format!(
-            "CREATE SEQUENCE weir_fault_seq; \
-             CREATE FUNCTION weir_fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-               IF NEW.name = 'waiter' AND NEW.state = 'SUCCEEDED' AND nextval('weir_fault_seq') <= {limit} THEN \
-                 RAISE EXCEPTION 'injected fault' USING ERRCODE = '{code}'; \
-               END IF; RETURN NEW; END $$; \
-             CREATE TRIGGER weir_fault BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION weir_fault();"
-        )],
+        Dialect::Postgres => vec![
+            "CREATE SEQUENCE weir_fault_seq".to_string(),
+            format!(
+                "CREATE FUNCTION weir_fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                   IF NEW.name = 'waiter' AND NEW.state = 'SUCCEEDED' AND nextval('weir_fault_seq') <= {limit} THEN \
+                     RAISE EXCEPTION 'injected fault' USING ERRCODE = '{code}'; \
+                   END IF; RETURN NEW; END $$"
+            ),
+            "CREATE TRIGGER weir_fault BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION weir_fault()".to_string(),
+        ],
         Dialect::MySql => {
             let code = if transient > 0 { "40001" } else { "45000" };
             vec![

@@ -225,7 +225,11 @@ async fn check_upgrade_and_purge() {
         assert_eq!(refused.status.code(), Some(2), "{args:?}");
     }
     assert!(status(&storage)["metadata"]["identity"].is_string(), "refused purges delete nothing");
-    ok(&storage.weir(&["storage", "purge", "--yes", "--confirm-name", "weir"]));
+    // The default name proves nothing about which storage is meant: the identity does.
+    let refused = storage.weir(&["storage", "purge", "--yes", "--confirm-name", "weir"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let identity = status(&storage)["metadata"]["identity"].as_str().unwrap().to_string();
+    ok(&storage.weir(&["storage", "purge", "--yes", "--confirm-name", &identity]));
     let after = status(&storage);
     assert_eq!(after["metadata"]["identity"], Value::Null);
     assert_eq!(after["artifacts"]["objects"], 0, "{after}");
@@ -388,5 +392,24 @@ async fn one_server_per_storage() {
     let again = Weir::start(&storage);
     again.stop();
     Weir::start(&storage).stop();
+    storage.db.drop_database().await;
+}
+
+/// Purge asks for the name the storage was initialised under (or its identity), not the
+/// name the caller happens to pass: `--name x --confirm-name x` purges nothing of `prod`.
+#[tokio::test]
+async fn purge_asks_for_the_storage_s_own_name() {
+    let storage = Storage::new(Dialect::Sqlite);
+    Weir::start_with(&storage, &["--name", "prod"]).stop();
+    let report = status(&storage);
+    assert_eq!(report["metadata"]["deployment"], "prod", "{report}");
+    for (name, confirm) in [("weir", "weir"), ("other", "other"), ("prod", "weir")] {
+        let refused = storage.weir(&["storage", "purge", "--yes", "--name", name, "--confirm-name", confirm]);
+        assert_eq!(refused.status.code(), Some(2), "--name {name} --confirm-name {confirm}");
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("--confirm-name prod"));
+    }
+    assert!(status(&storage)["metadata"]["identity"].is_string(), "refused purges delete nothing");
+    ok(&storage.weir(&["storage", "purge", "--yes", "--confirm-name", "prod"]));
+    assert_eq!(status(&storage)["metadata"]["identity"], Value::Null);
     storage.db.drop_database().await;
 }

@@ -40,7 +40,7 @@ impl TestApp {
         let artifacts =
             ArtifactStore::open(&format!("file://{}", artifacts_dir.path().display()), &S3Settings::default()).unwrap();
         let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-        open_storage(store.as_ref(), &artifacts, UpgradePolicy::Manual, 1).await.expect("initialise storage");
+        open_storage(store.as_ref(), &artifacts, UpgradePolicy::Manual, "test", 1).await.expect("initialise storage");
         let state = AppState::new(store, artifacts, clock.clone());
         state.default_experiment().await.map_err(|e| e.message).unwrap();
         let router = weir_server::router(state.clone());

@@ -78,7 +78,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    match open_storage(store.as_ref(), &artifacts, settings.upgrade, clock.now_ms()).await {
+    match open_storage(store.as_ref(), &artifacts, settings.upgrade, &settings.name, clock.now_ms()).await {
         Ok(Opened::Initialised(identity)) => {
             tracing::info!(storage.identity = %identity.id, "new storage initialised")
         }
@@ -90,6 +90,32 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
         Err(LifecycleError::Store(message)) => anyhow::bail!("cannot open storage: {message}"),
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    // One engine per storage: two would run the same steps twice. The lease is taken before
+    // anything runs, in one statement that only one of several starting weirs can win.
+    let lease = Lease {
+        id: uuid::Uuid::new_v4().to_string(),
+        deployment: settings.name.clone(),
+        host: hostname(),
+        pid: std::process::id() as i64,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        schema_version: weir_store_sql::migration_versions(store.dialect()).into_iter().max().unwrap_or_default(),
+        started_at: clock.now_ms(),
+        heartbeat_at: clock.now_ms(),
+    };
+    if let Err(holder) = take_engine_lease(store.as_ref(), &lease).await? {
+        eprintln!(
+            "weir: another weir serves this storage: {}. Weir runs steps from one server per storage (two would \
+             run the same steps twice); stop the other one first. A weir that died on another host is \
+             forgotten {} s after its last heartbeat.",
+            super::storage::describe_leases(&[holder]),
+            super::storage::LEASE_TTL_MS / 1000
+        );
+        store.close().await;
+        return Ok(ExitCode::from(2));
     }
     let python_has_kfp = weir_engine::runtime::python_has_kfp(&settings.executor_python).await;
     tracing::info!(
@@ -120,41 +146,31 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     );
     let state = AppState::new(store.clone(), artifacts, clock.clone())
         .with_engine(engine.notifier(), settings.work_dir.clone());
-    state
-        .default_experiment()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot create the Default experiment: {}", e.message))?;
-    // One engine per storage: two would run the same steps twice. A lease of this host whose
-    // process is gone (a weir killed with SIGKILL) does not count.
-    let others = other_servers(store.as_ref()).await?;
-    if !others.is_empty() {
-        anyhow::bail!(
-            "another weir serves this storage: {}. Weir runs steps from one server per storage (two would \
-             run the same steps twice); stop the other one first. A weir that died on another host is \
-             forgotten {} s after its last heartbeat.",
-            super::storage::describe_leases(&others),
-            super::storage::LEASE_TTL_MS / 1000
-        );
+    if let Err(e) = state.default_experiment().await {
+        let _ = store.release(&lease.id).await;
+        anyhow::bail!("cannot create the Default experiment: {}", e.message);
     }
-    let lease = Lease {
-        id: uuid::Uuid::new_v4().to_string(),
-        deployment: settings.name.clone(),
-        host: hostname(),
-        pid: std::process::id() as i64,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        schema_version: weir_store_sql::migration_versions(store.dialect()).into_iter().max().unwrap_or_default(),
-        started_at: clock.now_ms(),
-        heartbeat_at: clock.now_ms(),
-    };
+    // Renews the lease; a weir whose engine lease was taken over (it stopped renewing for
+    // longer than the lease lives, and another weir found it dead) stops at once.
+    let lease_lost = Arc::new(tokio::sync::Notify::new());
     let heartbeat_task = {
-        let (store, clock, mut lease) = (store.clone(), clock.clone(), lease.clone());
+        let (store, clock, mut lease, lost) = (store.clone(), clock.clone(), lease.clone(), lease_lost.clone());
         tokio::spawn(async move {
             loop {
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
                 lease.heartbeat_at = clock.now_ms();
                 if let Err(e) = store.heartbeat(&lease).await {
                     tracing::warn!(error = %e, "could not renew this server's lease");
                 }
-                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                match store.engine_holder().await {
+                    Ok(holder) if holder.as_deref() != Some(lease.id.as_str()) => {
+                        tracing::error!(engine.holder = ?holder, "another weir took over this storage's engine lease; stopping");
+                        lost.notify_one();
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not check this server's engine lease"),
+                }
             }
         })
     };
@@ -173,9 +189,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         None
     };
 
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
     tracing::info!(
         listen = %settings.listen,
         metadata = %redact_url(&settings.metadata_url),
@@ -184,7 +197,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         "weir serving the KFP v2beta1 API"
     );
     axum::serve(listener, weir_server::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown({
+            let lost = lease_lost.clone();
+            async move {
+                tokio::select! {
+                    _ = shutdown_signal() => {}
+                    _ = lost.notified() => {}
+                }
+            }
+        })
         .await
         .context("server failed")?;
     let _ = stop_scheduler.send(());
@@ -246,8 +267,32 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Live leases of other weir servers on this storage.
-async fn other_servers(store: &dyn weir_store::MetadataStore) -> anyhow::Result<Vec<Lease>> {
-    let (host, me) = (hostname(), std::process::id() as i64);
-    Ok(super::storage::live_leases(store).await?.into_iter().filter(|l| l.pid != me || l.host != host).collect())
+/// Takes this storage's engine lease for `lease`; on refusal returns the live holder. A holder
+/// that is gone (its heartbeat stale, or its process on this host dead) is replaced; racing
+/// starts look again after losing, and then find the winner live.
+async fn take_engine_lease(store: &dyn weir_store::MetadataStore, lease: &Lease) -> anyhow::Result<Result<(), Lease>> {
+    let mut last_error = None;
+    for _ in 0..10 {
+        let replacing = match store.engine_holder().await? {
+            None => None,
+            Some(holder) => {
+                let live = super::storage::live_leases(store).await?;
+                if let Some(found) = live.into_iter().find(|l| l.id == holder) {
+                    return Ok(Err(found));
+                }
+                Some(holder)
+            }
+        };
+        match store.take_engine(lease, replacing.as_deref()).await {
+            Ok(()) => return Ok(Ok(())),
+            // Another weir moved first: look at the holder again.
+            Err(weir_store::StoreError::Aborted(e)) => last_error = Some(e),
+            Err(e) if e.is_retryable() => {
+                last_error = Some(e.to_string());
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    anyhow::bail!("cannot take this storage's engine lease: {}", last_error.unwrap_or_default())
 }

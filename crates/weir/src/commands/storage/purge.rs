@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use weir_store::StoreAdmin;
+use weir_store::{SchemaState, StoreAdmin};
 
 use super::{describe_leases, live_leases, object_keys, open};
 use crate::config::StorageArgs;
@@ -17,10 +17,34 @@ pub async fn run(args: &StorageArgs, yes: bool, confirm_name: Option<&str>) -> a
         );
         return Ok(ExitCode::from(2));
     }
-    if confirm_name != Some(settings.name.as_str()) {
+    // What proves the caller means this storage: the name it was initialised under, or its
+    // identity. The default name `weir` proves nothing (every deployment left unnamed has
+    // it), so such storage, and storage initialised before names were kept, takes the
+    // identity only.
+    let recorded = match store.schema_state().await? {
+        SchemaState::Weir { identity: Some(identity), .. } => Some(identity),
+        _ => None,
+    };
+    let marker = artifacts.read_identity().await?;
+    let mut accepted: Vec<String> = Vec::new();
+    if let Some(identity) = &recorded {
+        if !identity.deployment.is_empty() && identity.deployment != crate::config::DEFAULT_NAME {
+            accepted.push(identity.deployment.clone());
+        }
+        accepted.push(identity.id.clone());
+    }
+    if let Some(marker) = &marker {
+        accepted.push(marker.id.clone());
+    }
+    if accepted.is_empty() {
+        // Neither store has an identity: no deployment finished initialising here.
+        accepted.push(settings.name.clone());
+    }
+    if !confirm_name.is_some_and(|given| accepted.iter().any(|a| a == given)) {
         eprintln!(
-            "weir: type the deployment's name back: --confirm-name {} (got {})",
-            settings.name,
+            "weir: type back the name this storage was initialised under, or its identity (see `weir storage \
+             status`): --confirm-name {} (got {})",
+            accepted[0],
             confirm_name.map(|n| format!("{n:?}")).unwrap_or_else(|| "nothing".into())
         );
         return Ok(ExitCode::from(2));

@@ -15,12 +15,15 @@ pub async fn run(args: &StorageArgs, output: Output) -> anyhow::Result<ExitCode>
     let (store, artifacts, settings) = (&opened.store, &opened.artifacts, &opened.settings);
     let schema = store.schema_state().await?;
     let marker = artifacts.read_identity().await?;
-    let (identity, initialising, applied, known) = match &schema {
+    let (recorded, initialising, applied, known) = match &schema {
         SchemaState::Empty => (None, false, Vec::new(), weir_store_sql::migration_versions(store.dialect())),
         SchemaState::Weir { identity, initialising, applied, known } => {
-            (identity.clone().map(|i| i.id), *initialising, applied.clone(), known.clone())
+            (identity.clone(), *initialising, applied.clone(), known.clone())
         }
     };
+    let identity = recorded.as_ref().map(|i| i.id.clone());
+    // The name the storage was initialised under (what a purge asks for), if it has one.
+    let initialised_as = recorded.as_ref().map(|i| i.deployment.clone()).filter(|n| !n.is_empty());
     let pending: Vec<i64> = known.iter().filter(|v| !applied.contains(v)).copied().collect();
     let rows: BTreeMap<String, i64> = if matches!(schema, SchemaState::Empty) {
         BTreeMap::new()
@@ -55,6 +58,7 @@ pub async fn run(args: &StorageArgs, output: Output) -> anyhow::Result<ExitCode>
             "url": redact_url(&settings.metadata_url),
             "dialect": StoreAdmin::dialect(store.as_ref()),
             "identity": identity,
+            "deployment": initialised_as,
             "initialising": initialising,
             "schema_version": applied.iter().max(),
             "head_version": known.iter().max(),
@@ -83,6 +87,9 @@ pub async fn run(args: &StorageArgs, output: Output) -> anyhow::Result<ExitCode>
         m["dialect"].as_str().unwrap_or_default()
     );
     println!("  identity:        {}", m["identity"].as_str().unwrap_or("(none: empty)"));
+    if let Some(name) = m["deployment"].as_str() {
+        println!("  initialised as:  {name}");
+    }
     println!("  schema version:  {} (this weir: {})", m["schema_version"], m["head_version"]);
     println!("  pending:         {}", m["pending_migrations"]);
     for (table, count) in &rows {
