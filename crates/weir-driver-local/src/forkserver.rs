@@ -33,6 +33,7 @@ struct Server {
 
 /// A fork server, started on first use and restarted if it dies.
 pub struct ForkServer {
+    env: Vec<(String, String)>,
     python: PathBuf,
     script: PathBuf,
     server: tokio::sync::Mutex<Option<Server>>,
@@ -42,13 +43,17 @@ pub struct ForkServer {
 
 impl ForkServer {
     /// `work_dir` receives the server's script; `python` must have kfp.
-    pub fn new(python: &Path, work_dir: &Path) -> std::io::Result<Self> {
+    /// `env` is the environment the server (and so every step forked from it) starts with:
+    /// a forked step replaces `os.environ`, but `/proc/self/environ` still shows what its
+    /// process started with, so weir's own must never be there.
+    pub fn new(python: &Path, work_dir: &Path, env: Vec<(String, String)>) -> std::io::Result<Self> {
         std::fs::create_dir_all(work_dir)?;
         let script = work_dir.join("weir-forkserver.py");
         std::fs::write(&script, SCRIPT)?;
         Ok(Self {
             python: python.to_path_buf(),
             script,
+            env,
             server: tokio::sync::Mutex::new(None),
             waiters: Arc::new(Mutex::new(HashMap::new())),
             next_id: AtomicU64::new(1),
@@ -59,6 +64,8 @@ impl ForkServer {
         let mut child = tokio::process::Command::new(&self.python)
             .arg("-u")
             .arg(&self.script)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -147,6 +147,9 @@ impl Driver for LocalDriver {
         };
         command
             .current_dir(&spec.workdir)
+            // The spec's environment is the step's whole environment: weir's own (its store
+            // URLs and keys among it) is not inherited.
+            .env_clear()
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))

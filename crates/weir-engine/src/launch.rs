@@ -91,7 +91,10 @@ pub struct StepSettings {
 /// Which artifacts live in weir's store: key for a URI, if it is under the store's URL.
 pub fn key_for_uri(store_url: &str, uri: &str) -> Option<String> {
     let base = store_url.trim_end_matches('/');
-    uri.strip_prefix(base).and_then(|rest| rest.strip_prefix('/')).map(str::to_string)
+    let key = uri.strip_prefix(base).and_then(|rest| rest.strip_prefix('/'))?;
+    // `store/../elsewhere` is not in the store.
+    let inside = key.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
+    inside.then(|| key.to_string())
 }
 
 fn sanitize(part: &str) -> String {
@@ -144,7 +147,11 @@ pub fn plan_step(
                 .get(id)
                 .cloned()
                 .ok_or_else(|| format!("input artifact {name:?}: artifact {id} is missing"))?;
-            let in_store = key_for_uri(&settings.store_url, &artifact.uri).is_some() || artifact.uri.starts_with('/');
+            // Fetched into the step's folder: artifacts of weir's store, and local files (an
+            // importer's path or `file://` URI; the runtime checks they may be read).
+            let in_store = key_for_uri(&settings.store_url, &artifact.uri).is_some()
+                || artifact.uri.starts_with('/')
+                || artifact.uri.starts_with("file://");
             let local = in_store.then(|| {
                 workdir.join("inputs").join(sanitize(name)).join(i.to_string()).join(sanitize(&artifact.name))
             });
@@ -410,5 +417,7 @@ mod tests {
         assert_eq!(key_for_uri("s3://b/p", "s3://b/p/artifacts/x"), Some("artifacts/x".into()));
         assert_eq!(key_for_uri("s3://b/p", "s3://b/other/x"), None);
         assert_eq!(key_for_uri("file:///data/", "file:///data/artifacts/x"), Some("artifacts/x".into()));
+        assert_eq!(key_for_uri("file:///data", "file:///data/artifacts/../../etc/passwd"), None);
+        assert_eq!(key_for_uri("s3://b/p", "s3://b/p/./x"), None);
     }
 }

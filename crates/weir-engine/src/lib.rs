@@ -9,6 +9,7 @@ mod inputs;
 pub mod launch;
 pub mod planner;
 pub mod runtime;
+pub mod step_env;
 pub mod values;
 
 pub use planner::{advance, RunView, Step};

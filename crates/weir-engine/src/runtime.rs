@@ -16,6 +16,7 @@ use weir_store::{
 use crate::driver::{Driver, Exit, ProcessSpec};
 use crate::launch::{key_for_uri, plan_step, task_spec_ref, StepPlan, StepSettings};
 use crate::planner::{advance, new_artifact_id, RunView, Step};
+use crate::step_env;
 
 /// Retries of a step's result write once shutdown has begun (with the usual backoff, about
 /// ten seconds in all), before the result is left to the next start.
@@ -38,6 +39,11 @@ pub struct EngineSettings {
     pub max_running_runs: usize,
     /// Starts lightweight Python steps from a warm interpreter (when it has kfp).
     pub python_driver: Option<Arc<dyn crate::driver::PythonDriver>>,
+    /// The environment every step starts from ([`step_env::base_environment`]).
+    pub step_env: Vec<(String, String)>,
+    /// Folders whose files importers may name by local path; the artifact store's own files
+    /// are always allowed.
+    pub local_artifact_roots: Vec<PathBuf>,
 }
 
 /// Checks whether an interpreter can run the kfp executor.
@@ -859,12 +865,18 @@ impl Engine {
             }
         }
         let python_bin = self.python_bin(&plan.python_packages).await?;
-        let mut env = plan.env.clone();
-        let path = std::env::var("PATH").unwrap_or_default();
-        env.push(("PATH".into(), format!("{}:{path}", python_bin.display())));
-        env.push(("WEIR_TASK_ID".into(), task.id.clone()));
-        env.push(("WEIR_RUN_ID".into(), run_id.to_string()));
-        env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+        // The whole environment of the step (see `step_env`): nothing else of weir's reaches it.
+        let mut env = self.settings.step_env.clone();
+        step_env::set(&mut env, "KFP_POD_NAME", format!("weir-{}", task.id));
+        step_env::set(&mut env, "KFP_POD_UID", task.id.clone());
+        step_env::set(&mut env, "PYTHONUNBUFFERED", "1");
+        for (name, value) in &plan.env {
+            step_env::set(&mut env, name, value.clone());
+        }
+        let path = env.iter().find(|(n, _)| n == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+        step_env::set(&mut env, "PATH", format!("{}:{path}", python_bin.display()));
+        step_env::set(&mut env, "WEIR_TASK_ID", task.id.clone());
+        step_env::set(&mut env, "WEIR_RUN_ID", run_id);
         let spec = ProcessSpec {
             task_id: task.id.clone(),
             argv: plan.argv.clone(),
@@ -879,9 +891,7 @@ impl Engine {
         );
         let started = match forkable {
             Some(python) => {
-                // The forked step gets weir's environment plus its own, as a spawned one does.
-                let mut env: Vec<(String, String)> = std::env::vars().collect();
-                env.extend(spec.env.iter().cloned());
+                let env = spec.env.clone();
                 let python_spec = crate::driver::PythonSpec {
                     task_id: spec.task_id.clone(),
                     source: plan.argv[3].clone(),
@@ -1015,6 +1025,8 @@ impl Engine {
         }
         let _ = tokio::fs::remove_dir_all(&env_dir).await;
         let venv = tokio::process::Command::new(&self.settings.python)
+            .env_clear()
+            .envs(self.settings.step_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(["-m", "venv", "--system-site-packages"])
             .arg(&env_dir)
             .output()
@@ -1026,11 +1038,15 @@ impl Engine {
         // The new environment sees the configured interpreter's packages (kfp) behind its own:
         // `--system-site-packages` alone would reach the base installation, not a virtualenv.
         let base = tokio::process::Command::new(&self.settings.python)
+            .env_clear()
+            .envs(self.settings.step_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(["-c", "import sysconfig; p = sysconfig.get_paths(); print(p['purelib']); print(p['platlib'])"])
             .output()
             .await
             .map_err(|e| format!("cannot ask the Python interpreter for its packages: {e}"))?;
         let own = tokio::process::Command::new(env_dir.join("bin").join("python"))
+            .env_clear()
+            .envs(self.settings.step_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
             .output()
             .await
@@ -1040,6 +1056,9 @@ impl Engine {
             .await
             .map_err(|e| format!("cannot link the base packages into the environment: {e}"))?;
         let pip = tokio::process::Command::new(env_dir.join("bin").join("python"))
+            // Installing a component's packages runs their build code: steps' environment.
+            .env_clear()
+            .envs(self.settings.step_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-warn-script-location"])
             .args(packages)
             .output()
@@ -1084,10 +1103,31 @@ impl Engine {
             }
             return Ok(());
         }
-        if artifact.uri.starts_with('/') {
-            copy_local(Path::new(&artifact.uri), local).await.map_err(fail)?;
+        if let Some(path) = local_path(&artifact.uri) {
+            let source = self.allowed_local(path).await.map_err(fail)?;
+            copy_local(&source, local).await.map_err(fail)?;
         }
         Ok(())
+    }
+
+    /// A local file an importer named, if the operator lets steps read it: it must resolve
+    /// (links followed, `..` removed) to a place inside one of `local_artifact_roots`. Anything
+    /// else of the host (weir's own configuration, keys, other deployments' files) is refused.
+    async fn allowed_local(&self, path: &Path) -> Result<PathBuf, String> {
+        let resolved =
+            tokio::fs::canonicalize(path).await.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for root in &self.settings.local_artifact_roots {
+            if let Ok(root) = tokio::fs::canonicalize(root).await {
+                if resolved.starts_with(&root) {
+                    return Ok(resolved);
+                }
+            }
+        }
+        Err(format!(
+            "{} is a file of this host outside the artifact store; weir reads local files only from the folders \
+             the operator allows (executor.local_artifact_roots, --allow-local-artifacts)",
+            path.display()
+        ))
     }
 
     /// Reads the step's outputs: parameters from executor_output.json or their files, output
@@ -1242,8 +1282,19 @@ async fn log_tail(path: &Path) -> String {
     format!("; last output: {}", tail.join(" | "))
 }
 
+/// The host path a URI names, for an absolute path or a `file://` URI.
+fn local_path(uri: &str) -> Option<&Path> {
+    let path = uri.strip_prefix("file://").unwrap_or(uri);
+    path.starts_with('/').then(|| Path::new(path))
+}
+
+/// Copies a file or a folder (`from` already allowed). Links inside a folder are not followed:
+/// one could point anywhere on the host.
 async fn copy_local(from: &Path, to: &Path) -> Result<(), String> {
-    let meta = tokio::fs::metadata(from).await.map_err(|e| format!("{}: {e}", from.display()))?;
+    let meta = tokio::fs::symlink_metadata(from).await.map_err(|e| format!("{}: {e}", from.display()))?;
+    if meta.file_type().is_symlink() {
+        return Err(format!("{} is a link; links are not followed out of an allowed folder", from.display()));
+    }
     if meta.is_file() {
         tokio::fs::copy(from, to).await.map_err(|e| e.to_string())?;
         return Ok(());

@@ -424,6 +424,17 @@ fn chunk_binds(version: i64, chunk: &TableDump) -> StoreResult<(&'static TableDe
             )));
         }
         for (value, (column, col)) in row.iter().zip(&columns) {
+            // Ids name folders and object keys (a step's working folder is under its run's and
+            // task's ids): an archive's ids must be ids, never paths.
+            if *col == Col::Text && (*column == "id" || column.ends_with("_id")) {
+                let id = value.as_str().unwrap_or_default();
+                if !id.is_empty() && !weir_store::is_safe_id(id) {
+                    return Err(StoreError::InvalidArgument(format!(
+                        "the backup's {}.{column} {id:?} is not an id (letters, digits, '-', '_' and '.' only)",
+                        def.name
+                    )));
+                }
+            }
             // A restored identity is completed by the next start (see lifecycle).
             let bind = if def.name == "storage_identity" && *column == "initialising" {
                 Bind::Bool(true)

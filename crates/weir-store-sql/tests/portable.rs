@@ -235,3 +235,55 @@ async fn mysql_streams_in_chunks_all_or_nothing() {
 async fn postgres_streams_in_chunks_all_or_nothing() {
     streams_in_chunks_all_or_nothing(Dialect::Postgres).await;
 }
+
+/// A crafted archive whose ids are paths (a run id `../../x` would become a folder of the
+/// step's work dir, and object keys) is refused before anything is written.
+async fn ids_that_are_paths_are_refused(dialect: Dialect) {
+    let (db_a, a) = fresh(Dialect::Sqlite).await;
+    let (db_b, b) = fresh(dialect).await;
+    with_cleanup(&[&db_a, &db_b], async move {
+        a.migrate().await.unwrap();
+        populate(&a).await;
+        let snapshot = a.export_snapshot().await.unwrap();
+        b.migrate_to(snapshot.schema_version).await.unwrap();
+        for (table, column, hostile) in [
+            ("runs", "id", "../../../tmp/weir-escape"),
+            ("tasks", "run_id", "/etc"),
+            ("tasks", "id", ".."),
+            ("artifacts", "task_id", "a/b"),
+            ("experiments", "id", ".hidden"),
+        ] {
+            let mut evil = snapshot.clone();
+            let dump = evil.tables.iter_mut().find(|t| t.name == table).unwrap();
+            let at = dump.columns.iter().position(|c| c == column).unwrap();
+            dump.rows[0][at] = json!(hostile);
+            let refused = b.import_snapshot(&evil).await;
+            assert!(
+                matches!(&refused, Err(StoreError::InvalidArgument(m)) if m.contains("is not an id")),
+                "{table}.{column} = {hostile:?}: {refused:?}"
+            );
+            let chunk = evil.tables.iter().find(|t| t.name == table).unwrap();
+            assert!(b.check_chunk(evil.schema_version, chunk).is_err(), "checked before a restore writes");
+            assert!(b.table_counts().await.unwrap().iter().all(|(_, n)| *n == 0), "nothing written");
+        }
+        b.import_snapshot(&snapshot).await.unwrap();
+        a.close().await;
+        b.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_refuses_ids_that_are_paths() {
+    ids_that_are_paths_are_refused(Dialect::Sqlite).await;
+}
+
+#[tokio::test]
+async fn mysql_refuses_ids_that_are_paths() {
+    ids_that_are_paths_are_refused(Dialect::MySql).await;
+}
+
+#[tokio::test]
+async fn postgres_refuses_ids_that_are_paths() {
+    ids_that_are_paths_are_refused(Dialect::Postgres).await;
+}

@@ -360,3 +360,26 @@ pub struct Lease {
     pub started_at: i64,
     pub heartbeat_at: i64,
 }
+
+/// Whether `id` can name a folder or an object key as it is: 1 to 255 letters, digits, `-`,
+/// `_` and `.`, not starting with `.` (so never `.`, `..` or a path). Weir makes UUIDs; ids
+/// from elsewhere (a restored archive) are checked with this before they are stored.
+pub fn is_safe_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 255
+        && !id.starts_with('.')
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod safe_id_tests {
+    #[test]
+    fn ids_are_never_paths() {
+        for good in ["1b4e28ba-2fa1-11d2-883f-0016d3cca427", "run_1", "v1.2"] {
+            assert!(super::is_safe_id(good), "{good}");
+        }
+        for bad in ["", ".", "..", "../x", "a/b", "/etc", ".hidden", "a b", "a\0b", &"x".repeat(256)] {
+            assert!(!super::is_safe_id(bad), "{bad:?}");
+        }
+    }
+}

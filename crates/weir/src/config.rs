@@ -77,6 +77,13 @@ pub struct ExecutorSection {
     pub max_running_runs: Option<usize>,
     /// Fork lightweight Python steps from a warm interpreter (default true).
     pub python_fork_server: Option<bool>,
+    /// What steps get of weir's environment beyond the system variables (PATH, HOME, locale):
+    /// `NAME` passes weir's value, `NAME=value` sets one. Nothing else reaches a step, store
+    /// credentials included.
+    pub step_env: Option<Vec<String>>,
+    /// Folders whose files an importer may name by local path or `file://` URI (default:
+    /// none; the artifact store's own files are always allowed).
+    pub local_artifact_roots: Option<Vec<PathBuf>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -153,6 +160,8 @@ pub struct Settings {
     pub timezone: chrono_tz::Tz,
     pub scheduler_enabled: bool,
     pub python_fork_server: bool,
+    pub step_env: Vec<String>,
+    pub local_artifact_roots: Vec<PathBuf>,
 }
 
 /// Executor settings from flags and variables (over the file).
@@ -180,6 +189,13 @@ pub struct ExecutorArgs {
     /// warm interpreter.
     #[arg(long, env = "WEIR_NO_PYTHON_FORK_SERVER")]
     pub no_python_fork_server: bool,
+    /// A variable steps get: NAME (weir's value) or NAME=value; repeat for more. Replaces the
+    /// file's list.
+    #[arg(long = "step-env", env = "WEIR_STEP_ENV", value_delimiter = ',')]
+    pub step_env: Vec<String>,
+    /// A folder importers may read local files from; repeat for more. Replaces the file's list.
+    #[arg(long = "allow-local-artifacts", env = "WEIR_ALLOW_LOCAL_ARTIFACTS", value_delimiter = ',')]
+    pub local_artifact_roots: Vec<PathBuf>,
 }
 
 /// Finds a program on PATH, as a shell would.
@@ -282,6 +298,19 @@ impl Settings {
             timezone,
             scheduler_enabled: !executor.disable_scheduler && file.scheduler.enabled.unwrap_or(true),
             python_fork_server: !executor.no_python_fork_server && file.executor.python_fork_server.unwrap_or(true),
+            step_env: if executor.step_env.is_empty() {
+                file.executor.step_env.clone().unwrap_or_default()
+            } else {
+                executor.step_env.clone()
+            },
+            local_artifact_roots: if executor.local_artifact_roots.is_empty() {
+                file.executor.local_artifact_roots.clone().unwrap_or_default()
+            } else {
+                executor.local_artifact_roots.clone()
+            }
+            .iter()
+            .map(|dir| absolute(dir))
+            .collect::<anyhow::Result<Vec<_>>>()?,
             data_dir: data_dir.clone(),
             executor_python,
             work_dir,
@@ -315,6 +344,9 @@ impl Settings {
         }
         if self.max_connections == 0 {
             bail!("metadata.max_connections must be at least 1");
+        }
+        for entry in &self.step_env {
+            weir_engine::step_env::check_entry(entry).map_err(|e| anyhow::anyhow!("executor.{e}"))?;
         }
         if self.name.trim().is_empty() {
             bail!("the deployment name must not be empty");

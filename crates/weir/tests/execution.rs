@@ -203,7 +203,9 @@ async fn sigterm_lets_steps_finish_then_exits_cleanly() {
     assert!(markers.join("short.finished").exists(), "the step finished during the grace period");
     let weir = Weir::start(&storage);
     let api = Api::new(&weir);
-    assert_eq!(api.get(&format!("/apis/v2beta1/runs/{run_id}")).await["state"], "SUCCEEDED");
+    // The step's result was recorded before the stop; the run ends at the new weir's first pass.
+    let run = api.wait(&run_id, &["SUCCEEDED", "FAILED"]).await;
+    assert_eq!(run["state"], "SUCCEEDED", "{run}\n{}", weir.log_text());
     assert_eq!(api.task(&run_id, "short-sleep").await["attempts"], 1);
     weir.stop();
 
@@ -259,6 +261,109 @@ async fn runs_beyond_the_limit_wait_their_turn() {
     api.wait(&second, &["RUNNING"]).await;
     assert_eq!(api.post(&format!("/apis/v2beta1/runs/{second}:terminate")).await, 200);
     api.wait(&second, &["CANCELED"]).await;
+    weir.stop();
+    storage.db.drop_database().await;
+}
+
+fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A step's environment is what KFP gives a step, what its component sets and what the
+/// operator names: weir's own (the metadata URL with its password, the S3 keys) never reaches
+/// it, neither in `env` nor in the block its process started with, for a spawned container
+/// step and for a Python step forked from the warm interpreter alike.
+#[tokio::test]
+async fn steps_get_only_an_allowlisted_environment() {
+    let storage = Storage::new(Dialect::Sqlite);
+    let markers = storage.data_dir.path().join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    let weir = Weir::start_with_env(
+        &storage,
+        &["--step-env", "OPERATOR_NAMED", "--step-env", "OPERATOR_SET=fixed"],
+        &[
+            ("WEIR_METADATA_PASSWORD_PROBE", "db-secret"),
+            ("WEIR_S3_SECRET_ACCESS_KEY", "s3-secret"),
+            ("OPERATOR_NAMED", "passed"),
+            ("UNNAMED_TOKEN", "not-for-steps"),
+        ],
+    );
+    let api = Api::new(&weir);
+    let run_id = api.create("env_probe", json!({"marker_dir": markers.display().to_string()})).await;
+    let run = api.wait(&run_id, &["SUCCEEDED", "FAILED"]).await;
+    assert_eq!(run["state"], "SUCCEEDED", "{run}\n{}", weir.log_text());
+    for file in ["container.env", "container.proc", "python.env", "python.proc"] {
+        let seen = lines(&markers.join(file));
+        let names: Vec<&str> = seen.iter().filter_map(|l| l.split_once('=').map(|(n, _)| n)).collect();
+        for leaked in [
+            "WEIR_METADATA_PASSWORD_PROBE",
+            "WEIR_S3_SECRET_ACCESS_KEY",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "UNNAMED_TOKEN",
+        ] {
+            assert!(!names.contains(&leaked), "{file} shows {leaked}: {seen:?}");
+        }
+        for value in ["db-secret", "s3-secret", "not-for-steps", &storage.db.url] {
+            assert!(!seen.iter().any(|l| l.contains(value)), "{file} shows {value:?}: {seen:?}");
+        }
+        for expected in ["OPERATOR_NAMED=passed", "OPERATOR_SET=fixed"] {
+            assert!(seen.iter().any(|l| l == expected), "{file} lacks {expected}: {seen:?}");
+        }
+        // A forked step's starting block is the warm interpreter's (the base environment);
+        // its own variables are in `os.environ`.
+        if file != "python.proc" {
+            assert!(seen.iter().any(|l| l == "FROM_COMPONENT=yes"), "{file}: {seen:?}");
+            assert!(names.contains(&"KFP_POD_NAME") && names.contains(&"PATH"), "{file}: {seen:?}");
+        }
+    }
+    weir.stop();
+    storage.db.drop_database().await;
+}
+
+/// An importer may name a local file only inside a folder the operator allows: a host file
+/// elsewhere, a `..` out of the allowed folder and a link out of it are refused, and the run
+/// fails saying why; an allowed file is imported.
+#[tokio::test]
+async fn importers_read_local_files_only_from_allowed_folders() {
+    let storage = Storage::new(Dialect::Sqlite);
+    let markers = storage.data_dir.path().join("markers");
+    let allowed = storage.data_dir.path().join("shared-data");
+    std::fs::create_dir_all(&markers).unwrap();
+    std::fs::create_dir_all(&allowed).unwrap();
+    std::fs::write(allowed.join("data.txt"), "allowed bytes").unwrap();
+    let secret = storage.data_dir.path().join("host-secret.txt");
+    std::fs::write(&secret, "host secret").unwrap();
+    std::os::unix::fs::symlink(&secret, allowed.join("link.txt")).unwrap();
+    let weir = Weir::start_with(&storage, &["--allow-local-artifacts", allowed.to_str().unwrap()]);
+    let api = Api::new(&weir);
+    let hostile = [
+        secret.display().to_string(),
+        format!("file://{}", secret.display()),
+        format!("file://{}/../host-secret.txt", allowed.display()),
+        format!("{}/link.txt", allowed.display()),
+    ];
+    for uri in hostile {
+        let run_id = api.create("import_local", json!({"uri": uri, "marker_dir": markers.display().to_string()})).await;
+        let run = api.wait(&run_id, &["SUCCEEDED", "FAILED"]).await;
+        assert_eq!(run["state"], "FAILED", "{uri}: {run}");
+        let message =
+            api.task(&run_id, "read-input").await["error"]["message"].as_str().unwrap_or_default().to_string();
+        assert!(
+            message.contains("outside the artifact store") || message.contains("links are not followed"),
+            "{uri}: {message}"
+        );
+        assert!(!markers.join("imported.txt").exists(), "{uri} was read");
+    }
+    let uri = format!("file://{}/data.txt", allowed.display());
+    let run_id = api.create("import_local", json!({"uri": uri, "marker_dir": markers.display().to_string()})).await;
+    let run = api.wait(&run_id, &["SUCCEEDED", "FAILED"]).await;
+    assert_eq!(run["state"], "SUCCEEDED", "{run}");
+    assert_eq!(std::fs::read_to_string(markers.join("imported.txt")).unwrap(), "allowed bytes");
     weir.stop();
     storage.db.drop_database().await;
 }

@@ -128,6 +128,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             "; the interpreter has no kfp, so Python components run their pip preamble"
         }
     );
+    let step_env = weir_engine::step_env::base_environment(std::env::vars(), &settings.step_env);
     let engine = weir_engine::runtime::Engine::new(
         store.clone(),
         artifacts.clone(),
@@ -140,7 +141,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             python_has_kfp,
             poll_interval: std::time::Duration::from_secs(2),
             max_running_runs: settings.max_running_runs,
-            python_driver: python_driver(&settings, python_has_kfp),
+            python_driver: python_driver(&settings, python_has_kfp, step_env.clone()),
+            step_env,
+            local_artifact_roots: settings.local_artifact_roots.clone(),
         },
         Arc::new(tokio::sync::Notify::new()),
     );
@@ -224,11 +227,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn python_driver(settings: &Settings, python_has_kfp: bool) -> Option<Arc<dyn weir_engine::driver::PythonDriver>> {
+fn python_driver(
+    settings: &Settings,
+    python_has_kfp: bool,
+    step_env: Vec<(String, String)>,
+) -> Option<Arc<dyn weir_engine::driver::PythonDriver>> {
     if !(python_has_kfp && settings.python_fork_server) {
         return None;
     }
-    match weir_driver_local::ForkServer::new(&settings.executor_python, &settings.work_dir) {
+    match weir_driver_local::ForkServer::new(&settings.executor_python, &settings.work_dir, step_env) {
         Ok(server) => Some(Arc::new(server)),
         Err(e) => {
             tracing::warn!(error = %e, "cannot prepare the Python fork server; Python steps start from their command line");

@@ -88,6 +88,11 @@ impl Weir {
     }
 
     pub fn start_with(storage: &Storage, extra: &[&str]) -> Self {
+        Self::start_with_env(storage, extra, &[])
+    }
+
+    /// Starts weir with extra flags and extra variables in its environment.
+    pub fn start_with_env(storage: &Storage, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = storage.data_dir.path().join(format!("weir-{port}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_weir"))
@@ -98,6 +103,7 @@ impl Weir {
             .arg("--executor-python")
             .arg(python())
             .args(extra)
+            .envs(env.iter().copied())
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")

@@ -108,8 +108,49 @@ def terminate(marker_dir: str):
     sleeper(marker_dir=marker_dir)
 
 
+@dsl.container_component
+def env_dump(marker_dir: str):
+    """Writes what its process sees of the environment: `env`, and the block it started with."""
+    return dsl.ContainerSpec(
+        image='alpine:3.19',
+        command=['sh', '-c', 'env > "$0/container.env"; tr "\\0" "\\n" < /proc/self/environ > "$0/container.proc"'],
+        args=[marker_dir],
+    )
+
+
+@dsl.component(base_image='python:3.11')
+def python_env_dump(marker_dir: str):
+    import os
+    with open(os.path.join(marker_dir, 'python.env'), 'w') as out:
+        out.write('\n'.join(f'{k}={v}' for k, v in os.environ.items()))
+    with open('/proc/self/environ', 'rb') as block, open(os.path.join(marker_dir, 'python.proc'), 'wb') as out:
+        out.write(block.read().replace(b'\0', b'\n'))
+
+
+@dsl.pipeline(name='exec-env-probe')
+def env_probe(marker_dir: str):
+    env_dump(marker_dir=marker_dir).set_env_variable('FROM_COMPONENT', 'yes')
+    python_env_dump(marker_dir=marker_dir).set_env_variable('FROM_COMPONENT', 'yes')
+
+
+@dsl.container_component
+def read_input(data: dsl.Input[dsl.Dataset], marker_dir: str):
+    return dsl.ContainerSpec(
+        image='alpine:3.19',
+        command=['sh', '-c', 'cat "$0" > "$1/imported.txt"'],
+        args=[data.path, marker_dir],
+    )
+
+
+@dsl.pipeline(name='exec-import-local')
+def import_local(uri: str, marker_dir: str):
+    imported = dsl.importer(artifact_uri=uri, artifact_class=dsl.Dataset, reimport=True)
+    read_input(data=imported.output, marker_dir=marker_dir)
+
+
 if __name__ == '__main__':
     for name, func in [('short', short), ('dataset', dataset), ('packages', packages), ('missing_package', missing_package),
                        ('missing_tool', missing_tool_pipeline), ('bad_exit', bad_exit),
-                       ('retry_run', retry_run), ('terminate', terminate)]:
+                       ('retry_run', retry_run), ('terminate', terminate), ('env_probe', env_probe),
+                       ('import_local', import_local)]:
         compiler.Compiler().compile(func, __file__.replace('exec_pipelines.py', f'{name}.yaml'))
