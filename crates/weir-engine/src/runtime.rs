@@ -22,6 +22,10 @@ use crate::step_env;
 /// ten seconds in all), before the result is left to the next start.
 const SHUTDOWN_SAVE_RETRIES: u32 = 6;
 
+/// How an error of the artifact store that outlasted shutdown begins: the step's result is
+/// then not recorded, and the next start settles it from its folder.
+const STORE_UNAVAILABLE: &str = "the artifact store stayed unreachable until weir stopped";
+
 /// How the engine runs steps.
 #[derive(Clone)]
 pub struct EngineSettings {
@@ -86,6 +90,8 @@ pub struct Engine {
     killed: Mutex<HashSet<String>>,
     /// Tasks stopped because weir is shutting down: they run again at the next start.
     interrupted: Mutex<HashSet<String>>,
+    /// Tasks stopped because their run was deleted: nothing of them is recorded.
+    orphaned: Mutex<HashSet<String>>,
     /// Set on shutdown: no new step starts.
     stopping: std::sync::atomic::AtomicBool,
     /// One writer per run at a time within this process.
@@ -157,6 +163,7 @@ impl Engine {
             running: Mutex::new(HashMap::new()),
             killed: Mutex::new(HashSet::new()),
             interrupted: Mutex::new(HashSet::new()),
+            orphaned: Mutex::new(HashSet::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
             run_locks: Mutex::new(HashMap::new()),
             views: Mutex::new(HashMap::new()),
@@ -227,7 +234,32 @@ impl Engine {
         {
             // Runs that ended or were deleted behind the engine's back leave memory.
             let ids: HashSet<&str> = active.iter().map(|(id, _)| id.as_str()).collect();
-            self.views.lock().expect("views").retain(|id, _| ids.contains(id.as_str()));
+            let mut gone = Vec::new();
+            self.views.lock().expect("views").retain(|id, cached| {
+                let keep = ids.contains(id.as_str());
+                if !keep {
+                    gone.push(
+                        cached
+                            .view
+                            .tasks
+                            .iter()
+                            .filter(|t| t.state == RuntimeState::Running)
+                            .map(|t| t.id.clone())
+                            .collect::<Vec<_>>(),
+                    );
+                }
+                keep
+            });
+            // A run that left while its steps run was deleted (the engine ends runs only
+            // after their steps): its steps are stopped, as KFP's deletion of the workflow
+            // stops its pods.
+            for task_id in gone.into_iter().flatten() {
+                if self.running.lock().expect("running").contains_key(&task_id) {
+                    tracing::info!(task.id = %task_id, "stopping a step of a deleted run");
+                    self.orphaned.lock().expect("orphaned").insert(task_id.clone());
+                    self.kill(&task_id);
+                }
+            }
             // A run's lock goes with it, unless someone still holds it.
             self.run_locks
                 .lock()
@@ -681,6 +713,19 @@ impl Engine {
         let killed = self.killed.lock().expect("killed").remove(&task.id);
         let interrupted = self.interrupted.lock().expect("interrupted").remove(&task.id);
         self.running.lock().expect("running").remove(&task.id);
+        let workdir = self.attempt_dir(run_id, &task.id, task.attempts);
+        if matches!(&result, Err(message) if message.contains(STORE_UNAVAILABLE)) {
+            // The step ran; only its files could not move. Its folder and exit status stay for
+            // the next start, which settles it once the store answers.
+            tracing::warn!(run.id = %run_id, task.id = %task.id, "leaving a finished step to the next start: the artifact store is unreachable");
+            return;
+        }
+        if self.orphaned.lock().expect("orphaned").remove(&task.id) {
+            // Its run is gone: there is nowhere to record it, and nothing to settle later.
+            let _ = tokio::fs::remove_dir_all(&workdir).await;
+            let _ = tokio::fs::remove_dir(self.settings.work_dir.join("runs").join(run_id)).await;
+            return;
+        }
         let mut new_artifacts = Vec::new();
         match result {
             _ if killed => task.set_state(RuntimeState::Canceled, err("the run was terminated"), now),
@@ -698,7 +743,6 @@ impl Engine {
             Err(message) => self.fail_or_retry(&mut task, retry.as_ref(), message),
         }
         tracing::info!(run.id = %run_id, task.id = %task.id, task.name = %task.name, task.state = %task.state, attempt = task.attempts, "step finished");
-        let workdir = self.attempt_dir(run_id, &task.id, task.attempts);
         let stored = self.save_result(run_id, task, new_artifacts).await;
         // The next step need not wait for the folder to go.
         self.notify.notify_one();
@@ -957,9 +1001,11 @@ impl Engine {
         let bytes = tokio::fs::read(log_path).await.unwrap_or_default();
         let key = log_key(run_id, &task.id, task.attempts);
         let bytes = Bytes::from(bytes);
-        if let Err(e) = self.artifacts.put(&key, bytes.clone()).await {
-            // The step's folder goes once its result is recorded, so the log is kept in memory
-            // and written when the artifact store is back (for up to about ten minutes).
+        // The result is recorded after the log is kept (the logs endpoint reads the store once
+        // the step's folder is gone), so a step waits out an outage for its log too.
+        if let Err(e) = self.through_outages(&key, || self.artifacts.put(&key, bytes.clone())).await {
+            // Only when weir stops during an outage: the log is kept in memory and written
+            // when the artifact store is back (for up to about ten minutes).
             tracing::warn!(task.id = %task.id, error = %e, "could not keep the step's log yet; retrying in the background");
             let artifacts = self.artifacts.clone();
             tokio::spawn(async move {
@@ -1082,12 +1128,12 @@ impl Engine {
             tokio::fs::create_dir_all(parent).await.map_err(|e| fail(e.to_string()))?;
         }
         if let Some(key) = key_for_uri(self.artifacts.url(), &artifact.uri) {
-            if self.artifacts.exists(&key).await.map_err(|e| fail(e.to_string()))? {
-                let bytes = self.artifacts.get(&key).await.map_err(|e| fail(e.to_string()))?;
+            if self.through_outages(&key, || self.artifacts.exists(&key)).await.map_err(fail)? {
+                let bytes = self.through_outages(&key, || self.artifacts.get(&key)).await.map_err(fail)?;
                 tokio::fs::write(local, &bytes).await.map_err(|e| fail(e.to_string()))?;
                 return Ok(());
             }
-            let keys = self.artifacts.list(&key).await.map_err(|e| fail(e.to_string()))?;
+            let keys = self.through_outages(&key, || self.artifacts.list(&key)).await.map_err(fail)?;
             if keys.is_empty() {
                 // A metrics artifact has no file: the step gets an empty path, as with KFP.
                 return Ok(());
@@ -1098,7 +1144,7 @@ impl Engine {
                 if let Some(parent) = target.parent() {
                     tokio::fs::create_dir_all(parent).await.map_err(|e| fail(e.to_string()))?;
                 }
-                let bytes = self.artifacts.get(&object).await.map_err(|e| fail(e.to_string()))?;
+                let bytes = self.through_outages(&object, || self.artifacts.get(&object)).await.map_err(fail)?;
                 tokio::fs::write(&target, &bytes).await.map_err(|e| fail(e.to_string()))?;
             }
             return Ok(());
@@ -1181,12 +1227,42 @@ impl Engine {
     }
 
     /// Uploads a file, or a folder's files under `key/`; returns how many objects it wrote.
+    /// Calls the artifact store, waiting out an outage: a step whose inputs or outputs cannot
+    /// move while the store is unreachable waits for it (its slot stays taken), rather than
+    /// failing a step that did nothing wrong. During shutdown the wait is short; the error
+    /// then starts with [`STORE_UNAVAILABLE`], and the step is left for the next start.
+    async fn through_outages<T, F, Fut>(&self, key: &str, call: F) -> Result<T, String>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = weir_artifacts::ArtifactResult<T>>,
+    {
+        let mut delay = Duration::from_millis(200);
+        let mut tries_while_stopping = 0;
+        loop {
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(weir_artifacts::ArtifactError::Unavailable(e)) => {
+                    if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                        tries_while_stopping += 1;
+                        if tries_while_stopping > SHUTDOWN_SAVE_RETRIES {
+                            return Err(format!("{STORE_UNAVAILABLE}: {e}"));
+                        }
+                    }
+                    tracing::warn!(artifact.key = %key, error = %e, "the artifact store is unreachable; waiting for it");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
     async fn upload(&self, local: &Path, key: &str) -> Result<i64, String> {
         let fail = |e: String| format!("cannot keep output artifact {key}: {e}");
         let Ok(meta) = tokio::fs::metadata(local).await else { return Ok(0) };
         if meta.is_file() {
-            let bytes = tokio::fs::read(local).await.map_err(|e| fail(e.to_string()))?;
-            self.artifacts.put(key, Bytes::from(bytes)).await.map_err(|e| fail(e.to_string()))?;
+            let bytes = Bytes::from(tokio::fs::read(local).await.map_err(|e| fail(e.to_string()))?);
+            self.through_outages(key, || self.artifacts.put(key, bytes.clone())).await.map_err(fail)?;
             return Ok(1);
         }
         let mut count = 0;
@@ -1201,8 +1277,8 @@ impl Engine {
                 } else if file_type.is_file() {
                     let relative = path.strip_prefix(local).map_err(|e| fail(e.to_string()))?;
                     let object = format!("{key}/{}", relative.display());
-                    let bytes = tokio::fs::read(&path).await.map_err(|e| fail(e.to_string()))?;
-                    self.artifacts.put(&object, Bytes::from(bytes)).await.map_err(|e| fail(e.to_string()))?;
+                    let bytes = Bytes::from(tokio::fs::read(&path).await.map_err(|e| fail(e.to_string()))?);
+                    self.through_outages(&object, || self.artifacts.put(&object, bytes.clone())).await.map_err(fail)?;
                     count += 1;
                 }
             }

@@ -263,18 +263,17 @@ pub(crate) async fn migrate_to(store: &SqlStore, version: i64) -> StoreResult<Ve
             "this weir has no schema version {version} (it knows {known:?})"
         )));
     }
-    // PostgreSQL migrations take a database-level lock inside sqlx. SQLite has no such lock,
-    // so upgrades of one SQLite file serialise on a lock file beside it. sqlx's MySQL lock is
-    // `GET_LOCK(name, -1)`, which MariaDB answers at once with NULL (no lock taken): weir
-    // holds a named lock of its own there, on a connection kept for the whole upgrade.
+    // One upgrade at a time, from reading the version to the last migration, so each
+    // migration is applied (and reported) by exactly one upgrade. sqlx locks each run of its
+    // migrator only, and its MySQL lock is `GET_LOCK(name, -1)`, which MariaDB answers at once
+    // with NULL (no lock taken). So weir holds a lock of its own for the whole upgrade: a lock
+    // file beside a SQLite database, a named lock (MySQL/MariaDB) or an advisory lock
+    // (PostgreSQL, another key than sqlx's) on a connection kept until it is done.
     let _sqlite_lock = match &store.sqlite_path {
         Some(path) => Some(lock_file(path).await?),
         None => None,
     };
-    let _mysql_lock = match &store.pools {
-        crate::Pools::MySql(pool) => Some(MySqlMigrationLock::take(pool).await?),
-        _ => None,
-    };
+    let _server_lock = ServerMigrationLock::take(store).await?;
     let mut applied = Vec::new();
     let current = store.schema_version().await?;
     // One version at a time, each under the migration lock. Another upgrade may have gone
@@ -297,41 +296,78 @@ pub(crate) async fn migrate_to(store: &SqlStore, version: i64) -> StoreResult<Ve
     Ok(applied)
 }
 
-/// A MySQL/MariaDB named lock held on its own connection; released when dropped (the
-/// connection goes back to the pool only after `RELEASE_LOCK`, or is closed, which frees it).
-struct MySqlMigrationLock {
-    conn: Option<sqlx::pool::PoolConnection<sqlx::MySql>>,
+/// A database-level lock held on its own connection for a whole upgrade; released when
+/// dropped (or when its connection closes).
+enum ServerMigrationLock {
+    None,
+    MySql(Option<sqlx::pool::PoolConnection<sqlx::MySql>>),
+    Postgres(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>),
 }
 
-impl MySqlMigrationLock {
-    async fn take(pool: &sqlx::MySqlPool) -> StoreResult<Self> {
-        let mut conn = pool.acquire().await.map_err(map_err)?;
-        // Ten minutes: a migration of a large store takes minutes, and a waiting weir should
-        // wait for it rather than fail.
-        let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(CONCAT('weir-migrate-', DATABASE()), 600)")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err)?;
-        if got != Some(1) {
-            return Err(StoreError::Unavailable(
-                "another weir has been migrating this database for ten minutes; try again when it is done".into(),
-            ));
+/// Long enough for a migration of a large store; a waiting weir waits for it rather than fail.
+const MIGRATION_LOCK_WAIT_S: i64 = 600;
+
+impl ServerMigrationLock {
+    async fn take(store: &SqlStore) -> StoreResult<Self> {
+        match &store.pools {
+            crate::Pools::MySql(pool) => {
+                let mut conn = pool.acquire().await.map_err(map_err)?;
+                let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(CONCAT('weir-migrate-', DATABASE()), ?)")
+                    .bind(MIGRATION_LOCK_WAIT_S)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                if got != Some(1) {
+                    return Err(StoreError::Unavailable(
+                        "another weir has been migrating this database for ten minutes; try again when it is done"
+                            .into(),
+                    ));
+                }
+                Ok(Self::MySql(Some(conn)))
+            }
+            crate::Pools::Postgres(pool) => {
+                let mut conn = pool.acquire().await.map_err(map_err)?;
+                sqlx::query(&format!("SET lock_timeout = '{MIGRATION_LOCK_WAIT_S}s'"))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query("SELECT pg_advisory_lock(hashtext('weir-migrate-' || current_database()))")
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query("SET lock_timeout = 0").execute(&mut *conn).await.map_err(map_err)?;
+                Ok(Self::Postgres(Some(conn)))
+            }
+            crate::Pools::Sqlite(_) => Ok(Self::None),
         }
-        Ok(Self { conn: Some(conn) })
     }
 }
 
-impl Drop for MySqlMigrationLock {
+impl Drop for ServerMigrationLock {
     fn drop(&mut self) {
-        if let Some(mut conn) = self.conn.take() {
-            tokio::spawn(async move {
-                let released =
-                    sqlx::query("SELECT RELEASE_LOCK(CONCAT('weir-migrate-', DATABASE()))").execute(&mut *conn).await;
-                if released.is_err() {
-                    // A closed connection releases its locks.
-                    let _ = conn.detach();
+        match self {
+            Self::None => {}
+            Self::MySql(conn) => {
+                if let Some(mut conn) = conn.take() {
+                    tokio::spawn(async move {
+                        let sql = "SELECT RELEASE_LOCK(CONCAT('weir-migrate-', DATABASE()))";
+                        if sqlx::query(sql).execute(&mut *conn).await.is_err() {
+                            // A closed connection releases its locks.
+                            drop(conn.detach());
+                        }
+                    });
                 }
-            });
+            }
+            Self::Postgres(conn) => {
+                if let Some(mut conn) = conn.take() {
+                    tokio::spawn(async move {
+                        let sql = "SELECT pg_advisory_unlock(hashtext('weir-migrate-' || current_database()))";
+                        if sqlx::query(sql).execute(&mut *conn).await.is_err() {
+                            drop(conn.detach());
+                        }
+                    });
+                }
+            }
         }
     }
 }

@@ -367,3 +367,38 @@ async fn importers_read_local_files_only_from_allowed_folders() {
     weir.stop();
     storage.db.drop_database().await;
 }
+
+/// Deleting a run while its step runs stops the step's processes (as KFP's deletion of the
+/// workflow stops its pods), records nothing for it and leaves no folder behind.
+#[tokio::test]
+async fn deleting_a_running_run_stops_its_steps() {
+    let storage = Storage::new(Dialect::Sqlite);
+    let markers = storage.data_dir.path().join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    let weir = Weir::start(&storage);
+    let api = Api::new(&weir);
+    let run_id = api.create("terminate", json!({"marker_dir": markers.display().to_string()})).await;
+    let pid_file = markers.join("sleeper.pid");
+    let pid: i64 = eventually("the sleeper to start", Duration::from_secs(60), || {
+        let pid_file = pid_file.clone();
+        async move { std::fs::read_to_string(pid_file).ok().and_then(|t| t.trim().parse().ok()) }
+    })
+    .await;
+    let deleted = api.client.delete(format!("{}/apis/v2beta1/runs/{run_id}", api.base)).send().await.unwrap();
+    assert_eq!(deleted.status(), 200);
+    eventually("the deleted run's step to stop", Duration::from_secs(30), || async move {
+        (!common::pid_alive(pid)).then_some(())
+    })
+    .await;
+    let run_folder = storage.data_dir.path().join("work/runs").join(&run_id);
+    eventually("the deleted run's folder to go", Duration::from_secs(30), || {
+        let run_folder = run_folder.clone();
+        async move { (!run_folder.exists()).then_some(()) }
+    })
+    .await;
+    let log = weir.log_text();
+    assert!(log.contains("stopping a step of a deleted run"), "{log}");
+    assert!(!log.contains("could not record a step's result"), "{log}");
+    weir.stop();
+    storage.db.drop_database().await;
+}

@@ -82,12 +82,19 @@ pub async fn upgrade_storage(
     write_backup(settings, store, artifacts, &backup).await?;
     eprintln!("backup taken: {}", backup.display());
     let bar = super::backup::progress(pending.len() as u64, "migrating");
+    // Another upgrade may be applying the same migrations: each is applied once, under the
+    // migration lock, by whichever upgrade gets there first.
+    let mut applied_here = Vec::new();
     for version in pending {
         bar.set_message(format!("applying {version}"));
-        store.migrate_to(version).await?;
+        applied_here.extend(store.migrate_to(version).await?);
         bar.inc(1);
     }
     bar.finish_and_clear();
-    eprintln!("upgraded to schema version {head}");
+    if applied_here.is_empty() {
+        eprintln!("schema version {head}: another upgrade applied the pending migrations meanwhile (applied here: [])");
+    } else {
+        eprintln!("upgraded to schema version {head} (applied here: {applied_here:?})");
+    }
     Ok(())
 }
