@@ -3,18 +3,26 @@
 the container commands they contain for cel and placeholders, and filters and page tokens of
 the kinds the API tests use for list_query.
 
-    python fuzz/seed_corpus.py      # writes fuzz/corpus/<target>/
+    python fuzz/seed_corpus.py              # writes fuzz/corpus/<target>/
+    python fuzz/seed_corpus.py --out DIR    # writes DIR/<target>/ (fuzz/run.sh)
+
+The shared folder is looked for beside the repository, or at WEIR_SHARED_DIR; when it is missing
+the corpus is made without it, and a line says so.
 """
+import argparse
 import base64
 import hashlib
 import json
+import os
 import pathlib
 import re
+import sys
 
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = ROOT / 'fuzz' / 'corpus'
+SHARED = pathlib.Path(os.environ.get('WEIR_SHARED_DIR') or ROOT.parent / 'shared')
 SEP = '\x1f'
 
 
@@ -43,10 +51,17 @@ def walk(value, found):
 
 
 def main():
+    global OUT
+    parser = argparse.ArgumentParser(description='Builds the fuzz targets\' seed corpus.')
+    parser.add_argument('--out', type=pathlib.Path, default=OUT, help='corpus folder (default fuzz/corpus)')
+    OUT = parser.parse_args().out.resolve()
     packages = sorted((ROOT / 'crates').rglob('tests/pipelines/*.yaml'))
-    shared = ROOT.parent / 'shared' / 'fixtures' / 'kfp'
+    shared = SHARED / 'fixtures' / 'kfp'
     if shared.is_dir():
         packages += sorted(shared.rglob('*.yaml'))
+    else:
+        print(f'seed_corpus: no shared fixtures at {shared}; seeds from the project\'s own pipelines only',
+              file=sys.stderr)
     found = {'cel': set(), 'placeholders': set()}
     for path in packages:
         raw = path.read_bytes()
@@ -75,7 +90,7 @@ def main():
         token = base64.urlsafe_b64encode(json.dumps({'v': 5, 'i': 'id', 'f': text, 's': ''}).encode()).decode().rstrip('=')
         put('list_query', text + SEP + token)
         put('list_query', text)
-    print({p.name: len(list(p.iterdir())) for p in OUT.iterdir()})
+    print({p.name: len(list(p.iterdir())) for p in sorted(OUT.iterdir()) if p.is_dir()})
 
 
 if __name__ == '__main__':

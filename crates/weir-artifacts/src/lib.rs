@@ -1,9 +1,11 @@
 //! Weir's artifact store: one wrapper over `object_store` for every backend.
 //!
 //! Chosen by URL: `file:///path` (the embedded default), `s3://bucket/prefix` (AWS, MinIO, Ceph
-//! RGW and other S3-compatible servers), `gs://bucket/prefix`, `az://container/prefix`. Keys are
-//! relative to the URL's prefix; the layout (DESIGN.md) is decided by callers through the
-//! helpers here so it lives in one place.
+//! RGW and other S3-compatible servers), `az://container/prefix` (Azure Blob Storage, set up by
+//! the `AZURE_*` variables; Azurite with `AZURE_STORAGE_USE_EMULATOR=true`) and
+//! `gs://bucket/prefix` (set up by the `GOOGLE_*` variables; untested, see `tests/stores.rs`).
+//! Keys are relative to the URL's prefix; the layout (DESIGN.md) is decided by callers through
+//! the helpers here so it lives in one place.
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,16 +1,20 @@
 //! Every SDK-compiled reference fixture reads and validates. The fixtures live in the shared
-//! folder beside the repository; the suite's own SDK-compiled pipelines are checked through the
-//! API tests, so this is an extra check where the folder exists.
+//! folder beside the repository (or at WEIR_SHARED_DIR), which only developer machines have:
+//! `build.rs` looks for it, and where it is missing this test is reported as ignored with the
+//! reason. The suite's own SDK-compiled pipelines are checked through the API tests.
 
 use std::path::Path;
 
 #[test]
+#[cfg_attr(
+    not(weir_shared_fixtures),
+    ignore = "no shared/fixtures/kfp beside the repository (developer machines only; \
+              after adding it, touch crates/weir-spec/build.rs)"
+)]
 fn shared_kfp_fixtures_validate() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/kfp");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("no shared fixtures at {}; nothing to check", dir.display());
-        return;
-    };
+    let dir = Path::new(env!("WEIR_SHARED_FIXTURES"));
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read the shared fixtures at {}: {e}", dir.display()));
     let mut checked = 0;
     for entry in entries.flatten() {
         let path = entry.path();
@@ -23,5 +27,5 @@ fn shared_kfp_fixtures_validate() {
         weir_spec::validate(&package.pipeline_spec).unwrap_or_else(|e| panic!("{name}: {e}"));
         checked += 1;
     }
-    assert!(checked >= 9, "expected the nine reference fixtures, found {checked}");
+    assert!(checked >= 9, "expected the nine reference fixtures in {}, found {checked}", dir.display());
 }
