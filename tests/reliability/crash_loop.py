@@ -2,12 +2,13 @@
 """Crash loop: kill -9 weir again and again under load, then check that nothing was lost,
 duplicated or run twice.
 
-    python tests/reliability/crash_loop.py --backend sqlite|postgres --kills 20 --clients 4 \
-        [--weir PATH] [--seed N] [--keep]      (--help for the other knobs)
+    python tests/reliability/crash_loop.py --backend sqlite|mariadb|postgres --kills 20 \
+        --clients 4 [--weir PATH] [--seed N] [--keep]      (--help for the other knobs)
 
 What happens:
 
-1. Fresh stores (a SQLite file, or a new PostgreSQL database) and a local artifact folder.
+1. Fresh stores (a SQLite file, or a new MariaDB or PostgreSQL database) and a local artifact
+   folder.
    A 10-step chain of lightweight Python components is compiled with the kfp SDK; every step
    sleeps 50-300 ms (so kills land mid-step) and, when its work is done, appends one line to a
    marker file outside weir, one file per (run token, step).
@@ -15,11 +16,14 @@ What happens:
    flight per client; a create that cannot connect is sent again, one cut off is not).
    Every submission has a unique token, used as the run's display name and passed to the
    steps, so runs and markers can be matched to submissions.
-3. The main thread kills weir with SIGKILL `--kills` times at random moments (mostly after
-   0.5-3 s of uptime, sometimes while it is still starting up) and restarts it each time on
-   the same stores, same port and same --name. The restart need not wait for the killed
-   weir's server lease to expire (30 s): `weir server` does not look at leases; only
-   `weir storage upgrade/purge` refuse while one is live, and `storage check` ignores them.
+3. The main thread kills weir with SIGKILL at random moments (mostly after 0.5-3 s of
+   uptime, sometimes while it is still starting up) and restarts it each time on the same
+   stores, same port and same --name, until `--kills` kills have hit a live, serving weir:
+   one that answered healthz just before the kill. Kills of a weir still starting up come on
+   top and do not count (nor does a kill whose healthz went unanswered). The restart need not
+   wait for the killed weir's server lease to expire (30 s): `weir server` does not look at
+   leases; only `weir storage upgrade/purge` refuse while one is live, and `storage check`
+   ignores them.
 4. Weir is started a last time, submissions stop, and every run must become terminal.
 
 Properties checked (exit status 1 if any is violated, 2 if the loop could not run):
@@ -36,7 +40,12 @@ Properties checked (exit status 1 if any is violated, 2 if the loop could not ru
   stopped);
 * weir's records match what the steps did: every step weir records as SUCCEEDED left its
   marker and got the previous step's output as input;
-* `weir storage check` on the stores exits 0.
+* the restarts dealt with steps left behind: across the loop, weir logged at least once
+  that it adopted a step still running from before the restart or settled one that ended
+  while weir was stopped (otherwise the kills never caught a step in flight and the loop
+  proved nothing about recovery);
+* `weir storage check` on the stores (same storage flags as the server) exits 0 and reports
+  nothing missing and no orphan object.
 
 The same `--seed` gives the same kill schedule, client pacing and tokens (timing on a busy
 machine still varies, so it is deterministic-ish). Runnable from pytest: `run(parse_args(argv))`
@@ -71,10 +80,17 @@ from harness import SetupError, Stores, free_port, tail
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_WEIR_BIN = Path(os.environ.get('WEIR_BIN', REPO_ROOT / 'target' / 'debug' / 'weir'))
 DEFAULT_POSTGRES_URL = os.environ.get('WEIR_TEST_POSTGRES_URL', 'postgres://root@127.0.0.1:5432')
+DEFAULT_MYSQL_URL = os.environ.get('WEIR_TEST_MYSQL_URL', 'mysql://root@127.0.0.1:3306')
 STEPS = 10
 TERMINAL = {'SUCCEEDED', 'FAILED', 'CANCELED', 'SKIPPED'}
 # What weir's recovery writes on a task whose process it lost (crates/weir-engine runtime.rs).
 LOST_STEP_MESSAGE = "process was lost when weir stopped"
+# What a restarted weir logs when it deals with a step an earlier weir left RUNNING (runtime.rs).
+ADOPTED_LOG = 'adopted a step still running from before the restart'
+SETTLED_LOG = 'settled a step that ended while weir was stopped'
+# Kills that hit a weir still starting up come on top of `--kills`; past this many in all the
+# loop gives up (a weir that never gets to serve is a failure in itself).
+MAX_KILLS_FACTOR = 3
 HEALTHZ_TIMEOUT_S = 60.0
 SHOWN_PER_PROPERTY = 4  # violations shown in the summary; the work folder keeps them all
 
@@ -83,9 +99,11 @@ EXACTLY_ONCE = 'every submitted run exists exactly once'
 TERMINAL_RUNS = 'every run is terminal, and failed only because a kill lost a step'
 NO_RERUN = 'no succeeded step ran twice'
 RECORDS_MATCH = "weir's records match what the steps did"
-STORAGE_CHECK = '`weir storage check` finds nothing wrong'
+STORAGE_CHECK = '`weir storage check` finds nothing missing and no orphan'
+RECOVERY = 'restarted weirs adopted or settled steps left from before a kill'
 EXERCISED = 'the loop exercised weir'
-PROPERTIES = [EXACTLY_ONCE, TERMINAL_RUNS, NO_RERUN, RECORDS_MATCH, STORAGE_CHECK, EXERCISED]
+PROPERTIES = [EXACTLY_ONCE, TERMINAL_RUNS, NO_RERUN, RECORDS_MATCH, STORAGE_CHECK, RECOVERY,
+              EXERCISED]
 
 # kfp.Client warns at every construction that it needs a KFP >= 2.0.0-beta.2 server.
 warnings.filterwarnings('ignore', message='This client only works with Kubeflow Pipeline')
@@ -169,10 +187,13 @@ class Life:
     started: float
     ready: Optional[float] = None
     killed: Optional[float] = None
+    serving_when_killed: Optional[bool] = None  # answered healthz just before the kill
 
 
 class Weir:
     """`weir server` on fixed stores and a fixed port, so clients keep one URL across kills."""
+
+    NAME = 'crash-loop'
 
     def __init__(self, weir_bin: Path, work: Path, metadata_url: str, artifacts_url: str):
         self.weir_bin = weir_bin
@@ -189,15 +210,19 @@ class Weir:
     def spawn(self) -> Life:
         life = Life(len(self.lives), self.work / f'weir-{len(self.lives):02d}.log', time.time())
         argv = [str(self.weir_bin), 'server', '--listen', f'127.0.0.1:{self.port}',
-                '--data-dir', str(self.data_dir), '--metadata', self.metadata_url,
-                '--artifacts', self.artifacts_url, '--name', 'crash-loop',
-                '--log-format', 'json', '--executor-python', sys.executable]
+                *self.storage_flags(), '--log-format', 'json',
+                '--executor-python', sys.executable]
         with open(life.log_path, 'wb') as log:
             # Its own session: a Ctrl-C on this script must not reach weir (the kills are ours).
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                             cwd=self.data_dir, start_new_session=True)
         self.lives.append(life)
         return life
+
+    def storage_flags(self) -> List[str]:
+        """The storage flags of `weir server`, which `weir storage check` is given too."""
+        return ['--data-dir', str(self.data_dir), '--metadata', self.metadata_url,
+                '--artifacts', self.artifacts_url, '--name', self.NAME]
 
     def healthz(self, timeout: float = 2.0) -> Optional[int]:
         return http_status(f'{self.url}/apis/v2beta1/healthz', timeout)
@@ -222,11 +247,37 @@ class Weir:
         self.wait_ready(life)
         return life
 
-    def kill9(self) -> None:
+    def kill9(self, healthz_timeout: float = 2.0) -> bool:
+        """Asks healthz, then kills with SIGKILL; returns whether the weir was serving (it
+        answered 200 just before the kill)."""
         assert self.process is not None
+        serving = self.process.poll() is None and self.healthz(healthz_timeout) == 200
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
         self.lives[-1].killed = time.time()
+        self.lives[-1].serving_when_killed = serving
+        return serving
+
+    def recoveries(self) -> Dict[str, int]:
+        """How often the weirs' logs say a step left RUNNING by a killed weir was adopted
+        (still running) or settled (ended meanwhile, from its exit status)."""
+        counts = {ADOPTED_LOG: 0, SETTLED_LOG: 0}
+        for life in self.lives:
+            try:
+                lines = life.log_path.read_text(errors='replace').splitlines()
+            except FileNotFoundError:
+                continue
+            for line in lines:
+                if not line.startswith('{'):
+                    continue
+                try:
+                    message = json.loads(line).get('message', '')
+                except ValueError:  # the last line of a killed weir may be cut short
+                    continue
+                for wanted in counts:
+                    if message.startswith(wanted):
+                        counts[wanted] += 1
+        return counts
 
     def stop(self, grace_s: float = 30.0) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -245,7 +296,8 @@ class Weir:
             return 'before the first kill'
         last = killed[-1]
         after = self.lives[last.index + 1] if last.index + 1 < len(self.lives) else None
-        where = f'{t - last.killed:.3f}s after the kill of start #{last.index}'
+        serving = '' if last.serving_when_killed else ' (not yet serving)'
+        where = f'{t - last.killed:.3f}s after the kill of start #{last.index}{serving}'
         if after is None or t < after.started:
             return f'weir down, {where}'
         if after.ready is None:  # killed during startup: when it began serving is unknown
@@ -422,8 +474,11 @@ class Report:
     backend: str
     seed: int
     work: Path
-    kills: int = 0
-    kills_during_startup: int = 0
+    kills: int = 0  # of a weir that answered healthz just before: the ones that count
+    kills_during_startup: int = 0  # of a weir that did not (still starting): on top
+    adopted: int = 0
+    settled: int = 0
+    orphans: int = 0
     submissions: int = 0
     acked: int = 0
     refused: int = 0
@@ -453,15 +508,18 @@ class Report:
 
     def summary(self) -> str:
         lines = [
-            f'crash loop on {self.backend} (seed {self.seed}): {self.kills} kills '
-            f'({self.kills_during_startup} before weir answered healthz), '
-            f'{self.wall_s:.1f}s wall time',
+            f'crash loop on {self.backend} (seed {self.seed}): {self.kills} kills of a '
+            f'serving weir (+ {self.kills_during_startup} before weir answered healthz, not '
+            f'counted), {self.wall_s:.1f}s wall time',
+            f'  recovery after restarts: {self.adopted} steps adopted still running, '
+            f'{self.settled} settled from their exit status',
             f'  submissions: {self.submissions} ({self.acked} acknowledged, {self.refused} '
             f'refused while weir was down, {self.unknown} cut off without answer of which '
             f'{self.unknown_stored} stored, {self.rejected} rejected)',
             f'  runs: {self.runs} ({self.succeeded} succeeded, {self.failed} failed, of which '
             f'{self.failed_lost_step} because a kill lost a step)',
             f'  steps retried: {self.steps_retried} ({self.extra_attempts} extra attempts)',
+            f'  storage check: {self.orphans} orphan object(s)',
         ]
         for cause, count in sorted(self.double_completions.items()):
             lines.append(f'  steps completed twice: {count} x {cause}')
@@ -695,14 +753,40 @@ def double_completion(weir: Weir, run: Dict[str, Any], index: int, lines: List[s
 
 
 def storage_check(weir: Weir, report: Report) -> None:
-    argv = [str(weir.weir_bin), 'storage', 'check', '--metadata', weir.metadata_url,
-            '--artifacts', weir.artifacts_url, '--data-dir', str(weir.data_dir)]
+    """`weir storage check` with the server's storage flags: exit 0, nothing missing, no
+    orphan (an object no row refers to, e.g. written just before a kill and never recorded)."""
+    argv = [str(weir.weir_bin), 'storage', 'check', *weir.storage_flags(), '--output', 'json']
     result = subprocess.run(argv, capture_output=True, text=True, timeout=300,
                             cwd=weir.data_dir)
-    if result.returncode != 0:
+    try:
+        found = json.loads(result.stdout)
+    except ValueError:
+        found = None
+    if result.returncode != 0 or not isinstance(found, dict):
         report.violate(STORAGE_CHECK, f'exit status {result.returncode}:\n'
                                       f'{result.stdout}{result.stderr}'
                                       + missing_log_notes(weir, result.stdout))
+        return
+    missing, orphans = found.get('missing') or [], found.get('orphans') or []
+    report.orphans = len(orphans)
+    if not found.get('ok') or missing or found.get('problems'):
+        report.violate(STORAGE_CHECK, f'not ok: problems {found.get("problems")}, '
+                                      f'missing {missing}\n'
+                                      + missing_log_notes(weir, '\n'.join(missing)))
+    for orphan in orphans:
+        report.violate(STORAGE_CHECK, f'orphan object {orphan} (no metadata refers to it)'
+                                      + orphan_notes(weir, orphan))
+
+
+def orphan_notes(weir: Weir, key: str) -> str:
+    """What weir's logs say of the task an orphan object belongs to (its key names it)."""
+    notes = []
+    for task_id in sorted(set(re.findall(
+            r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', key))):
+        for at, life, message, event in weir.task_events(task_id):
+            notes.append(f'task {task_id}: start #{life} {message} '
+                         f'(attempt {event.get("attempt")}) at {at:.3f} [{weir.place(at)}]')
+    return ''.join(f'\n  note: {note}' for note in notes)
 
 
 def missing_log_notes(weir: Weir, output: str) -> str:
@@ -726,7 +810,7 @@ def run(args: argparse.Namespace) -> Report:
     started = time.monotonic()
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     rng = random.Random(seed)
-    weir_bin = Path(args.weir)
+    weir_bin = Path(args.weir).resolve()  # weir runs in its data folder
     if not (weir_bin.is_file() and os.access(weir_bin, os.X_OK)):
         raise CrashLoopError(f'weir binary not found at {weir_bin}')
     work = Path(tempfile.mkdtemp(prefix=f'weir-crash-{args.backend}-', dir=args.work_root))
@@ -736,7 +820,7 @@ def run(args: argparse.Namespace) -> Report:
     package = work / 'chain10.yaml'
     compile_chain(package, args.retries)
 
-    stores = Stores(args.backend, work, args.postgres_url, prefix='weir_crash')
+    stores = Stores(args.backend, work, args.postgres_url, args.mysql_url, prefix='weir_crash')
     weir = Weir(weir_bin, work, stores.metadata_url, stores.artifacts_url)
     stop = threading.Event()
     clients: List[Client] = []
@@ -755,18 +839,27 @@ def run(args: argparse.Namespace) -> Report:
         for client in clients:
             client.start()
 
-        for _ in range(args.kills):
+        while report.kills < args.kills:
+            if report.kills + report.kills_during_startup >= MAX_KILLS_FACTOR * args.kills:
+                report.violate(EXERCISED, f'only {report.kills} of '
+                                          f'{report.kills + report.kills_during_startup} kills '
+                                          f'hit a weir that answered healthz')
+                break
             if rng.random() < args.startup_kill_ratio and len(weir.lives) > 1:
                 # Kill a weir that is still starting (opening stores, recovering steps): an idle
-                # one answers healthz ~80 ms after exec on this kind of machine.
+                # one answers healthz ~80 ms after exec on this kind of machine. Such a kill
+                # counts only if healthz answered just before it after all.
                 life = weir.lives[-1]
                 time.sleep(max(0.0, life.started + rng.uniform(0.0, 0.12) - time.time()))
-                report.kills_during_startup += weir.healthz(timeout=0.2) != 200
+                serving = weir.kill9(healthz_timeout=0.2)
             else:
                 weir.wait_ready(weir.lives[-1])
                 time.sleep(rng.uniform(args.min_uptime, args.max_uptime))
-            weir.kill9()
-            report.kills += 1
+                serving = weir.kill9()
+            if serving:
+                report.kills += 1
+            else:
+                report.kills_during_startup += 1
             time.sleep(rng.uniform(0.0, 0.3))  # let clients see connection refused
             weir.spawn()
         weir.wait_ready(weir.lives[-1])
@@ -788,8 +881,16 @@ def run(args: argparse.Namespace) -> Report:
         runs = wait_all_terminal(weir.url, args.drain_timeout)
         report.runs = len(runs)
         check(report, weir, submissions, runs, marker_dir)
+        recoveries = weir.recoveries()
+        report.adopted, report.settled = recoveries[ADOPTED_LOG], recoveries[SETTLED_LOG]
+        if report.adopted + report.settled == 0:
+            report.violate(RECOVERY, f'no weir logged {ADOPTED_LOG!r} or {SETTLED_LOG!r} in '
+                                     f'{len(weir.lives)} starts')
         if report.acked == 0:
             report.violate(EXERCISED, 'no submission was acknowledged')
+        if report.kills < args.kills:
+            report.violate(EXERCISED, f'{report.kills} kills of a serving weir, '
+                                      f'{args.kills} wanted')
         weir.stop()
         storage_check(weir, report)
         finished = True
@@ -808,8 +909,10 @@ def run(args: argparse.Namespace) -> Report:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--backend', choices=['sqlite', 'postgres'], required=True)
-    parser.add_argument('--kills', type=int, default=20)
+    parser.add_argument('--backend', choices=['sqlite', 'mariadb', 'postgres'], required=True)
+    parser.add_argument('--kills', type=int, default=20,
+                        help='kills of a serving weir (one that answered healthz just before); '
+                             'kills during start-up come on top')
     parser.add_argument('--clients', type=int, default=4)
     parser.add_argument('--weir', default=str(DEFAULT_WEIR_BIN),
                         help='weir binary (default $WEIR_BIN or target/debug/weir)')
@@ -817,6 +920,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--postgres-url', default=DEFAULT_POSTGRES_URL,
                         help='PostgreSQL server without database (default '
                              '$WEIR_TEST_POSTGRES_URL or postgres://root@127.0.0.1:5432)')
+    parser.add_argument('--mysql-url', default=DEFAULT_MYSQL_URL,
+                        help='MariaDB server without database (default $WEIR_TEST_MYSQL_URL '
+                             'or mysql://root@127.0.0.1:3306)')
     parser.add_argument('--min-uptime', type=float, default=0.5)
     parser.add_argument('--max-uptime', type=float, default=3.0)
     parser.add_argument('--startup-kill-ratio', type=float, default=0.2,

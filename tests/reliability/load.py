@@ -11,8 +11,9 @@ What happens:
    the `psql` / `mariadb` client like tests/sdk/conftest.py does) and a local artifact folder.
    `weir server` is started on them with this interpreter as `--executor-python`.
 2. A two-step pipeline of container components (`sh -c true`, caching off so every run really
-   executes) is compiled with the kfp SDK and loaded into a dict: every create sends it inline
-   as `pipeline_spec`, as kfp.Client.run_pipeline does with a package.
+   executes) with one parameter, `token`, is compiled with the kfp SDK and loaded into a dict:
+   every create sends it inline as `pipeline_spec`, as kfp.Client.run_pipeline does with a
+   package, with a display name and a `token` unique to that create.
 3. A short smoke check drives the same calls through kfp.Client (create, list, get, next page)
    and reads a run created by raw HTTP with it, so the raw requests of the load are known to
    be the ones the SDK makes and to produce objects the SDK accepts.
@@ -25,7 +26,10 @@ What happens:
 5. A monitor samples weir's VmRSS (and open fds) every second and, every 2 s, how many runs
    the engine has finished (`total_size` of state-filtered lists) and how many connections of
    weir's database pool are in use (/metrics). Steps finishing are read from weir's log.
-6. Weir gets SIGTERM (with --shutdown-grace-seconds 5) and must exit 0 within 30 s.
+6. Once the clients have stopped, every run is listed (all of them, any experiment, page by
+   page) and compared with what the clients were told, one to one.
+7. Weir gets SIGTERM (with --shutdown-grace-seconds 5) and must exit 0 within 30 s; then
+   `weir storage status` counts the rows of the runs table in the metadata store itself.
 
 With `--max-backlog N`, a client lists instead of creating while N created runs are unfinished.
 Without it (the default) 50 clients create runs far faster than the engine of a small machine
@@ -36,6 +40,10 @@ that memory still growing means a leak.
 Checks (exit status 1 if one fails, 2 if the load could not run at all):
 
 * no request failed (non-2xx, exception or wrong answer);
+* the runs created are the runs stored, one to one: every run id a create answered exists
+  exactly once, in the experiment, with the display name and `token` parameter that create
+  sent; no other run exists (besides the smoke check's two), and the metadata store holds
+  exactly that many run rows;
 * memory is bounded: the max RSS of the second half of the load is at most
   1.5 x the max of the first half + 20 MB (the slopes are reported too);
 * the engine kept executing runs: steps and runs finished in the second half, no stretch of
@@ -110,15 +118,17 @@ def compile_pipeline(path: Path) -> dict:
     from kfp import compiler, dsl
 
     @dsl.container_component
-    def noop():
-        return dsl.ContainerSpec(image='alpine:3.20', command=['sh', '-c', 'true'])
+    def noop(token: str):
+        # `sh -c true TOKEN`: the token is $0 of the script, which ignores it.
+        return dsl.ContainerSpec(image='alpine:3.20', command=['sh', '-c', 'true'],
+                                 args=[token])
 
     @dsl.pipeline(name='weir-load-noop')
-    def noop_pipeline():
+    def noop_pipeline(token: str = ''):
         # Caching off: a cache hit would skip the step, and the engine's work is part of the
         # load being measured.
-        first = noop().set_caching_options(False)
-        noop().set_caching_options(False).after(first)
+        first = noop(token=token).set_caching_options(False)
+        noop(token=token).set_caching_options(False).after(first)
 
     compiler.Compiler().compile(noop_pipeline, str(path))
     with open(path) as f:
@@ -131,6 +141,8 @@ def compile_pipeline(path: Path) -> dict:
 
 class Weir:
     def __init__(self, weir_bin: Path, work: Path, stores: Stores, max_steps: Optional[int]):
+        self.weir_bin = weir_bin
+        self.stores = stores
         self.data_dir = work / 'data'
         self.log_path = work / 'weir.log'
         self.port = free_port()
@@ -186,6 +198,18 @@ class Weir:
                 self.process.wait()
             self.shutdown_s = time.monotonic() - begin
         return self.process.returncode
+
+    def stored_rows(self) -> Dict[str, int]:
+        """Rows per table of the metadata store, as `weir storage status` counts them."""
+        argv = [str(self.weir_bin), 'storage', 'status', '--data-dir', str(self.data_dir),
+                '--metadata', self.stores.metadata_url, '--artifacts',
+                self.stores.artifacts_url, '--output', 'json']
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                                cwd=self.data_dir)
+        if result.returncode != 0:
+            raise LoadError(f'weir storage status exited {result.returncode}:\n'
+                            f'{result.stdout}{result.stderr}')
+        return json.loads(result.stdout)['metadata']['rows']
 
     def read_log(self, limit: int = 10) -> 'LogSummary':
         """WARN/ERROR lines of weir's log (counted, the first few distinct ones kept) and the
@@ -334,6 +358,8 @@ class Client(threading.Thread):
         self.session = requests.Session()
         self.recorder = Recorder()
         self.created: List[str] = []
+        # What each create sent and learned: name -> run id (a 2xx answer) or None (none).
+        self.attempts: Dict[str, Optional[str]] = {}
         self.last_page: Optional[dict] = None  # the previous list answer, for its next token
         self.seen: List[str] = []  # run ids of the last page, for gets
         self.crash: Optional[BaseException] = None
@@ -396,15 +422,19 @@ class Client(threading.Thread):
                 Failure(time.monotonic() - self.started, op, 200, f'invalid answer: {detail}'))
 
     def create(self) -> None:
-        name = f'load-c{self.index}-{len(self.created):05d}'
+        # Numbered by attempt, so a create that got no answer (and may be stored) is never
+        # confused with the next one.
+        name = f'load-c{self.index}-{len(self.attempts):05d}'
+        self.attempts[name] = None
         body = {'display_name': name, 'experiment_id': self.experiment_id,
-                'pipeline_spec': self.spec, 'runtime_config': {'parameters': {}}}
+                'pipeline_spec': self.spec, 'runtime_config': {'parameters': {'token': name}}}
         run = self.call('create', 'POST', '/runs', json=body)
         if run is None:
             return
         if not run.get('run_id') or run.get('display_name') != name:
             self.invalid('create', f'run_id/display_name: {json.dumps(run)[:300]}')
             return
+        self.attempts[name] = run['run_id']
         self.created.append(run['run_id'])
         self.pace.count_created()
 
@@ -601,25 +631,27 @@ def server_latencies(url: str) -> Dict[str, Dict[str, float]]:
 # Smoke check through kfp.Client
 
 
-def smoke_check(url: str, package: Path, spec: dict) -> str:
+def smoke_check(url: str, package: Path, spec: dict) -> Tuple[str, Dict[str, str]]:
     """Creates the experiment and checks the raw calls of the load against kfp.Client;
-    returns the experiment id."""
+    returns the experiment id and the runs it created (run id -> display name)."""
     import kfp
     import requests
     with contextlib.redirect_stdout(io.StringIO()):  # kfp prints a link per object
         client = kfp.Client(host=url)
         experiment_id = client.create_experiment('load').experiment_id
         sdk_run = client.run_pipeline(experiment_id=experiment_id, job_name='smoke-sdk',
-                                      pipeline_package_path=str(package))
+                                      pipeline_package_path=str(package),
+                                      params={'token': 'smoke-sdk'})
     raw = requests.post(f'{url}{API}/runs', timeout=REQUEST_TIMEOUT_S, json={
         'display_name': 'smoke-raw', 'experiment_id': experiment_id, 'pipeline_spec': spec,
-        'runtime_config': {'parameters': {}}})
+        'runtime_config': {'parameters': {'token': 'smoke-raw'}}})
     if raw.status_code != 200:
         raise LoadError(f'raw create answered {raw.status_code}: {raw.text[:500]}')
     raw_id = raw.json()['run_id']
     # The SDK must read a run made the way the load makes them.
     got = client.get_run(raw_id)
-    if (got.run_id, got.display_name, got.experiment_id) != (raw_id, 'smoke-raw', experiment_id):
+    if ((got.run_id, got.display_name, got.experiment_id, got.runtime_config.parameters)
+            != (raw_id, 'smoke-raw', experiment_id, {'token': 'smoke-raw'})):
         raise LoadError(f'kfp.Client.get_run of a raw-created run: {got}')
     page = client.list_runs(experiment_id=experiment_id, page_size=1, sort_by=SORT_BY)
     listed = [r.run_id for r in page.runs or []]
@@ -632,7 +664,7 @@ def smoke_check(url: str, package: Path, spec: dict) -> str:
     if [r.run_id for r in second.runs or []] != [sdk_run.run_id] or second.next_page_token:
         raise LoadError(f'kfp.Client.list_runs page 2: {[r.run_id for r in second.runs or []]}'
                         f', expected [{sdk_run.run_id}] and no further page')
-    return experiment_id
+    return experiment_id, {sdk_run.run_id: 'smoke-sdk', raw_id: 'smoke-raw'}
 
 
 # --------------------------------------------------------------------------------------------
@@ -654,6 +686,10 @@ class Report:
     rss: Dict[str, float] = field(default_factory=dict)
     fds: Dict[str, int] = field(default_factory=dict)
     runs_created: int = 0
+    creates_unanswered: int = 0  # creates without a 2xx answer (may or may not be stored)
+    runs_listed: int = 0  # every run weir lists once the clients have stopped
+    run_rows: Optional[int] = None  # rows of the runs table, by `weir storage status`
+    mismatches: List[str] = field(default_factory=list)  # created vs stored
     runs_total: int = 0
     runs_succeeded: int = 0
     runs_failed: int = 0
@@ -733,6 +769,13 @@ class Report:
                   f'(or from the start/to the end): {self.longest_step_gap_s:.1f}s',
                   f'database pool connections in use: max {self.pool_in_use_max}, mean '
                   f'{self.pool_in_use_mean:.1f} (sampled every {ENGINE_POLL_S:.0f}s)']
+        lines.append(f'created vs stored: {self.runs_created} runs created with an answer '
+                     f'(+ {self.creates_unanswered} creates without one) and 2 by the smoke '
+                     f'check; {self.runs_listed} listed, {self.run_rows} rows in the store; '
+                     f'{len(self.mismatches)} mismatch(es)')
+        lines += [f'  mismatch: {m}' for m in self.mismatches[:ERRORS_KEPT]]
+        if len(self.mismatches) > ERRORS_KEPT:
+            lines.append(f'  ... and {len(self.mismatches) - ERRORS_KEPT} more')
         for example in self.failed_examples:
             lines.append(f'  failed run: {example}')
         if self.log_counts:
@@ -848,6 +891,10 @@ def check(report: Report) -> None:
             f'(slope {report.rss["slope_second_mb_min"]:+.2f} MB/min)')
     if report.runs_created == 0:
         report.failures.append('no run was created')
+    if report.mismatches:
+        report.failures.append(f'the runs created are not the runs stored: '
+                               f'{len(report.mismatches)} mismatch(es), e.g. '
+                               f'{report.mismatches[0]}')
     if report.steps_second_half == 0 or report.succeeded_second_half == 0:
         report.failures.append(f'the engine stalled: {report.steps_second_half} steps and '
                                f'{report.succeeded_second_half} runs finished in the 2nd half')
@@ -860,6 +907,68 @@ def check(report: Report) -> None:
         report.failures.append(f'weir exited with {report.weir_exit} after SIGTERM'
                                + (f' (still running {report.shutdown_s:.0f}s after it)'
                                   if report.weir_exit == -signal.SIGKILL else ''))
+
+
+def list_every_run(url: str) -> List[Dict[str, Any]]:
+    """Every run weir has (no filter: any experiment), oldest first, page by page."""
+    import requests
+    runs: List[Dict[str, Any]] = []
+    token = ''
+    for _ in range(100_000):
+        params = {'page_size': 200, 'sort_by': 'created_at'}
+        if token:
+            params['page_token'] = token
+        response = requests.get(f'{url}{API}/runs', params=params, timeout=REQUEST_TIMEOUT_S)
+        if response.status_code != 200:
+            raise LoadError(f'listing every run: HTTP {response.status_code} '
+                            f'{response.text[:300]}')
+        page = response.json()
+        runs += page.get('runs') or []
+        token = page.get('next_page_token') or ''
+        if not token:
+            return runs
+    raise LoadError('listing every run: next_page_token never became empty')
+
+
+def reconcile(report: Report, listed: List[Dict[str, Any]], clients: List[Client],
+              experiment_id: str, smoke: Dict[str, str]) -> None:
+    """The runs the clients were told about are the runs weir lists, one to one."""
+    report.runs_listed = len(listed)
+    expected: Dict[str, str] = dict(smoke)  # run id -> display name (= its token)
+    unanswered: Dict[str, str] = {}  # name -> client, for creates that got no 2xx answer
+    for client in clients:
+        for name, run_id in client.attempts.items():
+            if run_id is None:
+                unanswered[name] = client.name
+            elif run_id in expected:
+                report.mismatches.append(f'two creates were answered with run id {run_id}: '
+                                         f'{expected[run_id]!r} and {name!r}')
+            else:
+                expected[run_id] = name
+    report.creates_unanswered = len(unanswered)
+    seen: Dict[str, int] = {}
+    for run in listed:
+        run_id, name = run.get('run_id'), run.get('display_name')
+        seen[run_id] = seen.get(run_id, 0) + 1
+        if seen[run_id] == 2:
+            report.mismatches.append(f'run {run_id} ({name!r}) is listed more than once')
+        if run_id not in expected:
+            why = (f'its create ({unanswered[name]}) got no answer' if name in unanswered
+                   else 'nobody created it')
+            report.mismatches.append(f'run {run_id} ({name!r}) exists but no create was '
+                                     f'answered with it: {why}')
+            continue
+        want = expected[run_id]
+        params = (run.get('runtime_config') or {}).get('parameters')
+        if name != want or params != {'token': want} or run.get('experiment_id') != experiment_id:
+            report.mismatches.append(
+                f'run {run_id} was created as {want!r} with token {want!r} in experiment '
+                f'{experiment_id}, stored as {name!r} with parameters {params!r} in experiment '
+                f'{run.get("experiment_id")}')
+    for run_id, name in expected.items():
+        if run_id not in seen:
+            report.mismatches.append(f'run {run_id} ({name!r}): its create was answered, but '
+                                     f'weir does not have it')
 
 
 def failed_examples(url: str, experiment_id: str) -> List[str]:
@@ -877,7 +986,7 @@ def failed_examples(url: str, experiment_id: str) -> List[str]:
 def run(args: argparse.Namespace) -> Report:
     """The whole load; check failures are in the report, failures to run raise LoadError."""
     import logging
-    weir_bin = Path(args.weir)
+    weir_bin = Path(args.weir).resolve()  # weir runs in its data folder
     if not (weir_bin.is_file() and os.access(weir_bin, os.X_OK)):
         raise LoadError(f'weir binary not found at {weir_bin}')
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
@@ -896,7 +1005,7 @@ def run(args: argparse.Namespace) -> Report:
     finished = False
     try:
         weir.start()
-        experiment_id = smoke_check(weir.url, package, spec)
+        experiment_id, smoke_runs = smoke_check(weir.url, package, spec)
         started, start_wall = time.monotonic(), time.time()
         pace = Pace(args.max_backlog)
         monitor = Monitor(weir, experiment_id, started, stop, pace)
@@ -939,8 +1048,19 @@ def run(args: argparse.Namespace) -> Report:
             report.server = server_latencies(weir.url)
             if report.runs_failed:
                 report.failed_examples = failed_examples(weir.url, experiment_id)
+            reconcile(report, list_every_run(weir.url), clients, experiment_id, smoke_runs)
+        else:
+            report.mismatches.append('weir was gone before the runs could be compared')
         report.weir_exit = weir.stop()
         report.shutdown_s = weir.shutdown_s
+        # The store's own count, with no weir in the way (and none writing any more).
+        rows = weir.stored_rows()
+        report.run_rows = rows.get('runs')
+        stored = len(smoke_runs) + report.runs_created
+        if report.run_rows != stored:
+            report.mismatches.append(f'the metadata store holds {report.run_rows} run rows, '
+                                     f'{stored} runs were created with an answer '
+                                     f'(tables: {rows})')
         summarize_engine_log(report, weir.read_log(), start_wall, load_s)
         check(report)
         finished = True

@@ -1,7 +1,7 @@
 //! Recurring runs fire exactly once per slot, with the injected clock (no test waits for a
 //! schedule): catch-up in order, no_catchup, max_concurrency, start/end windows, disable and
-//! enable, unpinned pipelines, restarts and two schedulers on one database (SQLite and
-//! PostgreSQL).
+//! enable, unpinned pipelines, restarts and two schedulers on one database (SQLite, MariaDB
+//! and PostgreSQL).
 
 mod common;
 
@@ -196,6 +196,11 @@ async fn two_schedulers(dialect: Dialect) {
 #[tokio::test]
 async fn sqlite_two_schedulers_fire_each_slot_once() {
     two_schedulers(Dialect::Sqlite).await;
+}
+
+#[tokio::test]
+async fn mariadb_two_schedulers_fire_each_slot_once() {
+    two_schedulers(Dialect::MySql).await;
 }
 
 #[tokio::test]
