@@ -126,7 +126,7 @@ pub struct StorageArgs {
     /// Metadata store: sqlite://PATH, mysql://USER[:PASS]@HOST:PORT/DB or postgres://….
     #[arg(long, env = "WEIR_METADATA")]
     pub metadata: Option<String>,
-    /// Artifact store: file:///PATH, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX.
+    /// Artifact store: file:///PATH, s3://BUCKET/PREFIX or az://CONTAINER/PREFIX (gs:// is accepted, untested).
     #[arg(long, env = "WEIR_ARTIFACTS")]
     pub artifacts: Option<String>,
     /// Endpoint of an S3-compatible server (else AWS_ENDPOINT_URL, else AWS).

@@ -423,3 +423,52 @@ async fn purge_asks_for_the_storage_s_own_name() {
     assert_eq!(status(&storage)["metadata"]["identity"], Value::Null);
     storage.db.drop_database().await;
 }
+
+/// `upgrade: auto` (here from the config file): a weir started on an older schema takes a
+/// backup, migrates and serves, with everything the older weir stored; `manual` (the default)
+/// refuses and names `weir storage upgrade`. On every backend pair.
+async fn auto_upgrade_at_start(dialect: Dialect) {
+    let storage = Storage::new(dialect);
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/schema-fixtures/v5/backup.tar.gz");
+    ok(&storage.weir(&["storage", "restore", "-i", fixture.to_str().unwrap()]));
+    let before = status(&storage);
+    assert_eq!(before["metadata"]["schema_version"], json!(5), "{before}");
+    let refused = storage.weir(&["server", "--listen", "127.0.0.1:0"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("weir storage upgrade"));
+    assert_eq!(status(&storage)["metadata"]["schema_version"], json!(5), "a refused start changes nothing");
+
+    let config = storage.data_dir.path().join("weir.yaml");
+    std::fs::write(&config, "version: 1\nupgrade: auto\n").unwrap();
+    let weir = Weir::start_with(&storage, &["--config", config.to_str().unwrap()]);
+    let runs = get(&weir.base, "/apis/v2beta1/runs?page_size=100").await;
+    assert!(
+        runs["runs"].as_array().unwrap().iter().any(|r| r["display_name"] == "finished" && r["state"] == "SUCCEEDED"),
+        "{runs}"
+    );
+    weir.stop();
+    let after = status(&storage);
+    let head = *weir_store_sql::migration_versions(dialect).iter().max().unwrap();
+    assert_eq!(after["metadata"]["schema_version"], json!(head), "{after}");
+    assert_eq!(after["metadata"]["pending_migrations"], json!([]));
+    let backups: Vec<_> = std::fs::read_dir(storage.data_dir.path().join("backups")).unwrap().flatten().collect();
+    assert_eq!(backups.len(), 1, "the upgrade took its backup first");
+    assert!(backups[0].file_name().to_string_lossy().starts_with("weir-backup-v5-"));
+    ok(&storage.weir(&["storage", "check"]));
+    storage.db.drop_database().await;
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_auto_migrates_at_start() {
+    auto_upgrade_at_start(Dialect::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_upgrade_auto_migrates_at_start() {
+    auto_upgrade_at_start(Dialect::Postgres).await;
+}
+
+#[tokio::test]
+async fn mariadb_upgrade_auto_migrates_at_start() {
+    auto_upgrade_at_start(Dialect::MySql).await;
+}
