@@ -71,6 +71,14 @@ async fn run_ended(client: &reqwest::Client, weir: &Weir, run_id: &str) -> Value
     .await
 }
 
+/// The waiter of crash_adopt ran exactly once, and the consumer got its output.
+async fn waiter_ran_once(client: &reqwest::Client, weir: &Weir, markers: &std::path::Path, run_id: &str) {
+    let tasks = get(client, format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base)).await;
+    assert_eq!(task(&tasks, "waiter")["attempts"], 1, "{tasks}");
+    assert_eq!(std::fs::read_to_string(markers.join("waiter.count")).unwrap().lines().count(), 1);
+    assert_eq!(std::fs::read_to_string(markers.join("consumer.txt")).unwrap(), "released");
+}
+
 /// Runs `pipeline` until its slow step runs, kills weir with SIGKILL, then (with
 /// `lose_process`) the step's process group too, and starts a new weir on the same storage.
 async fn crash_mid_step(dialect: Dialect, pipeline: &str, lose_process: bool) -> (Value, Value, String) {
@@ -164,10 +172,7 @@ async fn survives(dialect: Dialect, release_before_restart: bool) {
     let run = run_ended(&client, &weir, &run_id).await;
     let log = weir.log_text();
     assert_eq!(run["state"], "SUCCEEDED", "{run}\n{log}");
-    let tasks = get(&client, format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base)).await;
-    assert_eq!(task(&tasks, "waiter")["attempts"], 1, "{tasks}");
-    assert_eq!(std::fs::read_to_string(markers.join("waiter.count")).unwrap().lines().count(), 1);
-    assert_eq!(std::fs::read_to_string(markers.join("consumer.txt")).unwrap(), "released");
+    waiter_ran_once(&client, &weir, &markers, &run_id).await;
     weir.stop();
     storage.db.drop_database().await;
 }
@@ -270,27 +275,34 @@ fn drop_fault(dialect: Dialect) -> &'static str {
     }
 }
 
-/// The database refuses a finished step's result three times with a retryable error: the
-/// result is written once the database takes it, and the step is not run again.
-async fn result_survives_retryable_errors(dialect: Dialect) {
+/// Runs crash_adopt until its waiter runs, makes the database refuse the waiter's success
+/// (see [`refuse_waiter_success`]), then lets the waiter finish.
+async fn waiter_refused(
+    dialect: Dialect,
+    transient: u32,
+) -> (Storage, std::path::PathBuf, reqwest::Client, Weir, String) {
     let storage = Storage::new(dialect);
     let markers = storage.data_dir.path().join("markers");
     std::fs::create_dir_all(&markers).unwrap();
     let client = reqwest::Client::new();
     let weir = Weir::start(&storage);
     let (run_id, _) = run_until_running(&client, &weir, "crash_adopt", &markers, "waiter").await;
-    for statement in refuse_waiter_success(dialect, 3) {
+    for statement in refuse_waiter_success(dialect, transient) {
         weir_store_sql::testing::execute_raw(&storage.db.url, &statement).await;
     }
     std::fs::write(markers.join("release"), "").unwrap();
+    (storage, markers, client, weir, run_id)
+}
+
+/// The database refuses a finished step's result three times with a retryable error: the
+/// result is written once the database takes it, and the step is not run again.
+async fn result_survives_retryable_errors(dialect: Dialect) {
+    let (storage, markers, client, weir, run_id) = waiter_refused(dialect, 3).await;
     let run = run_ended(&client, &weir, &run_id).await;
     let log = weir.log_text();
     assert_eq!(run["state"], "SUCCEEDED", "{run}\n{log}");
     assert_eq!(log.matches("cannot record a step's result yet").count(), 3, "{log}");
-    let tasks = get(&client, format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base)).await;
-    assert_eq!(task(&tasks, "waiter")["attempts"], 1, "{tasks}");
-    assert_eq!(std::fs::read_to_string(markers.join("waiter.count")).unwrap().lines().count(), 1);
-    assert_eq!(std::fs::read_to_string(markers.join("consumer.txt")).unwrap(), "released");
+    waiter_ran_once(&client, &weir, &markers, &run_id).await;
     weir.stop();
     storage.db.drop_database().await;
 }
@@ -309,16 +321,7 @@ async fn mariadb_step_result_survives_serialisation_failures() {
 /// (with its exit status) is kept, so the next weir settles the step as succeeded instead of
 /// running it again or failing the run.
 async fn unrecorded_result_is_settled_after_restart(dialect: Dialect) {
-    let storage = Storage::new(dialect);
-    let markers = storage.data_dir.path().join("markers");
-    std::fs::create_dir_all(&markers).unwrap();
-    let client = reqwest::Client::new();
-    let weir = Weir::start(&storage);
-    let (run_id, _) = run_until_running(&client, &weir, "crash_adopt", &markers, "waiter").await;
-    for statement in refuse_waiter_success(dialect, 0) {
-        weir_store_sql::testing::execute_raw(&storage.db.url, &statement).await;
-    }
-    std::fs::write(markers.join("release"), "").unwrap();
+    let (storage, markers, client, weir, run_id) = waiter_refused(dialect, 0).await;
     eventually("weir to give up recording the result", Duration::from_secs(60), || {
         let log = weir.log_text();
         async move { log.contains("could not record a step's result").then_some(()) }
@@ -331,10 +334,7 @@ async fn unrecorded_result_is_settled_after_restart(dialect: Dialect) {
     let log = weir.log_text();
     assert_eq!(run["state"], "SUCCEEDED", "{run}\n{log}");
     assert!(log.contains("settled a step that ended while weir was stopped"), "{log}");
-    let tasks = get(&client, format!("{}/apis/weir/v1/runs/{run_id}/tasks", weir.base)).await;
-    assert_eq!(task(&tasks, "waiter")["attempts"], 1, "{tasks}");
-    assert_eq!(std::fs::read_to_string(markers.join("waiter.count")).unwrap().lines().count(), 1);
-    assert_eq!(std::fs::read_to_string(markers.join("consumer.txt")).unwrap(), "released");
+    waiter_ran_once(&client, &weir, &markers, &run_id).await;
     weir.stop();
     storage.db.drop_database().await;
 }

@@ -4,50 +4,19 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{python, Storage, Weir};
+use common::{Storage, Weir};
 use weir_store_sql::Dialect;
 
-struct Started {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Starts `n` weir servers on `storage` at once (all spawned before any is waited for).
-fn start_together(storage: &Storage, n: usize) -> Vec<Started> {
-    (0..n)
-        .map(|i| {
-            let port = free_port();
-            let log = storage.data_dir.path().join(format!("together-{i}-{port}.log"));
-            let child = Command::new(env!("CARGO_BIN_EXE_weir"))
-                .args(["server", "--listen", &format!("127.0.0.1:{port}")])
-                .args(storage.flags())
-                .arg("--executor-python")
-                .arg(python())
-                .env("AWS_ACCESS_KEY_ID", "test")
-                .env("AWS_SECRET_ACCESS_KEY", "test")
-                .env("AWS_REGION", "us-east-1")
-                .env("AWS_ENDPOINT_URL", std::env::var("WEIR_TEST_S3_ENDPOINT").unwrap_or_default())
-                .env_remove("WEIR_CONFIG")
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap();
-            Started { child, base: format!("http://127.0.0.1:{port}"), log }
-        })
-        .collect()
+fn start_together(storage: &Storage, n: usize) -> Vec<Weir> {
+    (0..n).map(|_| Weir::spawn(storage, &[], &[])).collect()
 }
 
 /// Waits until every server has either exited or answers its health check; returns how many
 /// serve. A server that neither serves nor exits in a minute fails the test.
-async fn settle(started: &mut [Started]) -> Vec<usize> {
+async fn settle(started: &mut [Weir]) -> Vec<usize> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let client = reqwest::Client::new();
     let mut serving = Vec::new();
@@ -58,7 +27,7 @@ async fn settle(started: &mut [Started]) -> Vec<usize> {
             if serving.contains(&i) || exited.contains(&i) {
                 continue;
             }
-            if server.child.try_wait().unwrap().is_some() {
+            if server.child().try_wait().unwrap().is_some() {
                 exited.push(i);
             } else if let Ok(response) = client.get(format!("{}/apis/v2beta1/healthz", server.base)).send().await {
                 if response.status().is_success() {
@@ -78,13 +47,13 @@ async fn exactly_one_serves(dialect: Dialect, n: usize, initialised: bool) {
     }
     let mut started = start_together(&storage, n);
     let serving = settle(&mut started).await;
-    let logs: Vec<String> = started.iter().map(|s| std::fs::read_to_string(&s.log).unwrap_or_default()).collect();
+    let logs: Vec<String> = started.iter().map(Weir::log_text).collect();
     assert_eq!(serving.len(), 1, "exactly one serves:\n{}", logs.join("\n----\n"));
     for (i, server) in started.iter_mut().enumerate() {
         if i == serving[0] {
             continue;
         }
-        let status = server.child.wait().unwrap();
+        let status = server.child().wait().unwrap();
         assert_eq!(status.code(), Some(2), "{}", logs[i]);
         assert!(logs[i].contains("another weir serves this storage"), "{}", logs[i]);
         assert!(!logs[i].contains("weir serving the KFP v2beta1 API"), "a loser never serves: {}", logs[i]);
@@ -93,11 +62,9 @@ async fn exactly_one_serves(dialect: Dialect, n: usize, initialised: bool) {
     let status = storage.weir(&["storage", "status", "--output", "json"]);
     let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(report["servers"].as_array().unwrap().len(), 1, "{report}");
-    assert_eq!(report["servers"][0]["pid"], started[serving[0]].child.id(), "{report}");
-    let winner = &mut started[serving[0]];
-    let _ =
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(winner.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
-    assert!(winner.child.wait().unwrap().success());
+    let winner = started.swap_remove(serving[0]);
+    assert_eq!(report["servers"][0]["pid"], winner.pid(), "{report}");
+    assert!(winner.stop_status().success());
     // A clean stop frees the storage for the next weir.
     Weir::start(&storage).stop();
     storage.db.drop_database().await;

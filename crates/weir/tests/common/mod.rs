@@ -93,6 +93,14 @@ impl Weir {
 
     /// Starts weir with extra flags and extra variables in its environment.
     pub fn start_with_env(storage: &Storage, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let weir = Self::spawn(storage, extra, env);
+        weir.wait_ready();
+        weir
+    }
+
+    /// Starts `weir server` on a free port without waiting for it to serve; its stderr goes to
+    /// `log`.
+    pub fn spawn(storage: &Storage, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = storage.data_dir.path().join(format!("weir-{port}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_weir"))
@@ -113,9 +121,16 @@ impl Weir {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let weir = Self { child, base: format!("http://127.0.0.1:{port}"), log };
-        weir.wait_ready();
-        weir
+        Self { child, base: format!("http://127.0.0.1:{port}"), log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's process, for tests that watch it exit.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
     }
 
     fn wait_ready(&self) {
