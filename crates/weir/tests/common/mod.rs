@@ -170,6 +170,16 @@ impl Weir {
     }
 }
 
+/// A test that fails midway leaves no server behind (a stopped or killed one is already gone).
+impl Drop for Weir {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 mod plain_http {
     //! A blocking status check while waiting for the server to listen.
     pub fn get_status(url: &str) -> Result<u16, std::io::Error> {
