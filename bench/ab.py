@@ -3,7 +3,10 @@ between them, and each run's wall time and the weir process's CPU time are recor
 
     .venv/bin/python bench/ab.py container-chain-200 target/release/weir /tmp/weir-before [--rounds 5]
 
-For before/after comparisons of an engine change (the figures in RESULTS.md's analysis).
+For before/after comparisons of an engine change (the figures in RESULTS.md's analysis). The
+package is the headline compilation of bench/pipelines.py (no pip preamble); both servers run
+with their defaults (Python steps from the fork server) unless `--server-arg` adds flags to
+both, e.g. `--server-arg=--no-python-fork-server`.
 """
 import argparse
 import os
@@ -29,6 +32,7 @@ def main():
     parser.add_argument('pipeline', choices=sorted(PIPELINES))
     parser.add_argument('binaries', nargs=2)
     parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--server-arg', action='append', default=[], help='an extra flag for both servers')
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix='weir-ab-'))
     package = work / f'{args.pipeline}.yaml'
@@ -36,15 +40,16 @@ def main():
     servers = []
     for i, binary in enumerate(args.binaries):
         (work / f'w{i}').mkdir()
-        servers.append(bench.Weir(Path(binary), work / f'w{i}'))
+        servers.append(bench.Weir(Path(binary), work / f'w{i}', args.server_arg))
+    prepared = [server.prepare(package) for server in servers]
     samples = {i: ([], [], []) for i in range(2)}
     try:
-        for server in servers:
-            server.run(package)  # warm-up, not counted
+        for server, run in zip(servers, prepared):
+            server.run(run)  # warm-up, not counted
         for _ in range(args.rounds):
             for i, server in enumerate(servers):
                 before = cpu_seconds(server.process.pid)
-                wall, cadence = server.run_with_cadence(package)
+                wall, cadence = server.run_with_cadence(prepared[i])
                 samples[i][0].append(wall)
                 samples[i][1].append(cpu_seconds(server.process.pid) - before)
                 if cadence is not None:
