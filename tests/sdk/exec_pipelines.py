@@ -1,11 +1,12 @@
 """Pipelines that test_execution.py actually runs on weir.
 
-One group per kind of IR feature (modelled on the fixtures of KFP-COMPAT.md §2, letters a–i).
-Every step is fast: lightweight Python components (weir runs them with an interpreter that has
-kfp, so no pip preamble) or container components built from `sh -c`, `echo`, `printf`, `cat`
-only, so any image name works with the local driver. Steps that must be observable from the
-test (caching, retries, termination) write into files whose paths are pipeline parameters: the
-steps run as local processes on the machine that runs the tests.
+One group per kind of IR feature, lettered a–i like the optional reference fixtures that
+test_shared_fixtures.py runs. Every step is fast: lightweight Python components (weir runs them
+with an interpreter that has kfp, so no pip preamble) or container components built from
+`sh -c`, `echo`, `printf`, `cat` only, so any image name works with the local driver. Steps
+that must be observable from the test (caching, retries, termination) write into files whose
+paths are pipeline parameters: the steps run as local processes on the machine that runs the
+tests.
 """
 from typing import Dict, List, NamedTuple, Optional
 

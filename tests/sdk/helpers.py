@@ -9,7 +9,10 @@ import kfp
 import kfp_server_api
 import requests
 
-# google.rpc.Code values that KFP's grpc-gateway puts in error bodies (KFP-COMPAT.md §1.7).
+# google.rpc.Code values that KFP's grpc-gateway puts in error bodies, by HTTP status: the API
+# server raises InvalidArgument (3), NotFound (5) and AlreadyExists (6) through
+# NewInvalidInputError, NewResourceNotFoundError and NewAlreadyExistError in
+# backend/src/common/util/error.go, and the gateway answers 400, 404 and 409 for them.
 GRPC_CODE_FOR_STATUS = {400: 3, 404: 5, 409: 6}
 
 
@@ -72,7 +75,8 @@ def assert_api_error(error: kfp_server_api.ApiException, status: int,
 
     gRPC-gateway endpoints answer google.rpc.Status `{code, message}` with the gRPC code that
     matches the HTTP status; the upload endpoints are plain HTTP handlers whose body may be
-    `{error_message, error_details}` instead.
+    `{error_message, error_details}` instead (`writeErrorToResponse` in
+    backend/src/apiserver/server/pipeline_upload_server.go).
     """
     assert error.status == status, f'expected HTTP {status}, got {error.status}: {error.body!r}'
     assert error.body, f'HTTP {status} error without a body'

@@ -53,7 +53,13 @@ def test_upload_dependency_cycle(client, packages, write_spec):
 
 
 def test_upload_invalid_pipeline_info_name(client, packages, write_spec):
-    """pipelineInfo.name must match ^[a-z0-9][a-z0-9-]{0,127}$ (KFP-COMPAT.md §1.8)."""
+    """pipelineInfo.name must match ^[a-z0-9][a-z0-9-]{0,127}$.
+
+    KFP's API server checks it on upload (`ValidatePipelineName` in
+    backend/src/apiserver/common/utils.go, called from `CreatePipelineAndPipelineVersion` and
+    `CreatePipelineVersion` in backend/src/apiserver/resource/resource_manager.go); the SDK
+    applies the same rule (`validate_pipeline_name` in sdk/python/kfp/dsl/utils.py).
+    """
     spec = copy.deepcopy(packages.load(packages.hello_yaml))
     spec['pipelineInfo']['name'] = 'Not A_Valid Name!'
     assert_upload_rejected(client, write_spec(spec), unique_name('bad-info-name'))

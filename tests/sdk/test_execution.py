@@ -2,9 +2,14 @@
 and the values they produce are read back through the KFP API and weir's own endpoints
 (`/apis/weir/v1/runs/{id}/tasks`, `/artifacts/{id}/content`, `/runs/{id}/logs`).
 
-Semantics checked are KFP's (KFP-COMPAT.md §3–§5). Independent runs are submitted together at
-the start of the module (`batch`) so that they execute concurrently; the tests that need runs in
-sequence (caching, retry of a failed run, terminate) start their own.
+Semantics checked are those of KFP's v2 backend, in kubeflow/pipelines: the driver
+(backend/src/v2/driver/) for inputs, conditions, loops, task final status and caching; the
+launcher (backend/src/v2/component/launcher_v2.go) for placeholders, artifact paths and outputs;
+the compiler to Argo (backend/src/v2/compiler/argocompiler/) for task order, exit handlers and
+retries; and the SDK's executor (sdk/python/kfp/dsl/executor.py) inside Python steps.
+Independent runs are submitted together at the start of the module (`batch`) so that they
+execute concurrently; the tests that need runs in sequence (caching, retry of a failed run,
+terminate) start their own.
 """
 import json
 import time
@@ -135,10 +140,15 @@ def assert_succeeded(done: Finished) -> None:
 def assert_python_visible_uri(seen: str, stored: str) -> None:
     """What `artifact.uri` is inside a lightweight Python step.
 
-    KFP hands the artifact's URI and the SDK derives `.path` from it (gs:// → /gcs/…, s3:// →
-    /s3/…, a plain path stays as is; KFP-COMPAT.md §4.4). Without those mounts a local driver
-    can only make `.path` readable by handing a local path as the URI, as kfp.local does; so
-    the step sees either the stored URI or an absolute local path.
+    KFP hands the artifact's URI and the SDK derives `.path` from it: gs:// → /gcs/…,
+    minio:// → /minio/…, s3:// → /s3/… (and oci:// → /oci/…), while a URI of any other form,
+    a plain path included, stays as is (`Artifact._get_path` in
+    sdk/python/kfp/dsl/types/artifact_types.py; the launcher maps the same prefixes in
+    `LocalPathForURI`, backend/src/v2/component/launcher_v2.go). Without those
+    mounts a local driver can only make `.path` readable by handing a local path as the URI, as
+    kfp.local does (`artifact_type_schema_to_artifact_list` in
+    sdk/python/kfp/local/executor_input_utils.py); so the step sees either the stored URI or an
+    absolute local path.
     """
     assert seen == stored or seen.startswith('/'), (seen, stored)
 
@@ -165,8 +175,13 @@ def test_params_defaults(batch, weir_server):
     assert_contains(input_parameters(task), {'a': 1.5, 'b': 2, 'name': 'hello', 'flag': True,
                                              'items': ['x', 'y'], 'cfg': {'k': 1}})
     seen = json.loads(output_parameter(task))
-    # Pipeline defaults reach the step with their types; IR integer defaults are written as
-    # floats (2.0) but must arrive as ints (KFP-COMPAT.md §6.7), component defaults too.
+    # Pipeline defaults reach the step with their types. IR integer defaults are doubles,
+    # written as floats (2.0) (`_fill_in_component_input_default_value` in
+    # sdk/python/kfp/compiler/pipeline_spec_builder.py), but must arrive as ints, component
+    # defaults too: KFP's launcher hands the step the ExecutorInput as Go protojson
+    # (`compileCmdAndArgs` in backend/src/v2/component/launcher_v2.go), which prints an
+    # integral double as `2`, and the SDK's executor passes the JSON value on unconverted
+    # (`get_input_parameter_value` in sdk/python/kfp/dsl/executor.py).
     assert seen['a'] == 1.5 and seen['b'] == 2 and seen['sum'] == 3.5
     assert seen['name'] == 'hello' and seen['flag'] is True
     assert seen['items'] == ['x', 'y'] and seen['cfg'] == {'k': 1}
@@ -375,7 +390,11 @@ def test_exit_handler_after_success(batch):
     assert cleanup['state'] == DONE_OK
     status = json.loads(output_parameter(cleanup))
     assert status['note'] == 'bye'
-    # kfp.local sends SUCCEEDED, the KFP backend the MLMD state COMPLETE (KFP-COMPAT.md §4.2).
+    # kfp.local sends SUCCEEDED (`make_task_arguments` in
+    # sdk/python/kfp/local/orchestrator/orchestrator_utils.py); the KFP backend sends the MLMD
+    # execution state's name, COMPLETE (`resolveInputParameter` in
+    # backend/src/v2/driver/resolve.go; `Execution.State` in
+    # third_party/ml-metadata/ml_metadata/proto/metadata_store.proto).
     assert status['state'] in ('SUCCEEDED', 'COMPLETE'), status
 
 

@@ -16,7 +16,10 @@ from helpers import (assert_api_error, first_version_id, ids_of, is_non_increasi
                      substring_filter_client_form, unique_name, wait_for_completion,
                      wait_for_run_state, walk_pages, weir_tasks)
 
-# Values of every parameter type; ints must come back as JSON integers (KFP-COMPAT.md §6.7).
+# Values of every parameter type; ints must come back as JSON integers: runtime_config.parameters
+# are google.protobuf.Value doubles (backend/api/v2beta1/runtime_config.proto), which the API
+# server's protojson marshaller (`CustomMarshaler`, backend/src/apiserver/common/utils.go)
+# prints without a fraction when integral, so the client reads 3, not 3.0.
 PARAMS_ARGUMENTS = {'a': 2.5, 'b': 3, 'name': 'sdk', 'flag': False, 'items': ['p', 'q'],
                     'cfg': {'z': 9}}
 # What a run just created can be in: its (fast) steps may already have finished.
@@ -94,7 +97,9 @@ def test_run_pipeline_with_package_path(client, packages, weir_server):
     assert run.pipeline_spec['pipelineInfo']['name'] == pipelines.CHAIN_PIPELINE_NAME
     assert run.pipeline_version_reference is None
 
-    # Artifacts land under the run's pipeline root: <root>/<pipeline name>/<run id>/… (§4.4).
+    # Artifacts land under the run's pipeline root: <root>/<pipeline name>/<run id>/…, as in KFP
+    # (`GetPipeline` and `GenerateOutputURI` in backend/src/v2/metadata/client.go;
+    # `provisionOutputs` in backend/src/v2/driver/driver.go adds <task>/<salt>/<output>).
     assert wait_for_completion(client, created.run_id).state == 'SUCCEEDED'
     data = output_artifact(weir_tasks(weir_server.url, created.run_id).one('make-rows'), 'data')
     assert data['uri'].startswith(

@@ -1,10 +1,20 @@
-"""The reference fixtures of the shared folder (KFP-COMPAT.md §2), run through kfp.Client.
+"""The reference fixtures of the shared folder (`fixtures/kfp/*.yaml`, pipelines compiled by the
+kfp SDK, lettered a–i like exec_pipelines.py), run through kfp.Client.
 
 An extra check beside the suite's own pipelines. The shared folder exists only on developer
 machines (beside the repository, or at WEIR_SHARED_DIR): where it is missing these tests are
 reported as skipped with the reason (`pytest -rs`, as scripts/test.sh runs it, prints it), and
-the rest of the suite passes without it. Expected results are those of KFP-COMPAT.md §2; fixture
-g's last step runs `cat <path> uri=<uri>`, which fails on any backend (no file named `uri=…`).
+the rest of the suite passes without it.
+
+Expected results (EXPECTED below) are what each fixture's code computes under KFP's semantics:
+the final run state, and the value some tasks return as `Output`, the name the SDK gives a
+component's single return value (`SINGLE_OUTPUT_NAME` in sdk/python/kfp/dsl/component_factory.py);
+for `root` that is the pipeline's output. Every case succeeds but two. Fixture f run with
+`fail=True` ends FAILED although its cleanup step runs: KFP compiles exit tasks as lifecycle
+hooks on the exit handler's sub-DAG (backend/src/v2/compiler/argocompiler/dag.go), so the hook
+runs and the failure of the guarded step still fails the run. Fixture g's last step runs
+`cat <path> uri=<uri>`, which fails on any backend (no file named `uri=…`), while its `echo`
+step succeeds.
 """
 import os
 from pathlib import Path

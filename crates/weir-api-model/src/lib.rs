@@ -1,10 +1,14 @@
 //! KFP v2beta1 wire types.
 //!
-//! The real KFP server marshals with grpc-gateway `UseProtoNames: true, EmitUnpopulated: false`:
-//! snake_case keys, empty values omitted, int64 as JSON strings, enums as names. The `kfp`
-//! client reads only those names, so every type here serialises exactly that way (see
-//! KFP-COMPAT.md §1.1 and §1.4). Requests are parsed leniently where the client varies
-//! (int64 as number or string, camelCase filter keys).
+//! The real KFP server marshals with grpc-gateway `UseProtoNames: true, EmitUnpopulated: false`
+//! (`CustomMarshaler` in `backend/src/apiserver/common/utils.go`, installed on the gateway mux by
+//! `startHTTPProxy` in `backend/src/apiserver/main.go`): protojson then writes snake_case keys
+//! (the field names of `backend/api/v2beta1/*.proto`), omits empty values, and writes int64 as
+//! JSON strings and enums as names. The `kfp` client reads only those names (the `attribute_map`
+//! of its generated models, `backend/api/v2beta1/python_http_client/kfp_server_api/models/`), so
+//! every type here serialises exactly that way; the one camelCase key is `recurringRuns`, which
+//! is the proto field's own name in `backend/api/v2beta1/recurring_run.proto`. Requests are
+//! parsed leniently where the client varies (int64 as number or string, camelCase filter keys).
 
 pub mod filter;
 pub mod page_token;

@@ -4,8 +4,8 @@
 //! RGW and other S3-compatible servers), `az://container/prefix` (Azure Blob Storage, set up by
 //! the `AZURE_*` variables; Azurite with `AZURE_STORAGE_USE_EMULATOR=true`) and
 //! `gs://bucket/prefix` (set up by the `GOOGLE_*` variables; untested, see `tests/stores.rs`).
-//! Keys are relative to the URL's prefix; the layout (DESIGN.md) is decided by callers through
-//! the helpers here so it lives in one place.
+//! Keys are relative to the URL's prefix; where each kind of object goes is decided in one
+//! place, [`layout`], which the engine, the server and the CLI all use.
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,6 +20,9 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, PutPayload};
 use serde::{Deserialize, Serialize};
+
+pub mod layout;
+pub use layout::package_key;
 
 /// Key of the storage identity marker.
 pub const IDENTITY_KEY: &str = ".weir/identity.json";
@@ -286,20 +289,6 @@ fn parse_key(key: &str) -> ArtifactResult<Path> {
         return Err(invalid("empty, '.' and '..' segments are not allowed"));
     }
     Path::parse(key).map_err(|e| invalid(&e.to_string()))
-}
-
-/// Where the original file of a pipeline version is kept.
-pub fn package_key(pipeline_id: &str, version_id: &str, file_name: &str) -> String {
-    let safe: String = file_name
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
-        .collect();
-    let safe = safe.trim_start_matches('.');
-    let file = if safe.is_empty() { "pipeline.yaml" } else { safe };
-    format!("pipelines/{pipeline_id}/{version_id}/{file}")
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use weir_engine::driver::{Exit, PythonDriver, PythonSpec, RunningStep};
+use weir_engine::driver::{Exit, PythonDriver, PythonSpec, RunningStep, StartError};
 
 const SCRIPT: &str = include_str!("forkserver.py");
 
@@ -60,7 +60,7 @@ impl ForkServer {
         })
     }
 
-    async fn spawn(&self) -> Result<Server, String> {
+    async fn spawn(&self) -> Result<Server, StartError> {
         let mut child = tokio::process::Command::new(&self.python)
             .arg("-u")
             .arg(&self.script)
@@ -71,13 +71,14 @@ impl ForkServer {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("cannot start the Python fork server: {e}"))?;
-        let stdin = child.stdin.take().ok_or("no stdin")?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
+            .map_err(|e| StartError::Runner(format!("cannot start the Python fork server: {e}")))?;
+        let piped = || StartError::Runner("the Python fork server has no pipes".into());
+        let stdin = child.stdin.take().ok_or_else(piped)?;
+        let stdout = child.stdout.take().ok_or_else(piped)?;
         let mut lines = BufReader::new(stdout).lines();
         match lines.next_line().await {
             Ok(Some(line)) if line.contains("\"ready\"") => {}
-            other => return Err(format!("the Python fork server did not start: {other:?}")),
+            other => return Err(StartError::Runner(format!("the Python fork server did not start: {other:?}"))),
         }
         let waiters = self.waiters.clone();
         tokio::spawn(async move {
@@ -123,7 +124,7 @@ struct ForkedStep {
 
 #[async_trait]
 impl RunningStep for ForkedStep {
-    fn pid(&self) -> i64 {
+    fn handle(&self) -> i64 {
         self.pid
     }
 
@@ -139,7 +140,7 @@ impl RunningStep for ForkedStep {
 
 #[async_trait]
 impl PythonDriver for ForkServer {
-    async fn start_python(&self, spec: PythonSpec) -> Result<Box<dyn RunningStep>, String> {
+    async fn start_python(&self, spec: PythonSpec) -> Result<Box<dyn RunningStep>, StartError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
         self.waiters.lock().expect("waiters").insert(id, sender);
@@ -152,7 +153,7 @@ impl PythonDriver for ForkServer {
             "log": spec.log_path,
             "name": format!("w{}", spec.task_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(14).collect::<String>()),
         });
-        let mut line = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+        let mut line = serde_json::to_vec(&request).map_err(|e| StartError::Runner(e.to_string()))?;
         line.push(b'\n');
         {
             let mut server = self.server.lock().await;
@@ -169,13 +170,15 @@ impl PythonDriver for ForkServer {
                     .stdin
                     .write_all(&line)
                     .await
-                    .map_err(|_| format!("cannot reach the Python fork server: {e}"))?;
+                    .map_err(|_| StartError::Runner(format!("cannot reach the Python fork server: {e}")))?;
             }
         }
         match events.recv().await {
             Some(Event::Started(pid)) => Ok(Box::new(ForkedStep { pid, events })),
-            Some(Event::Failed(error)) => Err(error),
-            Some(Event::Ended(_)) | None => Err("the Python fork server stopped before the step started".into()),
+            Some(Event::Failed(error)) => Err(StartError::Runner(error)),
+            Some(Event::Ended(_)) | None => {
+                Err(StartError::Runner("the Python fork server stopped before the step started".into()))
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use async_trait::async_trait;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use weir_engine::driver::{Driver, Exit, ProcessSpec, RunningStep};
+use weir_engine::driver::{AttemptRef, Driver, Exit, Leftover, ProcessSpec, RunningStep, StartError};
 
 mod forkserver;
 pub use forkserver::ForkServer;
@@ -22,7 +22,7 @@ struct LocalStep {
 
 #[async_trait]
 impl RunningStep for LocalStep {
-    fn pid(&self) -> i64 {
+    fn handle(&self) -> i64 {
         self.pid
     }
 
@@ -85,7 +85,7 @@ fn with_exit_trap(program: &str, args: &[String], exit_file: &std::path::Path) -
 
 /// Finds the program the way `execvp` would, or refuses it with the message a direct spawn
 /// would give (the shell in between would only print "not found" into the step's log).
-fn which(program: &str, env: &[(String, String)], workdir: &std::path::Path) -> Result<std::path::PathBuf, String> {
+fn which(program: &str, env: &[(String, String)], workdir: &std::path::Path) -> Result<std::path::PathBuf, StartError> {
     use std::os::unix::fs::PermissionsExt;
     let executable = |path: &std::path::Path| {
         std::fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
@@ -106,24 +106,21 @@ fn which(program: &str, env: &[(String, String)], workdir: &std::path::Path) -> 
         return Ok(found.clone());
     }
     if candidates.iter().any(|c| c.exists()) {
-        return Err(format!("cannot start the step: {program:?} is not executable"));
+        return Err(StartError::NotExecutable(program.to_string()));
     }
-    Err(format!("cannot start the step: the executable {program:?} does not exist"))
+    Err(StartError::NotFound(program.to_string()))
 }
 
 #[async_trait]
 impl Driver for LocalDriver {
-    async fn start(&self, spec: ProcessSpec) -> Result<Box<dyn RunningStep>, String> {
+    async fn start(&self, spec: ProcessSpec) -> Result<Box<dyn RunningStep>, StartError> {
         let Some((program, args)) = spec.argv.split_first() else {
-            return Err("the step has no command".into());
+            return Err(StartError::NoCommand);
         };
         // Appends: the engine may have written a header line already.
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.log_path)
-            .map_err(|e| format!("cannot create the step's log: {e}"))?;
-        let log_err = log.try_clone().map_err(|e| format!("cannot create the step's log: {e}"))?;
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(&spec.log_path).map_err(StartError::Log)?;
+        let log_err = log.try_clone().map_err(StartError::Log)?;
         let resolved = which(program, &spec.env, &spec.workdir)?;
         // The step's exit status is recorded in its folder, so a weir restarted after the step
         // ended knows how it ended instead of running it again: by the step's own shell, or by
@@ -156,7 +153,7 @@ impl Driver for LocalDriver {
             .stderr(Stdio::from(log_err))
             .process_group(0)
             .kill_on_drop(false);
-        let child = command.spawn().map_err(|e| format!("cannot start the step {program:?}: {e}"))?;
+        let child = command.spawn().map_err(|source| StartError::Spawn { program: program.to_string(), source })?;
         let pid = child.id().map(i64::from).unwrap_or_default();
         Ok(Box::new(LocalStep { child, pid }))
     }
@@ -167,7 +164,30 @@ impl Driver for LocalDriver {
         }
     }
 
-    fn find_step(&self, task_id: &str) -> Option<i64> {
+    /// Running if its recorded process group still is the step (or, when the weir before
+    /// stopped before recording it, if a process group of the step is found); otherwise ended
+    /// with the status the step left in its folder ([`EXIT_FILE`]), or lost.
+    async fn leftover(&self, attempt: AttemptRef<'_>) -> Leftover {
+        let alive = if attempt.handle > 0 && self.is_running_step(attempt.handle, attempt.task_id) {
+            Some(attempt.handle)
+        } else {
+            self.find_step(attempt.task_id)
+        };
+        if let Some(pid) = alive {
+            return Leftover::Running(pid);
+        }
+        let exit_file = attempt.workdir.join(EXIT_FILE);
+        match tokio::fs::read_to_string(exit_file).await.ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+            Some(code) => Leftover::Ended(Exit::Code(code)),
+            None => Leftover::Lost,
+        }
+    }
+}
+
+impl LocalDriver {
+    /// The process group of step `task_id`, found without its recorded pid: a weir stopped
+    /// between starting a step and recording its pid leaves a step no row points to.
+    pub fn find_step(&self, task_id: &str) -> Option<i64> {
         let entries = std::fs::read_dir("/proc").ok()?;
         entries
             .flatten()
@@ -177,7 +197,8 @@ impl Driver for LocalDriver {
             .find(|pid| self.is_running_step(*pid, task_id))
     }
 
-    fn is_running_step(&self, pid: i64, task_id: &str) -> bool {
+    /// Whether `pid` is still the step `task_id` (a process a previous weir left behind).
+    pub fn is_running_step(&self, pid: i64, task_id: &str) -> bool {
         if forkserver::is_forked_step(pid, task_id) {
             return true;
         }
@@ -192,11 +213,16 @@ impl Driver for LocalDriver {
 mod tests {
     use super::*;
 
+    /// A step of task `t1`; tests that look steps up by task id give their own.
     fn spec(dir: &std::path::Path, argv: &[&str]) -> ProcessSpec {
+        spec_of("t1", dir, argv)
+    }
+
+    fn spec_of(task_id: &str, dir: &std::path::Path, argv: &[&str]) -> ProcessSpec {
         ProcessSpec {
-            task_id: "t1".into(),
+            task_id: task_id.into(),
             argv: argv.iter().map(|s| s.to_string()).collect(),
-            env: vec![("WEIR_TASK_ID".into(), "t1".into()), ("GREETING".into(), "hi".into())],
+            env: vec![("WEIR_TASK_ID".into(), task_id.into()), ("GREETING".into(), "hi".into())],
             workdir: dir.to_path_buf(),
             log_path: dir.join("log.txt"),
         }
@@ -230,9 +256,12 @@ mod tests {
         for (argv, code, said) in cases {
             let _ = std::fs::remove_file(dir.join(EXIT_FILE));
             let _ = std::fs::remove_file(dir.join("log.txt"));
-            let step = LocalDriver.start(spec(&dir, argv)).await.unwrap();
+            let step = LocalDriver.start(spec_of("t-exit", &dir, argv)).await.unwrap();
             assert_eq!(step.wait().await, Exit::Code(*code), "{argv:?}");
             assert_eq!(std::fs::read_to_string(dir.join(EXIT_FILE)).unwrap(), code.to_string(), "{argv:?}");
+            // A restarted weir learns the same from the driver.
+            let attempt = AttemptRef { task_id: "t-exit", workdir: &dir, handle: 0 };
+            assert_eq!(LocalDriver.leftover(attempt).await, Leftover::Ended(Exit::Code(*code)), "{argv:?}");
             let log = std::fs::read_to_string(dir.join("log.txt")).unwrap_or_default();
             assert!(log.contains(said) && !log.contains("unreachable"), "{argv:?}: {log}");
         }
@@ -245,20 +274,21 @@ mod tests {
     #[tokio::test]
     async fn missing_executables_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        let error = LocalDriver.start(spec(dir.path(), &["/no/such/tool", "x"])).await.err().unwrap();
+        let error = LocalDriver.start(spec(dir.path(), &["/no/such/tool", "x"])).await.err().unwrap().to_string();
         assert!(error.contains("/no/such/tool"), "{error}");
     }
 
     #[tokio::test]
     async fn kill_stops_the_whole_group() {
         let dir = tempfile::tempdir().unwrap();
-        let step = LocalDriver.start(spec(dir.path(), &["sh", "-c", "sleep 60 & sleep 60; wait"])).await.unwrap();
-        let pid = step.pid();
+        let step =
+            LocalDriver.start(spec_of("t-kill", dir.path(), &["sh", "-c", "sleep 60 & sleep 60; wait"])).await.unwrap();
+        let pid = step.handle();
         // The new program's environment shows in /proc once it has started; allow it a moment
         // on a loaded machine.
         let mut recognised = false;
         for _ in 0..100 {
-            if LocalDriver.is_running_step(pid, "t1") {
+            if LocalDriver.is_running_step(pid, "t-kill") {
                 recognised = true;
                 break;
             }
@@ -266,8 +296,14 @@ mod tests {
         }
         assert!(recognised);
         assert!(!LocalDriver.is_running_step(pid, "other"));
+        let attempt = AttemptRef { task_id: "t-kill", workdir: dir.path(), handle: pid };
+        assert_eq!(LocalDriver.leftover(attempt).await, Leftover::Running(pid));
+        // Without the recorded pid the step is found by its task id.
+        assert_eq!(LocalDriver.leftover(AttemptRef { handle: 0, ..attempt }).await, Leftover::Running(pid));
         LocalDriver.kill(pid);
         let exit = tokio::time::timeout(std::time::Duration::from_secs(10), step.wait()).await.unwrap();
         assert_eq!(exit, Exit::Signal(9));
+        // Killed, it left no exit status: lost.
+        assert_eq!(LocalDriver.leftover(attempt).await, Leftover::Lost);
     }
 }

@@ -1,7 +1,9 @@
-//! Where steps run. The engine hands a driver a resolved command line; the local driver runs
-//! it as a process, a Kubernetes driver would run it as a Job.
+//! Where steps run. The engine hands a driver a resolved command line and later asks it what
+//! became of an attempt; the local driver runs it as a process, a Kubernetes driver would run
+//! it as a Job. The engine knows an attempt only by its task, its folder and the handle the
+//! driver gave it (a process group id here, stored as the task's `pid`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
@@ -18,33 +20,75 @@ pub struct ProcessSpec {
 }
 
 /// How an attempt ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Code(i32),
     Signal(i32),
 }
 
+impl Exit {
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+/// Why a step could not start at all. The message is for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the step has no command")]
+    NoCommand,
+    #[error("cannot start the step: the executable {0:?} does not exist")]
+    NotFound(String),
+    #[error("cannot start the step: {0:?} is not executable")]
+    NotExecutable(String),
+    #[error("cannot create the step's log: {0}")]
+    Log(std::io::Error),
+    #[error("cannot start the step {program:?}: {source}")]
+    Spawn { program: String, source: std::io::Error },
+    /// The runner between weir and the step (a fork server, a cluster) refused or failed.
+    #[error("{0}")]
+    Runner(String),
+}
+
+/// An attempt as the engine knows it after a restart: enough for its driver to find it.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptRef<'a> {
+    pub task_id: &'a str,
+    /// The attempt's folder, as it was given in its [`ProcessSpec`].
+    pub workdir: &'a Path,
+    /// The handle the driver gave the attempt ([`RunningStep::handle`]), or 0 when a weir
+    /// stopped before it recorded one.
+    pub handle: i64,
+}
+
+/// What became of an attempt that no live weir watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leftover {
+    /// Still running, under this handle: adopt it and wait for its end.
+    Running(i64),
+    /// It ended, and left how.
+    Ended(Exit),
+    /// Neither running nor ended in a known way: it was lost.
+    Lost,
+}
+
 #[async_trait]
 pub trait RunningStep: Send {
-    /// The process (group) id, recorded so a restarted weir can stop a step it lost.
-    fn pid(&self) -> i64;
+    /// The driver's handle of the attempt, recorded so a restarted weir can find the step and
+    /// stop it.
+    fn handle(&self) -> i64;
     async fn wait(self: Box<Self>) -> Exit;
 }
 
 #[async_trait]
 pub trait Driver: Send + Sync {
-    /// Starts a step. An error means it could not start at all (for example, the executable
-    /// does not exist); the message is for the user.
-    async fn start(&self, spec: ProcessSpec) -> Result<Box<dyn RunningStep>, String>;
+    /// Starts a step.
+    async fn start(&self, spec: ProcessSpec) -> Result<Box<dyn RunningStep>, StartError>;
     /// Stops a step and everything it started.
-    fn kill(&self, pid: i64);
-    /// Whether `pid` is still the step `task_id` (a process a previous weir left behind).
-    fn is_running_step(&self, pid: i64, task_id: &str) -> bool;
-    /// The process (group) of step `task_id`, found without its recorded pid: a weir stopped
-    /// between starting a step and recording its pid leaves a step no row points to.
-    fn find_step(&self, _task_id: &str) -> Option<i64> {
-        None
-    }
+    fn kill(&self, handle: i64);
+    /// What became of an attempt an earlier weir started: still running, ended (and how), or
+    /// lost. Asked once at recovery, then again while an adopted attempt runs.
+    async fn leftover(&self, attempt: AttemptRef<'_>) -> Leftover;
 }
 
 /// A lightweight Python component step: the component's source and the executor's arguments
@@ -59,8 +103,9 @@ pub struct PythonSpec {
     pub log_path: PathBuf,
 }
 
-/// Runs lightweight Python steps without starting an interpreter each time.
+/// Runs lightweight Python steps without starting an interpreter each time. What became of
+/// such a step after a restart is the main [`Driver`]'s to tell.
 #[async_trait]
 pub trait PythonDriver: Send + Sync {
-    async fn start_python(&self, spec: PythonSpec) -> Result<Box<dyn RunningStep>, String>;
+    async fn start_python(&self, spec: PythonSpec) -> Result<Box<dyn RunningStep>, StartError>;
 }

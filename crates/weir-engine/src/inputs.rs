@@ -5,7 +5,7 @@ use weir_spec::ir::TaskSpec;
 use weir_store::RuntimeState;
 
 use crate::planner::Planner;
-use crate::values::integral_numbers;
+use weir_spec::values::integral_numbers;
 
 /// The task's parameters and artifact ids: `{"parameters": {…}, "artifacts": {name: [ids]}}`.
 /// Why inputs could not be resolved.
@@ -107,33 +107,49 @@ fn final_state(state: RuntimeState) -> &'static str {
     }
 }
 
+/// Why a loop has no items to iterate over; the loop task fails with this message.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoopError {
+    #[error("loop items {text:?} are not a JSON list: {source}")]
+    NotJson { text: String, source: serde_json::Error },
+    #[error("loop input {0:?} has no value")]
+    NoValue(String),
+    #[error("the loop names no items")]
+    NoItems,
+    #[error("loop items must be a list, got {0}")]
+    NotAList(Value),
+    #[error("loop input artifact {0:?} has no value")]
+    NoArtifacts(String),
+    #[error("not a loop")]
+    NotALoop,
+}
+
 /// The items a loop iterates over: a raw JSON list, or a list-valued input (a list, or JSON
 /// text of one), or the ids of an artifact list.
-pub(crate) fn loop_items(spec: &TaskSpec, inputs: &Value) -> Result<Vec<Value>, String> {
+pub(crate) fn loop_items(spec: &TaskSpec, inputs: &Value) -> Result<Vec<Value>, LoopError> {
+    let parse = |text: &str| {
+        serde_json::from_str::<Value>(text).map_err(|source| LoopError::NotJson { text: text.to_string(), source })
+    };
     if let Some(iterator) = &spec.parameter_iterator {
         let value = match (&iterator.items.raw, &iterator.items.input_parameter) {
-            (Some(raw), _) => {
-                serde_json::from_str(raw).map_err(|e| format!("loop items {raw:?} are not a JSON list: {e}"))?
-            }
+            (Some(raw), _) => parse(raw)?,
             (None, Some(param)) => {
-                inputs["parameters"].get(param).cloned().ok_or_else(|| format!("loop input {param:?} has no value"))?
+                inputs["parameters"].get(param).cloned().ok_or_else(|| LoopError::NoValue(param.clone()))?
             }
-            (None, None) => return Err("the loop names no items".into()),
+            (None, None) => return Err(LoopError::NoItems),
         };
         let value = match value {
-            Value::String(text) => {
-                serde_json::from_str(&text).map_err(|e| format!("loop items {text:?} are not a JSON list: {e}"))?
-            }
+            Value::String(text) => parse(&text)?,
             other => other,
         };
         return match value {
             Value::Array(items) => Ok(items),
-            other => Err(format!("loop items must be a list, got {other}")),
+            other => Err(LoopError::NotAList(other)),
         };
     }
     if let Some(iterator) = &spec.artifact_iterator {
         let ids = inputs["artifacts"].get(&iterator.items.input_artifact).and_then(Value::as_array).cloned();
-        return ids.ok_or_else(|| format!("loop input artifact {:?} has no value", iterator.items.input_artifact));
+        return ids.ok_or_else(|| LoopError::NoArtifacts(iterator.items.input_artifact.clone()));
     }
-    Err("not a loop".into())
+    Err(LoopError::NotALoop)
 }

@@ -6,39 +6,58 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
+use weir_artifacts::layout::{self, key_for_uri, segment};
 use weir_spec::ir::{ComponentSpec, ContainerSpec, PipelineSpec, TaskSpec};
 use weir_spec::placeholders::{resolve_args, PlaceholderContext};
+use weir_spec::values::{complete_parameters, integral_numbers};
+use weir_spec::SpecError;
 use weir_store::{Artifact, Run, Task, TaskKind};
 
-use crate::values::{complete_parameters, integral_numbers};
-
-/// Finds the IR task and component a task row stands for, walking up its parents.
-pub fn task_spec(spec: &PipelineSpec, tasks: &[Task], task: &Task) -> Result<(TaskSpec, ComponentSpec), String> {
-    let (task_spec, component) = task_spec_ref(spec, tasks, task)?;
-    Ok((task_spec.clone(), component.clone()))
+/// Why a step cannot be planned: the run's spec and its rows do not fit together, or the
+/// step's inputs do not fit its component. The step fails with this message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("task {0} has no parent")]
+    NoParent(String),
+    #[error("iteration without a loop")]
+    IterationWithoutLoop,
+    #[error("parent has no dag")]
+    NoDag,
+    #[error("no task {0:?} in the spec")]
+    NoTask(String),
+    #[error("executor {0:?} is not a container")]
+    NotAContainer(String),
+    #[error("input artifact {name:?}: artifact {id} is missing")]
+    MissingArtifact { name: String, id: i64 },
+    #[error("the container of {0:?} has no command")]
+    NoCommand(String),
+    /// The spec refers to something it does not hold, a placeholder does not resolve, or a
+    /// parameter does not fit its type.
+    #[error("{0}")]
+    Spec(#[from] SpecError),
 }
 
-/// [`task_spec`] by reference: the root component of a large pipeline is costly to copy.
+/// Finds the IR task and component a task row stands for, walking up its parents (by
+/// reference: the root component of a large pipeline is costly to copy).
 pub fn task_spec_ref<'a>(
     spec: &'a PipelineSpec,
     tasks: &[Task],
     task: &Task,
-) -> Result<(&'a TaskSpec, &'a ComponentSpec), String> {
-    let parent =
-        tasks.iter().find(|t| t.id == task.parent_id).ok_or_else(|| format!("task {} has no parent", task.id))?;
+) -> Result<(&'a TaskSpec, &'a ComponentSpec), PlanError> {
+    let parent = tasks.iter().find(|t| t.id == task.parent_id).ok_or_else(|| PlanError::NoParent(task.id.clone()))?;
     let parent_component = if parent.parent_id.is_empty() {
         &spec.root
     } else {
         let owner = if parent.kind == TaskKind::Iteration {
-            tasks.iter().find(|t| t.id == parent.parent_id).ok_or_else(|| "iteration without a loop".to_string())?
+            tasks.iter().find(|t| t.id == parent.parent_id).ok_or(PlanError::IterationWithoutLoop)?
         } else {
             parent
         };
         task_spec_ref(spec, tasks, owner)?.1
     };
-    let dag = parent_component.dag.as_ref().ok_or_else(|| "parent has no dag".to_string())?;
-    let task_spec = dag.tasks.get(&task.name).ok_or_else(|| format!("no task {:?} in the spec", task.name))?;
-    let component = spec.component(&task_spec.component_ref.name).map_err(|e| e.0)?;
+    let dag = parent_component.dag.as_ref().ok_or(PlanError::NoDag)?;
+    let task_spec = dag.tasks.get(&task.name).ok_or_else(|| PlanError::NoTask(task.name.clone()))?;
+    let component = spec.component(&task_spec.component_ref.name)?;
     Ok((task_spec, component))
 }
 
@@ -79,6 +98,21 @@ pub struct StepPlan {
     pub image: String,
 }
 
+impl StepPlan {
+    /// A lightweight Python component whose pip preamble was skipped and that needs no extra
+    /// packages, as the SDK compiles it (`sh -ec <launch script> <source> <executor args…>`):
+    /// its source and the executor's arguments, for a driver that runs Python itself.
+    pub fn python_call(&self) -> Option<(&str, &[String])> {
+        let argv = &self.argv;
+        let python = self.python_packages.is_empty()
+            && argv.len() >= 4
+            && argv[0] == "sh"
+            && argv[1] == "-ec"
+            && argv[2].contains("kfp.dsl.executor_main");
+        python.then(|| (argv[3].as_str(), &argv[4..]))
+    }
+}
+
 /// How the runtime runs steps, as far as planning a step needs to know.
 #[derive(Debug, Clone)]
 pub struct StepSettings {
@@ -86,26 +120,6 @@ pub struct StepSettings {
     pub python_fast_path: bool,
     /// Prefix of artifact keys (`artifacts`); URIs are `<store URL>/<key>`.
     pub store_url: String,
-}
-
-/// Which artifacts live in weir's store: key for a URI, if it is under the store's URL.
-pub fn key_for_uri(store_url: &str, uri: &str) -> Option<String> {
-    let base = store_url.trim_end_matches('/');
-    let key = uri.strip_prefix(base).and_then(|rest| rest.strip_prefix('/'))?;
-    // `store/../elsewhere` is not in the store.
-    let inside = key.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
-    inside.then(|| key.to_string())
-}
-
-fn sanitize(part: &str) -> String {
-    let cleaned: String =
-        part.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
-    let cleaned = cleaned.trim_start_matches('.').to_string();
-    if cleaned.is_empty() {
-        "_".into()
-    } else {
-        cleaned
-    }
 }
 
 /// Plans one attempt of a container task.
@@ -117,15 +131,11 @@ pub fn plan_step(
     artifacts: &HashMap<i64, Artifact>,
     workdir: &Path,
     settings: &StepSettings,
-) -> Result<StepPlan, String> {
+) -> Result<StepPlan, PlanError> {
     let (task_spec, component) = task_spec_ref(spec, tasks, task)?;
     let label = component.executor_label.clone().unwrap_or_default();
-    let container: ContainerSpec = spec
-        .executor(&label)
-        .map_err(|e| e.0)?
-        .container
-        .clone()
-        .ok_or_else(|| format!("executor {label:?} is not a container"))?;
+    let container: ContainerSpec =
+        spec.executor(&label)?.container.clone().ok_or_else(|| PlanError::NotAContainer(label.clone()))?;
 
     let given = task.inputs.get("parameters").and_then(Value::as_object).cloned().unwrap_or_default();
     // Placeholders see the parameters as given (IfPresent before defaults, as KFP's driver);
@@ -143,18 +153,15 @@ pub fn plan_step(
         let def = component.input_definitions.artifacts.get(name);
         let mut entries = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            let artifact = artifacts
-                .get(id)
-                .cloned()
-                .ok_or_else(|| format!("input artifact {name:?}: artifact {id} is missing"))?;
+            let artifact =
+                artifacts.get(id).cloned().ok_or_else(|| PlanError::MissingArtifact { name: name.clone(), id: *id })?;
             // Fetched into the step's folder: artifacts of weir's store, and local files (an
             // importer's path or `file://` URI; the runtime checks they may be read).
             let in_store = key_for_uri(&settings.store_url, &artifact.uri).is_some()
                 || artifact.uri.starts_with('/')
                 || artifact.uri.starts_with("file://");
-            let local = in_store.then(|| {
-                workdir.join("inputs").join(sanitize(name)).join(i.to_string()).join(sanitize(&artifact.name))
-            });
+            let local = in_store
+                .then(|| workdir.join("inputs").join(segment(name)).join(i.to_string()).join(segment(&artifact.name)));
             let uri = local.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| artifact.uri.clone());
             let schema_title = def
                 .map(|d| d.artifact_type.schema_title.clone())
@@ -180,13 +187,12 @@ pub fn plan_step(
     let mut outputs = Vec::new();
     let mut output_artifacts_json = Map::new();
     let mut placeholder_outputs = Map::new();
-    let pipeline = sanitize(&spec.pipeline_info.name);
     let root = root_key(spec, run, &settings.store_url);
     for (name, def) in &component.output_definitions.artifacts {
-        let local_path = workdir.join("outputs").join("artifacts").join(sanitize(name));
-        let key = format!("{root}/{pipeline}/{}/{}/{}/{}", run.id, sanitize(&task.name), task.id, sanitize(name));
+        let local_path = workdir.join("outputs").join("artifacts").join(segment(name));
+        let key = layout::output_key(&root, &spec.pipeline_info.name, &run.id, &task.name, &task.id, name);
         let uri = local_path.display().to_string();
-        let store_uri = format!("{}/{key}", settings.store_url.trim_end_matches('/'));
+        let store_uri = layout::uri_for_key(&settings.store_url, &key);
         output_artifacts_json.insert(
             name.clone(),
             json!({"artifacts": [{
@@ -208,7 +214,7 @@ pub fn plan_step(
     let mut output_parameters = BTreeMap::new();
     let mut output_parameters_json = Map::new();
     for (name, def) in &component.output_definitions.parameters {
-        let path = workdir.join("outputs").join("parameters").join(sanitize(name));
+        let path = workdir.join("outputs").join("parameters").join(segment(name));
         output_parameters_json.insert(name.clone(), json!({"outputFile": path.display().to_string()}));
         output_parameters.insert(name.clone(), (path, def.parameter_type.clone()));
     }
@@ -225,7 +231,7 @@ pub fn plan_step(
         }
     });
 
-    let pipeline_root = format!("{}/{root}", settings.store_url.trim_end_matches('/'));
+    let pipeline_root = layout::uri_for_key(&settings.store_url, &root);
     let runtime = json!({
         "pipeline_job_name": run.display_name,
         "pipeline_job_resource_name": run.id,
@@ -249,11 +255,11 @@ pub fn plan_step(
         output_metadata_file: executor_output_file.display().to_string(),
         runtime: runtime.as_object().cloned().unwrap_or_default(),
     };
-    let command = resolve_args(&container.command, &ctx).map_err(|e| e.0)?;
-    let args = resolve_args(&container.args, &ctx).map_err(|e| e.0)?;
+    let command = resolve_args(&container.command, &ctx)?;
+    let args = resolve_args(&container.args, &ctx)?;
     let (argv, python_packages) = python_fast_path(command, args, settings.python_fast_path);
     if argv.is_empty() {
-        return Err(format!("the container of {:?} has no command", task.display_name));
+        return Err(PlanError::NoCommand(task.display_name.clone()));
     }
     let env: Vec<(String, String)> = container.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
 
@@ -285,7 +291,7 @@ pub fn root_key(spec: &PipelineSpec, run: &Run, store_url: &str) -> String {
         .filter(|root| !root.is_empty())
         .find_map(|root| key_for_uri(store_url, root.trim_end_matches('/')))
         .filter(|key| !key.is_empty())
-        .unwrap_or_else(|| "artifacts".to_string())
+        .unwrap_or_else(|| layout::DEFAULT_ROOT.to_string())
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -310,9 +316,10 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// The cache key of KFP-COMPAT.md §5: a custom key replaces everything but the component's
-/// name; otherwise inputs, input artifact ids, output specs and the container (image, command,
-/// args as compiled) are hashed. URIs never enter the key.
+/// The cache key, as KFP's driver builds it (`getFingerPrint` in backend/src/v2/driver/cache.go,
+/// `GenerateCacheKey` in backend/src/v2/cacheutils/cache.go): a custom key replaces everything
+/// but the component's name; otherwise inputs, input artifact ids, output specs and the
+/// container (image, command, args as compiled) are hashed. URIs never enter the key.
 fn fingerprint(
     task: &TaskSpec,
     container: &ContainerSpec,
@@ -410,14 +417,5 @@ mod tests {
         assert!(packages.is_empty());
         let (argv, _) = python_fast_path(vec!["echo".into()], vec!["hi".into()], true);
         assert_eq!(argv, ["echo", "hi"]);
-    }
-
-    #[test]
-    fn keys_for_uris() {
-        assert_eq!(key_for_uri("s3://b/p", "s3://b/p/artifacts/x"), Some("artifacts/x".into()));
-        assert_eq!(key_for_uri("s3://b/p", "s3://b/other/x"), None);
-        assert_eq!(key_for_uri("file:///data/", "file:///data/artifacts/x"), Some("artifacts/x".into()));
-        assert_eq!(key_for_uri("file:///data", "file:///data/artifacts/../../etc/passwd"), None);
-        assert_eq!(key_for_uri("s3://b/p", "s3://b/p/./x"), None);
     }
 }

@@ -13,7 +13,8 @@ use serde_json::{json, Map, Value};
 use weir_spec::ir::{ComponentSpec, DagSpec, PipelineSpec, TaskSpec};
 use weir_store::{Artifact, ErrorInfo, Progress, Run, RunTransition, RuntimeState, StateChange, Task, TaskKind};
 
-use crate::values::{complete_parameters, integral_numbers};
+use weir_spec::values::{complete_parameters, integral_numbers};
+use weir_spec::SpecError;
 
 /// Everything the planner looks at for one run.
 #[derive(Debug, Clone)]
@@ -43,8 +44,8 @@ const ROOT: &str = "root";
 /// Error code for failures of the run's own making (gRPC UNKNOWN, as KFP reports them).
 const RUN_ERROR: i32 = 2;
 
-fn error(message: impl Into<String>) -> Option<ErrorInfo> {
-    Some(ErrorInfo { code: RUN_ERROR, message: message.into() })
+fn error(message: impl std::fmt::Display) -> Option<ErrorInfo> {
+    Some(ErrorInfo { code: RUN_ERROR, message: message.to_string() })
 }
 
 /// Advances a run as far as it can go without running anything.
@@ -84,6 +85,36 @@ fn new_id() -> String {
 /// A random positive id that JavaScript can hold exactly (artifact ids are int64 in KFP).
 pub fn new_artifact_id() -> i64 {
     (uuid::Uuid::new_v4().as_u128() as i64 & ((1i64 << 53) - 1)).max(1)
+}
+
+/// A task row the planner is about to create.
+struct NewTask<'a> {
+    parent_id: &'a str,
+    name: &'a str,
+    display_name: &'a str,
+    kind: TaskKind,
+    /// The item's index, for an iteration of a loop.
+    iteration_index: Option<i64>,
+    state: RuntimeState,
+    inputs: Value,
+    error: Option<ErrorInfo>,
+}
+
+impl<'a> NewTask<'a> {
+    /// A task that starts RUNNING: what most kinds are when created (a DAG, a loop, an
+    /// importer); the others override `state` and `error`.
+    fn running(parent_id: &'a str, name: &'a str, display_name: &'a str, kind: TaskKind, inputs: Value) -> Self {
+        Self {
+            parent_id,
+            name,
+            display_name,
+            kind,
+            iteration_index: None,
+            state: RuntimeState::Running,
+            inputs,
+            error: None,
+        }
+    }
 }
 
 impl Planner<'_> {
@@ -153,18 +184,8 @@ impl Planner<'_> {
         self.view.run.error = err;
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn create(
-        &mut self,
-        parent_id: &str,
-        name: &str,
-        display_name: &str,
-        kind: TaskKind,
-        iteration_index: Option<i64>,
-        state: RuntimeState,
-        inputs: Value,
-        err: Option<ErrorInfo>,
-    ) -> String {
+    fn create(&mut self, new: NewTask) -> String {
+        let NewTask { parent_id, name, display_name, kind, iteration_index, state, inputs, error: err } = new;
         let id = new_id();
         let now = self.now;
         let mut history = vec![StateChange { update_time: now, state, error: err.clone() }];
@@ -261,16 +282,13 @@ impl Planner<'_> {
                 match complete_parameters(&self.view.spec.root.input_definitions, &params, "the pipeline") {
                     Ok(parameters) => {
                         let display = self.view.run.display_name.clone();
-                        self.create(
+                        self.create(NewTask::running(
                             "",
                             ROOT,
                             &display,
                             TaskKind::Dag,
-                            None,
-                            RuntimeState::Running,
                             json!({"parameters": parameters}),
-                            None,
-                        )
+                        ))
                     }
                     Err(message) => {
                         self.transition_run(RuntimeState::Failed, error(message));
@@ -303,11 +321,11 @@ impl Planner<'_> {
                 self.step.kills.push(task.id.clone());
                 still_running = true;
             } else {
-                self.set_state(&task.id, RuntimeState::Canceled, error("the run was terminated"));
+                self.set_state(&task.id, RuntimeState::Canceled, Some(ErrorInfo::run_terminated()));
             }
         }
         if !still_running {
-            self.transition_run(RuntimeState::Canceled, error("the run was terminated"));
+            self.transition_run(RuntimeState::Canceled, Some(ErrorInfo::run_terminated()));
         }
     }
 
@@ -450,7 +468,7 @@ impl Planner<'_> {
                 };
                 let mut inputs = inputs;
                 inputs["items"] = Value::Array(items);
-                let id = self.create(parent_id, name, &display, kind, None, RuntimeState::Running, inputs, None);
+                let id = self.create(NewTask::running(parent_id, name, &display, kind, inputs));
                 self.walk_loop(&id, spec);
             }
             TaskKind::Dag => {
@@ -461,24 +479,18 @@ impl Planner<'_> {
                         return;
                     }
                 };
-                let id = self.create(parent_id, name, &display, kind, None, RuntimeState::Running, inputs, None);
+                let id = self.create(NewTask::running(parent_id, name, &display, kind, inputs));
                 self.walk_dag(&id, component);
             }
             TaskKind::Importer => {
-                let id = self.create(parent_id, name, &display, kind, None, RuntimeState::Running, inputs, None);
+                let id = self.create(NewTask::running(parent_id, name, &display, kind, inputs));
                 self.import(&id, component);
             }
             TaskKind::Container | TaskKind::Iteration => {
-                let id = self.create(
-                    parent_id,
-                    name,
-                    &display,
-                    TaskKind::Container,
-                    None,
-                    RuntimeState::Pending,
-                    inputs,
-                    None,
-                );
+                let id = self.create(NewTask {
+                    state: RuntimeState::Pending,
+                    ..NewTask::running(parent_id, name, &display, TaskKind::Container, inputs)
+                });
                 let image = component
                     .executor_label
                     .as_ref()
@@ -494,10 +506,14 @@ impl Planner<'_> {
 
     /// Records a task that ends where it is decided: skipped, or failed before it could start.
     fn decided(&mut self, at: &Place, kind: TaskKind, state: RuntimeState, inputs: Value, err: Option<ErrorInfo>) {
-        self.create(&at.parent_id, &at.name, &at.display, kind, None, state, inputs, err);
+        self.create(NewTask {
+            state,
+            error: err,
+            ..NewTask::running(&at.parent_id, &at.name, &at.display, kind, inputs)
+        });
     }
 
-    fn with_defaults(&self, component: &ComponentSpec, mut inputs: Value, what: &str) -> Result<Value, String> {
+    fn with_defaults(&self, component: &ComponentSpec, mut inputs: Value, what: &str) -> Result<Value, SpecError> {
         let given = inputs.get("parameters").and_then(Value::as_object).cloned().unwrap_or_default();
         let completed = complete_parameters(&component.input_definitions, &given, &format!("task {what:?}"))?;
         inputs["parameters"] = Value::Object(completed);
@@ -528,16 +544,10 @@ impl Planner<'_> {
                 inputs["artifacts"][&iterator.item_input] = json!([items[next]]);
             }
             let display = format!("{}-{next}", loop_task.display_name);
-            let id = self.create(
-                loop_id,
-                "iteration",
-                &display,
-                TaskKind::Iteration,
-                Some(next as i64),
-                RuntimeState::Running,
-                inputs,
-                None,
-            );
+            let id = self.create(NewTask {
+                iteration_index: Some(next as i64),
+                ..NewTask::running(loop_id, "iteration", &display, TaskKind::Iteration, inputs)
+            });
             self.walk_dag(&id, component);
             if !self.task(&id).state.is_terminal() {
                 open += 1;

@@ -30,8 +30,13 @@ pub fn base_environment(
     env
 }
 
+/// An operator's `step_env` entry that is not `NAME` or `NAME=value`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("step_env entry {0:?} is not NAME or NAME=value")]
+pub struct BadEntry(pub String);
+
 /// Whether an operator's entry is well formed: a variable name, optionally `=value`.
-pub fn check_entry(entry: &str) -> Result<(), String> {
+pub fn check_entry(entry: &str) -> Result<(), BadEntry> {
     let name = entry.split_once('=').map_or(entry, |(name, _)| name);
     let valid = !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
@@ -39,7 +44,7 @@ pub fn check_entry(entry: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!("step_env entry {entry:?} is not NAME or NAME=value"))
+        Err(BadEntry(entry.to_string()))
     }
 }
 

@@ -1,39 +1,23 @@
-//! API errors: one code enum, mapped once to the HTTP status and to the `google.rpc.Status`
-//! body KFP clients get from the real server.
+//! API errors: the services' gRPC codes, mapped once to the HTTP status and to the
+//! `google.rpc.Status` body KFP clients get from the real server.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
-use weir_artifacts::ArtifactError;
-use weir_spec::SpecError;
-use weir_store::StoreError;
+pub use weir_service::Code;
+use weir_service::ServiceError;
 
-/// gRPC status codes, as KFP's gRPC-gateway reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    InvalidArgument = 3,
-    NotFound = 5,
-    AlreadyExists = 6,
-    FailedPrecondition = 9,
-    Aborted = 10,
-    Unimplemented = 12,
-    Internal = 13,
-    Unavailable = 14,
-    ResourceExhausted = 8,
-}
-
-impl Code {
-    pub fn http_status(self) -> StatusCode {
-        match self {
-            Code::InvalidArgument | Code::FailedPrecondition => StatusCode::BAD_REQUEST,
-            Code::NotFound => StatusCode::NOT_FOUND,
-            Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
-            Code::ResourceExhausted => StatusCode::PAYLOAD_TOO_LARGE,
-            Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
+/// The HTTP status KFP's gRPC-gateway answers for a code.
+pub fn http_status(code: Code) -> StatusCode {
+    match code {
+        Code::InvalidArgument | Code::FailedPrecondition => StatusCode::BAD_REQUEST,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::ResourceExhausted => StatusCode::PAYLOAD_TOO_LARGE,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -74,42 +58,15 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        let code = match &e {
-            StoreError::NotFound(_) => Code::NotFound,
-            StoreError::AlreadyExists(_) => Code::AlreadyExists,
-            StoreError::InvalidArgument(_) => Code::InvalidArgument,
-            StoreError::FailedPrecondition(_) => Code::FailedPrecondition,
-            StoreError::Aborted(_) => Code::Aborted,
-            // Both pass: a client may send the same request again.
-            StoreError::Unavailable(_) | StoreError::Transient(_) => Code::Unavailable,
-            StoreError::Internal(_) => Code::Internal,
-        };
-        Self::new(code, e.to_string())
-    }
-}
-
-impl From<SpecError> for ApiError {
-    fn from(e: SpecError) -> Self {
-        Self::invalid(e.0)
-    }
-}
-
-impl From<ArtifactError> for ApiError {
-    fn from(e: ArtifactError) -> Self {
-        let code = match &e {
-            ArtifactError::NotFound(_) => Code::NotFound,
-            ArtifactError::InvalidKey { .. } | ArtifactError::InvalidUrl(_) => Code::InvalidArgument,
-            ArtifactError::Unavailable(_) => Code::Unavailable,
-        };
-        Self::new(code, e.to_string())
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        Self::new(e.code, e.message)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.code.http_status();
+        let status = http_status(self.code);
         // A 5xx hides internals: the client gets an error id, the log gets the detail, once.
         let message = if status.is_server_error() && self.code != Code::Unavailable {
             let error_id = uuid::Uuid::new_v4();

@@ -1,4 +1,5 @@
-//! Weir's HTTP API: the KFP v2beta1 routes, error mapping, health and metrics.
+//! Weir's HTTP API: the KFP v2beta1 routes, error mapping, health and metrics. The rules
+//! behind the routes are weir-service's; handlers here parse, call one service, and answer.
 
 pub mod api;
 pub mod convert;
@@ -6,8 +7,6 @@ pub mod error;
 pub mod extract;
 pub mod lifecycle;
 pub mod observability;
-pub mod scheduler;
-pub mod service;
 
 use std::sync::Arc;
 
@@ -16,6 +15,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use weir_artifacts::ArtifactStore;
+use weir_service::{Context, Services};
 use weir_store::{Clock, MetadataStore};
 
 use crate::error::{ApiError, Code};
@@ -23,46 +23,32 @@ use crate::error::{ApiError, Code};
 /// Largest request body: a pipeline package (32 MiB) plus multipart framing.
 pub const MAX_BODY_BYTES: usize = weir_spec::MAX_PACKAGE_BYTES + (1 << 20);
 
-/// What every handler and service shares.
+/// What every handler shares: the services, and the metrics this server renders.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn MetadataStore>,
-    pub artifacts: ArtifactStore,
-    pub clock: Arc<dyn Clock>,
+    pub services: Services,
     pub metrics: PrometheusHandle,
-    /// Wakes the engine when a run is created, terminated or retried.
-    pub engine: Arc<tokio::sync::Notify>,
-    /// The engine's working folder, where logs of running steps are read live.
-    pub work_dir: Option<std::path::PathBuf>,
-    /// Wakes the scheduler when a recurring run is created or enabled.
-    pub scheduler: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn MetadataStore>, artifacts: ArtifactStore, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            store,
-            artifacts,
-            clock,
-            metrics: observability::metrics_handle(),
-            engine: Arc::new(tokio::sync::Notify::new()),
-            work_dir: None,
-            scheduler: Arc::new(tokio::sync::Notify::new()),
-        }
+        Self::from_context(Context::new(store, artifacts, clock))
     }
 
-    pub fn with_engine(mut self, engine: Arc<tokio::sync::Notify>, work_dir: std::path::PathBuf) -> Self {
-        self.engine = engine;
-        self.work_dir = Some(work_dir);
-        self
+    pub fn from_context(context: Context) -> Self {
+        Self { services: Services::new(context), metrics: observability::metrics_handle() }
     }
 
-    pub(crate) fn wake_engine(&self) {
-        self.engine.notify_one();
+    /// Wakes `engine` when a run is created, terminated or retried, and reads the logs of
+    /// running steps from its working folder.
+    pub fn with_engine(self, engine: Arc<tokio::sync::Notify>, work_dir: std::path::PathBuf) -> Self {
+        let context = Context::clone(&self.services.context).with_engine(engine, work_dir);
+        Self { services: Services::new(context), metrics: self.metrics }
     }
 
-    pub(crate) fn wake_scheduler(&self) {
-        self.scheduler.notify_one();
+    /// The stores, clock and wake-ups the services share.
+    pub fn context(&self) -> &Context {
+        &self.services.context
     }
 }
 

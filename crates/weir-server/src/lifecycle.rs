@@ -1,4 +1,4 @@
-//! What happens to storage when weir starts (DESIGN.md, "Lifecycle").
+//! What happens to storage when weir starts (docs/lifecycle.md).
 //!
 //! | both stores empty                 | initialise: schema at head, identity in both         |
 //! | weir data, same schema            | adopt                                                |

@@ -79,7 +79,7 @@ pub async fn track(request: Request, next: Next) -> Response {
 
 /// `GET /metrics` in Prometheus text format.
 pub async fn metrics_endpoint(State(state): State<AppState>) -> Response {
-    let (in_use, idle) = state.store.pool_usage();
+    let (in_use, idle) = state.context().store.pool_usage();
     metrics::gauge!("weir_db_pool_connections", "state" => "in_use").set(in_use as f64);
     metrics::gauge!("weir_db_pool_connections", "state" => "idle").set(idle as f64);
     let body = state.metrics.render();

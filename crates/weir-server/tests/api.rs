@@ -48,7 +48,7 @@ async fn upload_stores_the_spec_and_the_package() {
     let objects = app.objects().await;
     assert_eq!(objects.len(), 1, "{objects:?}");
     assert!(objects[0].starts_with(&format!("pipelines/{pipeline_id}/")));
-    assert_eq!(app.state.artifacts.get(&objects[0]).await.unwrap(), SPEC_YAML.as_bytes());
+    assert_eq!(app.state.context().artifacts.get(&objects[0]).await.unwrap(), SPEC_YAML.as_bytes());
 
     // A second version, by upload; then by JSON with an inline spec.
     let r = app

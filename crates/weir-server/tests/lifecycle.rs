@@ -1,4 +1,4 @@
-//! Start-up on existing storage (DESIGN.md "Lifecycle"), on every metadata backend: initialise
+//! Start-up on existing storage (docs/lifecycle.md), on every metadata backend: initialise
 //! empty storage, adopt our own, refuse anything else, and change neither store when refusing.
 
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use common::{spec_json, TestApp};
 use serde_json::json;
-use weir_server::AppState;
+use weir_service::{Context, Services};
 use weir_store::{Entity, ListQuery, ManualClock, Run, RuntimeState};
 use weir_store_sql::{ConnectSettings, Dialect, SqlStore};
 
@@ -33,7 +33,7 @@ async fn runs_of(app: &TestApp, id: &str) -> Vec<Run> {
     let filter =
         json!({"predicates": [{"operation": "EQUALS", "key": "recurring_run_id", "string_value": id}]}).to_string();
     let query = ListQuery::resolve(Entity::Run, &filter, "created_at", Some("200"), "", &[]).unwrap();
-    let mut runs = app.state.store.list_runs(&query).await.unwrap().items;
+    let mut runs = app.state.context().store.list_runs(&query).await.unwrap().items;
     runs.sort_by_key(|r| r.scheduled_at);
     runs
 }
@@ -46,12 +46,12 @@ fn every_minute() -> serde_json::Value {
 async fn catch_up_fires_every_missed_slot_in_order_once() {
     let app = TestApp::new().await;
     let id = create(&app, every_minute(), json!({})).await;
-    assert!(app.state.schedule_tick(Tz::UTC).await.unwrap().is_empty(), "nothing is due yet");
+    assert!(app.state.services.scheduler.tick(Tz::UTC).await.unwrap().is_empty(), "nothing is due yet");
     // Weir was down for three and a half minutes.
     app.clock.advance(3 * MINUTE + 30_000);
-    let created = app.state.schedule_tick(Tz::UTC).await.unwrap();
+    let created = app.state.services.scheduler.tick(Tz::UTC).await.unwrap();
     assert_eq!(created.len(), 3);
-    assert!(app.state.schedule_tick(Tz::UTC).await.unwrap().is_empty(), "a slot fires once");
+    assert!(app.state.services.scheduler.tick(Tz::UTC).await.unwrap().is_empty(), "a slot fires once");
     let runs = runs_of(&app, &id).await;
     let slots: Vec<i64> = runs.iter().map(|r| r.scheduled_at).collect();
     // The first whole minutes after creation (22:13:20): 22:14, 22:15, 22:16.
@@ -78,20 +78,21 @@ async fn no_catchup_fires_only_the_latest_and_max_concurrency_waits() {
     let latest_only = create(&app, every_minute(), json!({"no_catchup": true})).await;
     let one_at_a_time = create(&app, every_minute(), json!({"display_name": "serial", "max_concurrency": 1})).await;
     app.clock.advance(5 * MINUTE);
-    app.state.schedule_tick(Tz::UTC).await.unwrap();
+    app.state.services.scheduler.tick(Tz::UTC).await.unwrap();
     let latest = runs_of(&app, &latest_only).await;
     assert_eq!(latest.len(), 1);
     assert_eq!(latest[0].scheduled_at, T0 + 40_000 + 4 * MINUTE);
     let serial = runs_of(&app, &one_at_a_time).await;
     assert_eq!(serial.len(), 1, "max_concurrency 1: the next slot waits for the first run");
-    app.state.schedule_tick(Tz::UTC).await.unwrap();
+    app.state.services.scheduler.tick(Tz::UTC).await.unwrap();
     assert_eq!(runs_of(&app, &one_at_a_time).await.len(), 1);
     app.state
+        .context()
         .store
         .transition_run(&serial[0].id, &[RuntimeState::Pending], RuntimeState::Succeeded, None, T0)
         .await
         .unwrap();
-    app.state.schedule_tick(Tz::UTC).await.unwrap();
+    app.state.services.scheduler.tick(Tz::UTC).await.unwrap();
     let serial = runs_of(&app, &one_at_a_time).await;
     assert_eq!(serial.len(), 2, "the delayed slot fires once there is room");
     assert_eq!(serial[1].scheduled_at, T0 + 40_000 + MINUTE, "slots are not skipped");
@@ -108,7 +109,7 @@ async fn windows_disable_enable_and_unpinned_versions() {
     )
     .await;
     app.clock.advance(30 * MINUTE);
-    app.state.schedule_tick(Tz::UTC).await.unwrap();
+    app.state.services.scheduler.tick(Tz::UTC).await.unwrap();
     let slots: Vec<String> = runs_of(&app, &windowed)
         .await
         .iter()
@@ -126,10 +127,10 @@ async fn windows_disable_enable_and_unpinned_versions() {
     let paused = create(&app, every_minute(), json!({"display_name": "paused"})).await;
     assert_eq!(app.post(&format!("{V2}/recurringruns/{paused}:disable"), json!(null)).await.status, 200);
     app.clock.advance(2 * MINUTE);
-    app.state.schedule_tick(Tz::UTC).await.unwrap();
+    app.state.services.scheduler.tick(Tz::UTC).await.unwrap();
     assert!(runs_of(&app, &paused).await.is_empty());
     assert_eq!(app.post(&format!("{V2}/recurringruns/{paused}:enable"), json!(null)).await.status, 200);
-    app.state.schedule_tick(Tz::UTC).await.unwrap();
+    app.state.services.scheduler.tick(Tz::UTC).await.unwrap();
     assert_eq!(runs_of(&app, &paused).await.len(), 2);
 
     // A recurring run naming only the pipeline takes its newest version at each firing.
@@ -149,7 +150,7 @@ async fn windows_disable_enable_and_unpinned_versions() {
             common::SPEC_YAML.as_bytes(),
         )
         .await;
-    app.state.schedule_tick(Tz::UTC).await.unwrap();
+    app.state.services.scheduler.tick(Tz::UTC).await.unwrap();
     let runs = runs_of(&app, &unpinned).await;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].pipeline_version_id, newer.body["pipeline_version_id"].as_str().unwrap());
@@ -168,24 +169,26 @@ async fn two_schedulers(dialect: Dialect) {
     let id = create(&app, json!({"periodic_schedule": {"interval_second": 1}}), json!({"display_name": "busy"})).await;
     let other_store = Arc::new(SqlStore::connect(&app.db.url, &ConnectSettings::default()).await.unwrap());
     let other_clock = Arc::new(ManualClock::new(T0));
-    let other = AppState::new(other_store.clone(), app.state.artifacts.clone(), other_clock.clone());
+    let artifacts = app.state.context().artifacts.clone();
+    let other = Services::new(Context::new(other_store.clone(), artifacts.clone(), other_clock.clone()));
     for step in 1..=20 {
         app.clock.advance(1_500);
         other_clock.set(T0 + step * 1_500);
-        let (a, b) = tokio::join!(app.state.schedule_tick(Tz::UTC), other.schedule_tick(Tz::UTC));
+        let (a, b) = tokio::join!(app.state.services.scheduler.tick(Tz::UTC), other.scheduler.tick(Tz::UTC));
         a.unwrap();
         b.unwrap();
         // The runs finish (no engine here), so max_concurrency never holds a slot back.
         for run in runs_of(&app, &id).await.iter().filter(|r| r.state == RuntimeState::Pending) {
             app.state
+                .context()
                 .store
                 .transition_run(&run.id, &[RuntimeState::Pending], RuntimeState::Succeeded, None, T0)
                 .await
                 .unwrap();
         }
     }
-    let third = AppState::new(other_store, app.state.artifacts.clone(), Arc::new(ManualClock::new(T0 + 30_000)));
-    third.schedule_tick(Tz::UTC).await.unwrap();
+    let third = Services::new(Context::new(other_store, artifacts, Arc::new(ManualClock::new(T0 + 30_000))));
+    third.scheduler.tick(Tz::UTC).await.unwrap();
     let runs = runs_of(&app, &id).await;
     let slots: Vec<i64> = runs.iter().map(|r| r.scheduled_at).collect();
     let expected: Vec<i64> = (1..=30).map(|i| T0 + i * 1_000).collect();

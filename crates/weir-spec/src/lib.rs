@@ -10,6 +10,7 @@ pub mod ir;
 mod package;
 pub mod placeholders;
 mod validate;
+pub mod values;
 
 pub use package::{read_package, split_run_spec, Package, MAX_PACKAGE_BYTES};
 pub use validate::validate;

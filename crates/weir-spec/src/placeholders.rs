@@ -1,4 +1,17 @@
-//! Placeholder resolution in container `command` and `args` (KFP-COMPAT.md §3.5).
+//! Placeholder resolution in container `command` and `args`.
+//!
+//! The `{{$…}}` forms are the ones documented on `ExecutorInput` in
+//! `api/v2alpha1/pipeline_spec.proto`. KFP resolves them in two places. The launcher replaces
+//! `{{$}}` (the whole ExecutorInput as JSON), `{{$.inputs.parameters['…']}}`,
+//! `{{$.inputs.artifacts['…'].uri|path}}`, `{{$.outputs.artifacts['…'].uri|path}}` and
+//! `{{$.outputs.parameters['…'].output_file}}` (`compileCmdAndArgs` and `getPlaceholders` in
+//! `backend/src/v2/component/launcher_v2.go`). The driver expands the `{"IfPresent": …}`
+//! argument form (`resolveContainerArgs` in `backend/src/v2/driver/util.go`) and substitutes the
+//! runtime values `{{$.pipeline_job_name}}`, `{{$.pipeline_task_name}}`, … where a task input's
+//! constant is one of them (`resolveInputParameter` in `backend/src/v2/driver/resolve.go`).
+//! The SDK writes `IfPresent` and `Concat` as JSON arguments (`IfPresentPlaceholder`,
+//! `ConcatPlaceholder` in `sdk/python/kfp/dsl/placeholders.py`); `kfp.local` resolves the same
+//! set, `Concat` included (`sdk/python/kfp/local/placeholder_utils.py`).
 
 use serde_json::{Map, Value};
 
@@ -22,7 +35,9 @@ pub struct PlaceholderContext {
     pub runtime: Map<String, Value>,
 }
 
-/// Renders a parameter value as text the way KFP's launcher does.
+/// Renders a parameter value as text the way KFP's launcher does (`getPlaceholders` in
+/// `backend/src/v2/component/launcher_v2.go`; `pbValueToString` in `backend/src/v2/driver/util.go`
+/// prints integral numbers without a fraction the same way).
 pub fn parameter_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),

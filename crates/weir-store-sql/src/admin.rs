@@ -4,6 +4,8 @@ use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use weir_store::*;
 
+use crate::binds::identity_binds;
+use crate::schema::STORAGE_IDENTITY;
 use crate::text::Text;
 use crate::{map_err, on_pool, Bind, Dialect, SqlStore, Stmt};
 
@@ -111,16 +113,7 @@ impl StoreAdmin for SqlStore {
     }
 
     async fn begin_identity(&self, identity: &StorageIdentity) -> StoreResult<()> {
-        self.transaction(vec![Stmt::new(
-            "INSERT INTO storage_identity (id, created_at, initialising, deployment) VALUES (?, ?, ?, ?)",
-            vec![
-                Bind::Text(identity.id.clone()),
-                Bind::Int(identity.created_at),
-                Bind::Bool(true),
-                Bind::Text(identity.deployment.clone()),
-            ],
-        )])
-        .await
+        self.transaction(vec![Stmt::new(STORAGE_IDENTITY.insert_sql(1), identity_binds(identity, true))]).await
     }
 
     async fn finish_identity(&self) -> StoreResult<()> {

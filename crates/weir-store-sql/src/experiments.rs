@@ -3,26 +3,16 @@
 use async_trait::async_trait;
 use weir_store::*;
 
+use crate::binds::experiment_binds;
 use crate::rows::{ExperimentRow, EXPERIMENT_COLUMNS};
+use crate::schema::EXPERIMENTS;
 use crate::{Bind, SqlStore, Stmt};
 
 #[async_trait]
 impl ExperimentStore for SqlStore {
     async fn create_experiment(&self, e: &Experiment) -> StoreResult<()> {
-        self.transaction(vec![Stmt::new(
-            format!("INSERT INTO experiments ({EXPERIMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
-            vec![
-                Bind::Text(e.id.clone()),
-                Bind::Text(e.display_name.clone()),
-                Bind::Text(e.description.clone()),
-                Bind::Text(e.namespace.clone()),
-                Bind::Int(e.created_at),
-                Bind::Text(e.storage_state.as_str().into()),
-                Bind::Int(e.last_run_created_at),
-            ],
-        )])
-        .await
-        .map_err(|err| match err {
+        let insert = Stmt::new(EXPERIMENTS.insert_sql(1), experiment_binds(e));
+        self.transaction(vec![insert]).await.map_err(|err| match err {
             StoreError::AlreadyExists(_) => StoreError::AlreadyExists(format!(
                 "an experiment named {:?} already exists; choose another name",
                 e.display_name

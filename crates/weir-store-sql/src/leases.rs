@@ -3,6 +3,8 @@
 
 use weir_store::{Lease, StoreError, StoreResult};
 
+use crate::binds::{engine_lease_binds, id_last, lease_binds};
+use crate::schema::{ENGINE_LEASE, SERVER_LEASES};
 use crate::text::Text;
 use crate::{Bind, SqlStore, Stmt};
 
@@ -13,11 +15,7 @@ pub(crate) async fn heartbeat(store: &SqlStore, lease: &Lease) -> StoreResult<()
     let exists =
         store.count("SELECT COUNT(*) FROM server_leases WHERE id = ?", &[Bind::Text(lease.id.clone())]).await? > 0;
     let statement = if exists {
-        Stmt::new(
-            "UPDATE server_leases SET deployment = ?, host = ?, pid = ?, version = ?, schema_version = ?, \
-             started_at = ?, heartbeat_at = ? WHERE id = ?",
-            lease_values(lease),
-        )
+        Stmt::new(SERVER_LEASES.update_by_id_sql(), id_last(lease_binds(lease)))
     } else {
         insert_lease(lease)
     };
@@ -50,8 +48,7 @@ pub(crate) async fn leases(store: &SqlStore) -> StoreResult<Vec<Lease>> {
     }
     let rows = store
         .fetch_all::<LeaseRow>(
-            "SELECT id, deployment, host, pid, version, schema_version, started_at, heartbeat_at FROM server_leases \
-             ORDER BY heartbeat_at DESC, id",
+            &format!("SELECT {} FROM server_leases ORDER BY heartbeat_at DESC, id", SERVER_LEASES.column_list),
             &[],
         )
         .await?;
@@ -88,10 +85,7 @@ pub(crate) async fn engine_holder(store: &SqlStore) -> StoreResult<Option<String
 pub(crate) async fn take_engine(store: &SqlStore, lease: &Lease, replacing: Option<&str>) -> StoreResult<()> {
     let lost = || StoreError::Aborted("another weir took the engine lease first".into());
     let take = match replacing {
-        None => Stmt::new(
-            "INSERT INTO engine_lease (id, lease_id, taken_at) VALUES (1, ?, ?)",
-            vec![Bind::Text(lease.id.clone()), Bind::Int(lease.started_at)],
-        ),
+        None => Stmt::new(ENGINE_LEASE.insert_sql(1), engine_lease_binds(&lease.id, lease.started_at)),
         Some(holder) => Stmt::new(
             "UPDATE engine_lease SET lease_id = ?, taken_at = ? WHERE id = 1 AND lease_id = ?",
             vec![Bind::Text(lease.id.clone()), Bind::Int(lease.started_at), Bind::Text(holder.to_string())],
@@ -111,22 +105,5 @@ pub(crate) async fn take_engine(store: &SqlStore, lease: &Lease, replacing: Opti
 }
 
 fn insert_lease(lease: &Lease) -> Stmt {
-    Stmt::new(
-        "INSERT INTO server_leases (deployment, host, pid, version, schema_version, started_at, heartbeat_at, id) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        lease_values(lease),
-    )
-}
-
-fn lease_values(lease: &Lease) -> Vec<Bind> {
-    vec![
-        Bind::Text(lease.deployment.clone()),
-        Bind::Text(lease.host.clone()),
-        Bind::Int(lease.pid),
-        Bind::Text(lease.version.clone()),
-        Bind::Int(lease.schema_version),
-        Bind::Int(lease.started_at),
-        Bind::Int(lease.heartbeat_at),
-        Bind::Text(lease.id.clone()),
-    ]
+    Stmt::new(SERVER_LEASES.insert_sql(1), lease_binds(lease))
 }

@@ -5,6 +5,7 @@
 //! native driver (no `Any` type mapping) while the SQL and row mapping stay shared.
 
 mod admin;
+mod binds;
 mod experiments;
 mod leases;
 mod list;
@@ -13,6 +14,7 @@ mod portable;
 mod recurring_runs;
 mod rows;
 mod runs;
+mod schema;
 mod tasks;
 pub mod testing;
 mod text;
@@ -76,6 +78,30 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
+
+/// Runs `$body` with `$tx` bound to a transaction on the pool that writes (SQLite's one writer,
+/// or the dialect's pool), once per dialect like [`on_pool!`], so a write and the reads that
+/// decide it share one transaction. `$body` gives a `StoreResult`: the transaction commits
+/// when it is `Ok`; otherwise (or when `$body` returns early) it is dropped, which rolls it back.
+macro_rules! write_tx {
+    (@in $pool:expr, |$tx:ident| $body:expr) => {{
+        let mut $tx = $pool.begin().await.map_err($crate::map_err)?;
+        let outcome: ::weir_store::StoreResult<_> = $body;
+        // An error leaves here, dropping the transaction, which rolls it back.
+        let value = outcome?;
+        $tx.commit().await.map_err($crate::map_err)?;
+        Ok::<_, ::weir_store::StoreError>(value)
+    }};
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        match (&$store.sqlite_writer, &$store.pools) {
+            (Some(writer), _) => $crate::write_tx!(@in writer, |$tx| $body),
+            (None, $crate::Pools::Sqlite(pool)) => $crate::write_tx!(@in pool, |$tx| $body),
+            (None, $crate::Pools::MySql(pool)) => $crate::write_tx!(@in pool, |$tx| $body),
+            (None, $crate::Pools::Postgres(pool)) => $crate::write_tx!(@in pool, |$tx| $body),
+        }
+    }};
+}
+pub(crate) use write_tx;
 
 /// A value bound to a `?` placeholder.
 #[derive(Debug, Clone, PartialEq)]
@@ -469,26 +495,19 @@ impl SqlStore {
         for stmt in &statements {
             check_text(&stmt.binds)?;
         }
-        macro_rules! run_in {
-            ($pool:expr) => {{
-                let mut tx = $pool.begin().await.map_err(map_err)?;
-                for stmt in statements {
-                    let sql = self.sql(&stmt.sql);
-                    let result = bind_all!(sqlx::query(&sql), &stmt.binds).execute(&mut *tx).await.map_err(map_err)?;
-                    if result.rows_affected() == 0 {
-                        if let Some(error) = stmt.on_zero_rows {
-                            // Dropping the transaction rolls it back.
-                            return Err(error);
-                        }
+        write_tx!(self, |tx| {
+            for stmt in statements {
+                let sql = self.sql(&stmt.sql);
+                let result = bind_all!(sqlx::query(&sql), &stmt.binds).execute(&mut *tx).await.map_err(map_err)?;
+                if result.rows_affected() == 0 {
+                    if let Some(error) = stmt.on_zero_rows {
+                        // Dropping the transaction rolls it back.
+                        return Err(error);
                     }
                 }
-                tx.commit().await.map_err(map_err)
-            }};
-        }
-        if let Some(writer) = &self.sqlite_writer {
-            return run_in!(writer);
-        }
-        on_pool!(self, |pool| run_in!(pool))
+            }
+            Ok(())
+        })
     }
 
     /// Lists rows of `table` for a resolved query: one page (plus one row to detect the next

@@ -3,43 +3,17 @@
 use async_trait::async_trait;
 use weir_store::*;
 
-use crate::rows::{tags_text, PipelineRow, VersionRow, PIPELINE_COLUMNS, VERSION_COLUMNS};
-use crate::{json_text, Bind, SqlStore, Stmt};
+use crate::binds::{pipeline_binds, version_binds};
+use crate::rows::{PipelineRow, VersionRow, PIPELINE_COLUMNS, VERSION_COLUMNS};
+use crate::schema::{PIPELINES, PIPELINE_VERSIONS};
+use crate::{Bind, SqlStore, Stmt};
 
 fn insert_pipeline(p: &Pipeline) -> Stmt {
-    Stmt::new(
-        "INSERT INTO pipelines (id, name, display_name, description, namespace, created_at, tags) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-        vec![
-            Bind::Text(p.id.clone()),
-            Bind::Text(p.name.clone()),
-            Bind::Text(p.display_name.clone()),
-            Bind::Text(p.description.clone()),
-            Bind::Text(p.namespace.clone()),
-            Bind::Int(p.created_at),
-            Bind::Text(tags_text(&p.tags)),
-        ],
-    )
+    Stmt::new(PIPELINES.insert_sql(1), pipeline_binds(p))
 }
 
 fn insert_version(v: &PipelineVersion) -> Stmt {
-    Stmt::new(
-        format!("INSERT INTO pipeline_versions ({VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-        vec![
-            Bind::Text(v.id.clone()),
-            Bind::Text(v.pipeline_id.clone()),
-            Bind::Text(v.name.clone()),
-            Bind::Text(v.display_name.clone()),
-            Bind::Text(v.description.clone()),
-            Bind::Int(v.created_at),
-            Bind::Text(json_text(&v.pipeline_spec)),
-            Bind::OptText(v.platform_spec.as_ref().map(json_text)),
-            Bind::Text(v.package_key.clone()),
-            Bind::Text(v.package_url.clone()),
-            Bind::Text(v.code_source_url.clone()),
-            Bind::Text(tags_text(&v.tags)),
-        ],
-    )
+    Stmt::new(PIPELINE_VERSIONS.insert_sql(1), version_binds(v))
 }
 
 fn pipeline_conflict(p: &Pipeline, e: StoreError) -> StoreError {

@@ -5,213 +5,14 @@ use serde_json::Value;
 use sqlx::Row;
 use weir_store::*;
 
+use crate::schema::{values_sql, Col, Table, TABLES};
 use crate::text::Text;
 use crate::{bind_all, map_err, on_pool, Bind, Dialect, SqlStore};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Col {
-    Text,
-    OptText,
-    Int,
-    OptInt,
-    Bool,
-}
-
-/// A weir table, its columns and the schema version each appeared in, in the order they are
-/// exported and imported (parents before children).
-pub(crate) struct TableDef {
-    pub name: &'static str,
-    pub since: i64,
-    pub order_by: &'static str,
-    pub columns: &'static [(&'static str, Col, i64)],
-}
-
-use Col::{Bool, Int, OptInt, OptText, Text as T};
-
-pub(crate) const TABLES: &[TableDef] = &[
-    TableDef {
-        name: "storage_identity",
-        since: 1,
-        order_by: "id",
-        columns: &[("id", T, 1), ("created_at", Int, 1), ("initialising", Bool, 1), ("deployment", T, 6)],
-    },
-    TableDef {
-        name: "pipelines",
-        since: 1,
-        order_by: "id",
-        columns: &[
-            ("id", T, 1),
-            ("name", T, 1),
-            ("display_name", T, 1),
-            ("description", T, 1),
-            ("namespace", T, 1),
-            ("created_at", Int, 1),
-            ("tags", T, 1),
-        ],
-    },
-    TableDef {
-        name: "pipeline_versions",
-        since: 1,
-        order_by: "id",
-        columns: &[
-            ("id", T, 1),
-            ("pipeline_id", T, 1),
-            ("name", T, 1),
-            ("display_name", T, 1),
-            ("description", T, 1),
-            ("created_at", Int, 1),
-            ("pipeline_spec", T, 1),
-            ("platform_spec", OptText, 1),
-            ("package_key", T, 1),
-            ("package_url", T, 1),
-            ("code_source_url", T, 1),
-            ("tags", T, 1),
-        ],
-    },
-    TableDef {
-        name: "experiments",
-        since: 1,
-        order_by: "id",
-        columns: &[
-            ("id", T, 1),
-            ("display_name", T, 1),
-            ("description", T, 1),
-            ("namespace", T, 1),
-            ("created_at", Int, 1),
-            ("storage_state", T, 1),
-            ("last_run_created_at", Int, 1),
-        ],
-    },
-    TableDef {
-        name: "runs",
-        since: 1,
-        order_by: "id",
-        columns: &[
-            ("id", T, 1),
-            ("experiment_id", T, 1),
-            ("display_name", T, 1),
-            ("description", T, 1),
-            ("namespace", T, 1),
-            ("storage_state", T, 1),
-            ("pipeline_id", T, 1),
-            ("pipeline_version_id", T, 1),
-            ("pipeline_spec", T, 1),
-            ("platform_spec", OptText, 1),
-            ("parameters", T, 1),
-            ("pipeline_root", T, 1),
-            ("service_account", T, 1),
-            ("created_at", Int, 1),
-            ("scheduled_at", Int, 1),
-            ("finished_at", Int, 1),
-            ("state", T, 1),
-            ("error", OptText, 1),
-            ("recurring_run_id", T, 1),
-        ],
-    },
-    TableDef {
-        name: "run_state_history",
-        since: 1,
-        order_by: "run_id, seq",
-        columns: &[("run_id", T, 1), ("seq", Int, 1), ("update_time", Int, 1), ("state", T, 1), ("error", OptText, 1)],
-    },
-    TableDef {
-        name: "recurring_runs",
-        since: 1,
-        order_by: "id",
-        columns: &[
-            ("id", T, 1),
-            ("display_name", T, 1),
-            ("description", T, 1),
-            ("experiment_id", T, 1),
-            ("namespace", T, 1),
-            ("pipeline_id", T, 1),
-            ("pipeline_version_id", T, 1),
-            ("pipeline_spec", T, 1),
-            ("platform_spec", OptText, 1),
-            ("parameters", T, 1),
-            ("pipeline_root", T, 1),
-            ("service_account", T, 1),
-            ("max_concurrency", Int, 1),
-            ("trigger_spec", T, 1),
-            ("enabled", Bool, 1),
-            ("no_catchup", Bool, 1),
-            ("created_at", Int, 1),
-            ("updated_at", Int, 1),
-            ("last_slot_at", Int, 4),
-            ("last_index", Int, 4),
-        ],
-    },
-    TableDef {
-        name: "recurring_run_slots",
-        since: 4,
-        order_by: "recurring_run_id, slot_at",
-        columns: &[("recurring_run_id", T, 4), ("slot_at", Int, 4), ("run_id", T, 4), ("created_at", Int, 4)],
-    },
-    TableDef {
-        name: "tasks",
-        since: 2,
-        order_by: "id",
-        columns: &[
-            ("id", T, 2),
-            ("run_id", T, 2),
-            ("parent_id", T, 2),
-            ("name", T, 2),
-            ("display_name", T, 2),
-            ("kind", T, 2),
-            ("iteration_index", OptInt, 2),
-            ("state", T, 2),
-            ("attempts", Int, 2),
-            ("inputs", T, 2),
-            ("outputs", T, 2),
-            ("fingerprint", T, 2),
-            ("pipeline_name", T, 2),
-            ("cached", Bool, 2),
-            ("image", T, 2),
-            ("error", OptText, 2),
-            ("created_at", Int, 2),
-            ("started_at", Int, 2),
-            ("finished_at", Int, 2),
-            ("retry_at", Int, 2),
-            ("pid", Int, 2),
-            ("state_history", T, 2),
-        ],
-    },
-    TableDef {
-        name: "artifacts",
-        since: 2,
-        order_by: "id",
-        columns: &[
-            ("id", Int, 2),
-            ("run_id", T, 2),
-            ("task_id", T, 2),
-            ("name", T, 2),
-            ("uri", T, 2),
-            ("schema_title", T, 2),
-            ("schema_version", T, 2),
-            ("metadata", T, 2),
-            ("created_at", Int, 2),
-            ("object_count", Int, 3),
-        ],
-    },
-    TableDef {
-        name: "server_leases",
-        since: 3,
-        order_by: "id",
-        columns: &[
-            ("id", T, 3),
-            ("deployment", T, 3),
-            ("host", T, 3),
-            ("pid", Int, 3),
-            ("version", T, 3),
-            ("schema_version", Int, 3),
-            ("started_at", Int, 3),
-            ("heartbeat_at", Int, 3),
-        ],
-    },
-];
-
-fn columns_at(table: &TableDef, version: i64) -> Vec<(&'static str, Col)> {
-    table.columns.iter().filter(|(_, _, since)| *since <= version).map(|(n, c, _)| (*n, *c)).collect()
+/// The tables a backup of schema version `version` carries, in the order it carries them
+/// (parents before children): the definition's data tables that exist at that version.
+fn catalogue(version: i64) -> impl Iterator<Item = &'static Table> {
+    TABLES.iter().filter(move |t| t.in_backup() && t.since <= version)
 }
 
 fn to_bind(value: &Value, col: Col, table: &str, column: &str) -> StoreResult<Bind> {
@@ -390,7 +191,7 @@ async fn lock_file(db: &std::path::Path) -> StoreResult<nix::fcntl::Flock<std::f
 pub(crate) async fn table_counts(store: &SqlStore) -> StoreResult<Vec<(String, i64)>> {
     let version = store.schema_version().await?;
     let mut out = Vec::new();
-    for table in TABLES.iter().filter(|t| t.since <= version) {
+    for table in catalogue(version) {
         out.push((table.name.to_string(), store.count(&format!("SELECT COUNT(*) FROM {}", table.name), &[]).await?));
     }
     Ok(out)
@@ -406,8 +207,8 @@ pub(crate) async fn export_tables(store: &SqlStore, out: tokio::sync::mpsc::Send
         if dialect == Dialect::Postgres {
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await.map_err(map_err)?;
         }
-        for table in TABLES.iter().filter(|t| t.since <= version) {
-            let columns = columns_at(table, version);
+        for table in catalogue(version) {
+            let columns = table.backup_columns(version);
             let names: Vec<String> = columns.iter().map(|(n, _)| n.to_string()).collect();
             let header = TableDump { name: table.name.to_string(), columns: names.clone(), rows: Vec::new() };
             let sql = format!("SELECT {} FROM {} ORDER BY {}", names.join(", "), table.name, table.order_by);
@@ -437,11 +238,11 @@ pub(crate) async fn export_tables(store: &SqlStore, out: tokio::sync::mpsc::Send
 }
 
 /// The binds of a chunk's rows, after checking the chunk against the schema version's table.
-fn chunk_binds(version: i64, chunk: &TableDump) -> StoreResult<(&'static TableDef, Vec<Bind>)> {
-    let def = TABLES.iter().find(|t| t.name == chunk.name && t.since <= version).ok_or_else(|| {
+fn chunk_binds(version: i64, chunk: &TableDump) -> StoreResult<(&'static Table, Vec<Bind>)> {
+    let def = catalogue(version).find(|t| t.name == chunk.name).ok_or_else(|| {
         StoreError::InvalidArgument(format!("schema version {version} has no table {:?}", chunk.name))
     })?;
-    let columns = columns_at(def, version);
+    let columns = def.backup_columns(version);
     let expected: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
     if expected != chunk.columns {
         return Err(StoreError::InvalidArgument(format!(
@@ -508,7 +309,7 @@ pub(crate) async fn import_tables(
         ($pool:expr) => {{
             let mut tx = $pool.begin().await.map_err(map_err)?;
             // Checked inside the transaction that loads, so nothing can slip in between.
-            for table in TABLES.iter().filter(|t| t.since <= version) {
+            for table in catalogue(version) {
                 let sql = format!("SELECT COUNT(*) FROM {}", table.name);
                 let rows: i64 = sqlx::query_scalar(&sql).fetch_one(&mut *tx).await.map_err(map_err)?;
                 if rows > 0 {
@@ -532,13 +333,12 @@ pub(crate) async fn import_tables(
                 }
                 last = here;
                 let width = chunk.columns.len();
-                let row_marks = format!("({})", vec!["?"; width].join(", "));
                 for binds in binds.chunks(width * IMPORT_ROWS_PER_INSERT) {
                     let sql = store.sql(&format!(
                         "INSERT INTO {} ({}) VALUES {}",
                         def.name,
                         chunk.columns.join(", "),
-                        vec![row_marks.as_str(); binds.len() / width].join(", ")
+                        values_sql(width, binds.len() / width)
                     ));
                     bind_all!(sqlx::query(&sql), binds).execute(&mut *tx).await.map_err(map_err)?;
                 }
@@ -558,14 +358,12 @@ pub(crate) async fn import_tables(
     on_pool!(store, |pool| load_in!(pool))
 }
 
-/// Tables derived from the others (kept by triggers): not in backups, rebuilt on import.
-/// `engine_lease` names a running process, not data: not in backups either.
-const DERIVED_TABLES: &[&str] = &["run_counts", "engine_lease"];
-
 pub(crate) async fn purge(store: &SqlStore) -> StoreResult<()> {
-    let mut names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+    // Children before parents, then the tables backups do not carry (derived, or naming a
+    // process), then sqlx's record of migrations.
+    let mut names: Vec<&str> = TABLES.iter().filter(|t| t.in_backup()).map(|t| t.name).collect();
     names.reverse();
-    names.extend(DERIVED_TABLES);
+    names.extend(TABLES.iter().filter(|t| !t.in_backup()).map(|t| t.name));
     names.push("_sqlx_migrations");
     for name in names {
         let sql = format!("DROP TABLE IF EXISTS {name}");

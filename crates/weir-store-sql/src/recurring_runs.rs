@@ -3,39 +3,16 @@
 use async_trait::async_trait;
 use weir_store::*;
 
+use crate::binds::{recurring_binds, slot_binds};
 use crate::rows::{RecurringRow, RECURRING_COLUMNS};
-use crate::{json_text, Bind, SqlStore, Stmt};
+use crate::schema::{RECURRING_RUNS, RECURRING_RUN_SLOTS};
+use crate::{Bind, SqlStore, Stmt};
 
 #[async_trait]
 impl RecurringRunStore for SqlStore {
     async fn create_recurring_run(&self, r: &RecurringRun) -> StoreResult<()> {
         self.get_experiment(&r.experiment_id).await?;
-        self.transaction(vec![Stmt::new(
-            format!("INSERT INTO recurring_runs ({RECURRING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-            vec![
-                Bind::Text(r.id.clone()),
-                Bind::Text(r.display_name.clone()),
-                Bind::Text(r.description.clone()),
-                Bind::Text(r.experiment_id.clone()),
-                Bind::Text(r.namespace.clone()),
-                Bind::Text(r.pipeline_id.clone()),
-                Bind::Text(r.pipeline_version_id.clone()),
-                Bind::Text(json_text(&r.pipeline_spec)),
-                Bind::OptText(r.platform_spec.as_ref().map(json_text)),
-                Bind::Text(serde_json::to_string(&r.parameters).unwrap_or_else(|_| "{}".into())),
-                Bind::Text(r.pipeline_root.clone()),
-                Bind::Text(r.service_account.clone()),
-                Bind::Int(r.max_concurrency),
-                Bind::Text(serde_json::to_string(&r.trigger).unwrap_or_default()),
-                Bind::Bool(r.enabled),
-                Bind::Bool(r.no_catchup),
-                Bind::Int(r.created_at),
-                Bind::Int(r.updated_at),
-                Bind::Int(r.last_slot_at),
-                Bind::Int(r.last_index),
-            ],
-        )])
-        .await
+        self.transaction(vec![Stmt::new(RECURRING_RUNS.insert_sql(1), recurring_binds(r))]).await
     }
 
     async fn get_recurring_run(&self, id: &str) -> StoreResult<RecurringRun> {
@@ -114,10 +91,7 @@ impl RecurringRunStore for SqlStore {
                 ],
             )
             .or_fail(StoreError::Aborted(format!("recurring run {} moved on or was disabled", recurring.id))),
-            Stmt::new(
-                "INSERT INTO recurring_run_slots (recurring_run_id, slot_at, run_id, created_at) VALUES (?, ?, ?, ?)",
-                vec![Bind::Text(recurring.id.clone()), Bind::Int(slot_at), Bind::Text(run.id.clone()), Bind::Int(run.created_at)],
-            ),
+            Stmt::new(RECURRING_RUN_SLOTS.insert_sql(1), slot_binds(&recurring.id, slot_at, run)),
         ];
         statements.extend(crate::runs::create_statements(run));
         self.transaction(statements).await

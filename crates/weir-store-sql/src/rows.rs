@@ -1,4 +1,5 @@
-//! Row types as selected, and their conversion to domain types.
+//! Row types as selected, and their conversion to domain types. Each table's SELECT list is
+//! its whole row as `schema.rs` defines it; the rows are read by column name.
 
 use std::collections::BTreeMap;
 
@@ -6,6 +7,7 @@ use serde_json::{Map, Value};
 use weir_store::*;
 
 use crate::parse_json;
+use crate::schema;
 use crate::text::Text;
 
 fn tags_from(text: &str) -> StoreResult<BTreeMap<String, String>> {
@@ -50,7 +52,7 @@ pub(crate) fn error_from(text: Option<Text>) -> StoreResult<Option<ErrorInfo>> {
     .transpose()
 }
 
-pub(crate) const PIPELINE_COLUMNS: &str = "id, name, display_name, description, namespace, created_at, tags";
+pub(crate) const PIPELINE_COLUMNS: &str = schema::PIPELINES.column_list;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct PipelineRow {
@@ -77,8 +79,7 @@ impl PipelineRow {
     }
 }
 
-pub(crate) const VERSION_COLUMNS: &str = "id, pipeline_id, name, display_name, description, created_at, \
-     pipeline_spec, platform_spec, package_key, package_url, code_source_url, tags";
+pub(crate) const VERSION_COLUMNS: &str = schema::PIPELINE_VERSIONS.column_list;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct VersionRow {
@@ -115,8 +116,7 @@ impl VersionRow {
     }
 }
 
-pub(crate) const EXPERIMENT_COLUMNS: &str =
-    "id, display_name, description, namespace, created_at, storage_state, last_run_created_at";
+pub(crate) const EXPERIMENT_COLUMNS: &str = schema::EXPERIMENTS.column_list;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct ExperimentRow {
@@ -143,9 +143,7 @@ impl ExperimentRow {
     }
 }
 
-pub(crate) const RUN_COLUMNS: &str = "id, experiment_id, display_name, description, namespace, storage_state, \
-     pipeline_id, pipeline_version_id, pipeline_spec, platform_spec, parameters, pipeline_root, \
-     service_account, created_at, scheduled_at, finished_at, state, error, recurring_run_id";
+pub(crate) const RUN_COLUMNS: &str = schema::RUNS.column_list;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct RunRow {
@@ -219,10 +217,7 @@ impl StateRow {
     }
 }
 
-pub(crate) const RECURRING_COLUMNS: &str = "id, display_name, description, experiment_id, namespace, \
-     pipeline_id, pipeline_version_id, pipeline_spec, platform_spec, parameters, pipeline_root, \
-     service_account, max_concurrency, trigger_spec, enabled, no_catchup, created_at, updated_at, last_slot_at, \
-     last_index";
+pub(crate) const RECURRING_COLUMNS: &str = schema::RECURRING_RUNS.column_list;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct RecurringRow {
@@ -276,9 +271,7 @@ impl RecurringRow {
     }
 }
 
-pub(crate) const TASK_COLUMNS: &str = "id, run_id, parent_id, name, display_name, kind, iteration_index, state, \
-     attempts, inputs, outputs, fingerprint, pipeline_name, cached, image, error, created_at, started_at, \
-     finished_at, retry_at, pid, state_history";
+pub(crate) const TASK_COLUMNS: &str = schema::TASKS.column_list;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct TaskRow {
@@ -358,8 +351,7 @@ impl TaskRow {
     }
 }
 
-pub(crate) const ARTIFACT_COLUMNS: &str =
-    "id, run_id, task_id, name, uri, schema_title, schema_version, metadata, created_at, object_count";
+pub(crate) const ARTIFACT_COLUMNS: &str = schema::ARTIFACTS.column_list;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct ArtifactRow {

@@ -1,24 +1,57 @@
 //! Runs and their state history.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use weir_store::*;
 
+use crate::binds::{history_binds, run_binds, task_binds};
 use crate::rows::{error_text, RunRow, StateRow, RUN_COLUMNS};
-use crate::{json_text, Bind, SqlStore, Stmt};
+use crate::schema::{RUNS, RUN_STATE_HISTORY, TASKS};
+use crate::text::Text;
+use crate::{bind_all, check_text, map_err, write_tx, Bind, SqlStore, Stmt};
 
+/// Appends a state change to a run's history. Its `seq` is one after the run's last, computed
+/// by the statement itself: the value bound for `seq` (1) is added to the current maximum.
 pub(crate) fn history_insert(run_id: &str, state: RuntimeState, error: &Option<ErrorInfo>, now: i64) -> Stmt {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        let columns: Vec<&str> = RUN_STATE_HISTORY.data_columns().map(|c| c.name).collect();
+        let values: Vec<&str> =
+            columns.iter().map(|c| if *c == "seq" { "COALESCE(MAX(seq), 0) + ?" } else { "?" }).collect();
+        format!(
+            "INSERT INTO run_state_history ({}) SELECT {} FROM run_state_history WHERE run_id = ?",
+            columns.join(", "),
+            values.join(", ")
+        )
+    });
+    let mut binds = history_binds(run_id, 1, now, state, error);
+    binds.push(Bind::Text(run_id.into()));
+    Stmt::new(SQL.as_str(), binds)
+}
+
+/// Moves a run to `to` if it is in one of `from` (a compare-and-set: it matches no row
+/// otherwise); `finished_at` is set when `to` is terminal and cleared otherwise. `from` is not
+/// empty.
+pub(crate) fn transition_update(
+    run_id: &str,
+    from: &[RuntimeState],
+    to: RuntimeState,
+    error: &Option<ErrorInfo>,
+    now: i64,
+) -> Stmt {
+    let finished_at = if to.is_terminal() { now } else { 0 };
+    let placeholders = vec!["?"; from.len()].join(", ");
+    let mut binds = vec![
+        Bind::Text(to.as_str().into()),
+        Bind::Int(finished_at),
+        Bind::OptText(error_text(error)),
+        Bind::Text(run_id.into()),
+    ];
+    binds.extend(from.iter().map(|s| Bind::Text(s.as_str().into())));
     Stmt::new(
-        "INSERT INTO run_state_history (run_id, seq, update_time, state, error) \
-         SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM run_state_history WHERE run_id = ?",
-        vec![
-            Bind::Text(run_id.into()),
-            Bind::Int(now),
-            Bind::Text(state.as_str().into()),
-            Bind::OptText(error_text(error)),
-            Bind::Text(run_id.into()),
-        ],
+        format!("UPDATE runs SET state = ?, finished_at = ?, error = ? WHERE id = ? AND state IN ({placeholders})"),
+        binds,
     )
 }
 
@@ -62,10 +95,7 @@ impl SqlStore {
 /// The statements that create a run: the experiment's stamp (which fails for a missing
 /// experiment), the row, its first state changes.
 pub(crate) fn create_statements(run: &Run) -> Vec<Stmt> {
-    let insert = Stmt::new(
-        format!("INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-        run_binds(run),
-    );
+    let insert = Stmt::new(RUNS.insert_sql(1), run_binds(run));
     let stamp = Stmt::new(
         "UPDATE experiments SET last_run_created_at = ? WHERE id = ?",
         vec![Bind::Int(run.created_at), Bind::Text(run.experiment_id.clone())],
@@ -78,30 +108,6 @@ pub(crate) fn create_statements(run: &Run) -> Vec<Stmt> {
     statements
 }
 
-fn run_binds(run: &Run) -> Vec<Bind> {
-    vec![
-        Bind::Text(run.id.clone()),
-        Bind::Text(run.experiment_id.clone()),
-        Bind::Text(run.display_name.clone()),
-        Bind::Text(run.description.clone()),
-        Bind::Text(run.namespace.clone()),
-        Bind::Text(run.storage_state.as_str().into()),
-        Bind::Text(run.pipeline_id.clone()),
-        Bind::Text(run.pipeline_version_id.clone()),
-        Bind::Text(json_text(&run.pipeline_spec)),
-        Bind::OptText(run.platform_spec.as_ref().map(json_text)),
-        Bind::Text(serde_json::to_string(&run.parameters).unwrap_or_else(|_| "{}".into())),
-        Bind::Text(run.pipeline_root.clone()),
-        Bind::Text(run.service_account.clone()),
-        Bind::Int(run.created_at),
-        Bind::Int(run.scheduled_at),
-        Bind::Int(run.finished_at),
-        Bind::Text(run.state.as_str().into()),
-        Bind::OptText(error_text(&run.error)),
-        Bind::Text(run.recurring_run_id.clone()),
-    ]
-}
-
 impl SqlStore {
     /// Inserts many finished runs with their tasks in one transaction, a few hundred rows per
     /// statement: for filling a store to measure it at scale (a million runs one
@@ -109,46 +115,24 @@ impl SqlStore {
     /// `last_run_created_at` is not stamped.
     pub async fn bulk_load(&self, runs: &[Run], tasks: &[Task]) -> StoreResult<()> {
         let mut statements = Vec::new();
-        let rows = |columns: usize, count: usize| {
-            let row = format!("({})", vec!["?"; columns].join(", "));
-            vec![row; count].join(", ")
-        };
         for chunk in runs.chunks(500) {
             let binds = chunk.iter().flat_map(run_binds).collect();
-            statements
-                .push(Stmt::new(format!("INSERT INTO runs ({RUN_COLUMNS}) VALUES {}", rows(19, chunk.len())), binds));
-            let mut history = Vec::new();
+            statements.push(Stmt::new(RUNS.insert_sql(chunk.len()), binds));
+            let (mut history, mut count) = (Vec::new(), 0);
             for run in chunk {
                 for (seq, change) in run.state_history.iter().enumerate() {
-                    history.extend([
-                        Bind::Text(run.id.clone()),
-                        Bind::Int(seq as i64 + 1),
-                        Bind::Int(change.update_time),
-                        Bind::Text(change.state.as_str().into()),
-                        Bind::OptText(error_text(&change.error)),
-                    ]);
+                    let seq = seq as i64 + 1;
+                    history.extend(history_binds(&run.id, seq, change.update_time, change.state, &change.error));
+                    count += 1;
                 }
             }
-            if !history.is_empty() {
-                let count = history.len() / 5;
-                statements.push(Stmt::new(
-                    format!(
-                        "INSERT INTO run_state_history (run_id, seq, update_time, state, error) VALUES {}",
-                        rows(5, count)
-                    ),
-                    history,
-                ));
+            if count > 0 {
+                statements.push(Stmt::new(RUN_STATE_HISTORY.insert_sql(count), history));
             }
         }
         for chunk in tasks.chunks(500) {
-            let binds = chunk
-                .iter()
-                .flat_map(|t| std::iter::once(Bind::Text(t.id.clone())).chain(crate::tasks::task_binds(t)))
-                .collect();
-            statements.push(Stmt::new(
-                format!("INSERT INTO tasks ({}) VALUES {}", crate::rows::TASK_COLUMNS, rows(22, chunk.len())),
-                binds,
-            ));
+            let binds = chunk.iter().flat_map(task_binds).collect();
+            statements.push(Stmt::new(TASKS.insert_sql(chunk.len()), binds));
         }
         self.transaction(statements).await
     }
@@ -176,28 +160,39 @@ impl RunStore for SqlStore {
     }
 
     async fn set_run_storage_state(&self, id: &str, state: StorageState) -> StoreResult<()> {
-        if state == StorageState::Available {
-            let run = self.get_run(id).await?;
-            let archived: Option<i64> = self
-                .count(
-                    "SELECT COUNT(*) FROM experiments WHERE id = ? AND storage_state = ?",
-                    &[Bind::Text(run.experiment_id.clone()), Bind::Text(StorageState::Archived.as_str().into())],
-                )
-                .await
-                .ok();
-            if archived.unwrap_or(0) > 0 {
-                return Err(StoreError::FailedPrecondition(format!(
-                    "run {id} is in archived experiment {}; unarchive the experiment first",
-                    run.experiment_id
-                )));
+        let key = [Bind::Text(id.into())];
+        let update = [Bind::Text(state.as_str().into()), Bind::Text(id.into())];
+        check_text(&key)?;
+        let experiment_sql = self.sql("SELECT experiment_id FROM runs WHERE id = ?");
+        let archived_sql = self.sql("SELECT COUNT(*) FROM experiments WHERE id = ? AND storage_state = ?");
+        let update_sql = self.sql("UPDATE runs SET storage_state = ? WHERE id = ?");
+        // The experiment is read in the transaction that writes, so the run cannot come back
+        // into an experiment archived meanwhile; a failed read fails the call.
+        write_tx!(self, |tx| {
+            if state == StorageState::Available {
+                let experiment = bind_all!(sqlx::query_scalar::<_, Text>(&experiment_sql), &key)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .ok_or_else(|| StoreError::not_found("run", id))?
+                    .0;
+                let binds = [Bind::Text(experiment.clone()), Bind::Text(StorageState::Archived.as_str().into())];
+                let archived = bind_all!(sqlx::query_scalar::<_, i64>(&archived_sql), &binds)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if archived > 0 {
+                    return Err(StoreError::FailedPrecondition(format!(
+                        "run {id} is in archived experiment {experiment}; unarchive the experiment first"
+                    )));
+                }
             }
-        }
-        self.transaction(vec![Stmt::new(
-            "UPDATE runs SET storage_state = ? WHERE id = ?",
-            vec![Bind::Text(state.as_str().into()), Bind::Text(id.into())],
-        )
-        .or_fail(StoreError::not_found("run", id))])
-            .await
+            let updated = bind_all!(sqlx::query(&update_sql), &update).execute(&mut *tx).await.map_err(map_err)?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::not_found("run", id));
+            }
+            Ok(())
+        })
     }
 
     async fn delete_run(&self, id: &str) -> StoreResult<()> {
@@ -219,34 +214,49 @@ impl RunStore for SqlStore {
         error: Option<ErrorInfo>,
         now: i64,
     ) -> StoreResult<Run> {
-        let finished_at = if to.is_terminal() { now } else { 0 };
         if from.is_empty() {
             return Err(StoreError::Internal("transition_run needs at least one source state".into()));
         }
-        let placeholders = vec!["?"; from.len()].join(", ");
-        let mut binds = vec![
-            Bind::Text(to.as_str().into()),
-            Bind::Int(finished_at),
-            Bind::OptText(error_text(&error)),
-            Bind::Text(id.into()),
-        ];
-        binds.extend(from.iter().map(|s| Bind::Text(s.as_str().into())));
-        let update = Stmt::new(
-            format!("UPDATE runs SET state = ?, finished_at = ?, error = ? WHERE id = ? AND state IN ({placeholders})"),
-            binds,
-        )
-        .or_fail(StoreError::Aborted(String::new()));
-        match self.transaction(vec![update, history_insert(id, to, &error, now)]).await {
-            Ok(()) => self.get_run(id).await,
-            Err(StoreError::Aborted(_)) => {
-                let current = self.get_run(id).await?;
-                Err(StoreError::FailedPrecondition(format!(
-                    "run {id} is {}; this needs it to be {}",
-                    current.state,
-                    from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
-                )))
+        let update = transition_update(id, from, to, &error, now);
+        let history = history_insert(id, to, &error, now);
+        check_text(&update.binds)?;
+        check_text(&history.binds)?;
+        let key = [Bind::Text(id.into())];
+        let (update_sql, history_sql) = (self.sql(&update.sql), self.sql(&history.sql));
+        let run_sql = self.sql(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"));
+        let changes_sql =
+            self.sql("SELECT run_id, update_time, state, error FROM run_state_history WHERE run_id = ? ORDER BY seq");
+        // The run is read back in the transaction that moved it, so what is returned is what
+        // this transition wrote (after the commit another writer could have moved it on).
+        write_tx!(self, |tx| {
+            let updated =
+                bind_all!(sqlx::query(&update_sql), &update.binds).execute(&mut *tx).await.map_err(map_err)?;
+            let moved = updated.rows_affected() > 0;
+            if moved {
+                bind_all!(sqlx::query(&history_sql), &history.binds).execute(&mut *tx).await.map_err(map_err)?;
             }
-            Err(other) => Err(other),
-        }
+            let row = bind_all!(sqlx::query_as::<_, RunRow>(&run_sql), &key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .ok_or_else(|| StoreError::not_found("run", id))?;
+            let changes = bind_all!(sqlx::query_as::<_, StateRow>(&changes_sql), &key)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .into_iter()
+                .map(StateRow::into_domain)
+                .collect::<StoreResult<Vec<_>>>()?;
+            let run = row.into_domain(changes)?;
+            if !moved {
+                // Nothing was written; the transaction is rolled back.
+                return Err(StoreError::FailedPrecondition(format!(
+                    "run {id} is {}; this needs it to be {}",
+                    run.state,
+                    from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
+                )));
+            }
+            Ok(run)
+        })
     }
 }

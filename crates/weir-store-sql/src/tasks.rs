@@ -3,38 +3,10 @@
 use async_trait::async_trait;
 use weir_store::*;
 
-use crate::rows::{error_text, history_text, ArtifactRow, TaskRow, ARTIFACT_COLUMNS, TASK_COLUMNS};
-use crate::{json_text, Bind, SqlStore, Stmt};
-
-pub(crate) fn task_binds(t: &Task) -> Vec<Bind> {
-    vec![
-        Bind::Text(t.run_id.clone()),
-        Bind::Text(t.parent_id.clone()),
-        Bind::Text(t.name.clone()),
-        Bind::Text(t.display_name.clone()),
-        Bind::Text(t.kind.as_str().into()),
-        Bind::OptInt(t.iteration_index),
-        Bind::Text(t.state.as_str().into()),
-        Bind::Int(t.attempts),
-        Bind::Text(json_text(&t.inputs)),
-        Bind::Text(json_text(&t.outputs)),
-        Bind::Text(t.fingerprint.clone()),
-        Bind::Text(t.pipeline_name.clone()),
-        Bind::Bool(t.cached),
-        Bind::Text(t.image.clone()),
-        Bind::OptText(error_text(&t.error)),
-        Bind::Int(t.created_at),
-        Bind::Int(t.started_at),
-        Bind::Int(t.finished_at),
-        Bind::Int(t.retry_at),
-        Bind::Int(t.pid),
-        Bind::Text(history_text(&t.state_history)),
-    ]
-}
-
-const TASK_SETTERS: &str = "run_id = ?, parent_id = ?, name = ?, display_name = ?, kind = ?, iteration_index = ?, \
-     state = ?, attempts = ?, inputs = ?, outputs = ?, fingerprint = ?, pipeline_name = ?, cached = ?, image = ?, \
-     error = ?, created_at = ?, started_at = ?, finished_at = ?, retry_at = ?, pid = ?, state_history = ?";
+use crate::binds::{artifact_binds, id_last, task_binds};
+use crate::rows::{ArtifactRow, TaskRow, ARTIFACT_COLUMNS, TASK_COLUMNS};
+use crate::schema::{ARTIFACTS, TASKS};
+use crate::{Bind, SqlStore, Stmt};
 
 #[async_trait]
 impl TaskStore for SqlStore {
@@ -82,23 +54,11 @@ impl TaskStore for SqlStore {
             if transition.from.is_empty() {
                 return Err(StoreError::Internal("a run transition needs at least one source state".into()));
             }
-            let finished_at = if transition.to.is_terminal() { transition.now } else { 0 };
-            let placeholders = vec!["?"; transition.from.len()].join(", ");
-            let mut binds = vec![
-                Bind::Text(transition.to.as_str().into()),
-                Bind::Int(finished_at),
-                Bind::OptText(error_text(&transition.error)),
-                Bind::Text(run_id.into()),
-            ];
-            binds.extend(transition.from.iter().map(|s| Bind::Text(s.as_str().into())));
-            statements.push(
-                Stmt::new(
-                    format!("UPDATE runs SET state = ?, finished_at = ?, error = ? WHERE id = ? AND state IN ({placeholders})"),
-                    binds,
-                )
-                .or_fail(StoreError::Aborted(format!("run {run_id} changed state concurrently"))),
-            );
-            statements.push(crate::runs::history_insert(run_id, transition.to, &transition.error, transition.now));
+            let (from, to, error, now) = (&transition.from, transition.to, &transition.error, transition.now);
+            let update = crate::runs::transition_update(run_id, from, to, error, now)
+                .or_fail(StoreError::Aborted(format!("run {run_id} changed state concurrently")));
+            statements.push(update);
+            statements.push(crate::runs::history_insert(run_id, to, error, now));
         }
         for id in &progress.deleted_tasks {
             statements.push(Stmt::new(
@@ -107,37 +67,16 @@ impl TaskStore for SqlStore {
             ));
         }
         for task in &progress.new_tasks {
-            let mut binds = vec![Bind::Text(task.id.clone())];
-            binds.extend(task_binds(task));
-            statements.push(Stmt::new(
-                format!("INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({})", vec!["?"; 22].join(", ")),
-                binds,
-            ));
+            statements.push(Stmt::new(TASKS.insert_sql(1), task_binds(task)));
         }
         for task in &progress.changed_tasks {
-            let mut binds = task_binds(task);
-            binds.push(Bind::Text(task.id.clone()));
             statements.push(
-                Stmt::new(format!("UPDATE tasks SET {TASK_SETTERS} WHERE id = ?"), binds)
+                Stmt::new(TASKS.update_by_id_sql(), id_last(task_binds(task)))
                     .or_fail(StoreError::not_found("task", &task.id)),
             );
         }
         for a in &progress.new_artifacts {
-            statements.push(Stmt::new(
-                format!("INSERT INTO artifacts ({ARTIFACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-                vec![
-                    Bind::Int(a.id),
-                    Bind::Text(a.run_id.clone()),
-                    Bind::Text(a.task_id.clone()),
-                    Bind::Text(a.name.clone()),
-                    Bind::Text(a.uri.clone()),
-                    Bind::Text(a.schema_title.clone()),
-                    Bind::Text(a.schema_version.clone()),
-                    Bind::Text(json_text(&a.metadata)),
-                    Bind::Int(a.created_at),
-                    Bind::Int(a.object_count),
-                ],
-            ));
+            statements.push(Stmt::new(ARTIFACTS.insert_sql(1), artifact_binds(a)));
         }
         if statements.is_empty() {
             return Ok(());

@@ -2,7 +2,8 @@
 //!
 //! Server URLs come from `WEIR_TEST_MYSQL_URL` and `WEIR_TEST_POSTGRES_URL` (defaults: the
 //! local MariaDB and PostgreSQL of the CI machine). A server that does not answer fails the
-//! test: a backend is only supported where its tests ran.
+//! test: a backend is only supported where its tests ran. Also the schema as defined and as a
+//! database holds it, for checking one against the other.
 
 use std::str::FromStr;
 
@@ -117,6 +118,68 @@ where
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
+}
+
+/// Tables a migrated database holds that the schema definition does not: sqlx's record of the
+/// applied migrations. (Weir's migration lock is no table: a file beside a SQLite database, a
+/// named lock on MySQL/MariaDB, an advisory lock on PostgreSQL.)
+pub const UNDEFINED_TABLES: &[&str] = &["_sqlx_migrations"];
+
+/// The tables of schema version `version` as `src/schema.rs` defines them, each with all its
+/// columns in order, sorted by table name.
+pub fn defined_tables(version: i64) -> Vec<(String, Vec<String>)> {
+    let mut tables: Vec<(String, Vec<String>)> = crate::schema::TABLES
+        .iter()
+        .filter(|t| t.since <= version)
+        .map(|t| {
+            let columns: Vec<String> =
+                t.columns.iter().filter(|c| c.since <= version).map(|c| c.name.to_string()).collect();
+            (t.name.to_string(), columns)
+        })
+        .collect();
+    tables.sort();
+    tables
+}
+
+/// The tables a store's database holds, each with its columns in the database's order, sorted
+/// by table name, as its catalogue reports them: SQLite's `table_info` pragma (tables named
+/// `sqlite_…` are SQLite's own), `information_schema` of the current database (MySQL/MariaDB)
+/// or schema (PostgreSQL).
+pub async fn live_tables(store: &crate::SqlStore) -> Vec<(String, Vec<String>)> {
+    #[derive(sqlx::FromRow)]
+    struct NameRow {
+        name: crate::text::Text,
+    }
+    let (tables_sql, columns_sql) = match store.dialect() {
+        Dialect::Sqlite => (
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+            "SELECT name FROM pragma_table_info(?) ORDER BY cid",
+        ),
+        Dialect::MySql => (
+            "SELECT table_name AS name FROM information_schema.tables \
+             WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'",
+            "SELECT column_name AS name FROM information_schema.columns \
+             WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position",
+        ),
+        Dialect::Postgres => (
+            "SELECT table_name::text AS name FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+            "SELECT column_name::text AS name FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+        ),
+    };
+    let names = |rows: Vec<NameRow>| rows.into_iter().map(|r| r.name.0).collect::<Vec<String>>();
+    let tables = store.fetch_all::<NameRow>(tables_sql, &[]).await.expect("list the database's tables");
+    let mut out = Vec::new();
+    for table in names(tables) {
+        let columns = store
+            .fetch_all::<NameRow>(columns_sql, &[crate::Bind::Text(table.clone())])
+            .await
+            .unwrap_or_else(|e| panic!("list the columns of {table}: {e}"));
+        out.push((table, names(columns)));
+    }
+    out.sort();
+    out
 }
 
 /// Takes a store at the head schema back to the version before it, as that version's weir

@@ -117,6 +117,17 @@ pub struct ErrorInfo {
     pub message: String,
 }
 
+impl ErrorInfo {
+    /// gRPC CANCELLED, the code of a run (and of its steps) ended by a terminate request.
+    pub const CANCELLED: i32 = 1;
+
+    /// The error a terminated run and the steps it stopped record, wherever they end: the
+    /// API (a run that had not started), the engine, or recovery after a restart.
+    pub fn run_terminated() -> Self {
+        Self { code: Self::CANCELLED, message: "the run was terminated".into() }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
     pub id: String,

@@ -165,7 +165,12 @@ async fn survives(dialect: Dialect, release_before_restart: bool) {
     }
     let weir = Weir::start(&storage);
     if !release_before_restart {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Once the new weir says it adopted the step, the step must still be running.
+        eventually("the new weir to adopt the step", Duration::from_secs(60), || {
+            let log = weir.log_text();
+            async move { log.contains("adopted a step still running from before the restart").then_some(()) }
+        })
+        .await;
         assert!(pid_alive(pid), "the new weir leaves the running step alone");
         std::fs::write(markers.join("release"), "").unwrap();
     }

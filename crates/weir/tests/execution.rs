@@ -40,6 +40,10 @@ impl Api {
         self.client.get(format!("{}{path}", self.base)).send().await.unwrap().json().await.unwrap()
     }
 
+    async fn text(&self, path: &str) -> String {
+        self.client.get(format!("{}{path}", self.base)).send().await.unwrap().text().await.unwrap()
+    }
+
     async fn post(&self, path: &str) -> reqwest::StatusCode {
         self.client.post(format!("{}{path}", self.base)).send().await.unwrap().status()
     }
@@ -176,6 +180,23 @@ async fn terminate_stops_the_step_and_retry_reruns_only_what_failed() {
     let states: Vec<&str> =
         run["state_history"].as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["PENDING", "RUNNING", "FAILED", "PENDING", "RUNNING", "SUCCEEDED"]);
+
+    // The engine's metrics saw each of those ends.
+    let metrics = api.text("/metrics").await;
+    let count = |line_start: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {line_start} in\n{metrics}"))
+    };
+    assert!(count("weir_steps_started_total") >= 3.0, "{metrics}");
+    for outcome in ["canceled", "failed", "succeeded"] {
+        assert!(count(&format!("weir_steps_finished_total{{outcome=\"{outcome}\"}}")) >= 1.0, "{metrics}");
+    }
+    assert!(count("weir_step_orchestration_seconds_count") >= 2.0, "{metrics}");
+    assert_eq!(count("weir_runs_queued"), 0.0);
     weir.stop();
     storage.db.drop_database().await;
 }
@@ -254,7 +275,13 @@ async fn runs_beyond_the_limit_wait_their_turn() {
     let first = api.create("terminate", params.clone()).await;
     api.wait(&first, &["RUNNING"]).await;
     let second = api.create("terminate", params).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Once the engine has counted the second run as queued, it must still be PENDING.
+    eventually("the engine to queue the second run", Duration::from_secs(60), || async {
+        let metrics = api.text("/metrics").await;
+        let queued = metrics.lines().find_map(|l| l.strip_prefix("weir_runs_queued ")?.parse::<f64>().ok());
+        (queued == Some(1.0)).then_some(())
+    })
+    .await;
     assert_eq!(api.get(&format!("/apis/v2beta1/runs/{second}")).await["state"], "PENDING");
     assert_eq!(api.post(&format!("/apis/v2beta1/runs/{first}:terminate")).await, 200);
     api.wait(&first, &["CANCELED"]).await;

@@ -7,16 +7,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
+use weir_artifacts::layout::{self, key_for_uri};
+use weir_spec::values::integral_numbers;
 use weir_store::{Artifact, Task};
 
-use super::{log_key, Engine, SHUTDOWN_SAVE_RETRIES, STORE_UNAVAILABLE};
-use crate::launch::{key_for_uri, StepPlan};
+use super::attempts::Outcome;
+use super::{Engine, SHUTDOWN_SAVE_RETRIES};
+use crate::error::{EnvError, FileError, ParameterError, StepError};
+use crate::launch::StepPlan;
 use crate::planner::new_artifact_id;
 
 impl Engine {
     pub(super) async fn keep_log(&self, run_id: &str, task: &Task, log_path: &Path) {
         let bytes = tokio::fs::read(log_path).await.unwrap_or_default();
-        let key = log_key(run_id, &task.id, task.attempts);
+        let key = layout::log_key(run_id, &task.id, task.attempts);
         let bytes = Bytes::from(bytes);
         // The result is recorded after the log is kept (the logs endpoint reads the store once
         // the step's folder is gone), so a step waits out an outage for its log too.
@@ -44,7 +48,7 @@ impl Engine {
 
     /// The folder whose `python3` steps use: the configured interpreter, or a cached
     /// environment with the component's packages on top of it.
-    pub(super) async fn python_bin(&self, packages: &[String]) -> Result<PathBuf, String> {
+    pub(super) async fn python_bin(&self, packages: &[String]) -> Result<PathBuf, EnvError> {
         let shim = self.settings.work_dir.join("bin");
         if packages.is_empty() {
             if shim.join("python3").exists() {
@@ -53,7 +57,11 @@ impl Engine {
             // Steps starting together would race on the temporary files.
             let _guard = self.env_locks.lock().await;
             if !shim.join("python3").exists() {
-                tokio::fs::create_dir_all(&shim).await.map_err(|e| format!("cannot create {}: {e}", shim.display()))?;
+                let shim_error = |path: &Path| {
+                    let path = path.to_path_buf();
+                    move |source| EnvError::Shim { path, source }
+                };
+                tokio::fs::create_dir_all(&shim).await.map_err(shim_error(&shim))?;
                 // A script, not a symlink: a virtualenv's interpreter finds its environment
                 // from the path it was started by.
                 let script = format!(
@@ -63,13 +71,11 @@ impl Engine {
                 for name in ["python3", "python"] {
                     let path = shim.join(name);
                     let temp = shim.join(format!(".{name}.tmp"));
-                    tokio::fs::write(&temp, &script)
-                        .await
-                        .map_err(|e| format!("cannot write {}: {e}", temp.display()))?;
-                    let mut permissions = tokio::fs::metadata(&temp).await.map_err(|e| e.to_string())?.permissions();
+                    tokio::fs::write(&temp, &script).await.map_err(shim_error(&temp))?;
+                    let mut permissions = tokio::fs::metadata(&temp).await.map_err(shim_error(&temp))?.permissions();
                     std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
-                    tokio::fs::set_permissions(&temp, permissions).await.map_err(|e| e.to_string())?;
-                    tokio::fs::rename(&temp, &path).await.map_err(|e| e.to_string())?;
+                    tokio::fs::set_permissions(&temp, permissions).await.map_err(shim_error(&temp))?;
+                    tokio::fs::rename(&temp, &path).await.map_err(shim_error(&path))?;
                 }
             }
             return Ok(shim);
@@ -94,9 +100,9 @@ impl Engine {
             .arg(&env_dir)
             .output()
             .await
-            .map_err(|e| format!("cannot create a Python environment: {e}"))?;
+            .map_err(|e| EnvError::Venv(e.to_string()))?;
         if !venv.status.success() {
-            return Err(format!("cannot create a Python environment: {}", String::from_utf8_lossy(&venv.stderr)));
+            return Err(EnvError::Venv(String::from_utf8_lossy(&venv.stderr).into_owned()));
         }
         // The new environment sees the configured interpreter's packages (kfp) behind its own:
         // `--system-site-packages` alone would reach the base installation, not a virtualenv.
@@ -106,18 +112,16 @@ impl Engine {
             .args(["-c", "import sysconfig; p = sysconfig.get_paths(); print(p['purelib']); print(p['platlib'])"])
             .output()
             .await
-            .map_err(|e| format!("cannot ask the Python interpreter for its packages: {e}"))?;
+            .map_err(EnvError::Base)?;
         let own = tokio::process::Command::new(env_dir.join("bin").join("python"))
             .env_clear()
             .envs(self.settings.step_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
             .output()
             .await
-            .map_err(|e| format!("cannot inspect the new Python environment: {e}"))?;
+            .map_err(EnvError::Inspect)?;
         let own_site = String::from_utf8_lossy(&own.stdout).trim().to_string();
-        tokio::fs::write(Path::new(&own_site).join("_weir_base.pth"), &base.stdout)
-            .await
-            .map_err(|e| format!("cannot link the base packages into the environment: {e}"))?;
+        tokio::fs::write(Path::new(&own_site).join("_weir_base.pth"), &base.stdout).await.map_err(EnvError::Link)?;
         let pip = tokio::process::Command::new(env_dir.join("bin").join("python"))
             // Installing a component's packages runs their build code: steps' environment.
             .env_clear()
@@ -126,31 +130,38 @@ impl Engine {
             .args(packages)
             .output()
             .await
-            .map_err(|e| format!("cannot run pip: {e}"))?;
+            .map_err(EnvError::Pip)?;
         if !pip.status.success() {
             let _ = tokio::fs::remove_dir_all(&env_dir).await;
             let stderr = String::from_utf8_lossy(&pip.stderr);
             let tail: Vec<&str> = stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
-            return Err(format!("cannot install the packages {packages:?}: {}", tail.join(" | ")));
+            return Err(EnvError::Install { packages: packages.to_vec(), tail: tail.join(" | ") });
         }
-        tokio::fs::write(env_dir.join(".ready"), sorted.join("\n")).await.map_err(|e| e.to_string())?;
+        tokio::fs::write(env_dir.join(".ready"), sorted.join("\n")).await.map_err(EnvError::Ready)?;
         Ok(env_dir.join("bin"))
     }
 
     /// Places an input artifact at a local path: from weir's store (a file, or a folder of
     /// objects), or copied from a local path.
-    pub(super) async fn fetch(&self, artifact: &Artifact, local: &Path) -> Result<(), String> {
-        let fail = |e: String| format!("cannot fetch input artifact {} ({}): {e}", artifact.id, artifact.uri);
+    pub(super) async fn fetch(&self, artifact: &Artifact, local: &Path) -> Result<(), StepError> {
+        self.fetch_into(artifact, local).await.map_err(|source| StepError::Input {
+            id: artifact.id,
+            uri: artifact.uri.clone(),
+            source,
+        })
+    }
+
+    async fn fetch_into(&self, artifact: &Artifact, local: &Path) -> Result<(), FileError> {
         if let Some(parent) = local.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| fail(e.to_string()))?;
+            tokio::fs::create_dir_all(parent).await?;
         }
         if let Some(key) = key_for_uri(self.artifacts.url(), &artifact.uri) {
-            if self.through_outages(&key, || self.artifacts.exists(&key)).await.map_err(fail)? {
-                let bytes = self.through_outages(&key, || self.artifacts.get(&key)).await.map_err(fail)?;
-                tokio::fs::write(local, &bytes).await.map_err(|e| fail(e.to_string()))?;
+            if self.through_outages(&key, || self.artifacts.exists(&key)).await? {
+                let bytes = self.through_outages(&key, || self.artifacts.get(&key)).await?;
+                tokio::fs::write(local, &bytes).await?;
                 return Ok(());
             }
-            let keys = self.through_outages(&key, || self.artifacts.list(&key)).await.map_err(fail)?;
+            let keys = self.through_outages(&key, || self.artifacts.list(&key)).await?;
             if keys.is_empty() {
                 // A metrics artifact has no file: the step gets an empty path, as with KFP.
                 return Ok(());
@@ -159,16 +170,16 @@ impl Engine {
                 let relative = object.strip_prefix(&format!("{key}/")).unwrap_or(&object);
                 let target = local.join(relative);
                 if let Some(parent) = target.parent() {
-                    tokio::fs::create_dir_all(parent).await.map_err(|e| fail(e.to_string()))?;
+                    tokio::fs::create_dir_all(parent).await?;
                 }
-                let bytes = self.through_outages(&object, || self.artifacts.get(&object)).await.map_err(fail)?;
-                tokio::fs::write(&target, &bytes).await.map_err(|e| fail(e.to_string()))?;
+                let bytes = self.through_outages(&object, || self.artifacts.get(&object)).await?;
+                tokio::fs::write(&target, &bytes).await?;
             }
             return Ok(());
         }
         if let Some(path) = local_path(&artifact.uri) {
-            let source = self.allowed_local(path).await.map_err(fail)?;
-            copy_local(&source, local).await.map_err(fail)?;
+            let source = self.allowed_local(path).await?;
+            copy_local(&source, local).await?;
         }
         Ok(())
     }
@@ -176,9 +187,9 @@ impl Engine {
     /// A local file an importer named, if the operator lets steps read it: it must resolve
     /// (links followed, `..` removed) to a place inside one of `local_artifact_roots`. Anything
     /// else of the host (weir's own configuration, keys, other deployments' files) is refused.
-    pub(super) async fn allowed_local(&self, path: &Path) -> Result<PathBuf, String> {
+    pub(super) async fn allowed_local(&self, path: &Path) -> Result<PathBuf, FileError> {
         let resolved =
-            tokio::fs::canonicalize(path).await.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            tokio::fs::canonicalize(path).await.map_err(|source| FileError::At { path: path.to_path_buf(), source })?;
         for root in &self.settings.local_artifact_roots {
             if let Ok(root) = tokio::fs::canonicalize(root).await {
                 if resolved.starts_with(&root) {
@@ -186,39 +197,26 @@ impl Engine {
                 }
             }
         }
-        Err(format!(
-            "{} is a file of this host outside the artifact store; weir reads local files only from the folders \
-             the operator allows (executor.local_artifact_roots, --allow-local-artifacts)",
-            path.display()
-        ))
+        Err(FileError::NotAllowed(path.to_path_buf()))
     }
 
     /// Reads the step's outputs: parameters from executor_output.json or their files, output
     /// artifacts uploaded to the store with the metadata the step wrote.
-    pub(super) async fn collect(
-        &self,
-        run_id: &str,
-        task: &Task,
-        plan: &StepPlan,
-    ) -> Result<(Vec<Artifact>, Value), String> {
+    pub(super) async fn collect(&self, run_id: &str, task: &Task, plan: &StepPlan) -> Outcome {
         let executor_output: Value = match tokio::fs::read(&plan.executor_output_file).await {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| format!("the step wrote an invalid executor_output.json: {e}"))?,
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(StepError::ExecutorOutput)?,
             Err(_) => json!({}),
         };
         let mut parameters = Map::new();
         for (name, (path, kind)) in &plan.output_parameters {
             if let Some(value) = executor_output.get("parameterValues").and_then(|p| p.get(name)) {
-                parameters.insert(name.clone(), crate::values::integral_numbers(value));
+                parameters.insert(name.clone(), integral_numbers(value));
                 continue;
             }
-            let text = tokio::fs::read_to_string(path)
-                .await
-                .map_err(|_| format!("the step did not produce its output parameter {name:?}"))?;
-            parameters.insert(
-                name.clone(),
-                parse_parameter(&text, kind).map_err(|e| format!("output parameter {name:?}: {e}"))?,
-            );
+            let text = tokio::fs::read_to_string(path).await.map_err(|_| StepError::MissingParameter(name.clone()))?;
+            let value = parse_parameter(&text, kind)
+                .map_err(|source| StepError::BadParameter { name: name.clone(), source })?;
+            parameters.insert(name.clone(), value);
         }
         let mut artifacts = Vec::new();
         let mut artifact_ids = Map::new();
@@ -229,13 +227,16 @@ impl Engine {
                 .and_then(|a| a.get("artifacts"))
                 .and_then(|a| a.get(0));
             let metadata = written.and_then(|w| w.get("metadata")).cloned().unwrap_or(json!({}));
-            let object_count = self.upload(&output.local_path, &output.key).await?;
+            let object_count = self
+                .upload(&output.local_path, &output.key)
+                .await
+                .map_err(|source| StepError::Output { key: output.key.clone(), source })?;
             let artifact = Artifact {
                 id: new_artifact_id(),
                 run_id: run_id.to_string(),
                 task_id: task.id.clone(),
                 name: output.name.clone(),
-                uri: format!("{}/{}", self.artifacts.url().trim_end_matches('/'), output.key),
+                uri: layout::uri_for_key(self.artifacts.url(), &output.key),
                 schema_title: output.schema_title.clone(),
                 schema_version: output.schema_version.clone(),
                 metadata,
@@ -252,8 +253,8 @@ impl Engine {
     /// Calls the artifact store, waiting out an outage: a step whose inputs or outputs cannot
     /// move while the store is unreachable waits for it (its slot stays taken), rather than
     /// failing a step that did nothing wrong. During shutdown the wait is short; the error
-    /// then starts with [`STORE_UNAVAILABLE`], and the step is left for the next start.
-    pub(super) async fn through_outages<T, F, Fut>(&self, key: &str, call: F) -> Result<T, String>
+    /// is then [`FileError::StoreUnavailable`], and the step is left for the next start.
+    pub(super) async fn through_outages<T, F, Fut>(&self, key: &str, call: F) -> Result<T, FileError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = weir_artifacts::ArtifactResult<T>>,
@@ -267,40 +268,40 @@ impl Engine {
                     if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
                         tries_while_stopping += 1;
                         if tries_while_stopping > SHUTDOWN_SAVE_RETRIES {
-                            return Err(format!("{STORE_UNAVAILABLE}: {e}"));
+                            return Err(FileError::StoreUnavailable(e));
                         }
                     }
                     tracing::warn!(artifact.key = %key, error = %e, "the artifact store is unreachable; waiting for it");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(FileError::Store(e)),
             }
         }
     }
 
-    pub(super) async fn upload(&self, local: &Path, key: &str) -> Result<i64, String> {
-        let fail = |e: String| format!("cannot keep output artifact {key}: {e}");
+    /// Uploads a file, or a folder's files under `key/`; returns how many objects it wrote.
+    pub(super) async fn upload(&self, local: &Path, key: &str) -> Result<i64, FileError> {
         let Ok(meta) = tokio::fs::metadata(local).await else { return Ok(0) };
         if meta.is_file() {
-            let bytes = Bytes::from(tokio::fs::read(local).await.map_err(|e| fail(e.to_string()))?);
-            self.through_outages(key, || self.artifacts.put(key, bytes.clone())).await.map_err(fail)?;
+            let bytes = Bytes::from(tokio::fs::read(local).await?);
+            self.through_outages(key, || self.artifacts.put(key, bytes.clone())).await?;
             return Ok(1);
         }
         let mut count = 0;
         let mut stack = vec![local.to_path_buf()];
         while let Some(dir) = stack.pop() {
-            let mut entries = tokio::fs::read_dir(&dir).await.map_err(|e| fail(e.to_string()))?;
-            while let Some(entry) = entries.next_entry().await.map_err(|e| fail(e.to_string()))? {
+            let mut entries = tokio::fs::read_dir(&dir).await?;
+            while let Some(entry) = entries.next_entry().await? {
                 let path = entry.path();
-                let file_type = entry.file_type().await.map_err(|e| fail(e.to_string()))?;
+                let file_type = entry.file_type().await?;
                 if file_type.is_dir() {
                     stack.push(path);
                 } else if file_type.is_file() {
-                    let relative = path.strip_prefix(local).map_err(|e| fail(e.to_string()))?;
+                    let relative = path.strip_prefix(local).unwrap_or(path.as_path());
                     let object = format!("{key}/{}", relative.display());
-                    let bytes = Bytes::from(tokio::fs::read(&path).await.map_err(|e| fail(e.to_string()))?);
-                    self.through_outages(&object, || self.artifacts.put(&object, bytes.clone())).await.map_err(fail)?;
+                    let bytes = Bytes::from(tokio::fs::read(&path).await?);
+                    self.through_outages(&object, || self.artifacts.put(&object, bytes.clone())).await?;
                     count += 1;
                 }
             }
@@ -311,20 +312,22 @@ impl Engine {
 
 /// Converts an output parameter file by the parameter's type (KFP's `TextToPbValue`): strings
 /// verbatim, numbers and booleans trimmed, lists and structs as JSON.
-pub(super) fn parse_parameter(text: &str, kind: &str) -> Result<Value, String> {
+pub(super) fn parse_parameter(text: &str, kind: &str) -> Result<Value, ParameterError> {
     let trimmed = text.trim();
     match kind {
         "STRING" | "" => Ok(Value::String(text.to_string())),
         "NUMBER_INTEGER" => {
-            trimmed.parse::<i64>().map(Value::from).map_err(|_| format!("{trimmed:?} is not an integer"))
+            trimmed.parse::<i64>().map(Value::from).map_err(|_| ParameterError::NotInteger(trimmed.to_string()))
         }
-        "NUMBER_DOUBLE" => trimmed.parse::<f64>().map(Value::from).map_err(|_| format!("{trimmed:?} is not a number")),
+        "NUMBER_DOUBLE" => {
+            trimmed.parse::<f64>().map(Value::from).map_err(|_| ParameterError::NotNumber(trimmed.to_string()))
+        }
         "BOOLEAN" => match trimmed.to_ascii_lowercase().as_str() {
             "true" | "1" | "t" => Ok(Value::Bool(true)),
             "false" | "0" | "f" => Ok(Value::Bool(false)),
-            _ => Err(format!("{trimmed:?} is not a boolean")),
+            _ => Err(ParameterError::NotBoolean(trimmed.to_string())),
         },
-        _ => serde_json::from_str(trimmed).map_err(|e| format!("not valid JSON: {e}")),
+        _ => serde_json::from_str(trimmed).map_err(ParameterError::NotJson),
     }
 }
 
@@ -346,22 +349,24 @@ pub(super) fn local_path(uri: &str) -> Option<&Path> {
 
 /// Copies a file or a folder (`from` already allowed). Links inside a folder are not followed:
 /// one could point anywhere on the host.
-pub(super) async fn copy_local(from: &Path, to: &Path) -> Result<(), String> {
-    let meta = tokio::fs::symlink_metadata(from).await.map_err(|e| format!("{}: {e}", from.display()))?;
+pub(super) async fn copy_local(from: &Path, to: &Path) -> Result<(), FileError> {
+    let meta =
+        tokio::fs::symlink_metadata(from).await.map_err(|source| FileError::At { path: from.to_path_buf(), source })?;
     if meta.file_type().is_symlink() {
-        return Err(format!("{} is a link; links are not followed out of an allowed folder", from.display()));
+        return Err(FileError::Link(from.to_path_buf()));
     }
     if meta.is_file() {
-        tokio::fs::copy(from, to).await.map_err(|e| e.to_string())?;
+        tokio::fs::copy(from, to).await?;
         return Ok(());
     }
-    tokio::fs::create_dir_all(to).await.map_err(|e| e.to_string())?;
-    let mut entries = tokio::fs::read_dir(from).await.map_err(|e| e.to_string())?;
-    while let Some(entry) = entries.next_entry().await.map_err(|e| e.to_string())? {
+    tokio::fs::create_dir_all(to).await?;
+    let mut entries = tokio::fs::read_dir(from).await?;
+    while let Some(entry) = entries.next_entry().await? {
         Box::pin(copy_local(&entry.path(), &to.join(entry.file_name()))).await?;
     }
     Ok(())
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

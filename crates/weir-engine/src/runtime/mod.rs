@@ -1,32 +1,31 @@
 //! The engine loop: load a run's rows, let the planner decide, write the decision, then act.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio::sync::{Notify, Semaphore};
-use weir_artifacts::ArtifactStore;
+use weir_artifacts::{layout, ArtifactStore};
 use weir_store::{Artifact, Clock, ErrorInfo, MetadataStore, Progress, RunTransition, RuntimeState, StoreError, Task};
 
-use crate::driver::{Driver, Exit, ProcessSpec};
-use crate::launch::{plan_step, task_spec_ref, StepPlan, StepSettings};
+use crate::driver::Driver;
+use crate::error::EngineError;
+use crate::launch::{plan_step, task_spec_ref, PlanError, StepPlan, StepSettings};
 use crate::planner::{advance, RunView, Step};
-use crate::step_env;
+use crate::telemetry;
 
+mod attempts;
 mod files;
 mod recovery;
+mod step;
 
-use files::log_tail;
+use attempts::{settle, Attempts, Outcome, Settled, Stop};
 
 /// Retries of a step's result write once shutdown has begun (with the usual backoff, about
 /// ten seconds in all), before the result is left to the next start.
 const SHUTDOWN_SAVE_RETRIES: u32 = 6;
-
-/// How an error of the artifact store that outlasted shutdown begins: the step's result is
-/// then not recorded, and the next start settles it from its folder.
-const STORE_UNAVAILABLE: &str = "the artifact store stayed unreachable until weir stopped";
 
 /// How the engine runs steps.
 #[derive(Clone)]
@@ -45,7 +44,7 @@ pub struct EngineSettings {
     pub max_running_runs: usize,
     /// Starts lightweight Python steps from a warm interpreter (when it has kfp).
     pub python_driver: Option<Arc<dyn crate::driver::PythonDriver>>,
-    /// The environment every step starts from ([`step_env::base_environment`]).
+    /// The environment every step starts from ([`crate::step_env::base_environment`]).
     pub step_env: Vec<(String, String)>,
     /// Folders whose files importers may name by local path; the artifact store's own files
     /// are always allowed.
@@ -65,17 +64,6 @@ pub async fn python_has_kfp(python: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The private folder of one attempt of a step (its live log is `log.txt` there). One level
-/// per attempt: every folder created and removed per step costs, and steps are many.
-pub fn attempt_dir(work_dir: &Path, run_id: &str, task_id: &str, attempt: i64) -> PathBuf {
-    work_dir.join("runs").join(run_id).join(format!("{task_id}.{attempt}"))
-}
-
-/// Where an attempt's log is kept in the artifact store.
-pub fn log_key(run_id: &str, task_id: &str, attempt: i64) -> String {
-    format!("logs/{run_id}/{task_id}/{attempt}.log")
-}
-
 pub struct Engine {
     store: Arc<dyn MetadataStore>,
     artifacts: ArtifactStore,
@@ -84,16 +72,8 @@ pub struct Engine {
     settings: EngineSettings,
     notify: Arc<Notify>,
     slots: Arc<Semaphore>,
-    /// Container tasks this process is launching or running.
-    inflight: Mutex<HashSet<String>>,
-    /// Running tasks: task id → pid.
-    running: Mutex<HashMap<String, i64>>,
-    /// Tasks being stopped because their run was terminated.
-    killed: Mutex<HashSet<String>>,
-    /// Tasks stopped because weir is shutting down: they run again at the next start.
-    interrupted: Mutex<HashSet<String>>,
-    /// Tasks stopped because their run was deleted: nothing of them is recorded.
-    orphaned: Mutex<HashSet<String>>,
+    /// Container steps this process is launching, running or watching.
+    attempts: Attempts,
     /// Set on shutdown: no new step starts.
     stopping: std::sync::atomic::AtomicBool,
     /// One writer per run at a time within this process.
@@ -103,6 +83,7 @@ pub struct Engine {
     /// exact while the state the store reports matches it; reloading every task at every
     /// event would make a step cost O(tasks). Taken out and put back under the run's lock.
     views: Mutex<HashMap<String, CachedRun>>,
+    /// Steps starting together would race on the files of a Python environment.
     env_locks: tokio::sync::Mutex<()>,
 }
 
@@ -123,7 +104,7 @@ enum Prepared {
     Run(StepPlan, Option<weir_spec::ir::RetryPolicy>),
     /// A finished task with the same fingerprint answers it.
     Cached(StepPlan, Box<Task>),
-    Unplannable(String),
+    Unplannable(PlanError),
 }
 
 /// Marks a task's next attempt RUNNING with its plan's fingerprint and image.
@@ -161,11 +142,7 @@ impl Engine {
             settings,
             notify,
             slots,
-            inflight: Mutex::new(HashSet::new()),
-            running: Mutex::new(HashMap::new()),
-            killed: Mutex::new(HashSet::new()),
-            interrupted: Mutex::new(HashSet::new()),
-            orphaned: Mutex::new(HashSet::new()),
+            attempts: Attempts::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
             run_locks: Mutex::new(HashMap::new()),
             views: Mutex::new(HashMap::new()),
@@ -180,7 +157,7 @@ impl Engine {
 
     /// The working folder of an attempt (its live log is `log.txt` there).
     pub fn attempt_dir(&self, run_id: &str, task_id: &str, attempt: i64) -> PathBuf {
-        attempt_dir(&self.settings.work_dir, run_id, task_id, attempt)
+        layout::attempt_dir(&self.settings.work_dir, run_id, task_id, attempt)
     }
 
     fn run_lock(&self, run_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -230,7 +207,7 @@ impl Engine {
     /// due. At most `max_running_runs` runs are under way at once: the others wait PENDING, in
     /// creation order, so a flood of submissions queues instead of slowing every run down
     /// together (and the engine's memory stays bounded by the runs under way).
-    pub async fn tick_all(self: &Arc<Self>) -> Result<Option<i64>, StoreError> {
+    pub async fn tick_all(self: &Arc<Self>) -> Result<Option<i64>, EngineError> {
         let mut wake: Option<i64> = None;
         let active = self.store.active_runs().await?;
         {
@@ -256,10 +233,9 @@ impl Engine {
             // after their steps): its steps are stopped, as KFP's deletion of the workflow
             // stops its pods.
             for task_id in gone.into_iter().flatten() {
-                if self.running.lock().expect("running").contains_key(&task_id) {
+                if let Some(handle) = self.attempts.stop(&task_id, Stop::RunDeleted) {
                     tracing::info!(task.id = %task_id, "stopping a step of a deleted run");
-                    self.orphaned.lock().expect("orphaned").insert(task_id.clone());
-                    self.kill(&task_id);
+                    self.driver.kill(handle);
                 }
             }
             // A run's lock goes with it, unless someone still holds it.
@@ -270,6 +246,9 @@ impl Engine {
         }
         let mut under_way = active.iter().filter(|(_, state)| *state != RuntimeState::Pending).count();
         let limit = self.settings.max_running_runs.max(1);
+        let pending = active.len() - under_way;
+        let admitted = pending.min(limit.saturating_sub(under_way));
+        telemetry::queue(pending - admitted, under_way + admitted, self.attempts.len());
         for (run_id, state) in active {
             if state == RuntimeState::Pending {
                 if under_way >= limit {
@@ -286,10 +265,9 @@ impl Engine {
         Ok(wake)
     }
 
-    async fn load(&self, run_id: &str) -> Result<RunView, StoreError> {
+    async fn load(&self, run_id: &str) -> Result<RunView, EngineError> {
         let run = self.store.get_run(run_id).await?;
-        let spec =
-            weir_spec::ir::PipelineSpec::parse(&run.pipeline_spec).map_err(|e| StoreError::InvalidArgument(e.0))?;
+        let spec = weir_spec::ir::PipelineSpec::parse(&run.pipeline_spec).map_err(EngineError::Spec)?;
         let tasks = self.store.list_tasks(run_id).await?;
         let mut artifacts: HashMap<i64, Artifact> =
             self.store.list_artifacts(run_id).await?.into_iter().map(|a| (a.id, a)).collect();
@@ -302,7 +280,7 @@ impl Engine {
     }
 
     /// The run's view: from memory, or loaded when it is not there.
-    async fn take_view(&self, run_id: &str) -> Result<CachedRun, StoreError> {
+    async fn take_view(&self, run_id: &str) -> Result<CachedRun, EngineError> {
         if let Some(cached) = self.views.lock().expect("views").remove(run_id) {
             return Ok(cached);
         }
@@ -317,7 +295,8 @@ impl Engine {
     }
 
     /// Advances one run whose stored state is `state`: decide, write, then launch or kill.
-    pub async fn tick(self: &Arc<Self>, run_id: &str, state: RuntimeState) -> Result<Option<i64>, StoreError> {
+    #[tracing::instrument(level = "debug", skip_all, fields(run.id = %run_id))]
+    pub async fn tick(self: &Arc<Self>, run_id: &str, state: RuntimeState) -> Result<Option<i64>, EngineError> {
         let lock = self.run_lock(run_id);
         let _guard = lock.lock().await;
         let mut cached = match self.views.lock().expect("views").remove(run_id) {
@@ -328,12 +307,12 @@ impl Engine {
         if cached.is_none() {
             cached = match self.load(run_id).await {
                 Ok(view) => Some(CachedRun { view, settled: false, wake_at: None }),
-                Err(StoreError::InvalidArgument(message)) => {
+                Err(EngineError::Spec(e)) => {
                     let transition = Progress {
                         run: Some(RunTransition {
                             from: vec![RuntimeState::Pending, RuntimeState::Running, RuntimeState::Canceling],
                             to: RuntimeState::Failed,
-                            error: err(message),
+                            error: err(e.0),
                             now: self.clock.now_ms(),
                         }),
                         ..Default::default()
@@ -360,14 +339,14 @@ impl Engine {
                     self.notify.notify_one();
                     return Ok(None);
                 }
-                return Err(e);
+                return Err(e.into());
             }
             if let Some(transition) = &step.progress.run {
                 tracing::info!(run.id = %run_id, run.state = %transition.to, "run state changed");
                 if transition.to.is_terminal() {
                     // The run's folder, once its steps' folders are gone (it is only removed
                     // when empty).
-                    let _ = tokio::fs::remove_dir(self.settings.work_dir.join("runs").join(run_id)).await;
+                    let _ = tokio::fs::remove_dir(layout::run_dir(&self.settings.work_dir, run_id)).await;
                 }
             }
         }
@@ -378,25 +357,24 @@ impl Engine {
             self.kill(&task_id);
         }
         for claim in claimed {
-            self.inflight.lock().expect("inflight").insert(claim.task.id.clone());
+            self.attempts.begin(&claim.task.id);
             let engine = self.clone();
             let run_id = run_id.to_string();
             tokio::spawn(async move {
                 let task_id = claim.task.id.clone();
                 engine.run_claimed(&run_id, claim.task, claim.plan, claim.retry).await;
                 drop(claim.permit);
-                engine.inflight.lock().expect("inflight").remove(&task_id);
+                engine.attempts.end(&task_id);
                 engine.notify.notify_one();
             });
         }
         for task_id in step.launches {
-            let fresh = self.inflight.lock().expect("inflight").insert(task_id.clone());
-            if fresh {
+            if self.attempts.begin(&task_id) {
                 let engine = self.clone();
                 let run_id = run_id.to_string();
                 tokio::spawn(async move {
                     engine.launch(&run_id, &task_id).await;
-                    engine.inflight.lock().expect("inflight").remove(&task_id);
+                    engine.attempts.end(&task_id);
                     engine.notify.notify_one();
                 });
             }
@@ -409,45 +387,30 @@ impl Engine {
     pub async fn drain(&self, grace: Duration) {
         self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
         let deadline = tokio::time::Instant::now() + grace;
-        while !self.inflight.lock().expect("inflight").is_empty() && tokio::time::Instant::now() < deadline {
+        while !self.attempts.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let running: Vec<(String, i64)> =
-            self.running.lock().expect("running").iter().map(|(t, p)| (t.clone(), *p)).collect();
+        let running = self.attempts.running();
         if running.is_empty() {
             return;
         }
         tracing::warn!(steps = running.len(), "grace period over: stopping the steps still running");
-        for (task_id, pid) in running {
-            self.interrupted.lock().expect("interrupted").insert(task_id);
-            self.driver.kill(pid);
+        for task_id in running {
+            if let Some(handle) = self.attempts.stop(&task_id, Stop::Shutdown) {
+                self.driver.kill(handle);
+            }
         }
         // Let their launches record the interruption.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !self.inflight.lock().expect("inflight").is_empty() && tokio::time::Instant::now() < deadline {
+        while !self.attempts.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
+    /// Stops a step of a terminated run.
     fn kill(&self, task_id: &str) {
-        let pid = self.running.lock().expect("running").get(task_id).copied();
-        if let Some(pid) = pid {
-            self.killed.lock().expect("killed").insert(task_id.to_string());
-            self.driver.kill(pid);
-        }
-    }
-
-    fn fail_or_retry(&self, task: &mut Task, retry: Option<&weir_spec::ir::RetryPolicy>, message: String) {
-        let now = self.clock.now_ms();
-        task.pid = 0;
-        match retry {
-            Some(policy) if task.attempts <= policy.max_retry_count => {
-                task.set_state(RuntimeState::Failed, err(message), now);
-                task.set_state(RuntimeState::Pending, None, now);
-                task.finished_at = 0;
-                task.retry_at = now + policy.backoff_ms(task.attempts);
-            }
-            _ => task.set_state(RuntimeState::Failed, err(message), now),
+        if let Some(handle) = self.attempts.stop(task_id, Stop::Terminated) {
+            self.driver.kill(handle);
         }
     }
 
@@ -553,6 +516,7 @@ impl Engine {
     }
 
     /// Runs a claimed attempt to its end and records the result.
+    #[tracing::instrument(skip_all, fields(run.id = %run_id, task.id = %task.id, attempt = task.attempts))]
     async fn run_claimed(
         self: &Arc<Self>,
         run_id: &str,
@@ -560,54 +524,48 @@ impl Engine {
         plan: StepPlan,
         retry: Option<weir_spec::ir::RetryPolicy>,
     ) {
+        let claimed = std::time::Instant::now();
+        telemetry::step_started();
+        let task_id = task.id.clone();
         let outcome = self.execute(run_id, &task, &plan).await;
-        let mut task = task;
-        let (artifacts, result) = match outcome {
-            Ok(done) => done,
-            Err(message) => (Vec::new(), Err(message)),
-        };
-        let now = self.clock.now_ms();
-        task.pid = 0;
-        let killed = self.killed.lock().expect("killed").remove(&task.id);
-        let interrupted = self.interrupted.lock().expect("interrupted").remove(&task.id);
-        self.running.lock().expect("running").remove(&task.id);
+        self.finish_attempt(run_id, task, outcome, retry.as_ref()).await;
+        if let Some(ran) = self.attempts.ran(&task_id) {
+            telemetry::orchestration(claimed.elapsed().saturating_sub(ran));
+        }
+    }
+
+    /// Settles an attempt whose process is over (started here, or adopted after a restart)
+    /// and records it. The step's folder goes only once the result is recorded: until then
+    /// the exit status it left there is how a restarted weir learns that the step already ran,
+    /// and how it ended.
+    async fn finish_attempt(
+        &self,
+        run_id: &str,
+        task: Task,
+        outcome: Outcome,
+        retry: Option<&weir_spec::ir::RetryPolicy>,
+    ) {
+        let stop = self.attempts.ended(&task.id);
         let workdir = self.attempt_dir(run_id, &task.id, task.attempts);
-        if matches!(&result, Err(message) if message.contains(STORE_UNAVAILABLE)) {
-            // The step ran; only its files could not move. Its folder and exit status stay for
-            // the next start, which settles it once the store answers.
-            tracing::warn!(run.id = %run_id, task.id = %task.id, "leaving a finished step to the next start: the artifact store is unreachable");
-            return;
-        }
-        if self.orphaned.lock().expect("orphaned").remove(&task.id) {
-            // Its run is gone: there is nowhere to record it, and nothing to settle later.
-            let _ = tokio::fs::remove_dir_all(&workdir).await;
-            let _ = tokio::fs::remove_dir(self.settings.work_dir.join("runs").join(run_id)).await;
-            return;
-        }
-        let mut new_artifacts = Vec::new();
-        match result {
-            _ if killed => task.set_state(RuntimeState::Canceled, err("the run was terminated"), now),
-            _ if interrupted => {
-                let message =
-                    format!("weir stopped during attempt {}; the step runs again at the next start", task.attempts);
-                task.set_state(RuntimeState::Pending, err(message), now);
-                task.finished_at = 0;
+        match settle(task, outcome, stop, retry, self.clock.now_ms()) {
+            Settled::Record(task, artifacts) => {
+                tracing::info!(run.id = %run_id, task.id = %task.id, task.name = %task.name, task.state = %task.state, attempt = task.attempts, "step finished");
+                telemetry::step_finished(&task);
+                let stored = self.save_result(run_id, *task, artifacts).await;
+                // The next step need not wait for the folder to go.
+                self.notify.notify_one();
+                if stored {
+                    let _ = tokio::fs::remove_dir_all(&workdir).await;
+                }
             }
-            Ok(outputs) => {
-                task.outputs = outputs;
-                new_artifacts = artifacts;
-                task.set_state(RuntimeState::Succeeded, None, now);
+            Settled::Leave => {
+                tracing::warn!(run.id = %run_id, "leaving a finished step to the next start: the artifact store is unreachable");
             }
-            Err(message) => self.fail_or_retry(&mut task, retry.as_ref(), message),
-        }
-        tracing::info!(run.id = %run_id, task.id = %task.id, task.name = %task.name, task.state = %task.state, attempt = task.attempts, "step finished");
-        let stored = self.save_result(run_id, task, new_artifacts).await;
-        // The next step need not wait for the folder to go.
-        self.notify.notify_one();
-        // Only once the result is recorded: until then the folder's exit file is how a
-        // restarted weir learns that the step already ran, and how it ended.
-        if stored {
-            let _ = tokio::fs::remove_dir_all(&workdir).await;
+            Settled::Discard => {
+                // Its run is gone: there is nowhere to record it, and nothing to settle later.
+                let _ = tokio::fs::remove_dir_all(&workdir).await;
+                let _ = tokio::fs::remove_dir(layout::run_dir(&self.settings.work_dir, run_id)).await;
+            }
         }
     }
 
@@ -649,7 +607,7 @@ impl Engine {
         &self,
         run_id: &str,
         task_id: &str,
-    ) -> Result<Option<(Task, StepPlan, Option<weir_spec::ir::RetryPolicy>)>, StoreError> {
+    ) -> Result<Option<(Task, StepPlan, Option<weir_spec::ir::RetryPolicy>)>, EngineError> {
         let cached = self.take_view(run_id).await?;
         let view = &cached.view;
         if !matches!(view.run.state, RuntimeState::Running) {
@@ -668,8 +626,9 @@ impl Engine {
         let prepared = self.prepare_attempt(view, &task).await;
         self.put_view(cached);
         match prepared? {
-            Prepared::Unplannable(message) => {
-                task.set_state(RuntimeState::Failed, err(message), now);
+            Prepared::Unplannable(e) => {
+                task.set_state(RuntimeState::Failed, err(e.to_string()), now);
+                telemetry::step_finished(&task);
                 self.save_task_locked(run_id, task, Vec::new()).await?;
                 Ok(None)
             }
@@ -680,6 +639,7 @@ impl Engine {
                 task.cached = true;
                 task.set_state(RuntimeState::Succeeded, None, now);
                 tracing::info!(run.id = %run_id, task.id = %task.id, cache.source = %hit.id, "cache hit");
+                telemetry::step_finished(&task);
                 self.save_task_locked(run_id, task, Vec::new()).await?;
                 Ok(None)
             }
@@ -701,7 +661,7 @@ impl Engine {
         };
         let plan = match plan_step(&view.spec, &view.run, &view.tasks, task, &view.artifacts, &workdir, &settings) {
             Ok(plan) => plan,
-            Err(message) => return Ok(Prepared::Unplannable(message)),
+            Err(e) => return Ok(Prepared::Unplannable(e)),
         };
         if !plan.fingerprint.is_empty() {
             if let Some(hit) = self.store.find_cached(&task.pipeline_name, &plan.fingerprint).await? {
@@ -710,149 +670,6 @@ impl Engine {
         }
         let retry = task_spec_ref(&view.spec, &view.tasks, task).ok().and_then(|(spec, _)| spec.retry_policy.clone());
         Ok(Prepared::Run(plan, retry))
-    }
-
-    /// Prepares the folder, runs the process, collects outputs. The first error is the
-    /// step's error message.
-    async fn execute(
-        &self,
-        run_id: &str,
-        task: &Task,
-        plan: &StepPlan,
-    ) -> Result<(Vec<Artifact>, Result<Value, String>), String> {
-        let workdir = self.attempt_dir(run_id, &task.id, task.attempts);
-        // Only the folders this step's outputs go in (inputs make their own): creating and
-        // removing folders is most of what a short step costs on some file systems.
-        let mut dirs: BTreeSet<PathBuf> = BTreeSet::from([workdir.clone()]);
-        let parents = plan
-            .outputs
-            .iter()
-            .map(|o| o.local_path.as_path())
-            .chain(plan.output_parameters.values().map(|(p, _)| p.as_path()));
-        dirs.extend(parents.filter_map(Path::parent).map(Path::to_path_buf));
-        // The executor output's folder and the workspace only when the command can know them
-        // (through the executor input or a placeholder).
-        let mentioned = |path: &Path| {
-            let text = path.display().to_string();
-            plan.argv.iter().any(|a| a.contains(&text))
-        };
-        if let Some(parent) = plan.executor_output_file.parent().filter(|p| mentioned(p)) {
-            dirs.insert(parent.to_path_buf());
-        }
-        let workspace = workdir.join("workspace");
-        if mentioned(&workspace) {
-            dirs.insert(workspace);
-        }
-        let log_path = workdir.join("log.txt");
-        let header = format!(
-            "[weir] {} attempt {} on this host as a local process (image {} recorded, not pulled)\n",
-            task.display_name,
-            task.attempts,
-            if plan.image.is_empty() { "none" } else { &plan.image }
-        );
-        // One trip to the blocking pool for the whole folder, not one per call.
-        let (fresh, log) = (workdir.clone(), log_path.clone());
-        tokio::task::spawn_blocking(move || {
-            let _ = std::fs::remove_dir_all(&fresh);
-            for dir in dirs {
-                std::fs::create_dir_all(&dir).map_err(|e| format!("cannot prepare the step folder: {e}"))?;
-            }
-            std::fs::write(&log, header).map_err(|e| format!("cannot create the step's log: {e}"))
-        })
-        .await
-        .map_err(|e| format!("cannot prepare the step folder: {e}"))??;
-        for input in &plan.inputs {
-            if let Some(local) = &input.local_path {
-                self.fetch(&input.artifact, local).await?;
-            }
-        }
-        let python_bin = self.python_bin(&plan.python_packages).await?;
-        // The whole environment of the step (see `step_env`): nothing else of weir's reaches it.
-        let mut env = self.settings.step_env.clone();
-        step_env::set(&mut env, "KFP_POD_NAME", format!("weir-{}", task.id));
-        step_env::set(&mut env, "KFP_POD_UID", task.id.clone());
-        step_env::set(&mut env, "PYTHONUNBUFFERED", "1");
-        for (name, value) in &plan.env {
-            step_env::set(&mut env, name, value.clone());
-        }
-        let path = env.iter().find(|(n, _)| n == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
-        step_env::set(&mut env, "PATH", format!("{}:{path}", python_bin.display()));
-        step_env::set(&mut env, "WEIR_TASK_ID", task.id.clone());
-        step_env::set(&mut env, "WEIR_RUN_ID", run_id);
-        let spec = ProcessSpec {
-            task_id: task.id.clone(),
-            argv: plan.argv.clone(),
-            env,
-            workdir: workdir.clone(),
-            log_path: log_path.clone(),
-        };
-        let forkable = self.settings.python_driver.as_ref().filter(|_| is_python_step(plan));
-        tracing::info!(
-            run.id = %run_id, task.id = %task.id, task.name = %task.name, image = %plan.image, attempt = task.attempts,
-            "starting step on this host (the image is recorded, not pulled)"
-        );
-        let started = match forkable {
-            Some(python) => {
-                let env = spec.env.clone();
-                let python_spec = crate::driver::PythonSpec {
-                    task_id: spec.task_id.clone(),
-                    source: plan.argv[3].clone(),
-                    args: plan.argv[4..].to_vec(),
-                    env,
-                    workdir: spec.workdir.clone(),
-                    log_path: spec.log_path.clone(),
-                };
-                python.start_python(python_spec).await
-            }
-            None => self.driver.start(spec).await,
-        };
-        let exit = match started {
-            Ok(running) => {
-                let pid = running.pid();
-                self.running.lock().expect("running").insert(task.id.clone(), pid);
-                let mut with_pid = task.clone();
-                with_pid.pid = pid;
-                // The pid is only for recovery (to stop an orphan), so it is written while the
-                // step runs; both finish before the result is written, which keeps them ordered.
-                let record = async {
-                    if let Err(e) = self.save_task(run_id, with_pid, Vec::new()).await {
-                        tracing::warn!(task.id = %task.id, error = %e, "could not record the step's process id");
-                    }
-                };
-                let ((), exit) = tokio::join!(record, running.wait());
-                Some(exit)
-            }
-            Err(message) => {
-                let _ = tokio::fs::write(&log_path, format!("{message}\n")).await;
-                self.keep_log(run_id, task, &log_path).await;
-                return Ok((Vec::new(), Err(message)));
-            }
-        };
-        // The log is kept while the outputs are read: neither needs the other.
-        let outcome = async {
-            match exit {
-                Some(Exit::Code(0)) => self.collect(run_id, task, plan).await,
-                Some(Exit::Code(code)) => {
-                    // A shell reports a child killed by signal N as 128 + N.
-                    let signal = if (129..160).contains(&code) {
-                        format!(" (its process was killed by signal {})", code - 128)
-                    } else {
-                        String::new()
-                    };
-                    Err(format!("the step exited with code {code}{signal}{}", log_tail(&log_path).await))
-                }
-                Some(Exit::Signal(signal)) => {
-                    Err(format!("the step was killed by signal {signal}{}", log_tail(&log_path).await))
-                }
-                None => Err("the step did not run".into()),
-            }
-        };
-        let ((), result) = tokio::join!(self.keep_log(run_id, task, &log_path), outcome);
-        let out = match result {
-            Ok((artifacts, outputs)) => (artifacts, Ok(outputs)),
-            Err(message) => (Vec::new(), Err(message)),
-        };
-        Ok(out)
     }
 }
 
@@ -875,16 +692,6 @@ fn referenced_artifacts(tasks: &[Task], known: &HashMap<i64, Artifact>) -> Vec<i
     missing.sort_unstable();
     missing.dedup();
     missing
-}
-
-/// A lightweight Python component whose pip preamble was skipped and that needs no extra
-/// packages: `sh -ec <launch script> <source> <executor args…>`.
-fn is_python_step(plan: &StepPlan) -> bool {
-    plan.python_packages.is_empty()
-        && plan.argv.len() >= 4
-        && plan.argv[0] == "sh"
-        && plan.argv[1] == "-ec"
-        && plan.argv[2].contains("kfp.dsl.executor_main")
 }
 
 trait TaskArtifacts {

@@ -21,8 +21,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     let limit = std::time::Duration::from_secs(3);
     let late = || Some(format!("no answer within {} s", limit.as_secs()));
     let (metadata, artifacts) = tokio::join!(
-        tokio::time::timeout(limit, state.store.ping()),
-        tokio::time::timeout(limit, state.artifacts.exists(weir_artifacts::IDENTITY_KEY)),
+        tokio::time::timeout(limit, state.context().store.ping()),
+        tokio::time::timeout(limit, state.context().artifacts.exists(weir_artifacts::IDENTITY_KEY)),
     );
     let metadata = metadata.map(|r| r.err().map(|e| e.to_string())).unwrap_or_else(|_| late());
     let artifacts = artifacts.map(|r| r.err().map(|e| e.to_string())).unwrap_or_else(|_| late());

@@ -1,5 +1,5 @@
-//! HTTP handlers, one module per KFP service. Handlers extract, call the service layer and
-//! map to wire types; rules live in `service`.
+//! HTTP handlers, one module per KFP service. Handlers extract, call one weir-service method
+//! and map to wire types; the rules live in weir-service.
 
 pub mod execution;
 pub mod experiments;
@@ -11,25 +11,12 @@ pub mod upload;
 
 use axum::Json;
 use serde_json::{json, Value};
-use weir_api_model::{ListParams, ListResponse};
-use weir_store::{Entity, ListQuery, Page};
-
-use crate::error::ApiResult;
+use weir_api_model::ListResponse;
+use weir_store::Page;
 
 /// The empty message KFP answers for deletes and custom verbs.
 pub(crate) fn empty() -> Json<Value> {
     Json(json!({}))
-}
-
-pub(crate) fn list_query(entity: Entity, params: &ListParams, scope: &[(&str, &str)]) -> ApiResult<ListQuery> {
-    Ok(ListQuery::resolve(
-        entity,
-        &params.filter,
-        &params.sort_by,
-        params.page_size.as_deref(),
-        &params.page_token,
-        scope,
-    )?)
 }
 
 pub(crate) fn list_json<T, W: serde::Serialize>(page: Page<T>, key: &str, convert: impl Fn(&T) -> W) -> Json<Value> {

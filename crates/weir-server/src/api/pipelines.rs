@@ -4,9 +4,8 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde_json::Value;
 use weir_api_model::{self as wire, ListParams};
-use weir_store::Entity;
 
-use super::{empty, list_json, list_query};
+use super::{empty, list_json};
 use crate::convert;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiQuery};
@@ -16,28 +15,27 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<wire::Pipeline>,
 ) -> ApiResult<Json<wire::Pipeline>> {
-    Ok(Json(convert::pipeline(&state.create_pipeline(&body).await?)))
+    Ok(Json(convert::pipeline(&state.services.pipelines.create(&body).await?)))
 }
 
 pub async fn create_with_version(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<wire::CreatePipelineAndVersionRequest>,
 ) -> ApiResult<Json<wire::Pipeline>> {
-    let (pipeline, _) = state.create_pipeline_and_version(&body).await?;
+    let (pipeline, _) = state.services.pipelines.create_with_version(&body).await?;
     Ok(Json(convert::pipeline(&pipeline)))
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<wire::Pipeline>> {
-    Ok(Json(convert::pipeline(&state.store.get_pipeline(&id).await?)))
+    Ok(Json(convert::pipeline(&state.services.pipelines.get(&id).await?)))
 }
 
 pub async fn get_by_name(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<wire::Pipeline>> {
-    Ok(Json(convert::pipeline(&state.store.get_pipeline_by_name("", &name).await?)))
+    Ok(Json(convert::pipeline(&state.services.pipelines.get_by_name(&name).await?)))
 }
 
 pub async fn list(State(state): State<AppState>, ApiQuery(params): ApiQuery<ListParams>) -> ApiResult<Json<Value>> {
-    let query = list_query(Entity::Pipeline, &params, &[])?;
-    let page = state.store.list_pipelines(&query).await?;
+    let page = state.services.pipelines.list(&params).await?;
     Ok(list_json(page, "pipelines", convert::pipeline))
 }
 
@@ -53,7 +51,7 @@ pub async fn delete(
     ApiQuery(params): ApiQuery<DeleteParams>,
 ) -> ApiResult<Json<Value>> {
     let cascade = matches!(params.cascade.as_deref(), Some("true" | "1" | "True"));
-    state.delete_pipeline(&id, cascade).await?;
+    state.services.pipelines.delete(&id, cascade).await?;
     Ok(empty())
 }
 
@@ -62,14 +60,14 @@ pub async fn create_version(
     Path(pipeline_id): Path<String>,
     ApiJson(body): ApiJson<wire::PipelineVersion>,
 ) -> ApiResult<Json<wire::PipelineVersion>> {
-    Ok(Json(convert::pipeline_version(&state.create_pipeline_version(&pipeline_id, &body).await?)))
+    Ok(Json(convert::pipeline_version(&state.services.pipelines.create_version(&pipeline_id, &body).await?)))
 }
 
 pub async fn get_version(
     State(state): State<AppState>,
     Path((pipeline_id, id)): Path<(String, String)>,
 ) -> ApiResult<Json<wire::PipelineVersion>> {
-    Ok(Json(convert::pipeline_version(&state.store.get_pipeline_version(&pipeline_id, &id).await?)))
+    Ok(Json(convert::pipeline_version(&state.services.pipelines.get_version(&pipeline_id, &id).await?)))
 }
 
 pub async fn list_versions(
@@ -77,9 +75,7 @@ pub async fn list_versions(
     Path(pipeline_id): Path<String>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    state.store.get_pipeline(&pipeline_id).await?;
-    let query = list_query(Entity::PipelineVersion, &params, &[("pipeline_id", &pipeline_id)])?;
-    let page = state.store.list_pipeline_versions(&query).await?;
+    let page = state.services.pipelines.list_versions(&pipeline_id, &params).await?;
     Ok(list_json(page, "pipeline_versions", convert::pipeline_version))
 }
 
@@ -87,6 +83,6 @@ pub async fn delete_version(
     State(state): State<AppState>,
     Path((pipeline_id, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    state.delete_pipeline_version(&pipeline_id, &id).await?;
+    state.services.pipelines.delete_version(&pipeline_id, &id).await?;
     Ok(empty())
 }

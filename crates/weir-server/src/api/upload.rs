@@ -5,11 +5,11 @@ use axum::extract::{Multipart, State};
 use axum::Json;
 use bytes::Bytes;
 use weir_api_model as wire;
+use weir_service::UploadParams;
 
 use crate::convert;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::extract::ApiQuery;
-use crate::service::pipelines::UploadParams;
 use crate::AppState;
 
 /// The `uploadfile` part: its file name and bytes.
@@ -46,7 +46,7 @@ pub async fn upload_pipeline(
 ) -> Result<Json<wire::Pipeline>, ApiError> {
     let result = async {
         let (file_name, bytes) = upload_file(multipart).await?;
-        state.upload_pipeline(&params, &file_name, bytes).await
+        Ok::<_, ApiError>(state.services.pipelines.upload(&params, &file_name, bytes).await?)
     }
     .await;
     result.map(|(pipeline, _)| Json(convert::pipeline(&pipeline))).map_err(ApiError::upload_shaped)
@@ -59,7 +59,7 @@ pub async fn upload_pipeline_version(
 ) -> Result<Json<wire::PipelineVersion>, ApiError> {
     let result = async {
         let (file_name, bytes) = upload_file(multipart).await?;
-        state.upload_pipeline_version(&params, &file_name, bytes).await
+        Ok::<_, ApiError>(state.services.pipelines.upload_version(&params, &file_name, bytes).await?)
     }
     .await;
     result.map(|v| Json(convert::pipeline_version(&v))).map_err(ApiError::upload_shaped)

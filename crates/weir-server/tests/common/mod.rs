@@ -42,7 +42,7 @@ impl TestApp {
         let clock = Arc::new(ManualClock::new(1_700_000_000_000));
         open_storage(store.as_ref(), &artifacts, UpgradePolicy::Manual, "test", 1).await.expect("initialise storage");
         let state = AppState::new(store, artifacts, clock.clone());
-        state.default_experiment().await.map_err(|e| e.message).unwrap();
+        state.services.experiments.default_experiment().await.map_err(|e| e.message).unwrap();
         let router = weir_server::router(state.clone());
         Self { state, router, clock, db, artifacts_dir }
     }
@@ -100,7 +100,15 @@ impl TestApp {
 
     /// Every object in the artifact store except the identity marker.
     pub async fn objects(&self) -> Vec<String> {
-        self.state.artifacts.list("").await.unwrap().into_iter().filter(|k| k != weir_artifacts::IDENTITY_KEY).collect()
+        self.state
+            .context()
+            .artifacts
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| k != weir_artifacts::IDENTITY_KEY)
+            .collect()
     }
 }
 

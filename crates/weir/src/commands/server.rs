@@ -117,7 +117,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         store.close().await;
         return Ok(ExitCode::from(2));
     }
-    let python_has_kfp = weir_engine::runtime::python_has_kfp(&settings.executor_python).await;
+    let python_has_kfp = weir_engine::python_has_kfp(&settings.executor_python).await;
     tracing::info!(
         executor.python = %settings.executor_python.display(),
         executor.kfp = python_has_kfp,
@@ -129,12 +129,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         }
     );
     let step_env = weir_engine::step_env::base_environment(std::env::vars(), &settings.step_env);
-    let engine = weir_engine::runtime::Engine::new(
+    let engine = weir_engine::Engine::new(
         store.clone(),
         artifacts.clone(),
         clock.clone(),
         Arc::new(weir_driver_local::LocalDriver),
-        weir_engine::runtime::EngineSettings {
+        weir_engine::EngineSettings {
             work_dir: settings.work_dir.clone(),
             max_concurrent_steps: settings.max_concurrent_steps,
             python: settings.executor_python.clone(),
@@ -149,7 +149,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     );
     let state = AppState::new(store.clone(), artifacts, clock.clone())
         .with_engine(engine.notifier(), settings.work_dir.clone());
-    if let Err(e) = state.default_experiment().await {
+    if let Err(e) = state.services.experiments.default_experiment().await {
         let _ = store.release(&lease.id).await;
         anyhow::bail!("cannot create the Default experiment: {}", e.message);
     }
@@ -184,7 +184,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let (stop_scheduler, scheduler_stopped) = tokio::sync::oneshot::channel::<()>();
     let scheduler_task = if settings.scheduler_enabled {
         tracing::info!(timezone = %settings.timezone, "firing recurring runs");
-        Some(tokio::spawn(state.clone().run_scheduler(settings.timezone, async move {
+        Some(tokio::spawn(state.services.scheduler.clone().run(settings.timezone, async move {
             let _ = scheduler_stopped.await;
         })))
     } else {

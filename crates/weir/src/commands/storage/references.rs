@@ -48,7 +48,7 @@ pub fn references(chunk: &TableDump, store_url: &str) -> Vec<Reference> {
                 if objects == 0 {
                     continue;
                 }
-                if let Some(key) = weir_engine::launch::key_for_uri(store_url, &text(row, uri)) {
+                if let Some(key) = weir_artifacts::layout::key_for_uri(store_url, &text(row, uri)) {
                     out.push(Reference { key, objects, what: format!("artifact {}", int(row, id)) });
                 }
             }
@@ -61,7 +61,7 @@ pub fn references(chunk: &TableDump, store_url: &str) -> Vec<Reference> {
                     continue;
                 }
                 for attempt in 1..=int(row, attempts) {
-                    let key = weir_engine::runtime::log_key(&text(row, run), &text(row, id), attempt);
+                    let key = weir_artifacts::layout::log_key(&text(row, run), &text(row, id), attempt);
                     out.push(Reference {
                         key,
                         objects: 1,

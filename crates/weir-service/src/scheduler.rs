@@ -11,13 +11,15 @@
 //! `end_time`. With catch-up (the default) every missed slot runs, in order; with `no_catchup`
 //! only the latest. `max_concurrency` delays a slot while that many runs are unfinished.
 
+use std::sync::Arc;
+
 use chrono::{TimeZone, Utc};
 use chrono_tz::Tz;
 use weir_store::{RecurringRun, Run, RuntimeState, StateChange, StorageState, StoreError, Trigger};
 
-use crate::error::ApiError;
-use crate::service::recurring_runs::{every_ms, parse_cron};
-use crate::AppState;
+use crate::error::ServiceError;
+use crate::recurring_runs::{every_ms, parse_cron};
+use crate::Context;
 
 /// Slots one recurring run may fire in one tick (the rest follow on the next).
 const SLOTS_PER_TICK: usize = 100;
@@ -119,14 +121,24 @@ pub fn run_name(recurring: &RecurringRun, index: i64) -> String {
     format!("{name}-{hash}")
 }
 
-impl AppState {
+/// Fires recurring runs' slots over the services' context.
+#[derive(Clone)]
+pub struct Scheduler {
+    ctx: Arc<Context>,
+}
+
+impl Scheduler {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        Self { ctx }
+    }
+
     /// Builds the run of one slot: the pinned version or spec, or the pipeline's newest version
     /// when the recurring run names only the pipeline.
-    async fn slot_run(&self, recurring: &RecurringRun, slot_at: i64, now: i64) -> Result<Run, ApiError> {
+    async fn slot_run(&self, recurring: &RecurringRun, slot_at: i64, now: i64) -> Result<Run, ServiceError> {
         let (pipeline_version_id, pipeline_spec, platform_spec) = if !recurring.pipeline_id.is_empty()
             && recurring.pipeline_version_id.is_empty()
         {
-            let latest = self.store.latest_pipeline_version(&recurring.pipeline_id).await?;
+            let latest = self.ctx.store.latest_pipeline_version(&recurring.pipeline_id).await?;
             (latest.id, latest.pipeline_spec, latest.platform_spec)
         } else {
             (recurring.pipeline_version_id.clone(), recurring.pipeline_spec.clone(), recurring.platform_spec.clone())
@@ -156,13 +168,13 @@ impl AppState {
     }
 
     /// Fires every due slot of every enabled recurring run once; returns the runs created.
-    pub async fn schedule_tick(&self, tz: Tz) -> Result<Vec<Run>, StoreError> {
-        let now = self.clock.now_ms();
+    pub async fn tick(&self, tz: Tz) -> Result<Vec<Run>, StoreError> {
+        let now = self.ctx.now();
         let mut created = Vec::new();
-        for recurring in self.store.enabled_recurring_runs().await? {
+        for recurring in self.ctx.store.enabled_recurring_runs().await? {
             let mut cursor = recurring.clone();
             for slot in due_slots(&recurring, now, tz) {
-                if self.store.active_runs_of(&recurring.id).await? >= recurring.max_concurrency.max(1) {
+                if self.ctx.store.active_runs_of(&recurring.id).await? >= recurring.max_concurrency.max(1) {
                     break;
                 }
                 let run = match self.slot_run(&cursor, slot, now).await {
@@ -172,7 +184,7 @@ impl AppState {
                         break;
                     }
                 };
-                match self.store.fire_slot(&cursor, slot, &run).await {
+                match self.ctx.store.fire_slot(&cursor, slot, &run).await {
                     Ok(()) => {
                         tracing::info!(recurring_run.id = %recurring.id, run.id = %run.id, slot = slot, "scheduled run created");
                         cursor.last_slot_at = slot;
@@ -190,21 +202,21 @@ impl AppState {
             }
         }
         if !created.is_empty() {
-            self.wake_engine();
+            self.ctx.wake_engine();
         }
         Ok(created)
     }
 
     /// Runs the scheduler until `shutdown` resolves: a tick every second, or sooner when a
     /// recurring run is created or enabled.
-    pub async fn run_scheduler(self, tz: Tz, shutdown: impl std::future::Future<Output = ()>) {
+    pub async fn run(self, tz: Tz, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
-            if let Err(e) = self.schedule_tick(tz).await {
+            if let Err(e) = self.tick(tz).await {
                 tracing::warn!(error = %e, "scheduler tick failed");
             }
             tokio::select! {
-                _ = self.scheduler.notified() => {}
+                _ = self.ctx.scheduler.notified() => {}
                 _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                 _ = &mut shutdown => break,
             }

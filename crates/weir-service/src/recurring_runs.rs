@@ -1,18 +1,21 @@
-//! Recurring runs: validation of triggers and creation. Firing belongs to the scheduler.
+//! Recurring runs: validation of triggers, creation, reads, enabling. Firing belongs to the
+//! scheduler.
 
-use weir_api_model as wire;
-use weir_store::{RecurringRun, Trigger};
+use std::sync::Arc;
 
-use super::{new_id, require};
-use crate::error::{ApiError, ApiResult};
-use crate::AppState;
+use weir_api_model::{self as wire, ListParams};
+use weir_store::{Entity, Page, RecurringRun, Trigger};
+
+use crate::error::{Code, ServiceError, ServiceResult};
+use crate::runs::{check_experiment, check_parameters, check_pipeline_root, resolve_source, target_experiment};
+use crate::{list_query, new_id, require, Context};
 
 /// KFP bounds `max_concurrency` to 1..=10.
 const MAX_CONCURRENCY: i64 = 10;
 
 /// Checks a cron expression: six fields with seconds first (KFP's robfig/cron), or the
 /// five-field form without seconds.
-pub fn validate_cron(expression: &str) -> ApiResult<()> {
+pub fn validate_cron(expression: &str) -> ServiceResult<()> {
     parse_cron(expression).map(|_| ())
 }
 
@@ -20,7 +23,7 @@ pub fn validate_cron(expression: &str) -> ApiResult<()> {
 /// expression is read as standard cron (minute first) at second 0; `@daily`-style descriptors
 /// and `@every <duration>` are accepted too (`@every` gives no pattern: the scheduler fires it
 /// as a periodic schedule).
-pub fn parse_cron(expression: &str) -> ApiResult<Option<croner::Cron>> {
+pub fn parse_cron(expression: &str) -> ServiceResult<Option<croner::Cron>> {
     let fields = expression.split_whitespace().count();
     if expression.trim().starts_with('@') {
         let known = ["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"];
@@ -36,14 +39,15 @@ pub fn parse_cron(expression: &str) -> ApiResult<Option<croner::Cron>> {
             return parse_cron(equivalent);
         }
         if let Some(duration) = expression.trim().strip_prefix("@every ") {
-            every_ms(duration)
-                .ok_or_else(|| ApiError::invalid(format!("invalid cron expression {expression:?}: bad duration")))?;
+            every_ms(duration).ok_or_else(|| {
+                ServiceError::invalid(format!("invalid cron expression {expression:?}: bad duration"))
+            })?;
             return Ok(None);
         }
-        return Err(ApiError::invalid(format!("invalid cron expression {expression:?}: unknown descriptor")));
+        return Err(ServiceError::invalid(format!("invalid cron expression {expression:?}: unknown descriptor")));
     }
     if !(5..=6).contains(&fields) {
-        return Err(ApiError::invalid(format!(
+        return Err(ServiceError::invalid(format!(
             "invalid cron expression {expression:?}: expected 6 fields (second minute hour day-of-month month day-of-week) or 5 without seconds, got {fields}"
         )));
     }
@@ -54,7 +58,7 @@ pub fn parse_cron(expression: &str) -> ApiResult<Option<croner::Cron>> {
         .build()
         .parse(&pattern)
         .map(Some)
-        .map_err(|e| ApiError::invalid(format!("invalid cron expression {expression:?}: {e}")))
+        .map_err(|e| ServiceError::invalid(format!("invalid cron expression {expression:?}: {e}")))
 }
 
 /// The longest interval a schedule may have (100 years), so slot arithmetic in milliseconds
@@ -87,17 +91,19 @@ fn ms(t: &Option<chrono::DateTime<chrono::Utc>>) -> Option<i64> {
     t.map(|t| t.timestamp_millis())
 }
 
-fn trigger_from(request: &Option<wire::Trigger>) -> ApiResult<Trigger> {
+fn trigger_from(request: &Option<wire::Trigger>) -> ServiceResult<Trigger> {
     let request = request.clone().unwrap_or_default();
     let check_window = |start: Option<i64>, end: Option<i64>| match (start, end) {
-        (Some(s), Some(e)) if e <= s => Err(ApiError::invalid("the trigger's end_time must be after its start_time")),
+        (Some(s), Some(e)) if e <= s => {
+            Err(ServiceError::invalid("the trigger's end_time must be after its start_time"))
+        }
         _ => Ok(()),
     };
     match (request.cron_schedule, request.periodic_schedule) {
         (Some(_), Some(_)) => {
-            Err(ApiError::invalid("a trigger is either cron_schedule or periodic_schedule, not both"))
+            Err(ServiceError::invalid("a trigger is either cron_schedule or periodic_schedule, not both"))
         }
-        (None, None) => Err(ApiError::invalid("a trigger is required: cron_schedule or periodic_schedule")),
+        (None, None) => Err(ServiceError::invalid("a trigger is required: cron_schedule or periodic_schedule")),
         (Some(cron), None) => {
             validate_cron(&cron.cron)?;
             let (start_time, end_time) = (ms(&cron.start_time), ms(&cron.end_time));
@@ -107,7 +113,7 @@ fn trigger_from(request: &Option<wire::Trigger>) -> ApiResult<Trigger> {
         (None, Some(periodic)) => {
             let interval_second = periodic.interval_second.unwrap_or(0);
             if !(1..=MAX_INTERVAL_MS / 1000).contains(&interval_second) {
-                return Err(ApiError::invalid(format!(
+                return Err(ServiceError::invalid(format!(
                     "periodic_schedule.interval_second must be between 1 and {} (100 years), got {interval_second}",
                     MAX_INTERVAL_MS / 1000
                 )));
@@ -119,12 +125,21 @@ fn trigger_from(request: &Option<wire::Trigger>) -> ApiResult<Trigger> {
     }
 }
 
-impl AppState {
-    pub async fn create_recurring_run(&self, body: &wire::RecurringRun) -> ApiResult<RecurringRun> {
+#[derive(Clone)]
+pub struct RecurringRunService {
+    ctx: Arc<Context>,
+}
+
+impl RecurringRunService {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        Self { ctx }
+    }
+
+    pub async fn create(&self, body: &wire::RecurringRun) -> ServiceResult<RecurringRun> {
         require(&body.display_name, "display_name")?;
         let max_concurrency = body.max_concurrency.unwrap_or(0);
         if !(1..=MAX_CONCURRENCY).contains(&max_concurrency) {
-            return Err(ApiError::invalid(format!(
+            return Err(ServiceError::invalid(format!(
                 "max_concurrency must be between 1 and {MAX_CONCURRENCY}, got {max_concurrency}"
             )));
         }
@@ -135,18 +150,18 @@ impl AppState {
             .pipeline_version_reference
             .as_ref()
             .is_some_and(|r| !r.pipeline_id.is_empty() && r.pipeline_version_id.is_empty());
-        let mut source = self
-            .resolve_source(&body.pipeline_spec, &body.pipeline_version_reference, &body.pipeline_version_id)
-            .await
-            .map_err(|e| if e.code == crate::error::Code::NotFound { ApiError::invalid(e.message) } else { e })?;
+        let mut source =
+            resolve_source(&self.ctx, &body.pipeline_spec, &body.pipeline_version_reference, &body.pipeline_version_id)
+                .await
+                .map_err(|e| if e.code == Code::NotFound { ServiceError::invalid(e.message) } else { e })?;
         if unpinned {
             source.pipeline_version_id = String::new();
         }
         let config = body.runtime_config.clone().unwrap_or_default();
-        super::runs::check_parameters(&source.pipeline_spec, &config.parameters)?;
-        self.check_pipeline_root(&config.pipeline_root)?;
-        let experiment_id = self.target_experiment(&body.experiment_id).await?;
-        let now = self.clock.now_ms();
+        check_parameters(&source.pipeline_spec, &config.parameters)?;
+        check_pipeline_root(&self.ctx, &config.pipeline_root)?;
+        let experiment_id = target_experiment(&self.ctx, &body.experiment_id).await?;
+        let now = self.ctx.now();
         let recurring_run = RecurringRun {
             id: new_id(),
             display_name: body.display_name.clone(),
@@ -170,9 +185,36 @@ impl AppState {
             last_slot_at: 0,
             last_index: 0,
         };
-        self.store.create_recurring_run(&recurring_run).await?;
-        self.wake_scheduler();
+        self.ctx.store.create_recurring_run(&recurring_run).await?;
+        self.ctx.wake_scheduler();
         Ok(recurring_run)
+    }
+
+    pub async fn get(&self, id: &str) -> ServiceResult<RecurringRun> {
+        Ok(self.ctx.store.get_recurring_run(id).await?)
+    }
+
+    /// Recurring runs, within the experiment `params.experiment_id` (which must exist) when
+    /// given.
+    pub async fn list(&self, params: &ListParams) -> ServiceResult<Page<RecurringRun>> {
+        check_experiment(&self.ctx, &params.experiment_id).await?;
+        let query = list_query(Entity::RecurringRun, params, &[("experiment_id", &params.experiment_id)])?;
+        Ok(self.ctx.store.list_recurring_runs(&query).await?)
+    }
+
+    pub async fn delete(&self, id: &str) -> ServiceResult<()> {
+        Ok(self.ctx.store.delete_recurring_run(id).await?)
+    }
+
+    /// Enables a recurring run and wakes the scheduler, so slots due meanwhile fire now.
+    pub async fn enable(&self, id: &str) -> ServiceResult<()> {
+        self.ctx.store.set_recurring_run_enabled(id, true, self.ctx.now()).await?;
+        self.ctx.wake_scheduler();
+        Ok(())
+    }
+
+    pub async fn disable(&self, id: &str) -> ServiceResult<()> {
+        Ok(self.ctx.store.set_recurring_run_enabled(id, false, self.ctx.now()).await?)
     }
 }
 

@@ -1,14 +1,14 @@
-//! Pipelines and their versions: uploads, creation from a spec, deletion.
+//! Pipelines and their versions: uploads, creation from a spec, reads, deletion.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use weir_api_model as wire;
-use weir_store::{Pipeline, PipelineVersion};
+use weir_api_model::{self as wire, ListParams};
+use weir_store::{Entity, Page, Pipeline, PipelineVersion};
 
-use super::{inline_spec, new_id, require};
-use crate::error::{ApiError, ApiResult, Code};
-use crate::AppState;
+use crate::error::{Code, ServiceError, ServiceResult};
+use crate::{inline_spec, list_query, new_id, require, Context};
 
 /// Query parameters of the two upload endpoints.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -34,11 +34,11 @@ fn upload_names(params: &UploadParams, file_name: &str) -> (String, String) {
     (name, display_name)
 }
 
-fn parse_tags(text: &Option<String>) -> ApiResult<BTreeMap<String, String>> {
+fn parse_tags(text: &Option<String>) -> ServiceResult<BTreeMap<String, String>> {
     match text.as_deref().map(str::trim) {
         None | Some("") => Ok(BTreeMap::new()),
         Some(text) => serde_json::from_str(text)
-            .map_err(|e| ApiError::invalid(format!("tags must be a JSON object of strings: {e}"))),
+            .map_err(|e| ServiceError::invalid(format!("tags must be a JSON object of strings: {e}"))),
     }
 }
 
@@ -48,17 +48,22 @@ enum NewRows {
     Version(PipelineVersion),
 }
 
-impl AppState {
-    fn now(&self) -> i64 {
-        self.clock.now_ms()
+#[derive(Clone)]
+pub struct PipelineService {
+    ctx: Arc<Context>,
+}
+
+impl PipelineService {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        Self { ctx }
     }
 
     /// Stores a package file, then the rows; if the rows fail the file is removed again, so a
     /// refused upload leaves nothing behind. It runs as its own task: a client that gives up
     /// (a timeout during a slow store) drops the request, and that must not leave a package
     /// without rows.
-    async fn store_with_package(&self, key: &str, bytes: Bytes, rows: NewRows) -> ApiResult<()> {
-        let (store, artifacts, key) = (self.store.clone(), self.artifacts.clone(), key.to_string());
+    async fn store_with_package(&self, key: &str, bytes: Bytes, rows: NewRows) -> ServiceResult<()> {
+        let (store, artifacts, key) = (self.ctx.store.clone(), self.ctx.artifacts.clone(), key.to_string());
         let task = tokio::spawn(async move {
             if let Err(e) = artifacts.put(&key, bytes).await {
                 if matches!(e, weir_artifacts::ArtifactError::Unavailable(_)) {
@@ -72,7 +77,7 @@ impl AppState {
                         }
                     });
                 }
-                return Err(e.into());
+                return Err(ServiceError::from(e));
             }
             let written = match &rows {
                 NewRows::Pipeline(pipeline, version) => store.create_pipeline(pipeline, Some(version)).await,
@@ -82,23 +87,24 @@ impl AppState {
                 if let Err(cleanup) = artifacts.delete(&key).await {
                     tracing::warn!(artifact.key = key, error = %cleanup, "could not remove the package of a refused upload");
                 }
-                return Err(ApiError::from(e));
+                return Err(ServiceError::from(e));
             }
             Ok(())
         });
-        task.await.map_err(|e| ApiError::new(Code::Internal, format!("the upload stopped: {e}")))?
+        task.await.map_err(|e| ServiceError::new(Code::Internal, format!("the upload stopped: {e}")))?
     }
 
-    pub async fn upload_pipeline(
+    /// A new pipeline with the uploaded package as its first version.
+    pub async fn upload(
         &self,
         params: &UploadParams,
         file_name: &str,
         bytes: Bytes,
-    ) -> ApiResult<(Pipeline, PipelineVersion)> {
+    ) -> ServiceResult<(Pipeline, PipelineVersion)> {
         let package = weir_spec::read_package(file_name, &bytes)?;
         weir_spec::validate(&package.pipeline_spec)?;
         let (name, display_name) = upload_names(params, file_name);
-        let now = self.now();
+        let now = self.ctx.now();
         let tags = parse_tags(&params.tags)?;
         let pipeline = Pipeline {
             id: new_id(),
@@ -129,17 +135,18 @@ impl AppState {
         Ok((pipeline, version))
     }
 
-    pub async fn upload_pipeline_version(
+    /// The uploaded package as a new version of the pipeline `params.pipelineid`.
+    pub async fn upload_version(
         &self,
         params: &UploadParams,
         file_name: &str,
         bytes: Bytes,
-    ) -> ApiResult<PipelineVersion> {
+    ) -> ServiceResult<PipelineVersion> {
         let pipeline_id = params.pipelineid.clone().unwrap_or_default();
         require(&pipeline_id, "pipelineid")?;
         let package = weir_spec::read_package(file_name, &bytes)?;
         weir_spec::validate(&package.pipeline_spec)?;
-        self.store.get_pipeline(&pipeline_id).await?;
+        self.ctx.store.get_pipeline(&pipeline_id).await?;
         let (name, display_name) = upload_names(params, file_name);
         let version_id = new_id();
         let version = PipelineVersion {
@@ -148,7 +155,7 @@ impl AppState {
             name,
             display_name,
             description: params.description.clone().unwrap_or_default(),
-            created_at: self.now(),
+            created_at: self.ctx.now(),
             pipeline_spec: package.pipeline_spec,
             platform_spec: package.platform_spec,
             package_key: weir_artifacts::package_key(&pipeline_id, &version_id, file_name),
@@ -160,7 +167,7 @@ impl AppState {
         Ok(version)
     }
 
-    fn pipeline_from_request(&self, body: &wire::Pipeline) -> ApiResult<Pipeline> {
+    fn pipeline_from_request(&self, body: &wire::Pipeline) -> ServiceResult<Pipeline> {
         let name = if body.name.trim().is_empty() { body.display_name.trim() } else { body.name.trim() }.to_string();
         require(&name, "pipeline name (name or display_name)")?;
         Ok(Pipeline {
@@ -169,7 +176,7 @@ impl AppState {
             name,
             description: body.description.clone(),
             namespace: String::new(),
-            created_at: self.now(),
+            created_at: self.ctx.now(),
             tags: body.tags.clone(),
         })
     }
@@ -180,14 +187,14 @@ impl AppState {
         &self,
         pipeline: &Pipeline,
         body: &wire::PipelineVersion,
-    ) -> ApiResult<(PipelineVersion, Bytes)> {
+    ) -> ServiceResult<(PipelineVersion, Bytes)> {
         let Some(spec) = &body.pipeline_spec else {
             let message = if body.package_url.as_ref().is_some_and(|u| !u.pipeline_url.is_empty()) {
                 "weir does not fetch pipeline packages from package_url; upload the package (POST /apis/v2beta1/pipelines/upload_version) or send pipeline_spec"
             } else {
                 "pipeline_spec is required"
             };
-            return Err(ApiError::invalid(message));
+            return Err(ServiceError::invalid(message));
         };
         let package = inline_spec(spec)?;
         let name = [&body.name, &body.display_name, &pipeline.name]
@@ -203,7 +210,7 @@ impl AppState {
             display_name: if body.display_name.trim().is_empty() { name.clone() } else { body.display_name.clone() },
             name,
             description: body.description.clone(),
-            created_at: self.now(),
+            created_at: self.ctx.now(),
             pipeline_spec: package.pipeline_spec,
             platform_spec: package.platform_spec,
             package_key: weir_artifacts::package_key(&pipeline.id, &version_id, "pipeline.json"),
@@ -214,17 +221,17 @@ impl AppState {
         Ok((version, bytes))
     }
 
-    pub async fn create_pipeline(&self, body: &wire::Pipeline) -> ApiResult<Pipeline> {
+    pub async fn create(&self, body: &wire::Pipeline) -> ServiceResult<Pipeline> {
         let pipeline = self.pipeline_from_request(body)?;
-        self.store.create_pipeline(&pipeline, None).await?;
+        self.ctx.store.create_pipeline(&pipeline, None).await?;
         Ok(pipeline)
     }
 
-    pub async fn create_pipeline_and_version(
+    pub async fn create_with_version(
         &self,
         body: &wire::CreatePipelineAndVersionRequest,
-    ) -> ApiResult<(Pipeline, PipelineVersion)> {
-        let request = body.pipeline.clone().ok_or_else(|| ApiError::invalid("pipeline is required"))?;
+    ) -> ServiceResult<(Pipeline, PipelineVersion)> {
+        let request = body.pipeline.clone().ok_or_else(|| ServiceError::invalid("pipeline is required"))?;
         let pipeline = self.pipeline_from_request(&request)?;
         let version_request = body.pipeline_version.clone().unwrap_or_default();
         let (mut version, bytes) = self.version_from_request(&pipeline, &version_request)?;
@@ -239,41 +246,65 @@ impl AppState {
         Ok((pipeline, version))
     }
 
-    pub async fn create_pipeline_version(
-        &self,
-        pipeline_id: &str,
-        body: &wire::PipelineVersion,
-    ) -> ApiResult<PipelineVersion> {
-        if !body.pipeline_id.is_empty() && body.pipeline_id != pipeline_id {
-            return Err(ApiError::invalid(format!(
-                "the body names pipeline {} but the path names {pipeline_id}",
-                body.pipeline_id
-            )));
-        }
-        let pipeline = self.store.get_pipeline(pipeline_id).await?;
-        let (version, bytes) = self.version_from_request(&pipeline, body)?;
-        self.store_with_package(&version.package_key, bytes, NewRows::Version(version.clone())).await?;
-        Ok(version)
+    pub async fn get(&self, id: &str) -> ServiceResult<Pipeline> {
+        Ok(self.ctx.store.get_pipeline(id).await?)
+    }
+
+    pub async fn get_by_name(&self, name: &str) -> ServiceResult<Pipeline> {
+        Ok(self.ctx.store.get_pipeline_by_name("", name).await?)
+    }
+
+    pub async fn list(&self, params: &ListParams) -> ServiceResult<Page<Pipeline>> {
+        let query = list_query(Entity::Pipeline, params, &[])?;
+        Ok(self.ctx.store.list_pipelines(&query).await?)
     }
 
     /// Deletes a pipeline (with `cascade`, its versions too), then the packages of the deleted
     /// versions. A package that cannot be removed is logged and left for `weir storage check`.
-    pub async fn delete_pipeline(&self, id: &str, cascade: bool) -> ApiResult<()> {
-        let versions = self.store.delete_pipeline(id, cascade).await?;
+    pub async fn delete(&self, id: &str, cascade: bool) -> ServiceResult<()> {
+        let versions = self.ctx.store.delete_pipeline(id, cascade).await?;
         for version in versions {
             self.remove_package(&version).await;
         }
         Ok(())
     }
 
-    pub async fn delete_pipeline_version(&self, pipeline_id: &str, id: &str) -> ApiResult<()> {
-        let version = self.store.delete_pipeline_version(pipeline_id, id).await?;
+    pub async fn create_version(
+        &self,
+        pipeline_id: &str,
+        body: &wire::PipelineVersion,
+    ) -> ServiceResult<PipelineVersion> {
+        if !body.pipeline_id.is_empty() && body.pipeline_id != pipeline_id {
+            return Err(ServiceError::invalid(format!(
+                "the body names pipeline {} but the path names {pipeline_id}",
+                body.pipeline_id
+            )));
+        }
+        let pipeline = self.ctx.store.get_pipeline(pipeline_id).await?;
+        let (version, bytes) = self.version_from_request(&pipeline, body)?;
+        self.store_with_package(&version.package_key, bytes, NewRows::Version(version.clone())).await?;
+        Ok(version)
+    }
+
+    pub async fn get_version(&self, pipeline_id: &str, id: &str) -> ServiceResult<PipelineVersion> {
+        Ok(self.ctx.store.get_pipeline_version(pipeline_id, id).await?)
+    }
+
+    /// The versions of a pipeline, which must exist.
+    pub async fn list_versions(&self, pipeline_id: &str, params: &ListParams) -> ServiceResult<Page<PipelineVersion>> {
+        self.ctx.store.get_pipeline(pipeline_id).await?;
+        let query = list_query(Entity::PipelineVersion, params, &[("pipeline_id", pipeline_id)])?;
+        Ok(self.ctx.store.list_pipeline_versions(&query).await?)
+    }
+
+    pub async fn delete_version(&self, pipeline_id: &str, id: &str) -> ServiceResult<()> {
+        let version = self.ctx.store.delete_pipeline_version(pipeline_id, id).await?;
         self.remove_package(&version).await;
         Ok(())
     }
 
     async fn remove_package(&self, version: &PipelineVersion) {
-        if let Err(e) = self.artifacts.delete(&version.package_key).await {
+        if let Err(e) = self.ctx.artifacts.delete(&version.package_key).await {
             tracing::warn!(artifact.key = %version.package_key, error = %e, "could not remove the package of a deleted version");
         }
     }

@@ -1,7 +1,10 @@
-//! Parameter values as KFP's backend hands them to steps.
+//! Parameter values as KFP's backend hands them to steps: checked against a component's
+//! interface, completed with defaults, numbers as Go's protojson prints them. The server checks
+//! a run's parameters by the same rules the engine resolves a step's by.
 
+use crate::ir::{Interface, ParameterDef};
+use crate::SpecError;
 use serde_json::{Map, Number, Value};
-use weir_spec::ir::{Interface, ParameterDef};
 
 /// Integral doubles become JSON integers, everywhere in the value, as Go's protojson prints
 /// them (the SDK writes `2.0` for integer defaults and the executor rejects a float for `int`).
@@ -31,25 +34,25 @@ pub fn fits(def: &ParameterDef, value: &Value) -> bool {
 }
 
 /// Checks and completes the parameters given to a component: every value must fit its type,
-/// required ones must be present, defaults fill the rest. Returns a message for the user.
+/// required ones must be present, defaults fill the rest. The error is for the user.
 pub fn complete_parameters(
     interface: &Interface,
     given: &Map<String, Value>,
     what: &str,
-) -> Result<Map<String, Value>, String> {
+) -> Result<Map<String, Value>, SpecError> {
     let mut out = Map::new();
     for (name, value) in given {
         let Some(def) = interface.parameters.get(name) else {
-            return Err(format!("{what} has no parameter {name:?}"));
+            return Err(SpecError::new(format!("{what} has no parameter {name:?}")));
         };
         if value.is_null() {
             continue;
         }
         if !fits(def, value) {
-            return Err(format!(
+            return Err(SpecError::new(format!(
                 "parameter {name:?} of {what} must be {}, got {value}",
                 type_name(&def.parameter_type)
-            ));
+            )));
         }
         out.insert(name.clone(), integral_numbers(value));
     }
@@ -63,10 +66,10 @@ pub fn complete_parameters(
             }
             None if def.is_optional => {}
             None => {
-                return Err(format!(
+                return Err(SpecError::new(format!(
                     "{what} needs parameter {name:?} ({}), which was not given",
                     type_name(&def.parameter_type)
-                ))
+                )))
             }
         }
     }
@@ -108,12 +111,12 @@ mod tests {
         let out = complete_parameters(&interface, json!({"name": "x"}).as_object().unwrap(), "the pipeline").unwrap();
         assert_eq!(Value::Object(out), json!({"name": "x", "n": 3}));
         let e = complete_parameters(&interface, &Map::new(), "the pipeline").unwrap_err();
-        assert!(e.contains("\"name\""), "{e}");
+        assert!(e.0.contains("\"name\""), "{e}");
         let e = complete_parameters(&interface, json!({"name": 1}).as_object().unwrap(), "the pipeline").unwrap_err();
-        assert!(e.contains("must be a string"), "{e}");
+        assert!(e.0.contains("must be a string"), "{e}");
         let e = complete_parameters(&interface, json!({"name": "x", "bogus": 1}).as_object().unwrap(), "the pipeline")
             .unwrap_err();
-        assert!(e.contains("bogus"), "{e}");
+        assert!(e.0.contains("bogus"), "{e}");
         assert!(complete_parameters(&interface, json!({"name": "x", "n": 2.5}).as_object().unwrap(), "p").is_err());
     }
 }

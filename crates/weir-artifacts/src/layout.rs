@@ -1,0 +1,104 @@
+//! Where weir keeps things: the keys of the artifact store (pipeline packages, step outputs,
+//! step logs) and the folders of the engine's work folder where a running step's files live.
+//! The engine writes by these rules and the server, the CLI's storage checks and backups read
+//! by them, so they are written once, here.
+
+use std::path::{Path, PathBuf};
+
+/// The key prefix of step outputs when neither the run nor the pipeline names a root inside
+/// the store.
+pub const DEFAULT_ROOT: &str = "artifacts";
+
+/// Where the original file of a pipeline version is kept.
+pub fn package_key(pipeline_id: &str, version_id: &str, file_name: &str) -> String {
+    let safe: String = file_name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .collect();
+    let safe = safe.trim_start_matches('.');
+    let file = if safe.is_empty() { "pipeline.yaml" } else { safe };
+    format!("pipelines/{pipeline_id}/{version_id}/{file}")
+}
+
+/// Where an attempt's log is kept.
+pub fn log_key(run_id: &str, task_id: &str, attempt: i64) -> String {
+    format!("logs/{run_id}/{task_id}/{attempt}.log")
+}
+
+/// Where a step's output artifact is kept: under `root` (the run's pipeline root inside the
+/// store), by pipeline, run, task and output, as KFP lays out
+/// `<pipeline root>/<pipeline>/<run>/<task>/<output>` (`generateOutputURI` in
+/// backend/src/v2/component/launcher_v2.go), with the task's id added so that the iterations
+/// of a loop do not share a key.
+pub fn output_key(root: &str, pipeline: &str, run_id: &str, task_name: &str, task_id: &str, output: &str) -> String {
+    format!("{root}/{}/{run_id}/{}/{task_id}/{}", segment(pipeline), segment(task_name), segment(output))
+}
+
+/// A name made safe as one segment of a key or a path: no separators, no leading dot.
+pub fn segment(part: &str) -> String {
+    let cleaned: String =
+        part.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
+    let cleaned = cleaned.trim_start_matches('.').to_string();
+    if cleaned.is_empty() {
+        "_".into()
+    } else {
+        cleaned
+    }
+}
+
+/// Which artifacts live in weir's store: the key of a URI under the store's URL. A URI
+/// outside it, or one that climbs out of it (`store/../elsewhere`), has none.
+pub fn key_for_uri(store_url: &str, uri: &str) -> Option<String> {
+    let base = store_url.trim_end_matches('/');
+    let key = uri.strip_prefix(base).and_then(|rest| rest.strip_prefix('/'))?;
+    let inside = key.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
+    inside.then(|| key.to_string())
+}
+
+/// The URI of a key of the store at `store_url`.
+pub fn uri_for_key(store_url: &str, key: &str) -> String {
+    format!("{}/{key}", store_url.trim_end_matches('/'))
+}
+
+/// The private folder of one attempt of a step in the engine's work folder (its live log is
+/// [`LIVE_LOG`] there). One level per attempt: every folder created and removed per step
+/// costs, and steps are many.
+pub fn attempt_dir(work_dir: &Path, run_id: &str, task_id: &str, attempt: i64) -> PathBuf {
+    run_dir(work_dir, run_id).join(format!("{task_id}.{attempt}"))
+}
+
+/// The folder of a run's attempts in the engine's work folder.
+pub fn run_dir(work_dir: &Path, run_id: &str) -> PathBuf {
+    work_dir.join("runs").join(run_id)
+}
+
+/// The log a running attempt writes, in its folder.
+pub const LIVE_LOG: &str = "log.txt";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_outside_the_store_have_none() {
+        assert_eq!(key_for_uri("s3://b/p", "s3://b/p/artifacts/x"), Some("artifacts/x".into()));
+        assert_eq!(key_for_uri("s3://b/p", "s3://b/other/x"), None);
+        assert_eq!(key_for_uri("file:///data/", "file:///data/artifacts/x"), Some("artifacts/x".into()));
+        assert_eq!(key_for_uri("s3://b/p", "s3://b/p/../q/x"), None);
+        assert_eq!(key_for_uri("s3://b/p", "s3://b/p/a//x"), None);
+        assert_eq!(key_for_uri("s3://b/p", "s3://b/p/./x"), None);
+        assert_eq!(key_for_uri("file:///data", "file:///data/artifacts/../../etc/passwd"), None);
+    }
+
+    #[test]
+    fn output_keys_are_one_segment_per_name() {
+        assert_eq!(
+            output_key("artifacts", "my pipe", "r1", "train/x", "t1", ".model"),
+            "artifacts/my_pipe/r1/train_x/t1/model"
+        );
+        assert_eq!(uri_for_key("s3://b/p/", "artifacts/x"), "s3://b/p/artifacts/x");
+    }
+}

@@ -1,0 +1,161 @@
+//! One attempt of a step, start to end: its folder, its inputs, its process through the
+//! driver, its outputs and its log.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use weir_artifacts::layout;
+use weir_store::Task;
+
+use super::attempts::Outcome;
+use super::files::log_tail;
+use super::Engine;
+use crate::driver::{Exit, ProcessSpec, PythonSpec};
+use crate::error::StepError;
+use crate::launch::StepPlan;
+use crate::step_env;
+
+impl Engine {
+    /// Prepares the folder, runs the process, collects outputs. The first error is the step's
+    /// error.
+    pub(super) async fn execute(&self, run_id: &str, task: &Task, plan: &StepPlan) -> Outcome {
+        let workdir = self.attempt_dir(run_id, &task.id, task.attempts);
+        let log_path = workdir.join(layout::LIVE_LOG);
+        self.prepare_folder(task, plan, &workdir, &log_path).await?;
+        for input in &plan.inputs {
+            if let Some(local) = &input.local_path {
+                self.fetch(&input.artifact, local).await?;
+            }
+        }
+        let python_bin = self.python_bin(&plan.python_packages).await?;
+        // The whole environment of the step (see `step_env`): nothing else of weir's reaches it.
+        let mut env = self.settings.step_env.clone();
+        step_env::set(&mut env, "KFP_POD_NAME", format!("weir-{}", task.id));
+        step_env::set(&mut env, "KFP_POD_UID", task.id.clone());
+        step_env::set(&mut env, "PYTHONUNBUFFERED", "1");
+        for (name, value) in &plan.env {
+            step_env::set(&mut env, name, value.clone());
+        }
+        let path = env.iter().find(|(n, _)| n == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+        step_env::set(&mut env, "PATH", format!("{}:{path}", python_bin.display()));
+        step_env::set(&mut env, "WEIR_TASK_ID", task.id.clone());
+        step_env::set(&mut env, "WEIR_RUN_ID", run_id);
+        tracing::info!(
+            run.id = %run_id, task.id = %task.id, task.name = %task.name, image = %plan.image, attempt = task.attempts,
+            "starting step on this host (the image is recorded, not pulled)"
+        );
+        let forkable = self.settings.python_driver.as_ref().zip(plan.python_call());
+        let started = match forkable {
+            Some((python, (source, args))) => {
+                let spec = PythonSpec {
+                    task_id: task.id.clone(),
+                    source: source.to_string(),
+                    args: args.to_vec(),
+                    env,
+                    workdir: workdir.clone(),
+                    log_path: log_path.clone(),
+                };
+                python.start_python(spec).await
+            }
+            None => {
+                let spec = ProcessSpec {
+                    task_id: task.id.clone(),
+                    argv: plan.argv.clone(),
+                    env,
+                    workdir: workdir.clone(),
+                    log_path: log_path.clone(),
+                };
+                self.driver.start(spec).await
+            }
+        };
+        let running = match started {
+            Ok(running) => running,
+            Err(e) => {
+                let _ = tokio::fs::write(&log_path, format!("{e}\n")).await;
+                self.keep_log(run_id, task, &log_path).await;
+                return Err(e.into());
+            }
+        };
+        let handle = running.handle();
+        self.attempts.started(&task.id, handle);
+        let mut with_handle = task.clone();
+        with_handle.pid = handle;
+        // The handle is only for recovery (to find or stop the step), so it is written while
+        // the step runs; both finish before the result is written, which keeps them ordered.
+        let record = async {
+            if let Err(e) = self.save_task(run_id, with_handle, Vec::new()).await {
+                tracing::warn!(task.id = %task.id, error = %e, "could not record the step's process id");
+            }
+        };
+        let ((), exit) = tokio::join!(record, running.wait());
+        // The log is kept while the outputs are read: neither needs the other.
+        let outcome = async {
+            match exit {
+                Exit::Code(0) => self.collect(run_id, task, plan).await,
+                other => Err(exit_error(other, &log_path).await),
+            }
+        };
+        let ((), outcome) = tokio::join!(self.keep_log(run_id, task, &log_path), outcome);
+        outcome
+    }
+
+    /// Makes the attempt's folder afresh, with the folders its outputs go in, and starts its
+    /// log with a header line.
+    async fn prepare_folder(&self, task: &Task, plan: &StepPlan, workdir: &Path, log: &Path) -> Result<(), StepError> {
+        // Only the folders this step's outputs go in (inputs make their own): creating and
+        // removing folders is most of what a short step costs on some file systems.
+        let mut dirs: BTreeSet<PathBuf> = BTreeSet::from([workdir.to_path_buf()]);
+        let parents = plan
+            .outputs
+            .iter()
+            .map(|o| o.local_path.as_path())
+            .chain(plan.output_parameters.values().map(|(p, _)| p.as_path()));
+        dirs.extend(parents.filter_map(Path::parent).map(Path::to_path_buf));
+        // The executor output's folder and the workspace only when the command can know them
+        // (through the executor input or a placeholder).
+        let mentioned = |path: &Path| {
+            let text = path.display().to_string();
+            plan.argv.iter().any(|a| a.contains(&text))
+        };
+        if let Some(parent) = plan.executor_output_file.parent().filter(|p| mentioned(p)) {
+            dirs.insert(parent.to_path_buf());
+        }
+        let workspace = workdir.join("workspace");
+        if mentioned(&workspace) {
+            dirs.insert(workspace);
+        }
+        let header = format!(
+            "[weir] {} attempt {} on this host as a local process (image {} recorded, not pulled)\n",
+            task.display_name,
+            task.attempts,
+            if plan.image.is_empty() { "none" } else { &plan.image }
+        );
+        // One trip to the blocking pool for the whole folder, not one per call.
+        let (fresh, log) = (workdir.to_path_buf(), log.to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_dir_all(&fresh);
+            for dir in dirs {
+                std::fs::create_dir_all(&dir).map_err(StepError::Folder)?;
+            }
+            std::fs::write(&log, header).map_err(StepError::Log)
+        })
+        .await
+        .map_err(|e| StepError::Folder(std::io::Error::other(e)))?
+    }
+}
+
+/// The error of a step that did not exit 0, with the last lines of its log.
+pub(super) async fn exit_error(exit: Exit, log: &Path) -> StepError {
+    match exit {
+        Exit::Code(code) => {
+            // A shell reports a child killed by signal N as 128 + N.
+            let signal = if (129..160).contains(&code) {
+                format!(" (its process was killed by signal {})", code - 128)
+            } else {
+                String::new()
+            };
+            StepError::Exited { code, detail: format!("{signal}{}", log_tail(log).await) }
+        }
+        Exit::Signal(signal) => StepError::Killed { signal, tail: log_tail(log).await },
+    }
+}

@@ -1,0 +1,122 @@
+//! What execution leaves behind, for people, tests and tools (docs/api.md): a run's tasks with
+//! their artifacts, artifact contents, and step logs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::Value;
+use weir_artifacts::ArtifactError;
+use weir_store::{Artifact, Task, TaskKind};
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::Context;
+
+#[derive(Clone)]
+pub struct ExecutionService {
+    ctx: Arc<Context>,
+}
+
+impl ExecutionService {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        Self { ctx }
+    }
+
+    /// A run's tasks, and every artifact they name by id: the run's own and those it read
+    /// from other runs.
+    pub async fn tasks(&self, run_id: &str) -> ServiceResult<(Vec<Task>, HashMap<i64, Artifact>)> {
+        self.ctx.store.get_run(run_id).await?;
+        let tasks = self.ctx.store.list_tasks(run_id).await?;
+        let mut artifacts: HashMap<i64, Artifact> =
+            self.ctx.store.list_artifacts(run_id).await?.into_iter().map(|a| (a.id, a)).collect();
+        let mut missing = Vec::new();
+        for task in &tasks {
+            for section in [&task.inputs, &task.outputs] {
+                for ids in section.get("artifacts").and_then(Value::as_object).into_iter().flat_map(|m| m.values()) {
+                    missing.extend(
+                        ids.as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_i64)
+                            .filter(|id| !artifacts.contains_key(id)),
+                    );
+                }
+            }
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        for a in self.ctx.store.get_artifacts(&missing).await? {
+            artifacts.insert(a.id, a);
+        }
+        Ok((tasks, artifacts))
+    }
+
+    /// One artifact by its id (a number, given as text).
+    pub async fn artifact(&self, id: &str) -> ServiceResult<Artifact> {
+        let id: i64 = id.parse().map_err(|_| ServiceError::invalid(format!("artifact id {id:?} is not a number")))?;
+        self.ctx
+            .store
+            .get_artifacts(&[id])
+            .await?
+            .pop()
+            .ok_or_else(|| ServiceError::not_found(format!("artifact {id} not found")))
+    }
+
+    /// The bytes of a file artifact kept in weir's artifact store.
+    pub async fn artifact_content(&self, id: &str) -> ServiceResult<Bytes> {
+        let artifact = self.artifact(id).await?;
+        let key = weir_artifacts::layout::key_for_uri(self.ctx.artifacts.url(), &artifact.uri).ok_or_else(|| {
+            ServiceError::invalid(format!(
+                "artifact {} lives at {}, outside weir's artifact store",
+                artifact.id, artifact.uri
+            ))
+        })?;
+        self.ctx.artifacts.get(&key).await.map_err(|e| match e {
+            ArtifactError::NotFound(_) => ServiceError::not_found(format!(
+                "artifact {} has no single file (it may be a folder, or metadata only)",
+                artifact.id
+            )),
+            other => other.into(),
+        })
+    }
+
+    /// The output of every attempt of the run's steps, oldest first; of one step when `task`
+    /// (a task id or name) is given.
+    pub async fn logs(&self, run_id: &str, task: &str) -> ServiceResult<String> {
+        self.ctx.store.get_run(run_id).await?;
+        let tasks = self.ctx.store.list_tasks(run_id).await?;
+        let selected: Vec<&Task> = tasks
+            .iter()
+            .filter(|t| t.kind == TaskKind::Container)
+            .filter(|t| task.is_empty() || t.id == task || t.name == task || t.display_name == task)
+            .collect();
+        if !task.is_empty() && selected.is_empty() {
+            return Err(ServiceError::not_found(format!("run {run_id} has no step {task:?}")));
+        }
+        let mut text = String::new();
+        for task in selected {
+            for attempt in 1..=task.attempts {
+                let key = weir_artifacts::layout::log_key(run_id, &task.id, attempt);
+                let body = match self.ctx.artifacts.get(&key).await {
+                    Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Err(ArtifactError::NotFound(_)) => self.live_log(run_id, &task.id, attempt).await,
+                    Err(e) => return Err(e.into()),
+                };
+                text.push_str(&format!("==> {} (task {}, attempt {attempt}) <==\n", task.display_name, task.id));
+                text.push_str(&body);
+                if !body.ends_with('\n') {
+                    text.push('\n');
+                }
+            }
+        }
+        Ok(text)
+    }
+
+    /// The log of a step still running on this host.
+    async fn live_log(&self, run_id: &str, task_id: &str, attempt: i64) -> String {
+        let Some(work_dir) = &self.ctx.work_dir else { return String::new() };
+        let path = weir_artifacts::layout::attempt_dir(work_dir, run_id, task_id, attempt)
+            .join(weir_artifacts::layout::LIVE_LOG);
+        tokio::fs::read_to_string(path).await.unwrap_or_default()
+    }
+}
