@@ -1,13 +1,14 @@
 //! Resolving a task's inputs from its parent DAG and its siblings.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Map, Value};
 use weir_spec::ir::TaskSpec;
-use weir_store::RuntimeState;
+use weir_store::{RuntimeState, TaskIo};
 
 use crate::planner::Planner;
 use weir_spec::values::integral_numbers;
 
-/// The task's parameters and artifact ids: `{"parameters": {…}, "artifacts": {name: [ids]}}`.
 /// Why inputs could not be resolved.
 pub(crate) enum Unresolved {
     /// A producer was skipped: the task is skipped too.
@@ -30,11 +31,11 @@ fn missing(name: &str, producer: &weir_store::Task, what: &str, key: &str) -> Un
     }
 }
 
-pub(crate) fn resolve(planner: &Planner, parent_id: &str, spec: &TaskSpec) -> Result<Value, Unresolved> {
+/// The task's parameters and artifact ids, from its parent's inputs and its siblings' outputs.
+pub(crate) fn resolve(planner: &Planner, parent_id: &str, spec: &TaskSpec) -> Result<TaskIo, Unresolved> {
     let parent = planner.parent(parent_id);
-    let empty = Map::new();
-    let parent_params = parent.inputs.get("parameters").and_then(Value::as_object).unwrap_or(&empty);
-    let parent_artifacts = parent.inputs.get("artifacts").and_then(Value::as_object).unwrap_or(&empty);
+    let parent_params = &parent.inputs.parameters;
+    let parent_artifacts = &parent.inputs.artifacts;
 
     let mut parameters = Map::new();
     for (name, input) in &spec.inputs.parameters {
@@ -47,7 +48,7 @@ pub(crate) fn resolve(planner: &Planner, parent_id: &str, spec: &TaskSpec) -> Re
             let producer = planner
                 .sibling(parent_id, &output.producer_task)
                 .ok_or_else(|| format!("input {name:?}: task {:?} has not run", output.producer_task))?;
-            match producer.outputs.get("parameters").and_then(|p| p.get(&output.output_parameter_key)) {
+            match producer.outputs.parameters.get(&output.output_parameter_key) {
                 Some(v) => Some(v.clone()),
                 None => return Err(missing(name, producer, "output", &output.output_parameter_key)),
             }
@@ -77,13 +78,13 @@ pub(crate) fn resolve(planner: &Planner, parent_id: &str, spec: &TaskSpec) -> Re
         parameters.insert(name.clone(), integral_numbers(&value));
     }
 
-    let mut artifacts = Map::new();
+    let mut artifacts = BTreeMap::new();
     for (name, input) in &spec.inputs.artifacts {
         if let Some(output) = &input.task_output_artifact {
             let producer = planner
                 .sibling(parent_id, &output.producer_task)
                 .ok_or_else(|| format!("input artifact {name:?}: task {:?} has not run", output.producer_task))?;
-            match producer.outputs.get("artifacts").and_then(|a| a.get(&output.output_artifact_key)) {
+            match producer.outputs.artifacts.get(&output.output_artifact_key) {
                 Some(ids) => {
                     artifacts.insert(name.clone(), ids.clone());
                 }
@@ -95,7 +96,7 @@ pub(crate) fn resolve(planner: &Planner, parent_id: &str, spec: &TaskSpec) -> Re
             }
         }
     }
-    Ok(json!({"parameters": parameters, "artifacts": artifacts}))
+    Ok(TaskIo { parameters, artifacts, items: None })
 }
 
 /// `PipelineTaskFinalStatus.state`: the names the SDK documents.
@@ -126,7 +127,7 @@ pub(crate) enum LoopError {
 
 /// The items a loop iterates over: a raw JSON list, or a list-valued input (a list, or JSON
 /// text of one), or the ids of an artifact list.
-pub(crate) fn loop_items(spec: &TaskSpec, inputs: &Value) -> Result<Vec<Value>, LoopError> {
+pub(crate) fn loop_items(spec: &TaskSpec, inputs: &TaskIo) -> Result<Vec<Value>, LoopError> {
     let parse = |text: &str| {
         serde_json::from_str::<Value>(text).map_err(|source| LoopError::NotJson { text: text.to_string(), source })
     };
@@ -134,7 +135,7 @@ pub(crate) fn loop_items(spec: &TaskSpec, inputs: &Value) -> Result<Vec<Value>, 
         let value = match (&iterator.items.raw, &iterator.items.input_parameter) {
             (Some(raw), _) => parse(raw)?,
             (None, Some(param)) => {
-                inputs["parameters"].get(param).cloned().ok_or_else(|| LoopError::NoValue(param.clone()))?
+                inputs.parameters.get(param).cloned().ok_or_else(|| LoopError::NoValue(param.clone()))?
             }
             (None, None) => return Err(LoopError::NoItems),
         };
@@ -148,8 +149,10 @@ pub(crate) fn loop_items(spec: &TaskSpec, inputs: &Value) -> Result<Vec<Value>, 
         };
     }
     if let Some(iterator) = &spec.artifact_iterator {
-        let ids = inputs["artifacts"].get(&iterator.items.input_artifact).and_then(Value::as_array).cloned();
-        return ids.ok_or_else(|| LoopError::NoArtifacts(iterator.items.input_artifact.clone()));
+        let ids = inputs.artifacts.get(&iterator.items.input_artifact);
+        return ids
+            .map(|ids| ids.iter().map(|id| Value::from(*id)).collect())
+            .ok_or_else(|| LoopError::NoArtifacts(iterator.items.input_artifact.clone()));
     }
     Err(LoopError::NotALoop)
 }

@@ -137,19 +137,17 @@ pub fn plan_step(
     let container: ContainerSpec =
         spec.executor(&label)?.container.clone().ok_or_else(|| PlanError::NotAContainer(label.clone()))?;
 
-    let given = task.inputs.get("parameters").and_then(Value::as_object).cloned().unwrap_or_default();
+    let given = &task.inputs.parameters;
     // Placeholders see the parameters as given (IfPresent before defaults, as KFP's driver);
     // the ExecutorInput carries defaults too (as KFP's launcher adds them).
     let with_defaults =
-        complete_parameters(&component.input_definitions, &given, &format!("task {:?}", task.display_name))?;
+        complete_parameters(&component.input_definitions, given, &format!("task {:?}", task.display_name))?;
 
     let mut inputs = Vec::new();
     let mut input_artifacts_json = Map::new();
     let mut placeholder_inputs = Map::new();
-    let empty = Map::new();
-    let input_ids = task.inputs.get("artifacts").and_then(Value::as_object).unwrap_or(&empty);
+    let input_ids = &task.inputs.artifacts;
     for (name, ids) in input_ids {
-        let ids: Vec<i64> = ids.as_array().map(|a| a.iter().filter_map(Value::as_i64).collect()).unwrap_or_default();
         let def = component.input_definitions.artifacts.get(name);
         let mut entries = Vec::new();
         for (i, id) in ids.iter().enumerate() {
@@ -324,7 +322,7 @@ fn fingerprint(
     task: &TaskSpec,
     container: &ContainerSpec,
     parameters: &Map<String, Value>,
-    input_artifact_ids: &Map<String, Value>,
+    input_artifact_ids: &BTreeMap<String, Vec<i64>>,
     component: &ComponentSpec,
 ) -> String {
     let mut hasher = Sha256::new();
@@ -339,7 +337,7 @@ fn fingerprint(
             component.output_definitions.artifacts.iter().map(|(k, v)| (k, &v.artifact_type.schema_title)).collect();
         let key = json!({
             "inputParameterValues": sorted(&Value::Object(parameters.clone())),
-            "inputArtifactNames": sorted(&Value::Object(input_artifact_ids.clone())),
+            "inputArtifactNames": sorted(&json!(input_artifact_ids)),
             "outputParametersSpec": outputs,
             "outputArtifactsSpec": output_artifacts,
             "containerSpec": {"image": container.image, "cmdArgs": container.command.iter().chain(container.args.iter()).collect::<Vec<_>>()},

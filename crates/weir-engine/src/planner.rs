@@ -6,12 +6,14 @@
 //! point leaves rows that the next `advance` continues from. Events (a step finished, a
 //! terminate was asked) reach the planner as changed rows.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 use weir_spec::ir::{ComponentSpec, DagSpec, PipelineSpec, TaskSpec};
-use weir_store::{Artifact, ErrorInfo, Progress, Run, RunTransition, RuntimeState, StateChange, Task, TaskKind};
+use weir_store::{
+    Artifact, ErrorInfo, Progress, Run, RunTransition, RuntimeState, StateChange, Task, TaskIo, TaskKind,
+};
 
 use weir_spec::values::{complete_parameters, integral_numbers};
 use weir_spec::SpecError;
@@ -96,14 +98,14 @@ struct NewTask<'a> {
     /// The item's index, for an iteration of a loop.
     iteration_index: Option<i64>,
     state: RuntimeState,
-    inputs: Value,
+    inputs: TaskIo,
     error: Option<ErrorInfo>,
 }
 
 impl<'a> NewTask<'a> {
     /// A task that starts RUNNING: what most kinds are when created (a DAG, a loop, an
     /// importer); the others override `state` and `error`.
-    fn running(parent_id: &'a str, name: &'a str, display_name: &'a str, kind: TaskKind, inputs: Value) -> Self {
+    fn running(parent_id: &'a str, name: &'a str, display_name: &'a str, kind: TaskKind, inputs: TaskIo) -> Self {
         Self {
             parent_id,
             name,
@@ -203,7 +205,7 @@ impl Planner<'_> {
             state,
             attempts: 0,
             inputs,
-            outputs: json!({}),
+            outputs: TaskIo::default(),
             fingerprint: String::new(),
             pipeline_name: self.view.spec.pipeline_info.name.clone(),
             cached: false,
@@ -267,7 +269,7 @@ impl Planner<'_> {
                     self.update(&id, |t| {
                         t.set_state(RuntimeState::Running, None, now);
                         t.finished_at = 0;
-                        t.outputs = json!({});
+                        t.outputs = TaskIo::default();
                     });
                 }
             }
@@ -282,13 +284,7 @@ impl Planner<'_> {
                 match complete_parameters(&self.view.spec.root.input_definitions, &params, "the pipeline") {
                     Ok(parameters) => {
                         let display = self.view.run.display_name.clone();
-                        self.create(NewTask::running(
-                            "",
-                            ROOT,
-                            &display,
-                            TaskKind::Dag,
-                            json!({"parameters": parameters}),
-                        ))
+                        self.create(NewTask::running("", ROOT, &display, TaskKind::Dag, TaskIo::parameters(parameters)))
                     }
                     Err(message) => {
                         self.transition_run(RuntimeState::Failed, error(message));
@@ -422,30 +418,35 @@ impl Planner<'_> {
         if let Some(upstream) = failed_upstream {
             if !spec.runs_after_failures() {
                 let message = format!("not run: upstream task {upstream:?} did not succeed");
-                self.decided(&at, kind.unwrap_or(TaskKind::Dag), RuntimeState::Skipped, json!({}), error(message));
+                self.decided(
+                    &at,
+                    kind.unwrap_or(TaskKind::Dag),
+                    RuntimeState::Skipped,
+                    TaskIo::default(),
+                    error(message),
+                );
                 return;
             }
         }
         let (Some(component), Some(kind)) = (component, kind) else {
             let message = format!("unknown component {:?}", spec.component_ref.name);
-            self.decided(&at, TaskKind::Dag, RuntimeState::Failed, json!({}), error(message));
+            self.decided(&at, TaskKind::Dag, RuntimeState::Failed, TaskIo::default(), error(message));
             return;
         };
         let inputs = match crate::inputs::resolve(self, parent_id, spec) {
             Ok(inputs) => inputs,
             Err(crate::inputs::Unresolved::Skipped(reason)) => {
-                self.decided(&at, kind, RuntimeState::Skipped, json!({}), None);
+                self.decided(&at, kind, RuntimeState::Skipped, TaskIo::default(), None);
                 tracing::debug!(task = name, reason, "skipped");
                 return;
             }
             Err(crate::inputs::Unresolved::Failed(message)) => {
-                self.decided(&at, kind, RuntimeState::Failed, json!({}), error(message));
+                self.decided(&at, kind, RuntimeState::Failed, TaskIo::default(), error(message));
                 return;
             }
         };
         if !spec.trigger_policy.condition.is_empty() {
-            let params = inputs.get("parameters").and_then(Value::as_object).cloned().unwrap_or_default();
-            match weir_spec::cel::evaluate_condition(&spec.trigger_policy.condition, &params) {
+            match weir_spec::cel::evaluate_condition(&spec.trigger_policy.condition, &inputs.parameters) {
                 Ok(true) => {}
                 Ok(false) => {
                     self.decided(&at, kind, RuntimeState::Skipped, inputs, None);
@@ -467,7 +468,7 @@ impl Planner<'_> {
                     }
                 };
                 let mut inputs = inputs;
-                inputs["items"] = Value::Array(items);
+                inputs.items = Some(items);
                 let id = self.create(NewTask::running(parent_id, name, &display, kind, inputs));
                 self.walk_loop(&id, spec);
             }
@@ -475,7 +476,7 @@ impl Planner<'_> {
                 let inputs = match self.with_defaults(component, inputs, &display) {
                     Ok(inputs) => inputs,
                     Err(message) => {
-                        self.decided(&at, kind, RuntimeState::Failed, json!({}), error(message));
+                        self.decided(&at, kind, RuntimeState::Failed, TaskIo::default(), error(message));
                         return;
                     }
                 };
@@ -505,7 +506,7 @@ impl Planner<'_> {
     }
 
     /// Records a task that ends where it is decided: skipped, or failed before it could start.
-    fn decided(&mut self, at: &Place, kind: TaskKind, state: RuntimeState, inputs: Value, err: Option<ErrorInfo>) {
+    fn decided(&mut self, at: &Place, kind: TaskKind, state: RuntimeState, inputs: TaskIo, err: Option<ErrorInfo>) {
         self.create(NewTask {
             state,
             error: err,
@@ -513,10 +514,9 @@ impl Planner<'_> {
         });
     }
 
-    fn with_defaults(&self, component: &ComponentSpec, mut inputs: Value, what: &str) -> Result<Value, SpecError> {
-        let given = inputs.get("parameters").and_then(Value::as_object).cloned().unwrap_or_default();
-        let completed = complete_parameters(&component.input_definitions, &given, &format!("task {what:?}"))?;
-        inputs["parameters"] = Value::Object(completed);
+    fn with_defaults(&self, component: &ComponentSpec, mut inputs: TaskIo, what: &str) -> Result<TaskIo, SpecError> {
+        inputs.parameters =
+            complete_parameters(&component.input_definitions, &inputs.parameters, &format!("task {what:?}"))?;
         Ok(inputs)
     }
 
@@ -524,7 +524,7 @@ impl Planner<'_> {
         let pipeline = self.spec();
         let Some(component) = pipeline.components.get(&spec.component_ref.name) else { return };
         let loop_task = self.task(loop_id).clone();
-        let items = loop_task.inputs.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+        let items = loop_task.inputs.items.clone().unwrap_or_default();
         let limit = spec.iterator_policy.parallelism_limit.max(0) as usize;
         let iterations = self.children(loop_id);
         for iteration in iterations.iter().filter(|t| !t.state.is_terminal()) {
@@ -533,15 +533,18 @@ impl Planner<'_> {
         let mut open = self.children(loop_id).iter().filter(|t| !t.state.is_terminal()).count();
         let mut next = iterations.len();
         while next < items.len() && (limit == 0 || open < limit) {
-            let mut inputs = json!({
-                "parameters": loop_task.inputs.get("parameters").cloned().unwrap_or(json!({})),
-                "artifacts": loop_task.inputs.get("artifacts").cloned().unwrap_or(json!({})),
-            });
+            let mut inputs = TaskIo {
+                parameters: loop_task.inputs.parameters.clone(),
+                artifacts: loop_task.inputs.artifacts.clone(),
+                items: None,
+            };
             if let Some(iterator) = &spec.parameter_iterator {
-                inputs["parameters"][&iterator.item_input] = integral_numbers(&items[next]);
+                inputs.parameters.insert(iterator.item_input.clone(), integral_numbers(&items[next]));
             }
             if let Some(iterator) = &spec.artifact_iterator {
-                inputs["artifacts"][&iterator.item_input] = json!([items[next]]);
+                // An artifact loop iterates over artifact ids.
+                let id = items[next].as_i64().into_iter().collect();
+                inputs.artifacts.insert(iterator.item_input.clone(), id);
             }
             let display = format!("{}-{next}", loop_task.display_name);
             let id = self.create(NewTask {
@@ -606,7 +609,7 @@ impl Planner<'_> {
             .unwrap_or_default();
         let uri = match (&importer.artifact_uri.constant, &importer.artifact_uri.runtime_parameter) {
             (Some(Value::String(uri)), _) => Some(uri.clone()),
-            (_, Some(param)) => task.inputs["parameters"].get(param).and_then(Value::as_str).map(str::to_string),
+            (_, Some(param)) => task.inputs.parameters.get(param).and_then(Value::as_str).map(str::to_string),
             _ => None,
         };
         let Some(uri) = uri.filter(|u| !u.is_empty()) else {
@@ -628,7 +631,7 @@ impl Planner<'_> {
             object_count: 0,
         };
         self.view.artifacts.insert(artifact.id, artifact.clone());
-        let outputs = json!({"artifacts": {output_name: [artifact.id]}});
+        let outputs = TaskIo { artifacts: [(output_name, vec![artifact.id])].into(), ..TaskIo::default() };
         self.new_artifacts.push(artifact);
         self.update(task_id, |t| t.outputs = outputs);
         self.set_state(task_id, RuntimeState::Succeeded, None);
@@ -654,14 +657,14 @@ struct Place {
     display: String,
 }
 
-fn dag_outputs(dag: &DagSpec, children: &HashMap<&str, &Task>) -> Value {
+fn dag_outputs(dag: &DagSpec, children: &HashMap<&str, &Task>) -> TaskIo {
     let mut parameters = Map::new();
     let produced = |producer: &str, key: &str| -> Option<Value> {
         let task = children.get(producer)?;
         if task.state != RuntimeState::Succeeded {
             return None;
         }
-        task.outputs.get("parameters")?.get(key).cloned()
+        task.outputs.parameters.get(key).cloned()
     };
     for (name, output) in &dag.outputs.parameters {
         let value = if let Some(selector) = &output.value_from_parameter {
@@ -675,43 +678,38 @@ fn dag_outputs(dag: &DagSpec, children: &HashMap<&str, &Task>) -> Value {
             parameters.insert(name.clone(), value);
         }
     }
-    let mut artifacts = Map::new();
+    let mut artifacts = BTreeMap::new();
     for (name, output) in &dag.outputs.artifacts {
         let ids = output.artifact_selectors.iter().find_map(|s| {
             let task = children.get(s.producer_subtask.as_str())?;
             if task.state != RuntimeState::Succeeded {
                 return None;
             }
-            task.outputs.get("artifacts")?.get(&s.output_artifact_key).cloned()
+            task.outputs.artifacts.get(&s.output_artifact_key).cloned()
         });
         if let Some(ids) = ids {
             artifacts.insert(name.clone(), ids);
         }
     }
-    json!({"parameters": parameters, "artifacts": artifacts})
+    TaskIo { parameters, artifacts, items: None }
 }
 
 /// A loop's outputs are its iterations' outputs collected in iteration order
 /// (`dsl.Collected`): parameter values into a list, artifact lists concatenated.
-fn collect_loop_outputs(component: &ComponentSpec, iterations: &[Task]) -> Value {
+fn collect_loop_outputs(component: &ComponentSpec, iterations: &[Task]) -> TaskIo {
     let mut parameters = Map::new();
-    let mut artifacts = Map::new();
+    let mut artifacts = BTreeMap::new();
     if let Some(dag) = &component.dag {
         for name in dag.outputs.parameters.keys() {
-            let values: Vec<Value> = iterations
-                .iter()
-                .filter_map(|t| t.outputs.get("parameters").and_then(|p| p.get(name)).cloned())
-                .collect();
+            let values: Vec<Value> =
+                iterations.iter().filter_map(|t| t.outputs.parameters.get(name).cloned()).collect();
             parameters.insert(name.clone(), Value::Array(values));
         }
         for name in dag.outputs.artifacts.keys() {
-            let ids: Vec<Value> = iterations
-                .iter()
-                .filter_map(|t| t.outputs.get("artifacts").and_then(|a| a.get(name)).and_then(Value::as_array).cloned())
-                .flatten()
-                .collect();
-            artifacts.insert(name.clone(), Value::Array(ids));
+            let ids: Vec<i64> =
+                iterations.iter().filter_map(|t| t.outputs.artifacts.get(name)).flatten().copied().collect();
+            artifacts.insert(name.clone(), ids);
         }
     }
-    json!({"parameters": parameters, "artifacts": artifacts})
+    TaskIo { parameters, artifacts, items: None }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 use weir_engine::planner::{advance, RunView, Step};
-use weir_store::{Run, RuntimeState, StateChange, StorageState, Task, TaskKind};
+use weir_store::{Run, RuntimeState, StateChange, StorageState, Task, TaskIo, TaskKind};
 
 fn spec(name: &str) -> Value {
     let path = format!("{}/tests/pipelines/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
@@ -74,9 +74,18 @@ fn task<'a>(view: &'a mut RunView, name: &str) -> &'a mut Task {
         .unwrap_or_else(|| panic!("no open step {name}"))
 }
 
+/// A task's inputs or outputs as the JSON they are stored as.
+fn io(value: &TaskIo) -> Value {
+    serde_json::to_value(value).unwrap()
+}
+
+fn from_json(value: Value) -> TaskIo {
+    serde_json::from_value(value).unwrap()
+}
+
 fn finish(view: &mut RunView, name: &str, outputs: Value) {
     let t = task(view, name);
-    t.outputs = outputs;
+    t.outputs = from_json(outputs);
     t.set_state(RuntimeState::Succeeded, None, 1);
 }
 
@@ -90,29 +99,29 @@ fn a_chain_runs_step_by_step_and_resolves_inputs() {
     let s = step(&mut v, 1);
     assert_eq!(s.progress.run.as_ref().unwrap().to, RuntimeState::Running);
     assert_eq!(names(&v, &s.launches), ["produce"]);
-    assert_eq!(task(&mut v, "produce").inputs["parameters"], json!({"n": 4}));
+    assert_eq!(io(&task(&mut v, "produce").inputs)["parameters"], json!({"n": 4}));
 
     // Nothing else can start until produce has finished.
     assert!(step(&mut v, 2).launches.is_empty());
     finish(&mut v, "produce", json!({"parameters": {"Output": 8}}));
     let s = step(&mut v, 3);
     assert_eq!(names(&v, &s.launches), ["write"], "consume waits for read (.after)");
-    assert_eq!(task(&mut v, "write").inputs["parameters"], json!({"x": 8}));
+    assert_eq!(io(&task(&mut v, "write").inputs)["parameters"], json!({"x": 8}));
 
     finish(&mut v, "write", json!({"artifacts": {"out": [101]}}));
     let s = step(&mut v, 4);
     assert_eq!(names(&v, &s.launches), ["read"]);
-    assert_eq!(task(&mut v, "read").inputs["artifacts"], json!({"data": [101]}));
+    assert_eq!(io(&task(&mut v, "read").inputs)["artifacts"], json!({"data": [101]}));
     finish(&mut v, "read", json!({"parameters": {"Output": "8"}}));
     let s = step(&mut v, 5);
     assert_eq!(names(&v, &s.launches), ["consume"]);
-    assert_eq!(task(&mut v, "consume").inputs["parameters"], json!({"x": 8}));
+    assert_eq!(io(&task(&mut v, "consume").inputs)["parameters"], json!({"x": 8}));
     finish(&mut v, "consume", json!({"parameters": {"Output": "v=8"}}));
 
     let s = step(&mut v, 6);
     assert_eq!(s.progress.run.as_ref().unwrap().to, RuntimeState::Succeeded);
     let root = v.tasks.iter().find(|t| t.name == "root").unwrap();
-    assert_eq!(root.outputs["parameters"], json!({"Output": "v=8"}), "pipeline outputs");
+    assert_eq!(io(&root.outputs)["parameters"], json!({"Output": "v=8"}), "pipeline outputs");
     // A finished run produces no more actions.
     assert_eq!(step(&mut v, 7), Step::default());
 }
@@ -142,12 +151,12 @@ fn conditions_are_evaluated_with_cel_and_oneof_picks_the_branch_that_ran() {
         assert_eq!(state_of(&v, branch), RuntimeState::Running);
         let launched = s.launches[0].clone();
         let t = v.tasks.iter_mut().find(|t| t.id == launched).unwrap();
-        t.outputs = json!({"parameters": {"Output": expect}});
+        t.outputs = from_json(json!({"parameters": {"Output": expect}}));
         t.set_state(RuntimeState::Succeeded, None, 3);
         let s = step(&mut v, 4);
         assert_eq!(s.progress.run.as_ref().unwrap().to, RuntimeState::Succeeded);
         let root = v.tasks.iter().find(|t| t.name == "root").unwrap();
-        assert_eq!(root.outputs["parameters"]["Output"], json!(expect));
+        assert_eq!(io(&root.outputs)["parameters"]["Output"], json!(expect));
     }
 }
 
@@ -164,19 +173,19 @@ fn loops_respect_parallelism_and_collect_in_order() {
     let second =
         v.tasks.iter().find(|t| t.kind == TaskKind::Iteration && t.iteration_index == Some(1)).unwrap().id.clone();
     let sq = v.tasks.iter_mut().find(|t| t.parent_id == second).unwrap();
-    assert_eq!(sq.inputs["parameters"]["x"], json!(1));
-    sq.outputs = json!({"parameters": {"Output": 1}});
+    assert_eq!(io(&sq.inputs)["parameters"]["x"], json!(1));
+    sq.outputs = from_json(json!({"parameters": {"Output": 1}}));
     sq.set_state(RuntimeState::Succeeded, None, 3);
     let s = step(&mut v, 4);
     assert_eq!(s.launches.len(), 1, "a slot freed: the third iteration starts");
     for t in v.tasks.iter_mut().filter(|t| t.name == "square" && t.state == RuntimeState::Running) {
-        let x = t.inputs["parameters"]["x"].as_i64().unwrap();
-        t.outputs = json!({"parameters": {"Output": x * x}});
+        let x = io(&t.inputs)["parameters"]["x"].as_i64().unwrap();
+        t.outputs = from_json(json!({"parameters": {"Output": x * x}}));
         t.set_state(RuntimeState::Succeeded, None, 5);
     }
     let s = step(&mut v, 6);
     assert_eq!(names(&v, &s.launches), ["total"]);
-    assert_eq!(task(&mut v, "total").inputs["parameters"], json!({"values": [0, 1, 4]}));
+    assert_eq!(io(&task(&mut v, "total").inputs)["parameters"], json!({"values": [0, 1, 4]}));
 }
 
 #[test]
@@ -192,7 +201,7 @@ fn a_failure_skips_dependents_runs_the_exit_handler_and_fails_the_run() {
     );
     let s = step(&mut v, 3);
     assert_eq!(names(&v, &s.launches), ["report"], "the exit task runs after a failure");
-    let status = &task(&mut v, "report").inputs["parameters"]["status"];
+    let status = &io(&task(&mut v, "report").inputs)["parameters"]["status"];
     assert_eq!(status["state"], json!("FAILED"));
     assert_eq!(status["pipelineJobResourceName"], json!("run-1"));
     assert!(status["error"]["message"].as_str().unwrap().contains("exited with code 1"));

@@ -173,14 +173,11 @@ pub fn recurring_run(r: &domain::RecurringRun) -> wire::RecurringRun {
     }
 }
 
-fn artifact_ids(section: &Value) -> Value {
+fn artifact_ids(section: &domain::TaskIo) -> Value {
     let mut out = serde_json::Map::new();
-    if let Some(map) = section.get("artifacts").and_then(Value::as_object) {
-        for (name, ids) in map {
-            let ids: Vec<String> =
-                ids.as_array().into_iter().flatten().filter_map(Value::as_i64).map(|i| i.to_string()).collect();
-            out.insert(name.clone(), json!({ "artifact_ids": ids }));
-        }
+    for (name, ids) in &section.artifacts {
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+        out.insert(name.clone(), json!({ "artifact_ids": ids }));
     }
     Value::Object(out)
 }
@@ -254,23 +251,13 @@ pub fn artifact(a: &domain::Artifact) -> Value {
 
 /// A task with its parameters and artifacts spelled out (weir's task read API).
 pub fn task_full(t: &domain::Task, artifacts: &std::collections::HashMap<i64, domain::Artifact>) -> Value {
-    let expand = |section: &Value| -> Value {
-        let parameters = section.get("parameters").cloned().unwrap_or(json!({}));
+    let expand = |section: &domain::TaskIo| -> Value {
         let mut expanded = serde_json::Map::new();
-        if let Some(map) = section.get("artifacts").and_then(Value::as_object) {
-            for (name, ids) in map {
-                let list: Vec<Value> = ids
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_i64)
-                    .filter_map(|id| artifacts.get(&id))
-                    .map(artifact)
-                    .collect();
-                expanded.insert(name.clone(), Value::Array(list));
-            }
+        for (name, ids) in &section.artifacts {
+            let list: Vec<Value> = ids.iter().filter_map(|id| artifacts.get(id)).map(artifact).collect();
+            expanded.insert(name.clone(), Value::Array(list));
         }
-        json!({"parameters": parameters, "artifacts": expanded})
+        json!({"parameters": section.parameters, "artifacts": expanded})
     };
     let mut out = json!({
         "task_id": t.id,
@@ -298,8 +285,8 @@ pub fn task_full(t: &domain::Task, artifacts: &std::collections::HashMap<i64, do
     if let Some(e) = &t.error {
         out["error"] = json!({"code": e.code, "message": e.message});
     }
-    if let Some(items) = t.inputs.get("items") {
-        out["items"] = items.clone();
+    if let Some(items) = &t.inputs.items {
+        out["items"] = Value::Array(items.clone());
     }
     out
 }

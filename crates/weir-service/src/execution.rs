@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::Value;
 use weir_artifacts::ArtifactError;
 use weir_store::{Artifact, Task, TaskKind};
 
@@ -29,20 +28,11 @@ impl ExecutionService {
         let tasks = self.ctx.store.list_tasks(run_id).await?;
         let mut artifacts: HashMap<i64, Artifact> =
             self.ctx.store.list_artifacts(run_id).await?.into_iter().map(|a| (a.id, a)).collect();
-        let mut missing = Vec::new();
-        for task in &tasks {
-            for section in [&task.inputs, &task.outputs] {
-                for ids in section.get("artifacts").and_then(Value::as_object).into_iter().flat_map(|m| m.values()) {
-                    missing.extend(
-                        ids.as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(Value::as_i64)
-                            .filter(|id| !artifacts.contains_key(id)),
-                    );
-                }
-            }
-        }
+        let mut missing: Vec<i64> = tasks
+            .iter()
+            .flat_map(|t| t.inputs.artifact_ids().chain(t.outputs.artifact_ids()))
+            .filter(|id| !artifacts.contains_key(id))
+            .collect();
         missing.sort_unstable();
         missing.dedup();
         for a in self.ctx.store.get_artifacts(&missing).await? {

@@ -404,7 +404,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// A JSON value as stored in a text column.
-pub(crate) fn json_text(value: &serde_json::Value) -> String {
+pub(crate) fn json_text(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 

@@ -21,6 +21,13 @@ pub(crate) fn tags_text(tags: &BTreeMap<String, String>) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "{}".into())
 }
 
+fn task_io(text: &str, what: &str) -> StoreResult<TaskIo> {
+    if text.is_empty() {
+        return Ok(TaskIo::default());
+    }
+    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("stored {what} are not valid: {e}")))
+}
+
 fn opt_json(text: Option<Text>, what: &str) -> StoreResult<Option<Value>> {
     text.map(|t| parse_json(&t.0, what)).transpose()
 }
@@ -334,8 +341,8 @@ impl TaskRow {
             iteration_index: self.iteration_index,
             state: runtime_state(&self.state.0)?,
             attempts: self.attempts,
-            inputs: parse_json(&self.inputs.0, "task inputs")?,
-            outputs: parse_json(&self.outputs.0, "task outputs")?,
+            inputs: task_io(&self.inputs.0, "task inputs")?,
+            outputs: task_io(&self.outputs.0, "task outputs")?,
             fingerprint: self.fingerprint.0,
             pipeline_name: self.pipeline_name.0,
             cached: self.cached,

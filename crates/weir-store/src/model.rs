@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
@@ -251,10 +251,8 @@ pub struct Task {
     pub state: RuntimeState,
     /// Launches so far (1 after the first).
     pub attempts: i64,
-    /// `{"parameters": {…}, "artifacts": {name: [artifact id, …]}}`; loops also keep `"items"`.
-    pub inputs: Value,
-    /// `{"parameters": {…}, "artifacts": {name: [artifact id, …]}}`.
-    pub outputs: Value,
+    pub inputs: TaskIo,
+    pub outputs: TaskIo,
     /// Cache fingerprint (empty when caching is off for the task).
     pub fingerprint: String,
     /// `pipelineInfo.name` of the run's pipeline: the cache's scope.
@@ -271,6 +269,31 @@ pub struct Task {
     /// Process (group) id of the running attempt, so a restarted weir can stop it.
     pub pid: i64,
     pub state_history: Vec<StateChange>,
+}
+
+/// A task's inputs or outputs: parameter values and artifact ids by name; a loop's inputs also
+/// keep the items it iterates over. Stored as the JSON object
+/// `{"parameters": {…}, "artifacts": {name: [artifact id, …]}, "items": […]}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskIo {
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+    /// Several ids for a list of artifacts (a loop's collected outputs).
+    #[serde(default)]
+    pub artifacts: BTreeMap<String, Vec<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<Value>>,
+}
+
+impl TaskIo {
+    pub fn parameters(parameters: Map<String, Value>) -> Self {
+        Self { parameters, ..Self::default() }
+    }
+
+    /// Every artifact id named, in any section.
+    pub fn artifact_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.artifacts.values().flatten().copied()
+    }
 }
 
 impl Task {

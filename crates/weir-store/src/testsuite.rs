@@ -595,8 +595,8 @@ pub fn task(run_id: &str, name: &str, kind: TaskKind, now: i64) -> Task {
         iteration_index: None,
         state: RuntimeState::Pending,
         attempts: 0,
-        inputs: json!({"parameters": {"n": 3}}),
-        outputs: json!({}),
+        inputs: TaskIo::parameters(json!({"n": 3}).as_object().cloned().unwrap_or_default()),
+        outputs: TaskIo::default(),
         fingerprint: String::new(),
         pipeline_name: "p".into(),
         cached: false,
@@ -640,7 +640,11 @@ async fn tasks_and_artifacts(store: &dyn MetadataStore) {
     step.set_state(RuntimeState::Succeeded, None, 3_000);
     step.fingerprint = "f".repeat(64);
     step.attempts = 1;
-    step.outputs = json!({"parameters": {"Output": 9}, "artifacts": {"model": [77]}});
+    step.outputs = TaskIo {
+        parameters: json!({"Output": 9}).as_object().cloned().unwrap_or_default(),
+        artifacts: [("model".to_string(), vec![77])].into(),
+        items: None,
+    };
     let artifact = Artifact {
         id: 77 + (uuid::Uuid::new_v4().as_u128() as i64 & 0xffff_ffff) * 1000,
         run_id: r.id.clone(),

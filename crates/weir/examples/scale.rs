@@ -121,8 +121,8 @@ impl Pipeline {
                 row.parent_id = t.parent.map(|p| ids[p].clone()).unwrap_or_default();
                 row.state = RuntimeState::Succeeded;
                 row.attempts = i64::from(t.kind == TaskKind::Container);
-                row.inputs = t.inputs.clone();
-                row.outputs = t.outputs.clone();
+                row.inputs = serde_json::from_value(t.inputs.clone()).expect("task inputs");
+                row.outputs = serde_json::from_value(t.outputs.clone()).expect("task outputs");
                 row.pipeline_name = self.spec["pipelineInfo"]["name"].as_str().unwrap_or_default().into();
                 if t.kind == TaskKind::Container {
                     row.fingerprint = format!("{:064x}", ((n as u128) << 16) | i as u128);

@@ -5,9 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use weir_spec::ir::RetryPolicy;
-use weir_store::{Artifact, ErrorInfo, RuntimeState, Task};
+use weir_store::{Artifact, ErrorInfo, RuntimeState, Task, TaskIo};
 
 use crate::error::StepError;
 
@@ -117,7 +116,7 @@ impl Attempts {
 
 /// How an attempt's process ended, as the engine saw it: success with its outputs collected,
 /// or the error that failed it.
-pub(super) type Outcome = Result<(Vec<Artifact>, Value), StepError>;
+pub(super) type Outcome = Result<(Vec<Artifact>, TaskIo), StepError>;
 
 /// What to do with an ended attempt.
 #[derive(Debug)]
@@ -196,8 +195,8 @@ mod tests {
             iteration_index: None,
             state: RuntimeState::Pending,
             attempts: 1,
-            inputs: json!({}),
-            outputs: json!({}),
+            inputs: TaskIo::default(),
+            outputs: TaskIo::default(),
             fingerprint: String::new(),
             pipeline_name: "p".into(),
             cached: false,
@@ -214,8 +213,12 @@ mod tests {
         task
     }
 
+    fn outputs() -> TaskIo {
+        TaskIo::parameters(json!({"x": 1}).as_object().cloned().unwrap_or_default())
+    }
+
     fn success() -> Outcome {
-        Ok((Vec::new(), json!({"parameters": {"x": 1}})))
+        Ok((Vec::new(), outputs()))
     }
 
     fn failure() -> Outcome {
@@ -235,7 +238,7 @@ mod tests {
     fn a_success_during_shutdown_stays_a_success() {
         let task = recorded(settle(running_task(), success(), Some(Stop::Shutdown), None, 5));
         assert_eq!(task.state, RuntimeState::Succeeded);
-        assert_eq!(task.outputs, json!({"parameters": {"x": 1}}));
+        assert_eq!(task.outputs, outputs());
         assert_eq!(task.pid, 0);
     }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use weir_artifacts::layout::{self, key_for_uri};
 use weir_spec::values::integral_numbers;
-use weir_store::{Artifact, Task};
+use weir_store::{Artifact, Task, TaskIo};
 
 use super::attempts::Outcome;
 use super::{Engine, SHUTDOWN_SAVE_RETRIES};
@@ -219,7 +219,7 @@ impl Engine {
             parameters.insert(name.clone(), value);
         }
         let mut artifacts = Vec::new();
-        let mut artifact_ids = Map::new();
+        let mut artifact_ids = std::collections::BTreeMap::new();
         for output in &plan.outputs {
             let written = executor_output
                 .get("artifacts")
@@ -243,10 +243,10 @@ impl Engine {
                 created_at: self.clock.now_ms(),
                 object_count,
             };
-            artifact_ids.insert(output.name.clone(), json!([artifact.id]));
+            artifact_ids.insert(output.name.clone(), vec![artifact.id]);
             artifacts.push(artifact);
         }
-        Ok((artifacts, json!({"parameters": parameters, "artifacts": artifact_ids})))
+        Ok((artifacts, TaskIo { parameters, artifacts: artifact_ids, items: None }))
     }
 
     /// Uploads a file, or a folder's files under `key/`; returns how many objects it wrote.

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Map, Value};
 use tokio::sync::{Notify, Semaphore};
 use weir_artifacts::{layout, ArtifactStore};
 use weir_store::{Artifact, Clock, ErrorInfo, MetadataStore, Progress, RunTransition, RuntimeState, StoreError, Task};
@@ -675,32 +674,12 @@ impl Engine {
 
 /// Artifact ids the tasks refer to (as inputs or outputs) that `known` lacks, sorted.
 fn referenced_artifacts(tasks: &[Task], known: &HashMap<i64, Artifact>) -> Vec<i64> {
-    let mut missing: Vec<i64> = Vec::new();
-    for task in tasks {
-        for section in ["inputs", "outputs"] {
-            if let Some(map) = task.get_artifacts(section) {
-                for ids in map.values() {
-                    for id in ids.as_array().into_iter().flatten().filter_map(Value::as_i64) {
-                        if !known.contains_key(&id) {
-                            missing.push(id);
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let mut missing: Vec<i64> = tasks
+        .iter()
+        .flat_map(|t| t.inputs.artifact_ids().chain(t.outputs.artifact_ids()))
+        .filter(|id| !known.contains_key(id))
+        .collect();
     missing.sort_unstable();
     missing.dedup();
     missing
-}
-
-trait TaskArtifacts {
-    fn get_artifacts(&self, section: &str) -> Option<&Map<String, Value>>;
-}
-
-impl TaskArtifacts for Task {
-    fn get_artifacts(&self, section: &str) -> Option<&Map<String, Value>> {
-        let value = if section == "inputs" { &self.inputs } else { &self.outputs };
-        value.get("artifacts").and_then(Value::as_object)
-    }
 }
