@@ -1,7 +1,8 @@
 """Property-based test of weir's HTTP API: no generated request gets a 5xx.
 
-schemathesis reads weir's own OpenAPI document (crates/weir-server/openapi.json, also served at
-/apis/weir/v1/openapi.json) and, for every operation in it, sends requests generated from the
+schemathesis reads weir's own OpenAPI document (generated from the code; `weir openapi` prints it
+and the server serves it at /apis/weir/v1/openapi.json) and, for every operation in it, sends
+requests generated from the
 schemas: the document's examples, boundary and negative cases (coverage phase) and random valid
 and invalid requests (fuzzing phase). The only property checked is that weir answers each of
 them with something other than a 5xx (or a dropped connection): a bad request is the client's
@@ -25,9 +26,11 @@ panicked anywhere, for example in the scheduler after accepting a request.
 WEIR_FUZZ_BACKEND picks another backend pair of conftest's (`mariadb`, `postgres`); default
 `sqlite`.
 """
+import copy
 import json
 import os
 import re
+import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -40,17 +43,33 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from conftest import REPO_ROOT, WeirServer, provision_stores, start_weir, stop_process
+from conftest import DEFAULT_WEIR_BIN, WeirServer, provision_stores, start_weir, stop_process
 
-OPENAPI_PATH = REPO_ROOT / 'crates' / 'weir-server' / 'openapi.json'
 MAX_EXAMPLES = int(os.environ.get('WEIR_FUZZ_EXAMPLES', '50'))
 DEEP_EXAMPLES = int(os.environ.get('WEIR_FUZZ_DEEP_EXAMPLES', '150'))
 BACKEND = os.environ.get('WEIR_FUZZ_BACKEND', 'sqlite')
 REQUEST_TIMEOUT_S = 30
 SEED_RUN_TIMEOUT_S = 120
 
+
+def load_document() -> Dict[str, Any]:
+    """The OpenAPI document, as the weir under test prints it (`weir openapi`). The operations
+    are collected from it before any server starts, so it is not fetched from one."""
+    weir_bin = Path(os.environ.get('WEIR_BIN', DEFAULT_WEIR_BIN))
+    if not weir_bin.exists():
+        pytest.fail(f'weir binary not found at {weir_bin}: build it first (cargo build -p weir) '
+                    'or point WEIR_BIN at it', pytrace=False)
+    printed = subprocess.run([str(weir_bin), 'openapi'], check=True, capture_output=True, text=True,
+                             timeout=60)
+    return json.loads(printed.stdout)
+
+
+DOCUMENT = load_document()
+# The document's example spec: one container step, `echo $message`.
+ECHO_SPEC = copy.deepcopy(DOCUMENT['components']['schemas']['PipelineSpec']['examples'][0])
+
 # Every operation: examples, coverage and fuzzing phases.
-schema = schemathesis.openapi.from_path(OPENAPI_PATH)
+schema = schemathesis.openapi.from_dict(copy.deepcopy(DOCUMENT))
 # The operations whose input goes furthest (triggers, inline specs, filters), fuzzed longer with
 # valid requests only (the first test sends them invalid ones as well).
 DEEP_OPERATIONS = ['createRecurringRun', 'createRun', 'createPipelineVersion',
@@ -60,7 +79,7 @@ DEEP_CONFIG = schemathesis.Config.from_dict({
     'phases': {'examples': {'enabled': False}, 'coverage': {'enabled': False}},
     'generation': {'mode': 'positive'},
 })
-deep_schema = schemathesis.openapi.from_path(OPENAPI_PATH, config=DEEP_CONFIG).include(
+deep_schema = schemathesis.openapi.from_dict(copy.deepcopy(DOCUMENT), config=DEEP_CONFIG).include(
     operation_id=DEEP_OPERATIONS)
 
 # Filled by the `fuzz_server` fixture before any case is generated: path (or query) parameter
@@ -151,12 +170,9 @@ def seed(api: Api, packages) -> None:
                              pipelineid=pipeline['pipeline_id'], name=f'{name}-v2')
         versions.append(version)
     hello, chain = pipelines[0], pipelines[1]
-    # The document's example spec: one container step, `echo $message`.
-    echo_spec = json.loads(OPENAPI_PATH.read_text())['components']['schemas']['PipelineSpec'][
-        'example']
     echo = api.post('/apis/v2beta1/pipelines/create', {
         'pipeline': {'name': f'fuzz-echo-{suffix}'},
-        'pipeline_version': {'pipeline_spec': echo_spec}})
+        'pipeline_version': {'pipeline_spec': ECHO_SPEC}})
     echo_version = api.get(f'/apis/v2beta1/pipelines/{echo["pipeline_id"]}/versions')[
         'pipeline_versions'][0]['pipeline_version_id']
     SEEDED_REFERENCES.extend([

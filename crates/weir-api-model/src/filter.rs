@@ -6,6 +6,11 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use utoipa::openapi::schema::{
+    AdditionalProperties, AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, Ref, Schema, SchemaFormat, Type,
+};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::serde_helpers::{parse_timestamp, value_to_i64};
 
@@ -30,6 +35,17 @@ pub enum Operation {
 }
 
 impl Operation {
+    pub const ALL: [Operation; 8] = [
+        Self::Equals,
+        Self::NotEquals,
+        Self::GreaterThan,
+        Self::GreaterThanEquals,
+        Self::LessThan,
+        Self::LessThanEquals,
+        Self::In,
+        Self::IsSubstring,
+    ];
+
     fn parse(value: &Value) -> Result<Self, FilterError> {
         let op = match value {
             Value::Number(n) => match n.as_i64() {
@@ -57,6 +73,21 @@ impl Operation {
             other => return err(format!("predicate operation must be a name or a number, got {other}")),
         };
         Ok(op)
+    }
+
+    /// The operation's number in `Predicate.Operation` of `backend/api/v2beta1/filter.proto`
+    /// (4 is unused), as `parse` reads it.
+    pub fn number(self) -> i64 {
+        match self {
+            Self::Equals => 1,
+            Self::NotEquals => 2,
+            Self::GreaterThan => 3,
+            Self::GreaterThanEquals => 5,
+            Self::LessThan => 6,
+            Self::LessThanEquals => 7,
+            Self::In => 8,
+            Self::IsSubstring => 9,
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -218,6 +249,155 @@ fn list_values(raw: &Value) -> Result<Vec<Value>, FilterError> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// OpenAPI schemas of what `Filter::parse` reads.
+
+/// An int64 as a filter value: a JSON number or a decimal string (`value_to_i64`).
+pub struct Int64Input;
+
+impl PartialSchema for Int64Input {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .description(Some("An int64, as a JSON number or a decimal string (protojson writes strings)."))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"^\s*[-+]?[0-9]+\s*$")))
+            .into()
+    }
+}
+
+impl ToSchema for Int64Input {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Int64Input".into()
+    }
+}
+
+/// A predicate's operation: its name or its number (`Operation::parse`).
+pub struct FilterOperation;
+
+impl PartialSchema for FilterOperation {
+    fn schema() -> RefOr<Schema> {
+        let names = Operation::ALL.map(Operation::name);
+        let numbers = Operation::ALL.map(Operation::number);
+        AnyOfBuilder::new()
+            .description(Some("Predicate operation: enum name or number (4 is unused)."))
+            .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)))
+            .item(ObjectBuilder::new().schema_type(Type::Integer).enum_values(Some(numbers)))
+            .into()
+    }
+}
+
+impl ToSchema for FilterOperation {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "FilterOperation".into()
+    }
+}
+
+/// `{"values": [...]}` or a bare list (`list_values`) of `item`s.
+fn list_values_schema(item: impl Fn() -> RefOr<Schema>) -> AnyOfBuilder {
+    AnyOfBuilder::new()
+        .description(Some("`{\"values\": [...]}` (protojson); a bare list is accepted too."))
+        .item(ObjectBuilder::new().property("values", ArrayBuilder::new().items(item())))
+        .item(ArrayBuilder::new().items(item()))
+}
+
+/// The value of `int_values` (and its aliases).
+pub struct FilterIntValues;
+
+impl PartialSchema for FilterIntValues {
+    fn schema() -> RefOr<Schema> {
+        list_values_schema(|| Ref::from_schema_name(Int64Input::name()).into()).into()
+    }
+}
+
+impl ToSchema for FilterIntValues {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "FilterIntValues".into()
+    }
+}
+
+/// The value of `string_values` (and its alias).
+pub struct FilterStringValues;
+
+impl PartialSchema for FilterStringValues {
+    fn schema() -> RefOr<Schema> {
+        list_values_schema(|| ObjectBuilder::new().schema_type(Type::String).into()).into()
+    }
+}
+
+impl ToSchema for FilterStringValues {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "FilterStringValues".into()
+    }
+}
+
+/// How a field takes filter values (`weir_store::FieldKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Text,
+    /// An RFC 3339 `timestamp_value`, or seconds since the epoch as an int or long value.
+    Time,
+    Int,
+}
+
+/// The schema of a filter on one resource: `keys` are its filterable fields, in order. Every
+/// value key `parse_predicate` reads is listed; a predicate holds the operation, the key and
+/// exactly one value.
+pub fn filter_schema(resource: &str, keys: &[(&str, KeyKind)]) -> RefOr<Schema> {
+    let of_kind = |kind: KeyKind| keys.iter().filter(|(_, k)| *k == kind).map(|(key, _)| *key).collect::<Vec<&str>>();
+    let mut kinds = vec![format!("Text fields take string values ({})", of_kind(KeyKind::Text).join(", "))];
+    if !of_kind(KeyKind::Time).is_empty() {
+        kinds.push(format!(
+            "time fields take timestamp_value or seconds since the epoch as int/long values ({})",
+            of_kind(KeyKind::Time).join(", ")
+        ));
+    }
+    if !of_kind(KeyKind::Int).is_empty() {
+        kinds.push(format!("integer fields take int/long values ({})", of_kind(KeyKind::Int).join(", ")));
+    }
+    let description = format!(
+        "operation, key and exactly one value. {}. `IN` takes a list value, the others a single one; \
+         `IS_SUBSTRING` only a string_value. Value keys may be snake_case or camelCase.",
+        kinds.join("; ")
+    );
+    let reference = |name: std::borrow::Cow<'static, str>| Ref::from_schema_name(name);
+    let date_time = Some(SchemaFormat::KnownFormat(KnownFormat::DateTime));
+    let timestamp = || ObjectBuilder::new().schema_type(Type::String).format(date_time.clone());
+    let key = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(keys.iter().map(|(key, _)| *key)));
+    let mut predicate = ObjectBuilder::new()
+        .description(Some(description))
+        .property("operation", reference(FilterOperation::name()))
+        .required("operation")
+        .property("key", key)
+        .required("key")
+        .min_properties(Some(3))
+        .max_properties(Some(3))
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    for name in ["int_value", "intValue", "long_value", "longValue"] {
+        predicate = predicate.property(name, reference(Int64Input::name()));
+    }
+    for name in ["string_value", "stringValue"] {
+        predicate = predicate.property(name, ObjectBuilder::new().schema_type(Type::String));
+    }
+    for name in ["timestamp_value", "timestampValue"] {
+        predicate = predicate.property(name, timestamp());
+    }
+    for name in ["int_values", "intValues", "long_values", "longValues"] {
+        predicate = predicate.property(name, reference(FilterIntValues::name()));
+    }
+    for name in ["string_values", "stringValues"] {
+        predicate = predicate.property(name, reference(FilterStringValues::name()));
+    }
+    ObjectBuilder::new()
+        .description(Some(format!("KFP's Filter message as JSON, for {resource} fields.")))
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .property("predicates", ArrayBuilder::new().items(predicate))
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +421,14 @@ mod tests {
         assert_eq!(f.predicates[0].value, PredicateValue::Strings(vec!["A".into(), "B".into()]));
         assert!(matches!(f.predicates[1].value, PredicateValue::Timestamp(_)));
         assert_eq!(f.predicates[2].value, PredicateValue::Int(7));
+    }
+
+    #[test]
+    fn operation_numbers_and_names_are_what_parse_reads() {
+        for op in Operation::ALL {
+            assert_eq!(Operation::parse(&Value::from(op.number())).unwrap(), op);
+            assert_eq!(Operation::parse(&Value::from(op.name())).unwrap(), op);
+        }
     }
 
     #[test]

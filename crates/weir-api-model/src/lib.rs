@@ -9,9 +9,16 @@
 //! every type here serialises exactly that way; the one camelCase key is `recurringRuns`, which
 //! is the proto field's own name in `backend/api/v2beta1/recurring_run.proto`. Requests are
 //! parsed leniently where the client varies (int64 as number or string, camelCase filter keys).
+//!
+//! Every message derives its OpenAPI schema (`utoipa::ToSchema`), from which weir-server
+//! generates the document it serves; `requests` and `schema` hold the schemas the Rust types
+//! cannot state themselves.
 
+pub mod execution;
 pub mod filter;
 pub mod page_token;
+pub mod requests;
+pub mod schema;
 pub mod serde_helpers;
 pub mod types;
 

@@ -1,7 +1,10 @@
 //! Domain entities to KFP wire messages.
 
+use std::collections::{BTreeMap, HashMap};
+
 use serde_json::{json, Value};
 use weir_api_model as wire;
+use weir_api_model::execution;
 use weir_api_model::serde_helpers::from_millis;
 use weir_store as domain;
 
@@ -173,120 +176,96 @@ pub fn recurring_run(r: &domain::RecurringRun) -> wire::RecurringRun {
     }
 }
 
-fn artifact_ids(section: &domain::TaskIo) -> Value {
-    let mut out = serde_json::Map::new();
+/// KFP's `ArtifactList`s of a task's inputs or outputs: the artifact ids of each name.
+fn artifact_ids(section: &domain::TaskIo) -> BTreeMap<String, wire::ArtifactIds> {
+    let mut out = BTreeMap::new();
     for (name, ids) in &section.artifacts {
-        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
-        out.insert(name.clone(), json!({ "artifact_ids": ids }));
+        let artifact_ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+        out.insert(name.clone(), wire::ArtifactIds { artifact_ids });
     }
-    Value::Object(out)
+    out
 }
 
 /// KFP's `V2beta1PipelineTaskDetail` for one task row.
-pub fn task_detail(t: &domain::Task, tasks: &[domain::Task]) -> Value {
-    let mut detail = json!({
-        "run_id": t.run_id,
-        "task_id": t.id,
-        "display_name": t.display_name,
-        "create_time": wire_time(t.created_at),
-        "state": t.state.as_str(),
-    });
-    if t.started_at > 0 {
-        detail["start_time"] = json!(wire_time(t.started_at));
+pub fn task_detail(t: &domain::Task, tasks: &[domain::Task]) -> wire::PipelineTaskDetail {
+    wire::PipelineTaskDetail {
+        run_id: t.run_id.clone(),
+        task_id: t.id.clone(),
+        display_name: t.display_name.clone(),
+        create_time: time(t.created_at),
+        start_time: (t.started_at > 0).then(|| from_millis(t.started_at)),
+        end_time: (t.finished_at > 0).then(|| from_millis(t.finished_at)),
+        state: t.state.as_str().to_string(),
+        parent_task_id: t.parent_id.clone(),
+        error: status(&t.error),
+        inputs: artifact_ids(&t.inputs),
+        outputs: artifact_ids(&t.outputs),
+        child_tasks: tasks
+            .iter()
+            .filter(|c| c.parent_id == t.id)
+            .map(|c| wire::ChildTask { task_id: c.id.clone() })
+            .collect(),
+        state_history: t
+            .state_history
+            .iter()
+            .map(|s| wire::RuntimeStatus {
+                update_time: time(s.update_time),
+                state: s.state.as_str().to_string(),
+                error: status(&s.error),
+            })
+            .collect(),
     }
-    if t.finished_at > 0 {
-        detail["end_time"] = json!(wire_time(t.finished_at));
-    }
-    if !t.parent_id.is_empty() {
-        detail["parent_task_id"] = json!(t.parent_id);
-    }
-    if let Some(e) = &t.error {
-        detail["error"] = json!({"code": e.code, "message": e.message});
-    }
-    let inputs = artifact_ids(&t.inputs);
-    if inputs.as_object().is_some_and(|m| !m.is_empty()) {
-        detail["inputs"] = inputs;
-    }
-    let outputs = artifact_ids(&t.outputs);
-    if outputs.as_object().is_some_and(|m| !m.is_empty()) {
-        detail["outputs"] = outputs;
-    }
-    let children: Vec<Value> = tasks.iter().filter(|c| c.parent_id == t.id).map(|c| json!({"task_id": c.id})).collect();
-    if !children.is_empty() {
-        detail["child_tasks"] = Value::Array(children);
-    }
-    let history: Vec<Value> = t
-        .state_history
-        .iter()
-        .map(|s| {
-            let mut entry = json!({"update_time": wire_time(s.update_time), "state": s.state.as_str()});
-            if let Some(e) = &s.error {
-                entry["error"] = json!({"code": e.code, "message": e.message});
-            }
-            entry
-        })
-        .collect();
-    if !history.is_empty() {
-        detail["state_history"] = Value::Array(history);
-    }
-    detail
 }
 
 fn wire_time(ms: i64) -> String {
     weir_api_model::serde_helpers::format_timestamp(&from_millis(ms))
 }
 
-pub fn artifact(a: &domain::Artifact) -> Value {
-    json!({
-        "artifact_id": a.id.to_string(),
-        "name": a.name,
-        "uri": a.uri,
-        "type": {"schema_title": a.schema_title, "schema_version": a.schema_version},
-        "metadata": a.metadata,
-        "run_id": a.run_id,
-        "task_id": a.task_id,
-        "created_at": wire_time(a.created_at),
-    })
+pub fn artifact(a: &domain::Artifact) -> execution::Artifact {
+    execution::Artifact {
+        artifact_id: a.id.to_string(),
+        name: a.name.clone(),
+        uri: a.uri.clone(),
+        artifact_type: execution::ArtifactType {
+            schema_title: a.schema_title.clone(),
+            schema_version: a.schema_version.clone(),
+        },
+        metadata: a.metadata.clone(),
+        run_id: a.run_id.clone(),
+        task_id: a.task_id.clone(),
+        created_at: wire_time(a.created_at),
+    }
 }
 
 /// A task with its parameters and artifacts spelled out (weir's task read API).
-pub fn task_full(t: &domain::Task, artifacts: &std::collections::HashMap<i64, domain::Artifact>) -> Value {
-    let expand = |section: &domain::TaskIo| -> Value {
-        let mut expanded = serde_json::Map::new();
+pub fn task_full(t: &domain::Task, artifacts: &HashMap<i64, domain::Artifact>) -> execution::Task {
+    let expand = |section: &domain::TaskIo| -> execution::TaskIo {
+        let mut expanded: BTreeMap<String, Vec<execution::Artifact>> = BTreeMap::new();
         for (name, ids) in &section.artifacts {
-            let list: Vec<Value> = ids.iter().filter_map(|id| artifacts.get(id)).map(artifact).collect();
-            expanded.insert(name.clone(), Value::Array(list));
+            let list: Vec<execution::Artifact> = ids.iter().filter_map(|id| artifacts.get(id)).map(artifact).collect();
+            expanded.insert(name.clone(), list);
         }
-        json!({"parameters": section.parameters, "artifacts": expanded})
+        execution::TaskIo { parameters: Value::Object(section.parameters.clone()), artifacts: expanded }
     };
-    let mut out = json!({
-        "task_id": t.id,
-        "run_id": t.run_id,
-        "name": t.name,
-        "display_name": t.display_name,
-        "parent_task_id": t.parent_id,
-        "kind": t.kind.as_str(),
-        "iteration_index": t.iteration_index,
-        "state": t.state.as_str(),
-        "attempts": t.attempts,
-        "cached": t.cached,
-        "image": t.image,
-        "pid": t.pid,
-        "inputs": expand(&t.inputs),
-        "outputs": expand(&t.outputs),
-        "create_time": wire_time(t.created_at),
-    });
-    if t.started_at > 0 {
-        out["start_time"] = json!(wire_time(t.started_at));
+    execution::Task {
+        task_id: t.id.clone(),
+        run_id: t.run_id.clone(),
+        name: t.name.clone(),
+        display_name: t.display_name.clone(),
+        parent_task_id: t.parent_id.clone(),
+        kind: t.kind.as_str().to_string(),
+        iteration_index: t.iteration_index,
+        state: t.state.as_str().to_string(),
+        attempts: t.attempts,
+        cached: t.cached,
+        image: t.image.clone(),
+        pid: t.pid,
+        inputs: expand(&t.inputs),
+        outputs: expand(&t.outputs),
+        create_time: wire_time(t.created_at),
+        start_time: (t.started_at > 0).then(|| wire_time(t.started_at)),
+        end_time: (t.finished_at > 0).then(|| wire_time(t.finished_at)),
+        error: status(&t.error),
+        items: t.inputs.items.clone().map(Value::Array),
     }
-    if t.finished_at > 0 {
-        out["end_time"] = json!(wire_time(t.finished_at));
-    }
-    if let Some(e) = &t.error {
-        out["error"] = json!({"code": e.code, "message": e.message});
-    }
-    if let Some(items) = &t.inputs.items {
-        out["items"] = Value::Array(items.clone());
-    }
-    out
 }

@@ -4,7 +4,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 pub use weir_service::Code;
 use weir_service::ServiceError;
 
@@ -28,6 +29,46 @@ pub enum Shape {
     #[default]
     Status,
     Upload,
+}
+
+/// The error body of the gRPC-gateway endpoints.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(
+    as = Status,
+    description = "google.rpc.Status, the body of every error except those of the upload endpoints. `code` is \
+                   the gRPC code (3 INVALID_ARGUMENT -> 400 (also 9 FAILED_PRECONDITION), 5 NOT_FOUND -> 404, \
+                   6 ALREADY_EXISTS and 10 ABORTED -> 409, 8 RESOURCE_EXHAUSTED -> 413, 14 UNAVAILABLE -> 503, \
+                   13 INTERNAL -> 500); `details` repeats it as one google.rpc.Status."
+)]
+pub struct StatusBody {
+    pub code: i32,
+    pub message: String,
+    pub details: Vec<StatusDetail>,
+}
+
+/// The one entry of `details`: the same status as an `Any`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatusDetail {
+    #[serde(rename = "@type")]
+    pub type_url: StatusTypeUrl,
+    pub code: i32,
+    pub message: String,
+}
+
+/// The `@type` of a `details` entry.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub enum StatusTypeUrl {
+    #[serde(rename = "type.googleapis.com/google.rpc.Status")]
+    Status,
+}
+
+/// The error body of the upload endpoints (KFP's upload handler in
+/// `backend/src/apiserver/server/pipeline_upload_server.go` writes `{error_message, error_details}`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(description = "The upload endpoints' error body (KFP's `{error_message, error_details}`).")]
+pub struct UploadError {
+    pub error_message: String,
+    pub error_details: String,
 }
 
 #[derive(Debug, Clone)]
@@ -78,18 +119,15 @@ impl IntoResponse for ApiError {
             }
             self.message
         };
-        let body = match self.shape {
-            Shape::Status => json!({
-                "code": self.code as i32,
-                "message": message,
-                "details": [{
-                    "@type": "type.googleapis.com/google.rpc.Status",
-                    "code": self.code as i32,
-                    "message": message,
-                }],
-            }),
-            Shape::Upload => json!({ "error_message": message, "error_details": message }),
-        };
-        (status, Json(body)).into_response()
+        let code = self.code as i32;
+        match self.shape {
+            Shape::Status => {
+                let detail = StatusDetail { type_url: StatusTypeUrl::Status, code, message: message.clone() };
+                (status, Json(StatusBody { code, message, details: vec![detail] })).into_response()
+            }
+            Shape::Upload => {
+                (status, Json(UploadError { error_message: message.clone(), error_details: message })).into_response()
+            }
+        }
     }
 }

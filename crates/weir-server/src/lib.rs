@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod lifecycle;
 pub mod observability;
+pub mod openapi;
 
 use std::sync::Arc;
 
@@ -76,7 +77,7 @@ pub fn router(state: AppState) -> Router {
         );
     Router::new()
         .nest("/apis/v2beta1", v2)
-        .route("/apis/weir/v1/openapi.json", get(openapi))
+        .route("/apis/weir/v1/openapi.json", get(openapi_json))
         .route("/apis/weir/v1/runs/{id}/tasks", get(api::execution::tasks))
         .route("/apis/weir/v1/runs/{id}/logs", get(api::execution::logs))
         .route("/apis/weir/v1/artifacts/{id}", get(api::execution::artifact))
@@ -92,6 +93,14 @@ pub fn router(state: AppState) -> Router {
 
 /// `GET /apis/weir/v1/openapi.json`: the OpenAPI document of the API weir serves (the KFP
 /// v2beta1 routes and weir's own), the contract the property-based API test checks.
-async fn openapi() -> impl axum::response::IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], include_str!("../openapi.json"))
+#[utoipa::path(
+    get,
+    path = "/apis/weir/v1/openapi.json",
+    operation_id = "getOpenApi",
+    tag = "weir",
+    summary = "This document.",
+    responses((status = 200, description = "OpenAPI 3.1 document.", content_type = "application/json", body = Object))
+)]
+pub async fn openapi_json() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi::document())
 }

@@ -78,6 +78,16 @@ pub async fn track(request: Request, next: Next) -> Response {
 }
 
 /// `GET /metrics` in Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "weir",
+    summary = "Prometheus metrics.",
+    responses(
+        (status = 200, description = "Prometheus text exposition format.", content_type = "text/plain", body = String),
+    )
+)]
 pub async fn metrics_endpoint(State(state): State<AppState>) -> Response {
     let (in_use, idle) = state.context().store.pool_usage();
     metrics::gauge!("weir_db_pool_connections", "state" => "in_use").set(in_use as f64);

@@ -22,10 +22,17 @@ enum Command {
     /// Work with runs on a running weir.
     #[command(subcommand)]
     Run(commands::run::RunCommand),
+    /// Print the OpenAPI document of the HTTP API (what `GET /apis/weir/v1/openapi.json` serves).
+    Openapi,
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Openapi) {
+        // Needs no runtime and no storage: the document is generated from the code.
+        println!("{}", weir_server::openapi::document());
+        return std::process::ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -38,6 +45,7 @@ fn main() -> std::process::ExitCode {
             Command::Server(args) => commands::server::run(args).await,
             Command::Storage(command) => commands::storage::run(command).await,
             Command::Run(command) => commands::run::run(command).await,
+            Command::Openapi => Ok(std::process::ExitCode::SUCCESS),
         }
     });
     match result {

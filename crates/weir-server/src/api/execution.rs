@@ -6,26 +6,65 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use weir_api_model::execution::{Artifact, ListTasksResponse};
 
 use crate::convert;
-use crate::error::ApiResult;
+use crate::error::{ApiResult, StatusBody};
 use crate::extract::ApiQuery;
+use crate::openapi::params::LogsQuery;
+use crate::openapi::responses::{BadRequest, FileBytes, NotFound, Unavailable};
 use crate::AppState;
 
-/// `GET /apis/weir/v1/runs/{id}/tasks`.
-pub async fn tasks(State(state): State<AppState>, Path(run_id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/apis/weir/v1/runs/{run_id}/tasks",
+    operation_id = "listRunTasks",
+    tag = "weir",
+    summary = "Every task of a run with its parameters and artifacts spelled out.",
+    params(("run_id" = String, Path, description = "Run id (a UUID).")),
+    responses(
+        (status = 200, description = "OK", body = ListTasksResponse),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub async fn tasks(State(state): State<AppState>, Path(run_id): Path<String>) -> ApiResult<Json<ListTasksResponse>> {
     let (tasks, artifacts) = state.services.execution.tasks(&run_id).await?;
-    let list: Vec<Value> = tasks.iter().map(|t| convert::task_full(t, &artifacts)).collect();
-    Ok(Json(json!({ "tasks": list })))
+    Ok(Json(ListTasksResponse { tasks: tasks.iter().map(|t| convert::task_full(t, &artifacts)).collect() }))
 }
 
-/// `GET /apis/weir/v1/artifacts/{id}`.
-pub async fn artifact(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/apis/weir/v1/artifacts/{artifact_id}",
+    operation_id = "getArtifact",
+    tag = "weir",
+    params(("artifact_id" = i64, Path, description = "Artifact id (an integer).")),
+    responses(
+        (status = 200, description = "OK", body = Artifact),
+        (status = 400, description = "The id is not a number.", body = StatusBody),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub async fn artifact(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Artifact>> {
     Ok(Json(convert::artifact(&state.services.execution.artifact(&id).await?)))
 }
 
-/// `GET /apis/weir/v1/artifacts/{id}/content`: the bytes of a file artifact kept by weir.
+#[utoipa::path(
+    get,
+    path = "/apis/weir/v1/artifacts/{artifact_id}/content",
+    operation_id = "getArtifactContent",
+    tag = "weir",
+    summary = "The bytes of a file artifact kept in weir's artifact store.",
+    params(("artifact_id" = i64, Path, description = "Artifact id (an integer).")),
+    responses(
+        (status = 200, description = "The file.", content_type = "application/octet-stream", body = inline(FileBytes)),
+        (status = 400, description = "The id is not a number, or the artifact is outside weir's store.",
+            body = StatusBody),
+        (status = 404, description = "No such artifact, or it is not a single file.", body = StatusBody),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn artifact_content(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let bytes = state.services.execution.artifact_content(&id).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
@@ -38,7 +77,21 @@ pub struct LogParams {
     task: String,
 }
 
-/// `GET /apis/weir/v1/runs/{id}/logs?task=…`: the output of every attempt, oldest first.
+#[utoipa::path(
+    get,
+    path = "/apis/weir/v1/runs/{run_id}/logs",
+    operation_id = "getRunLogs",
+    tag = "weir",
+    summary = "Output of every attempt of the run's steps (or one step), oldest first.",
+    params(("run_id" = String, Path, description = "Run id (a UUID)."), LogsQuery),
+    responses(
+        (status = 200, description = "Each attempt after a `==> name (task ID, attempt N) <==` line.",
+            content_type = "text/plain", body = String),
+        (status = 400, response = BadRequest),
+        (status = 404, description = "No such run, or no such step in it.", body = StatusBody),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn logs(
     State(state): State<AppState>,
     Path(run_id): Path<String>,

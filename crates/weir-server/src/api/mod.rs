@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per KFP service. Handlers extract, call one weir-service method
-//! and map to wire types; the rules live in weir-service.
+//! and map to wire types; the rules live in weir-service. Each carries its `#[utoipa::path]`,
+//! from which `crate::openapi` builds the document.
 
 pub mod execution;
 pub mod experiments;
@@ -10,20 +11,9 @@ pub mod runs;
 pub mod upload;
 
 use axum::Json;
-use serde_json::{json, Value};
-use weir_api_model::ListResponse;
-use weir_store::Page;
+use weir_api_model::Empty;
 
 /// The empty message KFP answers for deletes and custom verbs.
-pub(crate) fn empty() -> Json<Value> {
-    Json(json!({}))
-}
-
-pub(crate) fn list_json<T, W: serde::Serialize>(page: Page<T>, key: &str, convert: impl Fn(&T) -> W) -> Json<Value> {
-    let response = ListResponse {
-        items: page.items.iter().map(convert).collect(),
-        total_size: page.total_size,
-        next_page_token: page.next_page_token,
-    };
-    Json(response.to_json(key))
+pub(crate) fn empty() -> Json<Empty> {
+    Json(Empty {})
 }

@@ -2,19 +2,47 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use serde_json::Value;
-use weir_api_model::{self as wire, ListParams};
+use weir_api_model::{self as wire, Empty, ListParams};
 
-use super::{empty, list_json};
+use super::empty;
 use crate::convert;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{split_verb, ApiJson, ApiQuery};
+use crate::openapi::params::RunFilter;
+use crate::openapi::responses::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable};
 use crate::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/apis/v2beta1/runs",
+    operation_id = "createRun",
+    tag = "RunService",
+    request_body = wire::requests::RunInput,
+    responses(
+        (status = 200, description = "OK", body = wire::Run),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<wire::Run>) -> ApiResult<Json<wire::Run>> {
     Ok(Json(convert::run(&state.services.runs.create(&body).await?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/apis/v2beta1/runs/{run_id}",
+    operation_id = "getRun",
+    tag = "RunService",
+    summary = "A run, with `run_details.task_details` once it has tasks.",
+    params(("run_id" = String, Path, description = "Run id (a UUID).")),
+    responses(
+        (status = 200, description = "OK", body = wire::Run),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<wire::Run>> {
     let (run, tasks) = state.services.runs.get(&id).await?;
     let mut wire_run = convert::run(&run);
@@ -27,25 +55,133 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
     Ok(Json(wire_run))
 }
 
-pub async fn list(State(state): State<AppState>, ApiQuery(params): ApiQuery<ListParams>) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/apis/v2beta1/runs",
+    operation_id = "listRuns",
+    tag = "RunService",
+    params(RunFilter),
+    responses(
+        (status = 200, description = "OK", body = wire::ListRunsResponse),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<wire::ListRunsResponse>> {
     let page = state.services.runs.list(&params).await?;
-    Ok(list_json(page, "runs", convert::run))
+    Ok(Json(wire::ListRunsResponse {
+        runs: page.items.iter().map(convert::run).collect(),
+        total_size: page.total_size,
+        next_page_token: page.next_page_token,
+    }))
 }
 
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    delete,
+    path = "/apis/v2beta1/runs/{run_id}",
+    operation_id = "deleteRun",
+    tag = "RunService",
+    params(("run_id" = String, Path, description = "Run id (a UUID).")),
+    responses(
+        (status = 200, description = "OK", body = Empty),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Empty>> {
     state.services.runs.delete(&id).await?;
     Ok(empty())
 }
 
-/// `POST /runs/{id}:terminate`, `:retry`, `:archive`, `:unarchive`.
-pub async fn verb(State(state): State<AppState>, Path(segment): Path<String>) -> ApiResult<Json<Value>> {
-    let runs = &state.services.runs;
+/// `POST /runs/{id}:terminate`, `:retry`, `:archive`, `:unarchive`: KFP's custom methods reach
+/// axum as one path segment, `id:verb`; each verb is documented as a path of its own.
+pub async fn verb(State(state): State<AppState>, Path(segment): Path<String>) -> ApiResult<Json<Empty>> {
     match split_verb(&segment) {
-        (id, Some("terminate")) => runs.terminate(id).await?,
-        (id, Some("retry")) => runs.retry(id).await?,
-        (id, Some("archive")) => runs.archive(id).await?,
-        (id, Some("unarchive")) => runs.unarchive(id).await?,
-        (_, verb) => return Err(ApiError::not_found(format!("no method {verb:?} on runs"))),
+        (id, Some("terminate")) => terminate(&state, id).await,
+        (id, Some("retry")) => retry(&state, id).await,
+        (id, Some("archive")) => archive(&state, id).await,
+        (id, Some("unarchive")) => unarchive(&state, id).await,
+        (_, verb) => Err(ApiError::not_found(format!("no method {verb:?} on runs"))),
     }
+}
+
+#[utoipa::path(
+    post,
+    path = "/apis/v2beta1/runs/{run_id}:terminate",
+    operation_id = "terminateRun",
+    tag = "RunService",
+    summary = "Stop a run: one not started ends CANCELED, a running one goes CANCELING. A finished run answers 400.",
+    params(("run_id" = String, Path, description = "Run id (a UUID).")),
+    responses(
+        (status = 200, description = "OK", body = Empty),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn terminate(state: &AppState, id: &str) -> ApiResult<Json<Empty>> {
+    state.services.runs.terminate(id).await?;
+    Ok(empty())
+}
+
+#[utoipa::path(
+    post,
+    path = "/apis/v2beta1/runs/{run_id}:retry",
+    operation_id = "retryRun",
+    tag = "RunService",
+    summary = "Run a FAILED or CANCELED run again; other states answer 409.",
+    params(("run_id" = String, Path, description = "Run id (a UUID).")),
+    responses(
+        (status = 200, description = "OK", body = Empty),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn retry(state: &AppState, id: &str) -> ApiResult<Json<Empty>> {
+    state.services.runs.retry(id).await?;
+    Ok(empty())
+}
+
+#[utoipa::path(
+    post,
+    path = "/apis/v2beta1/runs/{run_id}:archive",
+    operation_id = "archiveRun",
+    tag = "RunService",
+    summary = "Archive a run.",
+    params(("run_id" = String, Path, description = "Run id (a UUID).")),
+    responses(
+        (status = 200, description = "OK", body = Empty),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn archive(state: &AppState, id: &str) -> ApiResult<Json<Empty>> {
+    state.services.runs.archive(id).await?;
+    Ok(empty())
+}
+
+#[utoipa::path(
+    post,
+    path = "/apis/v2beta1/runs/{run_id}:unarchive",
+    operation_id = "unarchiveRun",
+    tag = "RunService",
+    summary = "Unarchive a run.",
+    params(("run_id" = String, Path, description = "Run id (a UUID).")),
+    responses(
+        (status = 200, description = "OK", body = Empty),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn unarchive(state: &AppState, id: &str) -> ApiResult<Json<Empty>> {
+    state.services.runs.unarchive(id).await?;
     Ok(empty())
 }

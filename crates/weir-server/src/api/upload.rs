@@ -8,9 +8,23 @@ use weir_api_model as wire;
 use weir_service::UploadParams;
 
 use crate::convert;
-use crate::error::{ApiError, ApiResult, Code};
+use crate::error::{ApiError, ApiResult, Code, UploadError};
 use crate::extract::ApiQuery;
+use crate::openapi::params::{UploadQuery, UploadVersionQuery};
+use crate::openapi::responses::{UploadBadRequest, UploadForm};
 use crate::AppState;
+
+/// The example package of the upload endpoints: a one-step pipeline, as the kfp SDK writes it.
+const UPLOAD_EXAMPLE: &str = concat!(
+    "pipelineInfo:\n  name: echo\n",
+    "schemaVersion: 2.1.0\n",
+    "sdkVersion: kfp-2.17.3\n",
+    "components:\n  comp-echo:\n    executorLabel: exec-echo\n",
+    "deploymentSpec:\n  executors:\n    exec-echo:\n      container:\n",
+    "        image: alpine\n        command: [echo]\n        args: [hello]\n",
+    "root:\n  dag:\n    tasks:\n      echo:\n",
+    "        componentRef:\n          name: comp-echo\n        taskInfo:\n          name: echo\n",
+);
 
 /// The `uploadfile` part: its file name and bytes.
 async fn upload_file(mut multipart: Multipart) -> ApiResult<(String, Bytes)> {
@@ -39,6 +53,33 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/apis/v2beta1/pipelines/upload",
+    operation_id = "uploadPipeline",
+    tag = "PipelineUploadService",
+    summary = "Create a pipeline and its first version from an uploaded package.",
+    params(UploadQuery),
+    request_body(
+        description = "The package: a compiled pipeline (`.yaml`, `.yml`, `.json`) or a `.zip`/`.tar.gz` holding one, \
+                       in the `uploadfile` part; at most 32 MiB.",
+        content(
+            (UploadForm = "multipart/form-data",
+                encoding(("uploadfile" = (content_type = "application/octet-stream"))),
+                example = json!({"uploadfile": UPLOAD_EXAMPLE}))
+        )
+    ),
+    responses(
+        (status = 200, description = "OK", body = wire::Pipeline),
+        (status = 400, description = "Invalid package, tags or form (gRPC 3). A malformed query string answers \
+                                      google.rpc.Status instead, and a body that is not multipart/form-data a \
+                                      plain-text message.",
+            content((UploadBadRequest = "application/json"), (String = "text/plain"))),
+        (status = 409, description = "A pipeline with this name exists.", body = UploadError),
+        (status = 413, description = "The package is larger than 32 MiB.", body = UploadError),
+        (status = 503, description = "A store is unavailable.", body = UploadError),
+    )
+)]
 pub async fn upload_pipeline(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<UploadParams>,
@@ -52,6 +93,34 @@ pub async fn upload_pipeline(
     result.map(|(pipeline, _)| Json(convert::pipeline(&pipeline))).map_err(ApiError::upload_shaped)
 }
 
+#[utoipa::path(
+    post,
+    path = "/apis/v2beta1/pipelines/upload_version",
+    operation_id = "uploadPipelineVersion",
+    tag = "PipelineUploadService",
+    summary = "Add a version to a pipeline from an uploaded package.",
+    params(UploadVersionQuery),
+    request_body(
+        description = "The package: a compiled pipeline (`.yaml`, `.yml`, `.json`) or a `.zip`/`.tar.gz` holding one, \
+                       in the `uploadfile` part; at most 32 MiB.",
+        content(
+            (UploadForm = "multipart/form-data",
+                encoding(("uploadfile" = (content_type = "application/octet-stream"))),
+                example = json!({"uploadfile": UPLOAD_EXAMPLE}))
+        )
+    ),
+    responses(
+        (status = 200, description = "OK", body = wire::PipelineVersion),
+        (status = 400, description = "Invalid package, tags or form (gRPC 3). A malformed query string answers \
+                                      google.rpc.Status instead, and a body that is not multipart/form-data a \
+                                      plain-text message.",
+            content((UploadBadRequest = "application/json"), (String = "text/plain"))),
+        (status = 404, description = "No such pipeline.", body = UploadError),
+        (status = 409, description = "A version with this name exists in the pipeline.", body = UploadError),
+        (status = 413, description = "The package is larger than 32 MiB.", body = UploadError),
+        (status = 503, description = "A store is unavailable.", body = UploadError),
+    )
+)]
 pub async fn upload_pipeline_version(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<UploadParams>,
