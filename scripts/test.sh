@@ -101,6 +101,7 @@ echo "== test object stores up in $((SECONDS - started)) s" >&2
 # The reference folder beside the repository exists on developer machines only; the tests that
 # read it are then reported as skipped, and this says why once, whatever the test runner shows.
 shared=${WEIR_SHARED_DIR:-$root/../shared}
+export WEIR_SHARED_DIR=$shared
 if [ ! -d "$shared/fixtures/kfp" ]; then
   echo "== no shared fixtures at $shared/fixtures/kfp: the tests that read them are skipped" >&2
 fi

@@ -1,5 +1,5 @@
-//! Every SDK-compiled reference fixture reads and validates. The fixtures live in the shared
-//! folder beside the repository (or at WEIR_SHARED_DIR), which only developer machines have:
+//! Every SDK-compiled reference fixture reads and validates. The fixtures live in an optional
+//! folder named by WEIR_SHARED_DIR, which only developer machines have (`scripts/test.sh` sets it):
 //! `build.rs` looks for it, and where it is missing this test is reported as ignored with the
 //! reason. The suite's own SDK-compiled pipelines are checked through the API tests.
 
@@ -8,8 +8,8 @@ use std::path::Path;
 #[test]
 #[cfg_attr(
     not(weir_shared_fixtures),
-    ignore = "no shared/fixtures/kfp beside the repository (developer machines only; \
-              after adding it, touch crates/weir-spec/build.rs)"
+    ignore = "no fixtures/kfp in WEIR_SHARED_DIR (developer machines only; scripts/test.sh sets it \
+              when the folder is beside the repository)"
 )]
 fn shared_kfp_fixtures_validate() {
     let dir = Path::new(env!("WEIR_SHARED_FIXTURES"));
