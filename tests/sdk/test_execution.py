@@ -390,12 +390,14 @@ def test_exit_handler_after_success(batch):
     assert cleanup['state'] == DONE_OK
     status = json.loads(output_parameter(cleanup))
     assert status['note'] == 'bye'
-    # kfp.local sends SUCCEEDED (`make_task_arguments` in
-    # sdk/python/kfp/local/orchestrator/orchestrator_utils.py); the KFP backend sends the MLMD
-    # execution state's name, COMPLETE (`resolveInputParameter` in
-    # backend/src/v2/driver/resolve.go; `Execution.State` in
-    # third_party/ml-metadata/ml_metadata/proto/metadata_store.proto).
-    assert status['state'] in ('SUCCEEDED', 'COMPLETE'), status
+    # The KFP backend sends the MLMD execution state's name, COMPLETE (`resolveInputParameter`
+    # in backend/src/v2/driver/resolve.go; `Execution.State` in
+    # third_party/ml-metadata/ml_metadata/proto/metadata_store.proto); kfp.local's SUCCEEDED
+    # (sdk/python/kfp/local/orchestrator/orchestrator_utils.py) is not what a backend says.
+    assert status['state'] == 'COMPLETE', status
+    assert status['task'] == 'exit-handler-1', status
+    assert status['job'].startswith('weir-exec-exit-handler-'), status
+    assert len(status['job']) == len('weir-exec-exit-handler-') + 5, status
 
 
 def test_exit_handler_after_failure(batch, weir_server):

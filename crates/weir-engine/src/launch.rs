@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use weir_artifacts::layout::{self, key_for_uri, segment};
 use weir_spec::ir::{ComponentSpec, ContainerSpec, PipelineSpec, TaskSpec};
 use weir_spec::placeholders::{resolve_args, PlaceholderContext};
-use weir_spec::values::{complete_parameters, integral_numbers};
+use weir_spec::values::{complete_task_parameters, integral_numbers};
 use weir_spec::SpecError;
 use weir_store::{Artifact, Run, Task, TaskKind};
 
@@ -137,11 +137,14 @@ pub fn plan_step(
     let container: ContainerSpec =
         spec.executor(&label)?.container.clone().ok_or_else(|| PlanError::NotAContainer(label.clone()))?;
 
-    let given = &task.inputs.parameters;
+    let root = root_key(spec, run, &settings.store_url);
+    let pipeline_root = layout::uri_for_key(&settings.store_url, &root);
+    let workspace = workspace_dir(workdir);
+    let given = &where_it_runs(&task.inputs.parameters, &pipeline_root, &workspace);
     // Placeholders see the parameters as given (IfPresent before defaults, as KFP's driver);
     // the ExecutorInput carries defaults too (as KFP's launcher adds them).
     let with_defaults =
-        complete_parameters(&component.input_definitions, given, &format!("task {:?}", task.display_name))?;
+        complete_task_parameters(&component.input_definitions, given, &format!("task {:?}", task.display_name))?;
 
     let mut inputs = Vec::new();
     let mut input_artifacts_json = Map::new();
@@ -185,7 +188,6 @@ pub fn plan_step(
     let mut outputs = Vec::new();
     let mut output_artifacts_json = Map::new();
     let mut placeholder_outputs = Map::new();
-    let root = root_key(spec, run, &settings.store_url);
     for (name, def) in &component.output_definitions.artifacts {
         let local_path = workdir.join("outputs").join("artifacts").join(segment(name));
         let key = layout::output_key(&root, &spec.pipeline_info.name, &run.id, &task.name, &task.id, name);
@@ -229,17 +231,16 @@ pub fn plan_step(
         }
     });
 
-    let pipeline_root = layout::uri_for_key(&settings.store_url, &root);
     let runtime = json!({
         "pipeline_job_name": run.display_name,
-        "pipeline_job_resource_name": run.id,
+        "pipeline_job_resource_name": weir_spec::names::job_resource_name(&spec.pipeline_info.name, &run.id),
         "pipeline_job_uuid": run.id,
         "pipeline_task_name": task.display_name,
         "pipeline_task_uuid": task.id,
         "pipeline_root": pipeline_root,
         "pipeline_job_create_time_utc": rfc3339(run.created_at),
         "pipeline_job_schedule_time_utc": rfc3339(run.scheduled_at),
-        "workspace_path": workdir.join("workspace").display().to_string(),
+        "workspace_path": workspace.display().to_string(),
     });
     let ctx = PlaceholderContext {
         executor_input: executor_input.clone(),
@@ -292,7 +293,33 @@ pub fn root_key(spec: &PipelineSpec, run: &Run, store_url: &str) -> String {
         .unwrap_or_else(|| layout::DEFAULT_ROOT.to_string())
 }
 
-fn rfc3339(ms: i64) -> String {
+/// The run's workspace (`dsl.WorkspaceConfig`), shared by its steps as KFP's workspace volume
+/// is: beside the attempts' folders in the run's folder, removed when the run ends.
+pub fn workspace_dir(attempt_dir: &Path) -> PathBuf {
+    attempt_dir.parent().unwrap_or(attempt_dir).join("workspace")
+}
+
+/// Task inputs with the placeholders that depend on where the step runs replaced: a constant
+/// that is `{{$.pipeline_root}}`, and `{{$.workspace_path}}` anywhere in a string (as KFP's
+/// driver replaces them, `resolveInputParameter` in backend/src/v2/driver/resolve.go).
+fn where_it_runs(given: &Map<String, Value>, pipeline_root: &str, workspace: &Path) -> Map<String, Value> {
+    let workspace = workspace.display().to_string();
+    given
+        .iter()
+        .map(|(name, value)| {
+            let value = match value {
+                Value::String(text) if text == "{{$.pipeline_root}}" => Value::String(pipeline_root.to_string()),
+                Value::String(text) if text.contains("{{$.workspace_path}}") => {
+                    Value::String(text.replace("{{$.workspace_path}}", &workspace))
+                }
+                other => other.clone(),
+            };
+            (name.clone(), value)
+        })
+        .collect()
+}
+
+pub(crate) fn rfc3339(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);

@@ -15,7 +15,7 @@ use weir_store::{
     Artifact, ErrorInfo, Progress, Run, RunTransition, RuntimeState, StateChange, Task, TaskIo, TaskKind,
 };
 
-use weir_spec::values::{complete_parameters, integral_numbers};
+use weir_spec::values::{complete_parameters, complete_task_parameters, integral_numbers};
 use weir_spec::SpecError;
 
 /// Everything the planner looks at for one run.
@@ -433,7 +433,7 @@ impl Planner<'_> {
             self.decided(&at, TaskKind::Dag, RuntimeState::Failed, TaskIo::default(), error(message));
             return;
         };
-        let inputs = match crate::inputs::resolve(self, parent_id, spec) {
+        let inputs = match crate::inputs::resolve(self, parent_id, name, spec) {
             Ok(inputs) => inputs,
             Err(crate::inputs::Unresolved::Skipped(reason)) => {
                 self.decided(&at, kind, RuntimeState::Skipped, TaskIo::default(), None);
@@ -516,7 +516,7 @@ impl Planner<'_> {
 
     fn with_defaults(&self, component: &ComponentSpec, mut inputs: TaskIo, what: &str) -> Result<TaskIo, SpecError> {
         inputs.parameters =
-            complete_parameters(&component.input_definitions, &inputs.parameters, &format!("task {what:?}"))?;
+            complete_task_parameters(&component.input_definitions, &inputs.parameters, &format!("task {what:?}"))?;
         Ok(inputs)
     }
 
@@ -645,8 +645,12 @@ impl Planner<'_> {
         self.task(parent_id)
     }
 
-    pub(crate) fn run_id(&self) -> &str {
-        &self.view.run.id
+    pub(crate) fn run_row(&self) -> &Run {
+        &self.view.run
+    }
+
+    pub(crate) fn job_resource_name(&self) -> String {
+        weir_spec::names::job_resource_name(&self.view.spec.pipeline_info.name, &self.view.run.id)
     }
 }
 

@@ -203,7 +203,10 @@ fn a_failure_skips_dependents_runs_the_exit_handler_and_fails_the_run() {
     assert_eq!(names(&v, &s.launches), ["report"], "the exit task runs after a failure");
     let status = &io(&task(&mut v, "report").inputs)["parameters"]["status"];
     assert_eq!(status["state"], json!("FAILED"));
-    assert_eq!(status["pipelineJobResourceName"], json!("run-1"));
+    // KFP's form, `<pipeline name>-<5 characters>`, not the run's id.
+    let resource_name = weir_spec::names::job_resource_name(&v.spec.pipeline_info.name, "run-1");
+    assert_eq!(status["pipelineJobResourceName"], json!(resource_name));
+    assert_eq!(status["pipelineTaskName"], json!("exit-handler-1"));
     assert!(status["error"]["message"].as_str().unwrap().contains("exited with code 1"));
     finish(&mut v, "report", json!({"parameters": {"Output": "FAILED"}}));
     let s = step(&mut v, 4);

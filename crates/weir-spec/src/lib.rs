@@ -7,6 +7,7 @@
 
 pub mod cel;
 pub mod ir;
+pub mod names;
 mod package;
 pub mod placeholders;
 mod validate;

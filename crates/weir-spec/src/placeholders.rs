@@ -47,7 +47,8 @@ pub fn parameter_text(value: &Value) -> String {
         },
         Value::Bool(b) => b.to_string(),
         Value::Null => String::new(),
-        other => other.to_string(),
+        // Go marshals a protobuf Struct with its keys sorted, whatever order they came in.
+        other => crate::values::sorted_keys(other).to_string(),
     }
 }
 

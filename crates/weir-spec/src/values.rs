@@ -76,6 +76,89 @@ pub fn complete_parameters(
     Ok(out)
 }
 
+/// Checks and completes the parameters a task gives its component, as KFP's driver resolves
+/// them (`resolveInputs` in backend/src/v2/driver/resolve.go). Unlike a run's parameters:
+/// - inputs the component does not declare are kept: the SDK adds them for f-strings in
+///   constants (`pipelinechannel--…`) and for runtime resource fields (`cpu_limit`,
+///   `accelerator_count`, …), and KFP passes them on;
+/// - any value given to a STRING input becomes its text (numbers as Go prints them, lists and
+///   objects as compact JSON with sorted keys), as the driver's `PbValueToText` does;
+/// - a number fits either number type; other mismatches are errors, as KFP's are.
+pub fn complete_task_parameters(
+    interface: &Interface,
+    given: &Map<String, Value>,
+    what: &str,
+) -> Result<Map<String, Value>, SpecError> {
+    let mut declared = Map::new();
+    let mut undeclared = Map::new();
+    for (name, value) in given {
+        match interface.parameters.get(name) {
+            Some(def) if def.parameter_type == "STRING" && !value.is_string() && !value.is_null() => {
+                declared.insert(name.clone(), Value::String(crate::placeholders::parameter_text(value)));
+            }
+            Some(def) if matches!(def.parameter_type.as_str(), "NUMBER_INTEGER" | "NUMBER_DOUBLE") => {
+                if !value.is_number() && !value.is_null() {
+                    return Err(SpecError::new(format!(
+                        "parameter {name:?} of {what} must be {}, got {value}",
+                        type_name(&def.parameter_type)
+                    )));
+                }
+                declared.insert(name.clone(), value.clone());
+            }
+            Some(_) => {
+                declared.insert(name.clone(), value.clone());
+            }
+            None => {
+                undeclared.insert(name.clone(), integral_numbers(value));
+            }
+        }
+    }
+    let mut out = complete_parameters(interface, &declared, what)?;
+    out.extend(undeclared);
+    Ok(out)
+}
+
+/// Replaces `{{$.inputs.parameters['NAME']}}` inside string values with the text of the
+/// task's own input NAME. The SDK compiles an f-string such as `f"{x} is big"` into a constant
+/// holding that placeholder plus an input named `pipelinechannel--…`; KFP's launcher replaces
+/// the placeholders in the command line after putting the ExecutorInput into it
+/// (`compileCmdAndArgs` in backend/src/v2/component/launcher_v2.go), so they reach the values.
+/// A reference to a name the task does not have is left as it is, as there.
+pub fn expand_parameter_references(parameters: &mut Map<String, Value>) {
+    const OPEN: &str = "{{$.inputs.parameters[";
+    let texts: Vec<(String, String)> =
+        parameters.iter().map(|(name, value)| (name.clone(), crate::placeholders::parameter_text(value))).collect();
+    for value in parameters.values_mut() {
+        let Value::String(text) = value else { continue };
+        if !text.contains(OPEN) {
+            continue;
+        }
+        let mut expanded = text.clone();
+        for (name, replacement) in &texts {
+            for quote in ['\'', '"'] {
+                let placeholder = format!("{OPEN}{quote}{name}{quote}]}}}}");
+                if expanded.contains(&placeholder) {
+                    expanded = expanded.replace(&placeholder, replacement);
+                }
+            }
+        }
+        *text = expanded;
+    }
+}
+
+/// The value with every object's keys in sorted order (Go's JSON of a protobuf Struct).
+pub fn sorted_keys(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted_keys(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted_keys).collect()),
+        other => other.clone(),
+    }
+}
+
 fn type_name(parameter_type: &str) -> &'static str {
     match parameter_type {
         "NUMBER_INTEGER" => "an integer",
@@ -98,6 +181,57 @@ mod tests {
         assert_eq!(integral_numbers(&json!(2.0)), json!(2));
         assert_eq!(integral_numbers(&json!(2.5)), json!(2.5));
         assert_eq!(integral_numbers(&json!({"k": [1.0, 2.5, {"z": 3.0}]})), json!({"k": [1, 2.5, {"z": 3}]}));
+    }
+
+    #[test]
+    fn task_parameters_convert_to_strings_and_keep_undeclared_inputs() {
+        let interface: Interface = serde_json::from_value(json!({"parameters": {
+            "msg": {"parameterType": "STRING"},
+            "n": {"parameterType": "NUMBER_INTEGER"},
+            "flag": {"parameterType": "BOOLEAN", "isOptional": true}
+        }}))
+        .unwrap();
+        let given = json!({
+            "msg": {"B_b": ["A", "B"], "A_a": "heads"},
+            "n": 2.0,
+            "pipelinechannel--x-Output": 7,
+            "cpu_limit": "4000m"
+        });
+        let out = complete_task_parameters(&interface, given.as_object().unwrap(), "task \"t\"").unwrap();
+        assert_eq!(out["msg"], json!(r#"{"A_a":"heads","B_b":["A","B"]}"#));
+        assert_eq!(out["n"], json!(2));
+        assert_eq!(out["pipelinechannel--x-Output"], json!(7));
+        assert_eq!(out["cpu_limit"], json!("4000m"));
+        assert!(!out.contains_key("flag"));
+        for (value, text) in [(json!(1.5), "1.5"), (json!(true), "true"), (json!([1, "a"]), r#"[1,"a"]"#)] {
+            let out =
+                complete_task_parameters(&interface, json!({"msg": value, "n": 1}).as_object().unwrap(), "t").unwrap();
+            assert_eq!(out["msg"], json!(text));
+        }
+        let e = complete_task_parameters(&interface, json!({"msg": "m", "n": "1"}).as_object().unwrap(), "task")
+            .unwrap_err();
+        assert!(e.0.contains("must be an integer"), "{e}");
+        let e = complete_task_parameters(&interface, json!({"msg": "m", "n": 1, "flag": 1}).as_object().unwrap(), "t")
+            .unwrap_err();
+        assert!(e.0.contains("must be a boolean"), "{e}");
+    }
+
+    #[test]
+    fn references_to_inputs_expand_inside_strings() {
+        let mut params = json!({
+            "msg": "tails and {{$.inputs.parameters['pipelinechannel--n-Output']}} <= 15!",
+            "pipelinechannel--n-Output": 12,
+            "cpu": "{{$.inputs.parameters['pipelinechannel--cpu']}}",
+            "pipelinechannel--cpu": "4000m",
+            "other": "{{$.inputs.parameters['absent']}}"
+        })
+        .as_object()
+        .cloned()
+        .unwrap();
+        expand_parameter_references(&mut params);
+        assert_eq!(params["msg"], json!("tails and 12 <= 15!"));
+        assert_eq!(params["cpu"], json!("4000m"));
+        assert_eq!(params["other"], json!("{{$.inputs.parameters['absent']}}"));
     }
 
     #[test]

@@ -343,9 +343,12 @@ impl Engine {
             if let Some(transition) = &step.progress.run {
                 tracing::info!(run.id = %run_id, run.state = %transition.to, "run state changed");
                 if transition.to.is_terminal() {
-                    // The run's folder, once its steps' folders are gone (it is only removed
-                    // when empty).
-                    let _ = tokio::fs::remove_dir(layout::run_dir(&self.settings.work_dir, run_id)).await;
+                    // The run's workspace goes with the run, as KFP's workspace volume goes
+                    // with its workflow; then the run's folder, once its steps' folders are
+                    // gone (it is only removed when empty).
+                    let run_dir = layout::run_dir(&self.settings.work_dir, run_id);
+                    let _ = tokio::fs::remove_dir_all(run_dir.join("workspace")).await;
+                    let _ = tokio::fs::remove_dir(run_dir).await;
                 }
             }
         }

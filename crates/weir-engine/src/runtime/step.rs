@@ -120,7 +120,7 @@ impl Engine {
         if let Some(parent) = plan.executor_output_file.parent().filter(|p| mentioned(p)) {
             dirs.insert(parent.to_path_buf());
         }
-        let workspace = workdir.join("workspace");
+        let workspace = crate::launch::workspace_dir(workdir);
         if mentioned(&workspace) {
             dirs.insert(workspace);
         }
