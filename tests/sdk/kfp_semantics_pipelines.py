@@ -4,10 +4,10 @@ written here in the same shapes (f-strings in task inputs, runtime resource fiel
 parameters, loop items of any type handed to string inputs, runtime placeholders, exit handlers
 reading the final status, `ignore_upstream_failure`).
 """
-from typing import NamedTuple
+from typing import List, NamedTuple
 
 from kfp import dsl
-from kfp.dsl import PipelineTaskFinalStatus
+from kfp.dsl import Dataset, Input, Model, Output, PipelineTaskFinalStatus
 
 IMAGE = 'python:3.11'
 
@@ -125,3 +125,141 @@ def pair() -> NamedTuple('Out', [('first', str), ('second', int)]):
 def ignore_upstream_ok_pipeline():
     made = pair()
     greet(message=made.outputs['first']).ignore_upstream_failure()
+
+
+# Artifacts whose place the step chooses: `set_path` (a custom path), `dsl.get_uri()` (the
+# task's root), several returns, a list of artifacts collected from a loop.
+@dsl.component(base_image=IMAGE)
+def write_at_custom_path(path: str, out_dataset: Output[Dataset]):
+    out_dataset.set_path(path)
+    with open(out_dataset.path, 'w') as f:
+        f.write('Hello, World!')
+    assert out_dataset.path == path and out_dataset.custom_path == path
+
+
+@dsl.component(base_image=IMAGE)
+def read_text(data: Input[Dataset]) -> str:
+    with open(data.path) as f:
+        return f.read()
+
+
+@dsl.pipeline(name='weir-sem-custom-path')
+def custom_path_pipeline(path: str):
+    written = write_at_custom_path(path=path)
+    read_text(data=written.outputs['out_dataset'])
+
+
+@dsl.component(base_image=IMAGE)
+def gen_data() -> Dataset:
+    dataset = Dataset(uri=dsl.get_uri())
+    with open(dataset.path, 'w') as f:
+        f.write('some data')
+    dataset.metadata['length'] = len('some data')
+    return dataset
+
+
+@dsl.component(base_image=IMAGE)
+def train_model(dataset: Dataset) -> Model:
+    with open(dataset.path) as f:
+        assert f.read() == 'some data'
+    assert dataset.metadata['length'] == len('some data')
+    model = Model(uri=dsl.get_uri('model'))
+    with open(model.path, 'w') as f:
+        f.write('model trained')
+    return model
+
+
+@dsl.component(base_image=IMAGE)
+def split(text: str) -> NamedTuple('Splits', [('first', Dataset), ('second', Dataset)]):
+    first = Dataset(uri=dsl.get_uri(suffix='first'))
+    second = Dataset(uri=dsl.get_uri(suffix='second'))
+    half = len(text) // 2
+    with open(first.path, 'w') as f:
+        f.write(text[:half])
+    with open(second.path, 'w') as f:
+        f.write(text[half:])
+    Splits = NamedTuple('Splits', [('first', Dataset), ('second', Dataset)])
+    return Splits(first=first, second=second)
+
+
+@dsl.component(base_image=IMAGE)
+def make_dataset(text: str) -> Dataset:
+    dataset = Dataset(uri=dsl.get_uri(), metadata={'length': len(text)})
+    with open(dataset.path, 'w') as f:
+        f.write(text)
+    return dataset
+
+
+@dsl.component(base_image=IMAGE)
+def join_datasets(datasets: List[Dataset]) -> str:
+    texts = []
+    for dataset in datasets:
+        with open(dataset.path) as f:
+            texts.append(f.read())
+    return ''.join(texts)
+
+
+@dsl.component(base_image=IMAGE)
+def join_two(a: Input[Dataset], b: Input[Dataset]) -> str:
+    with open(a.path) as f, open(b.path) as g:
+        return f.read() + '|' + g.read()
+
+
+@dsl.pipeline(name='weir-sem-pythonic-artifacts')
+def pythonic_artifacts_pipeline(texts: List[str] = ['Hello', ',', ' ', 'world!']):
+    train_model(dataset=gen_data().output)
+    parts = split(text='abcdef')
+    join_two(a=parts.outputs['first'], b=parts.outputs['second'])
+    with dsl.ParallelFor(texts) as text:
+        made = make_dataset(text=text)
+    join_datasets(datasets=dsl.Collected(made.output))
+
+
+@dsl.component(base_image=IMAGE)
+def forget_output(out: Output[Dataset]):
+    print('declared an output, wrote nothing at', out.path)
+
+
+@dsl.pipeline(name='weir-sem-missing-output')
+def missing_output_pipeline():
+    forget_output()
+
+
+# A step hands an artifact's URI on as text; an importer brings it back (KFP's
+# `critical/pipeline_with_importer_workspace`): the URI a step sees must outlive the step.
+@dsl.component(base_image=IMAGE)
+def write_file(out_ds: Output[Dataset]):
+    with open(out_ds.path, 'w') as f:
+        f.write('Hello from producer file\n')
+
+
+@dsl.component(base_image=IMAGE)
+def write_dir(out_ds: Output[Dataset]):
+    import os
+    os.makedirs(out_ds.path, exist_ok=True)
+    for i in range(2):
+        with open(os.path.join(out_ds.path, f'part-00{i}.txt'), 'w') as f:
+            f.write(f'part {i}\n')
+
+
+@dsl.component(base_image=IMAGE)
+def get_uri(d: Input[Dataset]) -> str:
+    import os
+    assert os.path.exists(d.path), d.path
+    return d.uri
+
+
+@dsl.component(base_image=IMAGE)
+def list_dir(data: Input[Dataset]) -> str:
+    import os
+    return ','.join(sorted(os.listdir(data.path)))
+
+
+@dsl.pipeline(name='weir-sem-uri-handoff')
+def uri_handoff_pipeline() -> str:
+    file_uri = get_uri(d=write_file().outputs['out_ds'])
+    dir_uri = get_uri(d=write_dir().outputs['out_ds'])
+    imported_file = dsl.importer(artifact_uri=file_uri.output, artifact_class=Dataset, reimport=False)
+    imported_dir = dsl.importer(artifact_uri=dir_uri.output, artifact_class=Dataset, reimport=True)
+    read_text(data=imported_file.output)
+    return list_dir(data=imported_dir.output).output

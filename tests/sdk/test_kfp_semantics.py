@@ -11,12 +11,13 @@ import re
 import pytest
 
 import kfp_semantics_pipelines as sp
-from helpers import input_parameters, output_parameter, task_logs, unique_name
+from helpers import (artifact_content, input_artifacts, input_parameters, output_artifact,
+                     output_artifacts, output_parameter, task_logs, unique_name)
 from test_execution import RunBatch, assert_succeeded
 
 
 @pytest.fixture(scope='module')
-def runs(client, weir_server) -> RunBatch:
+def runs(client, weir_server, tmp_path_factory) -> RunBatch:
     batch = RunBatch(client, weir_server, unique_name('semantics'))
     batch.submit('fstring', sp.fstring_pipeline, {'word': 'tails'})
     batch.submit('resources', sp.resources_pipeline, {'cpu': '250m', 'accelerator_limit': '2'})
@@ -25,6 +26,12 @@ def runs(client, weir_server) -> RunBatch:
     batch.submit('final-status', sp.final_status_pipeline, {'message': 'planned failure'})
     batch.submit('ignore-upstream', sp.ignore_upstream_pipeline)
     batch.submit('ignore-upstream-ok', sp.ignore_upstream_ok_pipeline)
+    custom = tmp_path_factory.mktemp('custom-path') / 'out_dataset'
+    batch.context['custom_path'] = custom
+    batch.submit('custom-path', sp.custom_path_pipeline, {'path': str(custom)})
+    batch.submit('pythonic', sp.pythonic_artifacts_pipeline)
+    batch.submit('missing-output', sp.missing_output_pipeline)
+    batch.submit('uri-handoff', sp.uri_handoff_pipeline)
     return batch
 
 
@@ -122,3 +129,57 @@ def test_ignore_upstream_failure_falls_back_to_the_default(runs, weir_server):
     ok = runs.result('ignore-upstream-ok')
     assert_succeeded(ok)
     assert output_parameter(ok.tasks.one('greet')) == 'one'
+
+
+def test_an_artifact_at_a_custom_path_is_kept(runs, weir_server):
+    """`critical/pipeline_with_artifact_custom_path`: the step writes its output where
+    `set_path` said; weir keeps those bytes under the planned URI (KFP's launcher uploads from
+    the custom path, `uploadOutputArtifacts` in backend/src/v2/component/launcher_v2.go)."""
+    done = runs.result('custom-path')
+    assert_succeeded(done)
+    assert output_parameter(done.tasks.one('read-text')) == 'Hello, World!'
+    kept = output_artifact(done.tasks.one('write-at-custom-path'), 'out_dataset')
+    assert artifact_content(weir_server.url, kept['artifact_id']) == b'Hello, World!'
+    assert str(runs.context['custom_path']) not in kept['uri'], kept
+
+
+def test_pythonic_artifacts_at_uris_the_step_chose(runs, weir_server):
+    """`critical/pythonic_artifacts_test_pipeline`, `pythonic_artifacts_with_multiple_returns`
+    and `…_with_list_of_artifacts`: `dsl.get_uri()` names a place under the task's root; the
+    bytes written there are kept and the artifact records that durable URI."""
+    done = runs.result('pythonic')
+    assert_succeeded(done)
+    data = output_artifact(done.tasks.one('gen-data'), 'Output')
+    assert data['uri'].endswith('/Output'), data
+    assert data['metadata']['length'] == 9, data
+    assert artifact_content(weir_server.url, data['artifact_id']) == b'some data'
+    model = output_artifact(done.tasks.one('train-model'), 'Output')
+    assert model['uri'].endswith('/model'), model
+    assert artifact_content(weir_server.url, model['artifact_id']) == b'model trained'
+    split = done.tasks.one('split')
+    first, second = output_artifact(split, 'first'), output_artifact(split, 'second')
+    assert first['uri'].endswith('/first') and second['uri'].endswith('/second'), (first, second)
+    assert output_parameter(done.tasks.one('join-two')) == 'abc|def'
+    assert output_parameter(done.tasks.one('join-datasets')) == 'Hello, world!'
+
+
+def test_a_declared_output_the_step_did_not_write_fails_it(runs, weir_server):
+    done = runs.result('missing-output')
+    assert done.run.state == 'FAILED', done.run.state
+    task = done.tasks.one('forget-output')
+    assert task['state'] == 'FAILED', task
+    assert 'did not write its output artifact "out"' in task['error']['message'], task
+
+
+def test_uris_steps_see_are_durable(runs, weir_server):
+    """`critical/pipeline_with_importer_workspace`: a step prints an input's URI, an importer
+    brings the artifact back by it after the producing steps are gone, for a file and a
+    folder."""
+    if weir_server.backend != 'sqlite':
+        # With a local folder store, steps see artifacts' durable URIs in path form; with an
+        # object store they still see paths in their attempt's folder, which go with it.
+        pytest.xfail('object stores: steps do not see durable URIs yet (issue 14, point 6)')
+    done = runs.result('uri-handoff')
+    assert_succeeded(done)
+    assert output_parameter(done.tasks.one('read-text')) == 'Hello from producer file\n'
+    assert output_parameter(done.tasks.one('list-dir')) == 'part-000.txt,part-001.txt'

@@ -34,7 +34,27 @@ pub fn log_key(run_id: &str, task_id: &str, attempt: i64) -> String {
 /// backend/src/v2/component/launcher_v2.go), with the task's id added so that the iterations
 /// of a loop do not share a key.
 pub fn output_key(root: &str, pipeline: &str, run_id: &str, task_name: &str, task_id: &str, output: &str) -> String {
-    format!("{root}/{}/{run_id}/{}/{task_id}/{}", segment(pipeline), segment(task_name), segment(output))
+    format!("{}/{}", task_root_key(root, pipeline, run_id, task_name, task_id), segment(output))
+}
+
+/// The folder of a task's outputs, KFP's "task root": what `dsl.get_uri()` builds on
+/// (`taskRootRemote` in backend/src/v2/driver/driver.go).
+pub fn task_root_key(root: &str, pipeline: &str, run_id: &str, task_name: &str, task_id: &str) -> String {
+    format!("{root}/{}/{run_id}/{}/{task_id}", segment(pipeline), segment(task_name))
+}
+
+/// The folder of a store whose URL is `file:///…`: steps read and write its artifacts where
+/// they are kept, under their durable URIs in path form.
+pub fn local_store_root(store_url: &str) -> Option<PathBuf> {
+    let path = store_url.strip_prefix("file://")?;
+    path.starts_with('/').then(|| PathBuf::from(path.trim_end_matches('/')))
+}
+
+/// The key of an artifact named by the path form of its URI in a local store (`/store/key`,
+/// what steps see), as [`key_for_uri`] finds it for `file:///store/key`.
+pub fn key_for_path(store_url: &str, path: &str) -> Option<String> {
+    let root = local_store_root(store_url)?;
+    key_for_uri(&root.display().to_string(), path)
 }
 
 /// A name made safe as one segment of a key or a path: no separators, no leading dot.

@@ -47,6 +47,11 @@ pub enum StepError {
     ExecutorOutput(serde_json::Error),
     #[error("the step did not produce its output parameter {0:?}")]
     MissingParameter(String),
+    /// KFP's launcher only warns (`uploadOutputArtifacts` in
+    /// backend/src/v2/component/launcher_v2.go), and the artifact is then recorded with
+    /// nothing behind its URI; a step that breaks its contract fails instead.
+    #[error("the step did not write its output artifact {name:?}: nothing at {path}")]
+    MissingOutput { name: String, path: std::path::PathBuf },
     #[error("output parameter {name:?}: {source}")]
     BadParameter { name: String, source: ParameterError },
     #[error(transparent)]

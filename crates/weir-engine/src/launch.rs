@@ -90,6 +90,13 @@ pub struct StepPlan {
     /// Output parameter files: name → (path, parameter type).
     pub output_parameters: BTreeMap<String, (PathBuf, String)>,
     pub executor_output_file: PathBuf,
+    /// The task's folder of outputs in the store (KFP's task root), and where the step sees it:
+    /// the folder of `executor_output_file`, which `dsl.get_uri()` builds on.
+    pub task_root: String,
+    pub task_root_dir: PathBuf,
+    /// The store's own folder when it is a local one: the step then reads and writes its
+    /// artifacts where they are kept.
+    pub store_root: Option<PathBuf>,
     /// Empty when caching is off for the task.
     pub fingerprint: String,
     /// Packages a lightweight Python component asks for (`packages_to_install`), when the
@@ -139,6 +146,16 @@ pub fn plan_step(
 
     let root = root_key(spec, run, &settings.store_url);
     let pipeline_root = layout::uri_for_key(&settings.store_url, &root);
+    let task_root = layout::task_root_key(&root, &spec.pipeline_info.name, &run.id, &task.name, &task.id);
+    // With a local store the step sees artifacts' durable URIs in path form (the SDK's `.path`
+    // of a path is the path itself) and works on them in place, as a KFP step works on the
+    // durable URI's local form (`/s3/…`, `/gcs/…`). Other stores are fetched into and kept from
+    // the attempt's folder.
+    let store_root = layout::local_store_root(&settings.store_url);
+    let task_root_dir = match &store_root {
+        Some(dir) => dir.join(&task_root),
+        None => workdir.join("outputs"),
+    };
     let workspace = workspace_dir(workdir);
     let given = &where_it_runs(&task.inputs.parameters, &pipeline_root, &workspace);
     // Placeholders see the parameters as given (IfPresent before defaults, as KFP's driver);
@@ -156,14 +173,24 @@ pub fn plan_step(
         for (i, id) in ids.iter().enumerate() {
             let artifact =
                 artifacts.get(id).cloned().ok_or_else(|| PlanError::MissingArtifact { name: name.clone(), id: *id })?;
-            // Fetched into the step's folder: artifacts of weir's store, and local files (an
-            // importer's path or `file://` URI; the runtime checks they may be read).
-            let in_store = key_for_uri(&settings.store_url, &artifact.uri).is_some()
-                || artifact.uri.starts_with('/')
-                || artifact.uri.starts_with("file://");
-            let local = in_store
-                .then(|| workdir.join("inputs").join(segment(name)).join(i.to_string()).join(segment(&artifact.name)));
-            let uri = local.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| artifact.uri.clone());
+            // A local store's artifacts are read where they are kept. Otherwise fetched into
+            // the step's folder: artifacts of weir's store, and local files (an importer's path
+            // or `file://` URI; the runtime checks they may be read).
+            let stored = key_for_uri(&settings.store_url, &artifact.uri)
+                .or_else(|| layout::key_for_path(&settings.store_url, &artifact.uri));
+            let (local, uri) = match (&store_root, stored) {
+                (Some(dir), Some(key)) => (None, dir.join(key).display().to_string()),
+                _ => {
+                    let fetched = key_for_uri(&settings.store_url, &artifact.uri).is_some()
+                        || artifact.uri.starts_with('/')
+                        || artifact.uri.starts_with("file://");
+                    let local = fetched.then(|| {
+                        workdir.join("inputs").join(segment(name)).join(i.to_string()).join(segment(&artifact.name))
+                    });
+                    let uri = local.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| artifact.uri.clone());
+                    (local, uri)
+                }
+            };
             let schema_title = def
                 .map(|d| d.artifact_type.schema_title.clone())
                 .filter(|s| !s.is_empty())
@@ -184,13 +211,16 @@ pub fn plan_step(
         input_artifacts_json.insert(name.clone(), json!({"artifacts": entries}));
     }
 
-    let executor_output_file = workdir.join("outputs").join("executor_output.json");
+    let executor_output_file = task_root_dir.join("executor_output.json");
     let mut outputs = Vec::new();
     let mut output_artifacts_json = Map::new();
     let mut placeholder_outputs = Map::new();
     for (name, def) in &component.output_definitions.artifacts {
-        let local_path = workdir.join("outputs").join("artifacts").join(segment(name));
         let key = layout::output_key(&root, &spec.pipeline_info.name, &run.id, &task.name, &task.id, name);
+        let local_path = match &store_root {
+            Some(dir) => dir.join(&key),
+            None => workdir.join("outputs").join("artifacts").join(segment(name)),
+        };
         let uri = local_path.display().to_string();
         let store_uri = layout::uri_for_key(&settings.store_url, &key);
         output_artifacts_json.insert(
@@ -276,6 +306,9 @@ pub fn plan_step(
         outputs,
         output_parameters,
         executor_output_file,
+        task_root,
+        task_root_dir,
+        store_root,
         fingerprint,
         python_packages,
         image: container.image.clone(),

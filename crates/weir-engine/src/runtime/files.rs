@@ -14,7 +14,7 @@ use weir_store::{Artifact, Task, TaskIo};
 use super::attempts::Outcome;
 use super::{Engine, SHUTDOWN_SAVE_RETRIES};
 use crate::error::{EnvError, FileError, ParameterError, StepError};
-use crate::launch::StepPlan;
+use crate::launch::{OutputArtifact, StepPlan};
 use crate::planner::new_artifact_id;
 
 impl Engine {
@@ -155,7 +155,9 @@ impl Engine {
         if let Some(parent) = local.parent() {
             tokio::fs::create_dir_all(parent).await?;
         }
-        if let Some(key) = key_for_uri(self.artifacts.url(), &artifact.uri) {
+        let stored = key_for_uri(self.artifacts.url(), &artifact.uri)
+            .or_else(|| layout::key_for_path(self.artifacts.url(), &artifact.uri));
+        if let Some(key) = stored {
             if self.through_outages(&key, || self.artifacts.exists(&key)).await? {
                 let bytes = self.through_outages(&key, || self.artifacts.get(&key)).await?;
                 tokio::fs::write(local, &bytes).await?;
@@ -218,35 +220,126 @@ impl Engine {
                 .map_err(|source| StepError::BadParameter { name: name.clone(), source })?;
             parameters.insert(name.clone(), value);
         }
+        if plan.store_root.is_some() {
+            // Read; in a local store it would otherwise sit among the task's outputs.
+            let _ = tokio::fs::remove_file(&plan.executor_output_file).await;
+        }
         let mut artifacts = Vec::new();
         let mut artifact_ids = std::collections::BTreeMap::new();
         for output in &plan.outputs {
-            let written = executor_output
+            // What the step said of its output (the SDK writes one entry per artifact: more for
+            // a list of artifacts), else the artifact as planned.
+            let written: Vec<Value> = executor_output
                 .get("artifacts")
                 .and_then(|a| a.get(&output.name))
                 .and_then(|a| a.get("artifacts"))
-                .and_then(|a| a.get(0));
-            let metadata = written.and_then(|w| w.get("metadata")).cloned().unwrap_or(json!({}));
-            let object_count = self
-                .upload(&output.local_path, &output.key)
-                .await
-                .map_err(|source| StepError::Output { key: output.key.clone(), source })?;
-            let artifact = Artifact {
-                id: new_artifact_id(),
-                run_id: run_id.to_string(),
-                task_id: task.id.clone(),
-                name: output.name.clone(),
-                uri: layout::uri_for_key(self.artifacts.url(), &output.key),
-                schema_title: output.schema_title.clone(),
-                schema_version: output.schema_version.clone(),
-                metadata,
-                created_at: self.clock.now_ms(),
-                object_count,
-            };
-            artifact_ids.insert(output.name.clone(), vec![artifact.id]);
-            artifacts.push(artifact);
+                .and_then(Value::as_array)
+                .filter(|list| !list.is_empty())
+                .cloned()
+                .unwrap_or_else(|| vec![json!({})]);
+            let mut ids = Vec::with_capacity(written.len());
+            for (index, entry) in written.iter().enumerate() {
+                let metadata = entry.get("metadata").cloned().unwrap_or(json!({}));
+                let place = self.output_place(plan, output, entry, index);
+                let object_count = match &place.key {
+                    Some(key) => self.keep_output(plan, output, &place.source, key).await?,
+                    // A URI outside weir's store: the step put its bytes there itself.
+                    None => 0,
+                };
+                let artifact = Artifact {
+                    id: new_artifact_id(),
+                    run_id: run_id.to_string(),
+                    task_id: task.id.clone(),
+                    name: output.name.clone(),
+                    uri: place.uri,
+                    schema_title: output.schema_title.clone(),
+                    schema_version: output.schema_version.clone(),
+                    metadata,
+                    created_at: self.clock.now_ms(),
+                    object_count,
+                };
+                ids.push(artifact.id);
+                artifacts.push(artifact);
+            }
+            artifact_ids.insert(output.name.clone(), ids);
         }
         Ok((artifacts, TaskIo { parameters, artifacts: artifact_ids, items: None }))
+    }
+
+    /// Where an output's bytes are and where they are kept, from what the step said of it in
+    /// its executor output, as KFP's launcher merges the executor output into the artifact it
+    /// planned (`mergeRuntimeArtifacts`, `uploadOutputArtifacts` in
+    /// backend/src/v2/component/launcher_v2.go):
+    /// - a `custom_path` (`artifact.set_path(…)`): the bytes are there, kept at the planned key;
+    /// - a URI of the step's own (`dsl.get_uri()`, `Dataset(uri=…)`, `.uri = …`): the bytes
+    ///   are at that URI's local form, as the SDK maps it; under the task's folder or in weir's
+    ///   store they are kept at the matching key, and the artifact records its durable URI;
+    ///   outside the store the URI is recorded as the step said it, and nothing is copied;
+    /// - nothing said: the planned path and key.
+    fn output_place(&self, plan: &StepPlan, output: &OutputArtifact, entry: &Value, index: usize) -> OutputPlace {
+        let store_url = self.artifacts.url();
+        let text = |key: &str| entry.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let planned_key = if index == 0 { output.key.clone() } else { format!("{}-{index}", output.key) };
+        let planned = |source: PathBuf| OutputPlace {
+            uri: layout::uri_for_key(store_url, &planned_key),
+            key: Some(planned_key.clone()),
+            source,
+        };
+        if let Some(custom) = text("custom_path").or_else(|| text("customPath")) {
+            return planned(PathBuf::from(custom));
+        }
+        let said = match text("uri") {
+            Some(uri)
+                if uri != output.local_path.display().to_string()
+                    && uri != layout::uri_for_key(store_url, &output.key) =>
+            {
+                uri
+            }
+            _ => return planned(output.local_path.clone()),
+        };
+        let source = sdk_local_path(said);
+        if let Some(relative) = source.as_ref().and_then(|p| p.strip_prefix(&plan.task_root_dir).ok()) {
+            let key = format!("{}/{}", plan.task_root, relative.display());
+            return OutputPlace {
+                uri: layout::uri_for_key(store_url, &key),
+                key: Some(key),
+                source: source.clone().unwrap_or_default(),
+            };
+        }
+        if let Some(key) = key_for_uri(store_url, said).or_else(|| layout::key_for_path(store_url, said)) {
+            return OutputPlace {
+                uri: layout::uri_for_key(store_url, &key),
+                source: source.unwrap_or_else(|| output.local_path.clone()),
+                key: Some(key),
+            };
+        }
+        OutputPlace { uri: said.to_string(), key: None, source: source.unwrap_or_default() }
+    }
+
+    /// Keeps an output's bytes at its key: nothing to copy when the step wrote them there (a
+    /// local store), else uploaded. A declared output the step did not write fails the step,
+    /// except a metrics artifact, which is all metadata.
+    async fn keep_output(
+        &self,
+        plan: &StepPlan,
+        output: &OutputArtifact,
+        source: &Path,
+        key: &str,
+    ) -> Result<i64, StepError> {
+        let exists = tokio::fs::symlink_metadata(source).await.is_ok();
+        if !exists {
+            if METADATA_ONLY.contains(&output.schema_title.as_str()) {
+                return Ok(0);
+            }
+            return Err(StepError::MissingOutput { name: output.name.clone(), path: source.to_path_buf() });
+        }
+        let in_place = plan.store_root.as_ref().is_some_and(|root| root.join(key) == source);
+        if in_place {
+            return count_files(source)
+                .await
+                .map_err(|source| StepError::Output { key: key.to_string(), source: source.into() });
+        }
+        self.upload(source, key).await.map_err(|source| StepError::Output { key: key.to_string(), source })
     }
 
     /// Uploads a file, or a folder's files under `key/`; returns how many objects it wrote.
@@ -308,6 +401,53 @@ impl Engine {
         }
         Ok(count)
     }
+}
+
+/// Artifact types that are metadata only (the SDK writes their values into the executor
+/// output, not a file).
+const METADATA_ONLY: [&str; 3] =
+    ["system.Metrics", "system.ClassificationMetrics", "system.SlicedClassificationMetrics"];
+
+/// Where an output artifact's bytes are, the key they are kept at (none for a URI outside
+/// weir's store) and the URI recorded.
+struct OutputPlace {
+    source: PathBuf,
+    key: Option<String>,
+    uri: String,
+}
+
+/// The local path the SDK gives an artifact with this URI (`Artifact._get_path` in
+/// sdk/python/kfp/dsl/types/artifact_types.py): the mount points of KFP's object stores, a
+/// path as itself.
+fn sdk_local_path(uri: &str) -> Option<PathBuf> {
+    for (scheme, mount) in [("gs://", "/gcs/"), ("minio://", "/minio/"), ("s3://", "/s3/")] {
+        if let Some(rest) = uri.strip_prefix(scheme) {
+            return Some(PathBuf::from(format!("{mount}{rest}")));
+        }
+    }
+    local_path(uri).map(Path::to_path_buf)
+}
+
+/// How many files a file or folder holds (links not followed).
+async fn count_files(path: &Path) -> std::io::Result<i64> {
+    let meta = tokio::fs::symlink_metadata(path).await?;
+    if !meta.is_dir() {
+        return Ok(1);
+    }
+    let mut count = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mut entries = tokio::fs::read_dir(&dir).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            let kind = entry.file_type().await?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
 }
 
 /// Converts an output parameter file by the parameter's type (KFP's `TextToPbValue`): strings

@@ -130,10 +130,16 @@ impl Engine {
             task.attempts,
             if plan.image.is_empty() { "none" } else { &plan.image }
         );
+        // A step working in a local store starts from an empty task folder there too: what an
+        // earlier attempt left must not pass for this one's outputs.
+        let in_store = plan.store_root.is_some().then(|| plan.task_root_dir.clone());
         // One trip to the blocking pool for the whole folder, not one per call.
         let (fresh, log) = (workdir.to_path_buf(), log.to_path_buf());
         tokio::task::spawn_blocking(move || {
             let _ = std::fs::remove_dir_all(&fresh);
+            if let Some(task_root) = in_store {
+                let _ = std::fs::remove_dir_all(task_root);
+            }
             for dir in dirs {
                 std::fs::create_dir_all(&dir).map_err(StepError::Folder)?;
             }
