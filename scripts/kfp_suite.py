@@ -19,6 +19,7 @@ KFP's suite itself skips) are listed as skipped with the reason.
 import argparse
 import concurrent.futures
 import json
+import os
 import random
 import string
 import subprocess
@@ -41,6 +42,7 @@ NOT_HERE = {
     'ray_integration_compiled.yaml': 'needs a Ray cluster (KubeRay)',
     'modelcar.yaml': 'pulls a model image from an OCI registry',
     'pipeline_with_submit_request.yaml': 'KFP skips it unless the API server has TLS',
+    'pipeline_with_artifact_upload_download.yaml': 'downloads a dataset from the Hugging Face Hub',
 }
 
 
@@ -83,13 +85,14 @@ def packages(repo: Path, folders: List[str], only: Optional[List[str]]) -> List[
     return found
 
 
-def create_secrets(weir: str) -> None:
+def create_secrets(weir: str, host: str) -> None:
+    env = {**os.environ, 'WEIR_HOST': host}
     for name, data in SECRETS.items():
-        subprocess.run([weir, 'secret', 'delete', name], capture_output=True)
+        subprocess.run([weir, 'secret', 'delete', name], capture_output=True, env=env)
         argv = [weir, 'secret', 'create', name]
         for key, value in data.items():
             argv += ['--from-literal', f'{key}={value}']
-        done = subprocess.run(argv, capture_output=True, text=True)
+        done = subprocess.run(argv, capture_output=True, text=True, env=env)
         if done.returncode != 0:
             print(f'could not create secret {name}: {done.stderr.strip()}', file=sys.stderr)
 
@@ -141,7 +144,7 @@ def main() -> int:
         client.get_experiment(experiment_name='kfp-suite')
     except Exception:
         client.create_experiment('kfp-suite')
-    create_secrets(args.weir)
+    create_secrets(args.weir, args.host)
     todo = packages(args.kfp_repo, args.folders.split(','), args.only.split(',') if args.only else None)
     results = []
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:

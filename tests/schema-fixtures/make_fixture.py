@@ -15,7 +15,8 @@ import kfp
 from kfp import compiler, dsl
 
 ROOT = Path(__file__).resolve().parents[2]
-WEIR = ROOT / 'target' / 'debug' / 'weir'
+# WEIR_BIN: a build of the released version, when the tree has moved on to the next schema.
+WEIR = Path(os.environ.get('WEIR_BIN', ROOT / 'target' / 'debug' / 'weir'))
 
 
 @dsl.container_component

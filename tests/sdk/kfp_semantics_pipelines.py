@@ -263,3 +263,28 @@ def uri_handoff_pipeline() -> str:
     imported_dir = dsl.importer(artifact_uri=dir_uri.output, artifact_class=Dataset, reimport=True)
     read_text(data=imported_file.output)
     return list_dir(data=imported_dir.output).output
+
+
+# The workspace (`dsl.WorkspaceConfig`) is the run's, shared by its steps (KFP's
+# `critical/pipeline_with_workspace`, whose reader does not fail when the file is missing).
+@dsl.component(base_image=IMAGE)
+def write_to_workspace(workspace_path: str) -> str:
+    import os
+    path = os.path.join(workspace_path, 'data', 'test_file.txt')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write('Hello from workspace!')
+    return path
+
+
+@dsl.component(base_image=IMAGE)
+def read_from_workspace(file_path: str) -> str:
+    with open(file_path) as f:
+        return f.read()
+
+
+@dsl.pipeline(name='weir-sem-workspace',
+              pipeline_config=dsl.PipelineConfig(workspace=dsl.WorkspaceConfig(size='1Gi')))
+def workspace_pipeline() -> str:
+    written = write_to_workspace(workspace_path=dsl.WORKSPACE_PATH_PLACEHOLDER)
+    return read_from_workspace(file_path=written.output).output

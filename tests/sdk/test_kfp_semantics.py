@@ -6,6 +6,7 @@ backend/src/v2/driver/resolve.go) and launcher (`compileCmdAndArgs` in
 backend/src/v2/component/launcher_v2.go).
 """
 import json
+import os
 import re
 
 import pytest
@@ -32,6 +33,7 @@ def runs(client, weir_server, tmp_path_factory) -> RunBatch:
     batch.submit('pythonic', sp.pythonic_artifacts_pipeline)
     batch.submit('missing-output', sp.missing_output_pipeline)
     batch.submit('uri-handoff', sp.uri_handoff_pipeline)
+    batch.submit('workspace', sp.workspace_pipeline)
     return batch
 
 
@@ -183,3 +185,12 @@ def test_uris_steps_see_are_durable(runs, weir_server):
     assert_succeeded(done)
     assert output_parameter(done.tasks.one('read-text')) == 'Hello from producer file\n'
     assert output_parameter(done.tasks.one('list-dir')) == 'part-000.txt,part-001.txt'
+
+
+def test_the_workspace_is_the_runs(runs):
+    """Steps of a run share its workspace; it goes when the run ends."""
+    done = runs.result('workspace')
+    assert_succeeded(done)
+    assert output_parameter(done.tasks.one('read-from-workspace')) == 'Hello from workspace!'
+    path = output_parameter(done.tasks.one('write-to-workspace'))
+    assert not os.path.exists(path), f'the workspace outlived its run: {path}'

@@ -20,6 +20,7 @@ pub mod page_token;
 pub mod requests;
 pub mod schema;
 pub mod serde_helpers;
+pub mod step_config;
 pub mod types;
 
 pub use filter::{Filter, FilterError, Operation, Predicate, PredicateValue};

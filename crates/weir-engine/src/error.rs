@@ -56,6 +56,11 @@ pub enum StepError {
     BadParameter { name: String, source: ParameterError },
     #[error(transparent)]
     Environment(#[from] EnvError),
+    /// A secret or config map the step is given cannot be read.
+    #[error("{0}")]
+    Config(String),
+    #[error("the step ran past its deadline of {seconds} s (activeDeadlineSeconds) and was stopped{tail}")]
+    Deadline { seconds: u64, tail: String },
 }
 
 impl StepError {

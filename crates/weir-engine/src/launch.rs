@@ -31,6 +31,9 @@ pub enum PlanError {
     MissingArtifact { name: String, id: i64 },
     #[error("the container of {0:?} has no command")]
     NoCommand(String),
+    /// The step's Kubernetes configuration asks for what a local process cannot have.
+    #[error("{0}")]
+    Unsupported(String),
     /// The spec refers to something it does not hold, a placeholder does not resolve, or a
     /// parameter does not fit its type.
     #[error("{0}")]
@@ -97,6 +100,14 @@ pub struct StepPlan {
     /// The store's own folder when it is a local one: the step then reads and writes its
     /// artifacts where they are kept.
     pub store_root: Option<PathBuf>,
+    /// Environment variables from secrets and config maps, read from the store at start.
+    pub config_env: Vec<ConfigEnv>,
+    /// `activeDeadlineSeconds`: the step is stopped and fails after this long.
+    pub deadline_seconds: Option<u64>,
+    /// The pod labels and annotations the step would have had (recorded in its log).
+    pub pod_metadata: weir_spec::platform::PodMetadata,
+    /// What stands for the step's pod name.
+    pub pod_name: String,
     /// Empty when caching is off for the task.
     pub fingerprint: String,
     /// Packages a lightweight Python component asks for (`packages_to_install`), when the
@@ -118,6 +129,17 @@ impl StepPlan {
             && argv[2].contains("kfp.dsl.executor_main");
         python.then(|| (argv[3].as_str(), &argv[4..]))
     }
+}
+
+/// One variable a step gets from a secret or config map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigEnv {
+    pub kind: weir_store::StepConfigKind,
+    pub name: String,
+    pub key: String,
+    pub env_var: String,
+    /// A missing secret or key leaves the variable unset instead of failing the step.
+    pub optional: bool,
 }
 
 /// How the runtime runs steps, as far as planning a step needs to know.
@@ -290,7 +312,9 @@ pub fn plan_step(
     if argv.is_empty() {
         return Err(PlanError::NoCommand(task.display_name.clone()));
     }
-    let env: Vec<(String, String)> = container.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
+    let mut env: Vec<(String, String)> = container.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
+    let platform = spec.platform.executor(&label).cloned().unwrap_or_default();
+    let config_env = platform_env(&platform, run, task, tasks, spec, &mut env)?;
 
     let fingerprint = if task_spec.caching_options.enable_cache {
         fingerprint(task_spec, &container, &with_defaults, input_ids, component)
@@ -309,10 +333,118 @@ pub fn plan_step(
         task_root,
         task_root_dir,
         store_root,
+        config_env,
+        deadline_seconds: platform.deadline_seconds()?,
+        pod_metadata: platform.pod_metadata.clone(),
+        pod_name: pod_name(spec, run, task),
         fingerprint,
         python_packages,
         image: container.image.clone(),
     })
+}
+
+/// What a step gets from its Kubernetes platform configuration: field paths as variables now
+/// (added to `env`), secrets and config maps as variables to read at start (returned). A
+/// secret or config map whose name comes from an input that was left out is skipped, as KFP's
+/// driver skips it (`extendPodSpecPatch` in backend/src/v2/driver/k8s.go); one mounted as files
+/// cannot be given to a local process.
+fn platform_env(
+    platform: &weir_spec::platform::ExecutorConfig,
+    run: &Run,
+    task: &Task,
+    tasks: &[Task],
+    spec: &PipelineSpec,
+    env: &mut Vec<(String, String)>,
+) -> Result<Vec<ConfigEnv>, PlanError> {
+    use weir_store::StepConfigKind;
+    // A run created before weir checked its platform spec, or a recurring run's newer
+    // version: what cannot be honoured fails the step rather than running it without.
+    if let Some(problem) = platform.unsupported(&task.name).into_iter().next() {
+        return Err(PlanError::Unsupported(problem));
+    }
+    let pod = weir_spec::platform::PodNames {
+        name: pod_name(spec, run, task),
+        namespace: if run.namespace.is_empty() { "default".into() } else { run.namespace.clone() },
+        uid: task.id.clone(),
+        node: std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+        service_account: if run.service_account.is_empty() { "default".into() } else { run.service_account.clone() },
+    };
+    for field in &platform.field_path_as_env {
+        env.push((field.name.clone(), platform.field_path_value(&field.field_path, &pod)?));
+    }
+    let mut out = Vec::new();
+    for secret in &platform.secret_as_env {
+        let Some(name) = config_name(secret.name_input(), task, tasks)? else { continue };
+        for pair in &secret.key_to_env {
+            out.push(ConfigEnv {
+                kind: StepConfigKind::Secret,
+                name: name.clone(),
+                key: pair.secret_key.clone(),
+                env_var: pair.env_var.clone(),
+                optional: secret.optional.unwrap_or(false),
+            });
+        }
+    }
+    for map in &platform.config_map_as_env {
+        let Some(name) = config_name(map.name_input(), task, tasks)? else { continue };
+        for pair in &map.key_to_env {
+            out.push(ConfigEnv {
+                kind: StepConfigKind::ConfigMap,
+                name: name.clone(),
+                key: pair.config_map_key.clone(),
+                env_var: pair.env_var.clone(),
+                optional: map.optional.unwrap_or(false),
+            });
+        }
+    }
+    let volumes = platform.secret_as_volume.iter().map(|m| ("secret", m));
+    for (what, mount) in volumes.chain(platform.config_map_as_volume.iter().map(|m| ("config map", m))) {
+        if let Some(name) = config_name(mount.name_input(), task, tasks)? {
+            return Err(PlanError::Unsupported(format!(
+                "{what} {name:?} is mounted at {}: the local driver cannot mount a volume for a process on this host",
+                mount.mount_path
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// What stands for the step's pod name (`KFP_POD_NAME`, the `metadata.name` field path): the
+/// job resource name and the task's key, as KFP's pods are named after their workflow.
+pub fn pod_name(spec: &PipelineSpec, run: &Run, task: &Task) -> String {
+    format!("{}-{}", weir_spec::names::job_resource_name(&spec.pipeline_info.name, &run.id), segment(&task.name))
+}
+
+/// The name a secret or config map is given by: a constant, an input of the task's DAG, or a
+/// sibling's output; `None` for an input left out (a null value).
+fn config_name(
+    input: weir_spec::platform::NameInput<'_>,
+    task: &Task,
+    tasks: &[Task],
+) -> Result<Option<String>, PlanError> {
+    let Some(parameter) = input.parameter else {
+        return Ok((!input.literal.is_empty()).then(|| input.literal.to_string()));
+    };
+    let value = if let Some(constant) = &parameter.runtime_value {
+        constant.constant.clone().or_else(|| constant.constant_value.clone())
+    } else if let Some(source) = &parameter.component_input_parameter {
+        let parent =
+            tasks.iter().find(|t| t.id == task.parent_id).ok_or_else(|| PlanError::NoParent(task.id.clone()))?;
+        parent.inputs.parameters.get(source).cloned()
+    } else if let Some(output) = &parameter.task_output_parameter {
+        let producer = tasks.iter().find(|t| t.parent_id == task.parent_id && t.name == output.producer_task);
+        producer.and_then(|p| p.outputs.parameters.get(&output.output_parameter_key).cloned())
+    } else {
+        None
+    };
+    match value {
+        None | Some(Value::Null) if input.literal.is_empty() => Ok(None),
+        None | Some(Value::Null) => Ok(Some(input.literal.to_string())),
+        Some(Value::String(name)) if !name.is_empty() => Ok(Some(name)),
+        Some(other) => {
+            Err(PlanError::Unsupported(format!("a secret or config map name must be a non-empty string, got {other}")))
+        }
+    }
 }
 
 /// The key prefix artifacts go under: the run's pipeline root, else the spec's default root,

@@ -217,7 +217,7 @@ pub fn task_detail(t: &domain::Task, tasks: &[domain::Task]) -> wire::PipelineTa
     }
 }
 
-fn wire_time(ms: i64) -> String {
+pub(crate) fn wire_time(ms: i64) -> String {
     weir_api_model::serde_helpers::format_timestamp(&from_millis(ms))
 }
 

@@ -82,6 +82,19 @@ pub fn router(state: AppState) -> Router {
         .route("/apis/weir/v1/runs/{id}/logs", get(api::execution::logs))
         .route("/apis/weir/v1/artifacts/{id}", get(api::execution::artifact))
         .route("/apis/weir/v1/artifacts/{id}/content", get(api::execution::artifact_content))
+        .route("/apis/weir/v1/secrets", get(api::step_config::list_secrets).post(api::step_config::create_secret))
+        .route(
+            "/apis/weir/v1/secrets/{name}",
+            get(api::step_config::get_secret).delete(api::step_config::delete_secret),
+        )
+        .route(
+            "/apis/weir/v1/configmaps",
+            get(api::step_config::list_config_maps).post(api::step_config::create_config_map),
+        )
+        .route(
+            "/apis/weir/v1/configmaps/{name}",
+            get(api::step_config::get_config_map).delete(api::step_config::delete_config_map),
+        )
         .route("/metrics", get(observability::metrics_endpoint))
         .route("/readyz", get(healthz::readyz))
         .fallback(|| async { ApiError::new(Code::NotFound, "no such endpoint") })

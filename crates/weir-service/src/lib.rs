@@ -9,6 +9,7 @@ pub mod pipelines;
 pub mod recurring_runs;
 pub mod runs;
 pub mod scheduler;
+pub mod step_config;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use pipelines::{PipelineService, UploadParams};
 pub use recurring_runs::RecurringRunService;
 pub use runs::RunService;
 pub use scheduler::Scheduler;
+pub use step_config::StepConfigService;
 
 /// What every service shares: the two stores, the clock, and the wake-ups of the engine and
 /// the scheduler.
@@ -84,6 +86,7 @@ pub struct Services {
     pub runs: RunService,
     pub recurring_runs: RecurringRunService,
     pub execution: ExecutionService,
+    pub step_config: StepConfigService,
     pub scheduler: Scheduler,
 }
 
@@ -96,6 +99,7 @@ impl Services {
             runs: RunService::new(context.clone()),
             recurring_runs: RecurringRunService::new(context.clone()),
             execution: ExecutionService::new(context.clone()),
+            step_config: StepConfigService::new(context.clone()),
             scheduler: Scheduler::new(context.clone()),
             context,
         }

@@ -7,7 +7,9 @@ use weir_api_model::{self as wire, ListParams};
 use weir_store::{Entity, Page, RecurringRun, Trigger};
 
 use crate::error::{Code, ServiceError, ServiceResult};
-use crate::runs::{check_experiment, check_parameters, check_pipeline_root, resolve_source, target_experiment};
+use crate::runs::{
+    check_experiment, check_parameters, check_pipeline_root, check_platform, resolve_source, target_experiment,
+};
 use crate::{list_query, new_id, require, Context};
 
 /// KFP bounds `max_concurrency` to 1..=10.
@@ -159,6 +161,7 @@ impl RecurringRunService {
         }
         let config = body.runtime_config.clone().unwrap_or_default();
         check_parameters(&source.pipeline_spec, &config.parameters)?;
+        check_platform(&source.platform_spec)?;
         check_pipeline_root(&self.ctx, &config.pipeline_root)?;
         let experiment_id = target_experiment(&self.ctx, &body.experiment_id).await?;
         let now = self.ctx.now();

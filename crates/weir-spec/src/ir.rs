@@ -18,6 +18,9 @@ pub struct PipelineSpec {
     pub default_pipeline_root: Option<String>,
     pub schema_version: String,
     pub sdk_version: String,
+    /// The run's Kubernetes platform configuration (kept beside the spec, not in it).
+    #[serde(skip)]
+    pub platform: crate::platform::PlatformConfig,
 }
 
 impl PipelineSpec {

@@ -10,6 +10,7 @@ pub mod ir;
 pub mod names;
 mod package;
 pub mod placeholders;
+pub mod platform;
 mod validate;
 pub mod values;
 

@@ -3,7 +3,7 @@
 //! each function against its definition, value by value.
 
 use weir_store::{
-    Artifact, ErrorInfo, Experiment, Lease, Pipeline, PipelineVersion, RecurringRun, Run, RuntimeState,
+    Artifact, ErrorInfo, Experiment, Lease, Pipeline, PipelineVersion, RecurringRun, Run, RuntimeState, StepConfig,
     StorageIdentity, Task,
 };
 
@@ -164,6 +164,15 @@ pub(crate) fn task_binds(t: &Task) -> Vec<Bind> {
     ]
 }
 
+pub(crate) fn step_config_binds(c: &StepConfig) -> Vec<Bind> {
+    vec![
+        Bind::Text(c.kind.as_str().into()),
+        Bind::Text(c.name.clone()),
+        Bind::Text(serde_json::to_string(&c.data).unwrap_or_else(|_| "{}".into())),
+        Bind::Int(c.created_at),
+    ]
+}
+
 pub(crate) fn artifact_binds(a: &Artifact) -> Vec<Bind> {
     vec![
         Bind::Int(a.id),
@@ -200,7 +209,7 @@ pub(crate) fn engine_lease_binds(lease_id: &str, taken_at: i64) -> Vec<Bind> {
 #[cfg(test)]
 mod tests {
     use weir_store::testsuite::{experiment, pipeline, recurring_run, run, task, version};
-    use weir_store::TaskKind;
+    use weir_store::{StepConfigKind, TaskKind};
 
     use super::*;
     use crate::schema::{self, Col, Table};
@@ -261,6 +270,15 @@ mod tests {
             (&schema::RECURRING_RUN_SLOTS, slot_binds("rr", 1, &r)),
             (&schema::TASKS, task_binds(&task(&r.id, "t", TaskKind::Container, 1))),
             (&schema::ARTIFACTS, artifact_binds(&artifact)),
+            (
+                &schema::STEP_CONFIG,
+                step_config_binds(&StepConfig {
+                    kind: StepConfigKind::Secret,
+                    name: "s".into(),
+                    data: [("k".to_string(), "v".to_string())].into(),
+                    created_at: 1,
+                }),
+            ),
             (&schema::SERVER_LEASES, lease_binds(&lease)),
             (&schema::ENGINE_LEASE, engine_lease_binds("l", 1)),
         ];

@@ -15,6 +15,7 @@ mod recurring_runs;
 mod rows;
 mod runs;
 mod schema;
+mod step_config;
 mod tasks;
 pub mod testing;
 mod text;

@@ -299,6 +299,16 @@ table! {
 }
 
 table! {
+    /// Secrets and config maps steps are given (migration 7). `data` is a JSON object.
+    STEP_CONFIG = "step_config", since 7, order by "kind, name", Data {
+        "kind" Text 7,
+        "name" Text 7,
+        "data" Text 7,
+        "created_at" Int 7,
+    }
+}
+
+table! {
     /// Servers' leases. Backups carry the table (its rows are dropped by `weir storage backup`,
     /// which knows they describe processes).
     SERVER_LEASES = "server_leases", since 3, order by "id", Data {
@@ -346,6 +356,7 @@ pub(crate) const TABLES: &[Table] = &[
     RECURRING_RUN_SLOTS,
     TASKS,
     ARTIFACTS,
+    STEP_CONFIG,
     SERVER_LEASES,
     RUN_COUNTS,
     ENGINE_LEASE,
@@ -391,6 +402,7 @@ mod tests {
                 "recurring_run_slots",
                 "tasks",
                 "artifacts",
+                "step_config",
                 "server_leases",
             ]
         );

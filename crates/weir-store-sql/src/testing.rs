@@ -187,18 +187,8 @@ pub async fn live_tables(store: &crate::SqlStore) -> Vec<(String, Vec<String>)> 
 pub async fn undo_head_migration(url: &str) {
     let dialect = Dialect::from_url(url).unwrap();
     let head = crate::migration_versions(dialect).into_iter().max().unwrap();
-    assert_eq!(head, 6, "undo_head_migration knows how to undo migration 6 only");
-    let drop_index = match dialect {
-        Dialect::MySql => "DROP INDEX storage_identity_singleton ON storage_identity",
-        _ => "DROP INDEX storage_identity_singleton",
-    };
-    for statement in [
-        "DROP TABLE engine_lease",
-        drop_index,
-        "ALTER TABLE storage_identity DROP COLUMN singleton",
-        "ALTER TABLE storage_identity DROP COLUMN deployment",
-        "DELETE FROM _sqlx_migrations WHERE version = 6",
-    ] {
+    assert_eq!(head, 7, "undo_head_migration knows how to undo migration 7 only");
+    for statement in ["DROP TABLE step_config", "DELETE FROM _sqlx_migrations WHERE version = 7"] {
         execute_raw(url, statement).await;
     }
 }

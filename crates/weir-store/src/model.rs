@@ -417,3 +417,48 @@ mod safe_id_tests {
         }
     }
 }
+
+/// Which kind of step configuration: a Kubernetes Secret or ConfigMap, as kfp-kubernetes
+/// pipelines name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepConfigKind {
+    Secret,
+    ConfigMap,
+}
+
+impl StepConfigKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepConfigKind::Secret => "secret",
+            StepConfigKind::ConfigMap => "config_map",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "secret" => Some(StepConfigKind::Secret),
+            "config_map" => Some(StepConfigKind::ConfigMap),
+            _ => None,
+        }
+    }
+
+    /// How users call it.
+    pub fn noun(self) -> &'static str {
+        match self {
+            StepConfigKind::Secret => "secret",
+            StepConfigKind::ConfigMap => "config map",
+        }
+    }
+}
+
+/// A secret or config map: named values steps get as environment variables or files
+/// (kfp-kubernetes `use_secret_as_env`, `use_secret_as_volume`, `use_config_map_as_env`, …).
+/// A secret's values are read by the engine only: the API and the CLI show its keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepConfig {
+    pub kind: StepConfigKind,
+    pub name: String,
+    pub data: std::collections::BTreeMap<String, String>,
+    pub created_at: i64,
+}

@@ -36,6 +36,7 @@ checks!(
     tasks_and_artifacts,
     run_totals_follow_every_change,
     nul_characters_are_refused_everywhere,
+    step_configs_crud,
 );
 
 /// Runs every check in order, panicking with the check's name on the first failure.
@@ -288,6 +289,31 @@ async fn pipeline_versions_crud(store: &dyn MetadataStore) {
     assert_eq!(store.delete_pipeline_version(&p.id, &v1.id).await.unwrap(), v1);
     assert!(matches!(store.delete_pipeline_version(&p.id, &v1.id).await, Err(StoreError::NotFound(_))));
     assert_eq!(store.latest_pipeline_version(&p.id).await.unwrap().id, v2.id);
+}
+
+async fn step_configs_crud(store: &dyn MetadataStore) {
+    let name = uid("secret");
+    let secret = StepConfig {
+        kind: StepConfigKind::Secret,
+        name: name.clone(),
+        data: BTreeMap::from([("password".to_string(), "p\u{e9}w \"q\"".to_string()), ("user".into(), "me".into())]),
+        created_at: 1_000,
+    };
+    store.create_step_config(&secret).await.unwrap();
+    assert_eq!(store.get_step_config(StepConfigKind::Secret, &name).await.unwrap(), secret);
+    // A config map of the same name is another object, as in a Kubernetes namespace.
+    let map = StepConfig { kind: StepConfigKind::ConfigMap, data: BTreeMap::new(), ..secret.clone() };
+    store.create_step_config(&map).await.unwrap();
+    let err = store.create_step_config(&secret).await.unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists(ref m) if m.contains(&name)), "{err:?}");
+    let listed = store.list_step_configs(StepConfigKind::Secret).await.unwrap();
+    assert!(listed.contains(&secret) && !listed.contains(&map));
+    store.delete_step_config(StepConfigKind::Secret, &name).await.unwrap();
+    let err = store.get_step_config(StepConfigKind::Secret, &name).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    let err = store.delete_step_config(StepConfigKind::Secret, &name).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert_eq!(store.get_step_config(StepConfigKind::ConfigMap, &name).await.unwrap(), map);
 }
 
 async fn experiments_crud_and_archive(store: &dyn MetadataStore) {

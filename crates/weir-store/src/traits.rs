@@ -85,6 +85,17 @@ pub trait RecurringRunStore: Send + Sync {
     async fn fire_slot(&self, recurring: &RecurringRun, slot_at: i64, run: &Run) -> StoreResult<()>;
 }
 
+/// Secrets and config maps steps are given.
+#[async_trait]
+pub trait StepConfigStore: Send + Sync {
+    /// Fails with `AlreadyExists` when one of that kind and name exists.
+    async fn create_step_config(&self, config: &StepConfig) -> StoreResult<()>;
+    async fn get_step_config(&self, kind: StepConfigKind, name: &str) -> StoreResult<StepConfig>;
+    /// Every one of a kind, by name.
+    async fn list_step_configs(&self, kind: StepConfigKind) -> StoreResult<Vec<StepConfig>>;
+    async fn delete_step_config(&self, kind: StepConfigKind, name: &str) -> StoreResult<()>;
+}
+
 /// Schema and identity management, used at start-up and by `weir storage`.
 #[async_trait]
 pub trait StoreAdmin: Send + Sync {
@@ -181,12 +192,26 @@ pub trait StoreAdmin: Send + Sync {
 
 /// Everything the server needs from a metadata store.
 pub trait MetadataStore:
-    PipelineStore + PipelineVersionStore + ExperimentStore + RunStore + RecurringRunStore + TaskStore + StoreAdmin
+    PipelineStore
+    + PipelineVersionStore
+    + ExperimentStore
+    + RunStore
+    + RecurringRunStore
+    + TaskStore
+    + StepConfigStore
+    + StoreAdmin
 {
 }
 
 impl<T> MetadataStore for T where
-    T: PipelineStore + PipelineVersionStore + ExperimentStore + RunStore + RecurringRunStore + TaskStore + StoreAdmin
+    T: PipelineStore
+        + PipelineVersionStore
+        + ExperimentStore
+        + RunStore
+        + RecurringRunStore
+        + TaskStore
+        + StepConfigStore
+        + StoreAdmin
 {
 }
 

@@ -22,6 +22,12 @@ enum Command {
     /// Work with runs on a running weir.
     #[command(subcommand)]
     Run(commands::run::RunCommand),
+    /// Secrets steps are given (kfp-kubernetes `use_secret_as_env`, `use_secret_as_volume`).
+    #[command(subcommand)]
+    Secret(commands::step_config::StepConfigCommand),
+    /// Config maps steps are given (kfp-kubernetes `use_config_map_as_env`, …).
+    #[command(subcommand, name = "configmap")]
+    ConfigMap(commands::step_config::StepConfigCommand),
     /// Print the OpenAPI document of the HTTP API (what `GET /apis/weir/v1/openapi.json` serves).
     Openapi,
 }
@@ -45,6 +51,10 @@ fn main() -> std::process::ExitCode {
             Command::Server(args) => commands::server::run(args).await,
             Command::Storage(command) => commands::storage::run(command).await,
             Command::Run(command) => commands::run::run(command).await,
+            Command::Secret(command) => commands::step_config::run(commands::step_config::Kind::Secret, command).await,
+            Command::ConfigMap(command) => {
+                commands::step_config::run(commands::step_config::Kind::ConfigMap, command).await
+            }
             Command::Openapi => Ok(std::process::ExitCode::SUCCESS),
         }
     });

@@ -266,7 +266,9 @@ impl Engine {
 
     async fn load(&self, run_id: &str) -> Result<RunView, EngineError> {
         let run = self.store.get_run(run_id).await?;
-        let spec = weir_spec::ir::PipelineSpec::parse(&run.pipeline_spec).map_err(EngineError::Spec)?;
+        let mut spec = weir_spec::ir::PipelineSpec::parse(&run.pipeline_spec).map_err(EngineError::Spec)?;
+        spec.platform =
+            weir_spec::platform::PlatformConfig::parse(run.platform_spec.as_ref()).map_err(EngineError::Spec)?;
         let tasks = self.store.list_tasks(run_id).await?;
         let mut artifacts: HashMap<i64, Artifact> =
             self.store.list_artifacts(run_id).await?.into_iter().map(|a| (a.id, a)).collect();

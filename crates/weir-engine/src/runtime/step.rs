@@ -30,11 +30,23 @@ impl Engine {
         let python_bin = self.python_bin(&plan.python_packages).await?;
         // The whole environment of the step (see `step_env`): nothing else of weir's reaches it.
         let mut env = self.settings.step_env.clone();
-        step_env::set(&mut env, "KFP_POD_NAME", format!("weir-{}", task.id));
+        step_env::set(&mut env, "KFP_POD_NAME", plan.pod_name.clone());
         step_env::set(&mut env, "KFP_POD_UID", task.id.clone());
         step_env::set(&mut env, "PYTHONUNBUFFERED", "1");
         for (name, value) in &plan.env {
             step_env::set(&mut env, name, value.clone());
+        }
+        match self.config_values(plan).await {
+            Ok(values) => {
+                for (name, value) in values {
+                    step_env::set(&mut env, &name, value);
+                }
+            }
+            Err(e) => {
+                let _ = tokio::fs::write(&log_path, format!("{e}\n")).await;
+                self.keep_log(run_id, task, &log_path).await;
+                return Err(e);
+            }
         }
         let path = env.iter().find(|(n, _)| n == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
         step_env::set(&mut env, "PATH", format!("{}:{path}", python_bin.display()));
@@ -87,7 +99,26 @@ impl Engine {
                 tracing::warn!(task.id = %task.id, error = %e, "could not record the step's process id");
             }
         };
-        let ((), exit) = tokio::join!(record, running.wait());
+        let driver = &self.driver;
+        let wait = async move {
+            let Some(seconds) = plan.deadline_seconds else { return (running.wait().await, None) };
+            let wait = running.wait();
+            tokio::pin!(wait);
+            tokio::select! {
+                exit = &mut wait => (exit, None),
+                () = tokio::time::sleep(std::time::Duration::from_secs(seconds)) => {
+                    // `activeDeadlineSeconds`: Kubernetes stops the pod and the step fails.
+                    driver.kill(handle);
+                    (wait.await, Some(seconds))
+                }
+            }
+        };
+        let ((), (exit, deadline)) = tokio::join!(record, wait);
+        if let Some(seconds) = deadline {
+            let tail = log_tail(&log_path).await;
+            self.keep_log(run_id, task, &log_path).await;
+            return Err(StepError::Deadline { seconds, tail });
+        }
         // The log is kept while the outputs are read: neither needs the other.
         let outcome = async {
             match exit {
@@ -124,12 +155,20 @@ impl Engine {
         if mentioned(&workspace) {
             dirs.insert(workspace);
         }
-        let header = format!(
+        let mut header = format!(
             "[weir] {} attempt {} on this host as a local process (image {} recorded, not pulled)\n",
             task.display_name,
             task.attempts,
             if plan.image.is_empty() { "none" } else { &plan.image }
         );
+        // The pod's labels and annotations are recorded with the step; nothing schedules by them.
+        let metadata = &plan.pod_metadata;
+        for (what, pairs) in [("labels", &metadata.labels), ("annotations", &metadata.annotations)] {
+            if !pairs.is_empty() {
+                let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                header.push_str(&format!("[weir] pod {what}: {}\n", shown.join(", ")));
+            }
+        }
         // A step working in a local store starts from an empty task folder there too: what an
         // earlier attempt left must not pass for this one's outputs.
         let in_store = plan.store_root.is_some().then(|| plan.task_root_dir.clone());
@@ -147,6 +186,54 @@ impl Engine {
         })
         .await
         .map_err(|e| StepError::Folder(std::io::Error::other(e)))?
+    }
+}
+
+impl Engine {
+    /// The values of the variables a step gets from secrets and config maps, each read once.
+    async fn config_values(&self, plan: &StepPlan) -> Result<Vec<(String, String)>, StepError> {
+        let mut read: std::collections::HashMap<(weir_store::StepConfigKind, String), Option<weir_store::StepConfig>> =
+            std::collections::HashMap::new();
+        let mut values = Vec::new();
+        for wanted in &plan.config_env {
+            let id = (wanted.kind, wanted.name.clone());
+            if !read.contains_key(&id) {
+                let found = match self.store.get_step_config(wanted.kind, &wanted.name).await {
+                    Ok(config) => Some(config),
+                    Err(weir_store::StoreError::NotFound(_)) => None,
+                    Err(e) => {
+                        return Err(StepError::Config(format!(
+                            "cannot read {} {:?}: {e}",
+                            wanted.kind.noun(),
+                            wanted.name
+                        )))
+                    }
+                };
+                read.insert(id.clone(), found);
+            }
+            let value = read[&id].as_ref().map(|config| config.data.get(&wanted.key));
+            match value {
+                Some(Some(value)) => values.push((wanted.env_var.clone(), value.clone())),
+                _ if wanted.optional => {}
+                None => {
+                    return Err(StepError::Config(format!(
+                        "{} {:?} does not exist (create it with `weir {} create`)",
+                        wanted.kind.noun(),
+                        wanted.name,
+                        if wanted.kind == weir_store::StepConfigKind::Secret { "secret" } else { "configmap" }
+                    )))
+                }
+                Some(None) => {
+                    return Err(StepError::Config(format!(
+                        "{} {:?} has no key {:?}",
+                        wanted.kind.noun(),
+                        wanted.name,
+                        wanted.key
+                    )))
+                }
+            }
+        }
+        Ok(values)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod healthz;
 pub mod pipelines;
 pub mod recurring_runs;
 pub mod runs;
+pub mod step_config;
 pub mod upload;
 
 use axum::Json;

@@ -1,5 +1,6 @@
 pub mod run;
 pub mod server;
+pub mod step_config;
 pub mod storage;
 
 use std::sync::Arc;

@@ -1,0 +1,12 @@
+-- Weir schema version 7: secrets and config maps that steps are given.
+-- kfp-kubernetes pipelines name Kubernetes Secrets and ConfigMaps (`use_secret_as_env`,
+-- `use_config_map_as_env`, … in the PlatformSpec); the local driver takes them from here.
+-- `kind` is `secret` or `config_map`; a name is unique within its kind, as within a namespace.
+-- `data` is a JSON object of key → value. Secret values are read by the engine only.
+CREATE TABLE step_config (
+    kind TEXT COLLATE "C" NOT NULL,
+    name TEXT COLLATE "C" NOT NULL,
+    data TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (kind, name)
+);
