@@ -217,6 +217,10 @@ def pythonic_artifacts_pipeline(texts: List[str] = ['Hello', ',', ' ', 'world!']
 
 @dsl.component(base_image=IMAGE)
 def forget_output(out: Output[Dataset]):
+    import os
+    # Something beside the output (in the task's folder), but not the output itself.
+    with open(os.path.join(os.path.dirname(out.path), 'scratch.txt'), 'w') as f:
+        f.write('scratch')
     print('declared an output, wrote nothing at', out.path)
 
 

@@ -8,6 +8,7 @@ backend/src/v2/component/launcher_v2.go).
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -171,6 +172,12 @@ def test_a_declared_output_the_step_did_not_write_fails_it(runs, weir_server):
     task = done.tasks.one('forget-output')
     assert task['state'] == 'FAILED', task
     assert 'did not write its output artifact "out"' in task['error']['message'], task
+    if weir_server.backend == 'sqlite':
+        # Nothing of the failed step stays in the local store.
+        root = weir_server.artifacts_url.removeprefix('file://')
+        outputs = Path(root) / 'artifacts'
+        left = [p for p in outputs.rglob('*') if p.is_file() and done.run_id in str(p)]
+        assert not left, left
 
 
 def test_uris_steps_see_are_durable(runs, weir_server):

@@ -117,6 +117,9 @@ impl Engine {
         if let Some(seconds) = deadline {
             let tail = log_tail(&log_path).await;
             self.keep_log(run_id, task, &log_path).await;
+            if plan.store_root.is_some() {
+                let _ = tokio::fs::remove_dir_all(&plan.task_root_dir).await;
+            }
             return Err(StepError::Deadline { seconds, tail });
         }
         // The log is kept while the outputs are read: neither needs the other.
@@ -127,6 +130,10 @@ impl Engine {
             }
         };
         let ((), outcome) = tokio::join!(self.keep_log(run_id, task, &log_path), outcome);
+        if outcome.is_err() && plan.store_root.is_some() {
+            // What a failed step wrote in a local store is nobody's artifact.
+            let _ = tokio::fs::remove_dir_all(&plan.task_root_dir).await;
+        }
         outcome
     }
 
