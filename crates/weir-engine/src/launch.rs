@@ -97,6 +97,8 @@ pub struct StepPlan {
     /// the folder of `executor_output_file`, which `dsl.get_uri()` builds on.
     pub task_root: String,
     pub task_root_dir: PathBuf,
+    /// The attempt's own folder.
+    pub workdir: PathBuf,
     /// The store's own folder when it is a local one: the step then reads and writes its
     /// artifacts where they are kept.
     pub store_root: Option<PathBuf>,
@@ -332,6 +334,7 @@ pub fn plan_step(
         executor_output_file,
         task_root,
         task_root_dir,
+        workdir: workdir.to_path_buf(),
         store_root,
         config_env,
         deadline_seconds: platform.deadline_seconds()?,

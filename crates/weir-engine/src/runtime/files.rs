@@ -205,7 +205,18 @@ impl Engine {
     /// Reads the step's outputs: parameters from executor_output.json or their files, output
     /// artifacts uploaded to the store with the metadata the step wrote.
     pub(super) async fn collect(&self, run_id: &str, task: &Task, plan: &StepPlan) -> Outcome {
-        let executor_output: Value = match tokio::fs::read(&plan.executor_output_file).await {
+        let mut executor_output_file = plan.executor_output_file.clone();
+        if plan.store_root.is_some() {
+            // In a local store it would sit among the task's outputs: it moves into the
+            // attempt's folder (atomically), where a weir restarted half-way through finds it
+            // to collect the step again, and which goes once the result is recorded.
+            let moved = plan.workdir.join("executor_output.json");
+            let renamed = tokio::fs::rename(&executor_output_file, &moved).await.is_ok();
+            if renamed || tokio::fs::try_exists(&moved).await.unwrap_or(false) {
+                executor_output_file = moved;
+            }
+        }
+        let executor_output: Value = match tokio::fs::read(&executor_output_file).await {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(StepError::ExecutorOutput)?,
             Err(_) => json!({}),
         };
@@ -219,10 +230,6 @@ impl Engine {
             let value = parse_parameter(&text, kind)
                 .map_err(|source| StepError::BadParameter { name: name.clone(), source })?;
             parameters.insert(name.clone(), value);
-        }
-        if plan.store_root.is_some() {
-            // Read; in a local store it would otherwise sit among the task's outputs.
-            let _ = tokio::fs::remove_file(&plan.executor_output_file).await;
         }
         let mut artifacts = Vec::new();
         let mut artifact_ids = std::collections::BTreeMap::new();

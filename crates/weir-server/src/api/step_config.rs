@@ -28,19 +28,19 @@ macro_rules! step_config_api {
      $create:ident, $create_id:literal, $list:ident, $list_id:literal,
      $get:ident, $get_id:literal, $delete:ident, $delete_id:literal) => {
         #[utoipa::path(
-                                    post,
-                                    path = $path,
-                                    operation_id = $create_id,
-                                    tag = $tag,
-                                    request_body = StepConfigInput,
-                                    responses(
-                                        (status = 200, description = "OK", body = StepConfigInfo),
-                                        (status = 400, response = BadRequest),
-                                        (status = 409, response = Conflict),
-                                        (status = 413, response = PayloadTooLarge),
-                                        (status = 503, response = Unavailable),
-                                    )
-                                )]
+                                            post,
+                                            path = $path,
+                                            operation_id = $create_id,
+                                            tag = $tag,
+                                            request_body = StepConfigInput,
+                                            responses(
+                                                (status = 200, description = "OK", body = StepConfigInfo),
+                                                (status = 400, response = BadRequest),
+                                                (status = 409, response = Conflict),
+                                                (status = 413, response = PayloadTooLarge),
+                                                (status = 503, response = Unavailable),
+                                            )
+                                        )]
         pub async fn $create(
             State(state): State<AppState>,
             ApiJson(body): ApiJson<StepConfigInput>,
@@ -49,48 +49,48 @@ macro_rules! step_config_api {
         }
 
         #[utoipa::path(
-                                    get,
-                                    path = $path,
-                                    operation_id = $list_id,
-                                    tag = $tag,
-                                    responses(
-                                        (status = 200, description = "OK", body = ListStepConfigsResponse),
-                                        (status = 503, response = Unavailable),
-                                    )
-                                )]
+                                            get,
+                                            path = $path,
+                                            operation_id = $list_id,
+                                            tag = $tag,
+                                            responses(
+                                                (status = 200, description = "OK", body = ListStepConfigsResponse),
+                                                (status = 503, response = Unavailable),
+                                            )
+                                        )]
         pub async fn $list(State(state): State<AppState>) -> ApiResult<Json<ListStepConfigsResponse>> {
             let items = state.services.step_config.list($kind).await?;
             Ok(Json(ListStepConfigsResponse { items: items.iter().map(info).collect() }))
         }
 
         #[utoipa::path(
-                                    get,
-                                    path = $item,
-                                    operation_id = $get_id,
-                                    tag = $tag,
-                                    params(("name" = String, Path, description = "Its name.")),
-                                    responses(
-                                        (status = 200, description = "OK", body = StepConfigInfo),
-                                        (status = 404, response = NotFound),
-                                        (status = 503, response = Unavailable),
-                                    )
-                                )]
+                                            get,
+                                            path = $item,
+                                            operation_id = $get_id,
+                                            tag = $tag,
+                                            params(("name" = String, Path, description = "Its name.")),
+                                            responses(
+                                                (status = 200, description = "OK", body = StepConfigInfo),
+                                                (status = 404, response = NotFound),
+                                                (status = 503, response = Unavailable),
+                                            )
+                                        )]
         pub async fn $get(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<StepConfigInfo>> {
             Ok(Json(info(&state.services.step_config.get($kind, &name).await?)))
         }
 
         #[utoipa::path(
-                                    delete,
-                                    path = $item,
-                                    operation_id = $delete_id,
-                                    tag = $tag,
-                                    params(("name" = String, Path, description = "Its name.")),
-                                    responses(
-                                        (status = 200, description = "OK", body = Empty),
-                                        (status = 404, response = NotFound),
-                                        (status = 503, response = Unavailable),
-                                    )
-                                )]
+                                            delete,
+                                            path = $item,
+                                            operation_id = $delete_id,
+                                            tag = $tag,
+                                            params(("name" = String, Path, description = "Its name.")),
+                                            responses(
+                                                (status = 200, description = "OK", body = Empty),
+                                                (status = 404, response = NotFound),
+                                                (status = 503, response = Unavailable),
+                                            )
+                                        )]
         pub async fn $delete(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Empty>> {
             state.services.step_config.delete($kind, &name).await?;
             Ok(empty())
