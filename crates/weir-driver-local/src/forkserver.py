@@ -37,6 +37,24 @@ def set_name(name):
         pass
 
 
+CLONE_NEWNS = 0x00020000
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+
+
+def private_mounts(binds):
+    """A mount namespace of the step's own with each folder mounted where the step sees it
+    (what weir's local driver does for steps it starts itself, crates/weir-driver-local/src/mounts.rs)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+    if libc.unshare(CLONE_NEWNS) != 0:
+        raise OSError(ctypes.get_errno(), 'unshare(CLONE_NEWNS)')
+    if libc.mount(None, b'/', None, MS_REC | MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), 'mount --make-rprivate /')
+    for folder, seen_at in binds:
+        if libc.mount(folder.encode(), seen_at.encode(), None, MS_BIND | MS_REC, None) != 0:
+            raise OSError(ctypes.get_errno(), f'mount --bind {folder} {seen_at}')
+
+
 def child(request, wake_r, wake_w):
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -53,6 +71,8 @@ def child(request, wake_r, wake_w):
     os.close(devnull)
     code = 1
     try:
+        if request.get('binds'):
+            private_mounts(request['binds'])
         os.chdir(request['cwd'])
         os.environ.clear()
         os.environ.update(request['env'])

@@ -151,6 +151,7 @@ impl PythonDriver for ForkServer {
             "env": spec.env.iter().cloned().collect::<HashMap<String, String>>(),
             "cwd": spec.workdir,
             "log": spec.log_path,
+            "binds": spec.binds,
             "name": format!("w{}", spec.task_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(14).collect::<String>()),
         });
         let mut line = serde_json::to_vec(&request).map_err(|e| StartError::Runner(e.to_string()))?;

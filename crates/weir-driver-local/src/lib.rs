@@ -10,7 +10,9 @@ use nix::unistd::Pid;
 use weir_engine::driver::{AttemptRef, Driver, Exit, Leftover, ProcessSpec, RunningStep, StartError};
 
 mod forkserver;
+mod mounts;
 pub use forkserver::ForkServer;
+pub use mounts::private_mounts_available;
 
 #[derive(Debug, Default, Clone)]
 pub struct LocalDriver;
@@ -128,7 +130,7 @@ impl Driver for LocalDriver {
         // same signal).
         let exit_file = spec.workdir.join(EXIT_FILE);
         let mut command = match with_exit_trap(program, args, &exit_file) {
-            Some(argv) => {
+            Some(argv) if spec.binds.is_empty() => {
                 // By its full path: a program looked up in a PATH the step's environment
                 // changes makes std fall back from posix_spawn to fork, which copies weir's
                 // page tables for every step.
@@ -136,8 +138,20 @@ impl Driver for LocalDriver {
                 command.arg0(&argv[0]).args(&argv[1..]);
                 command
             }
+            Some(argv) => {
+                let mut command = mounts::command(&spec.binds);
+                command.arg(&resolved).args(&argv[1..]);
+                command
+            }
             None => {
-                let mut command = tokio::process::Command::new("/bin/sh");
+                let mut command = match spec.binds.is_empty() {
+                    true => tokio::process::Command::new("/bin/sh"),
+                    false => {
+                        let mut command = mounts::command(&spec.binds);
+                        command.arg("/bin/sh");
+                        command
+                    }
+                };
                 command.arg("-c").arg(EXIT_WRAPPER).arg("weir-step").arg(program).args(args);
                 command
             }
@@ -153,6 +167,7 @@ impl Driver for LocalDriver {
             .stderr(Stdio::from(log_err))
             .process_group(0)
             .kill_on_drop(false);
+
         let child = command.spawn().map_err(|source| StartError::Spawn { program: program.to_string(), source })?;
         let pid = child.id().map(i64::from).unwrap_or_default();
         Ok(Box::new(LocalStep { child, pid }))
@@ -225,7 +240,35 @@ mod tests {
             env: vec![("WEIR_TASK_ID".into(), task_id.into()), ("GREETING".into(), "hi".into())],
             workdir: dir.to_path_buf(),
             log_path: dir.join("log.txt"),
+            binds: Vec::new(),
         }
+    }
+
+    /// A folder mounted for one step is where the step looks, and nowhere else: the host (and
+    /// so every other step) still sees what was there.
+    #[tokio::test]
+    async fn binds_are_the_steps_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = tempfile::tempdir().unwrap();
+        let seen_at = tempfile::tempdir().unwrap();
+        std::fs::write(folder.path().join("x"), "from the folder").unwrap();
+        if !crate::private_mounts_available(&[seen_at.path()]) {
+            // Only root can make mount namespaces; weir then never asks for binds.
+            let root = std::fs::read_to_string("/proc/self/status")
+                .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")));
+            assert!(!root, "root, yet no mount namespace could be made");
+            return;
+        }
+        let target = seen_at.path().join("x");
+        let script = format!("cat {} && echo written > {}/y", target.display(), seen_at.path().display());
+        let mut spec = spec_of("bind-task", dir.path(), &["sh", "-c", &script]);
+        spec.binds = vec![(folder.path().to_path_buf(), seen_at.path().to_path_buf())];
+        let step = LocalDriver.start(spec).await.unwrap();
+        assert_eq!(step.wait().await, Exit::Code(0));
+        let log = std::fs::read_to_string(dir.path().join("log.txt")).unwrap();
+        assert!(log.contains("from the folder"), "{log}");
+        assert_eq!(std::fs::read_to_string(folder.path().join("y")).unwrap(), "written\n");
+        assert!(!seen_at.path().join("x").exists() && !seen_at.path().join("y").exists(), "the host saw the mount");
     }
 
     #[tokio::test]

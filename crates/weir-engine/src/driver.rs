@@ -17,6 +17,9 @@ pub struct ProcessSpec {
     pub workdir: PathBuf,
     /// Where stdout and stderr go.
     pub log_path: PathBuf,
+    /// Folders mounted at paths of the step's own mount namespace: (folder, where the step
+    /// sees it). Only given when the driver said it can ([`private_mounts`] of the settings).
+    pub binds: Vec<(PathBuf, PathBuf)>,
 }
 
 /// How an attempt ended.
@@ -101,6 +104,8 @@ pub struct PythonSpec {
     pub env: Vec<(String, String)>,
     pub workdir: PathBuf,
     pub log_path: PathBuf,
+    /// As [`ProcessSpec::binds`].
+    pub binds: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Runs lightweight Python steps without starting an interpreter each time. What became of

@@ -102,6 +102,8 @@ pub struct StepPlan {
     /// The store's own folder when it is a local one: the step then reads and writes its
     /// artifacts where they are kept.
     pub store_root: Option<PathBuf>,
+    /// Folders mounted in the step's own mount namespace: (folder, where the step sees it).
+    pub binds: Vec<(PathBuf, PathBuf)>,
     /// Environment variables from secrets and config maps, read from the store at start.
     pub config_env: Vec<ConfigEnv>,
     /// `activeDeadlineSeconds`: the step is stopped and fails after this long.
@@ -119,6 +121,17 @@ pub struct StepPlan {
 }
 
 impl StepPlan {
+    /// Where weir finds a path the step named: a path under a folder mounted for the step is
+    /// in that folder; any other is the host's.
+    pub fn host_path(&self, step_path: &Path) -> PathBuf {
+        for (folder, seen_at) in &self.binds {
+            if let Ok(rest) = step_path.strip_prefix(seen_at) {
+                return folder.join(rest);
+            }
+        }
+        step_path.to_path_buf()
+    }
+
     /// A lightweight Python component whose pip preamble was skipped and that needs no extra
     /// packages, as the SDK compiles it (`sh -ec <launch script> <source> <executor args…>`):
     /// its source and the executor's arguments, for a driver that runs Python itself.
@@ -151,6 +164,41 @@ pub struct StepSettings {
     pub python_fast_path: bool,
     /// Prefix of artifact keys (`artifacts`); URIs are `<store URL>/<key>`.
     pub store_url: String,
+    /// Steps can have a mount namespace of their own.
+    pub private_mounts: bool,
+}
+
+/// An object store's artifacts as a step sees them when it has a mount namespace of its own:
+/// at the local path KFP's SDK derives from the durable URI (`s3://b/k` → `/s3/b/k`,
+/// `Artifact._get_path` in sdk/python/kfp/dsl/types/artifact_types.py; the launcher uses the
+/// same paths, `LocalPathForURI` in backend/src/v2/component/launcher_v2.go), a folder of the
+/// attempt mounted there. Without one the step sees paths in its attempt's folder.
+struct Mounted {
+    scheme: &'static str,
+    seen_at: PathBuf,
+    folder: PathBuf,
+}
+
+impl Mounted {
+    fn new(settings: &StepSettings, workdir: &Path) -> Option<Self> {
+        if !settings.private_mounts {
+            return None;
+        }
+        let (scheme, seen_at) = [("s3://", "/s3"), ("gs://", "/gcs")]
+            .into_iter()
+            .find(|(scheme, _)| settings.store_url.starts_with(scheme))?;
+        Some(Self { scheme, seen_at: PathBuf::from(seen_at), folder: workdir.join("mnt") })
+    }
+
+    /// Where the step sees the object of `uri`.
+    fn seen(&self, uri: &str) -> Option<PathBuf> {
+        uri.strip_prefix(self.scheme).map(|rest| self.seen_at.join(rest))
+    }
+
+    /// Where weir puts and finds what the step sees at `seen`.
+    fn host(&self, seen: &Path) -> PathBuf {
+        seen.strip_prefix(&self.seen_at).map(|rest| self.folder.join(rest)).unwrap_or_else(|_| seen.to_path_buf())
+    }
 }
 
 /// Plans one attempt of a container task.
@@ -176,9 +224,13 @@ pub fn plan_step(
     // durable URI's local form (`/s3/…`, `/gcs/…`). Other stores are fetched into and kept from
     // the attempt's folder.
     let store_root = layout::local_store_root(&settings.store_url);
-    let task_root_dir = match &store_root {
-        Some(dir) => dir.join(&task_root),
-        None => workdir.join("outputs"),
+    let mounted = Mounted::new(settings, workdir);
+    let task_root_uri = layout::uri_for_key(&settings.store_url, &task_root);
+    // The task root as the step sees it, and where weir finds it.
+    let (task_root_seen, task_root_dir) = match (&store_root, mounted.as_ref().and_then(|m| m.seen(&task_root_uri))) {
+        (Some(dir), _) => (dir.join(&task_root), dir.join(&task_root)),
+        (None, Some(seen)) => (seen.clone(), mounted.as_ref().map(|m| m.host(&seen)).unwrap_or_default()),
+        (None, None) => (workdir.join("outputs"), workdir.join("outputs")),
     };
     let workspace = workspace_dir(workdir);
     let given = &where_it_runs(&task.inputs.parameters, &pipeline_root, &workspace);
@@ -202,8 +254,11 @@ pub fn plan_step(
             // or `file://` URI; the runtime checks they may be read).
             let stored = key_for_uri(&settings.store_url, &artifact.uri)
                 .or_else(|| layout::key_for_path(&settings.store_url, &artifact.uri));
-            let (local, uri) = match (&store_root, stored) {
-                (Some(dir), Some(key)) => (None, dir.join(key).display().to_string()),
+            let seen = mounted.as_ref().and_then(|m| m.seen(&artifact.uri).map(|seen| (m.host(&seen), seen)));
+            let (local, uri) = match (&store_root, stored, seen) {
+                (Some(dir), Some(key), _) => (None, dir.join(key).display().to_string()),
+                // Fetched where the step finds it under its durable URI's local form.
+                (None, Some(_), Some((host, _))) => (Some(host), artifact.uri.clone()),
                 _ => {
                     let fetched = key_for_uri(&settings.store_url, &artifact.uri).is_some()
                         || artifact.uri.starts_with('/')
@@ -228,7 +283,9 @@ pub fn plan_step(
             if i == 0 {
                 // Placeholders give the recorded URI and the local path, as KFP's launcher does;
                 // the ExecutorInput names the local path (the SDK derives `.path` from it).
-                placeholder_inputs.insert(name.clone(), json!({"uri": artifact.uri, "path": uri}));
+                let path = mounted.as_ref().and_then(|m| m.seen(&uri)).map(|p| p.display().to_string());
+                placeholder_inputs
+                    .insert(name.clone(), json!({"uri": artifact.uri, "path": path.unwrap_or(uri.clone())}));
             }
             inputs.push(InputArtifact { artifact, local_path: local });
         }
@@ -236,17 +293,24 @@ pub fn plan_step(
     }
 
     let executor_output_file = task_root_dir.join("executor_output.json");
+    let executor_output_seen = task_root_seen.join("executor_output.json");
     let mut outputs = Vec::new();
     let mut output_artifacts_json = Map::new();
     let mut placeholder_outputs = Map::new();
     for (name, def) in &component.output_definitions.artifacts {
         let key = layout::output_key(&root, &spec.pipeline_info.name, &run.id, &task.name, &task.id, name);
-        let local_path = match &store_root {
-            Some(dir) => dir.join(&key),
-            None => workdir.join("outputs").join("artifacts").join(segment(name)),
-        };
-        let uri = local_path.display().to_string();
         let store_uri = layout::uri_for_key(&settings.store_url, &key);
+        let seen = mounted.as_ref().and_then(|m| m.seen(&store_uri));
+        let (local_path, uri, path) = match (&store_root, &seen) {
+            (Some(dir), _) => (dir.join(&key), dir.join(&key).display().to_string(), dir.join(&key)),
+            (None, Some(seen)) => {
+                (mounted.as_ref().map(|m| m.host(seen)).unwrap_or_default(), store_uri.clone(), seen.clone())
+            }
+            (None, None) => {
+                let local = workdir.join("outputs").join("artifacts").join(segment(name));
+                (local.clone(), local.display().to_string(), local)
+            }
+        };
         output_artifacts_json.insert(
             name.clone(),
             json!({"artifacts": [{
@@ -256,7 +320,7 @@ pub fn plan_step(
                 "metadata": {},
             }]}),
         );
-        placeholder_outputs.insert(name.clone(), json!({"uri": store_uri, "path": uri}));
+        placeholder_outputs.insert(name.clone(), json!({"uri": store_uri, "path": path.display().to_string()}));
         outputs.push(OutputArtifact {
             name: name.clone(),
             local_path,
@@ -281,7 +345,7 @@ pub fn plan_step(
         "outputs": {
             "parameters": Value::Object(output_parameters_json),
             "artifacts": Value::Object(output_artifacts_json),
-            "outputFile": executor_output_file.display().to_string(),
+            "outputFile": executor_output_seen.display().to_string(),
         }
     });
 
@@ -305,7 +369,7 @@ pub fn plan_step(
             .iter()
             .map(|(k, (p, _))| (k.clone(), json!(p.display().to_string())))
             .collect(),
-        output_metadata_file: executor_output_file.display().to_string(),
+        output_metadata_file: executor_output_seen.display().to_string(),
         runtime: runtime.as_object().cloned().unwrap_or_default(),
     };
     let command = resolve_args(&container.command, &ctx)?;
@@ -336,6 +400,7 @@ pub fn plan_step(
         task_root_dir,
         workdir: workdir.to_path_buf(),
         store_root,
+        binds: mounted.map(|m| vec![(m.folder, m.seen_at)]).unwrap_or_default(),
         config_env,
         deadline_seconds: platform.deadline_seconds()?,
         pod_metadata: platform.pod_metadata.clone(),

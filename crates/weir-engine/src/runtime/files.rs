@@ -293,7 +293,7 @@ impl Engine {
             source,
         };
         if let Some(custom) = text("custom_path").or_else(|| text("customPath")) {
-            return planned(PathBuf::from(custom));
+            return planned(plan.host_path(Path::new(custom)));
         }
         let said = match text("uri") {
             Some(uri)
@@ -304,7 +304,7 @@ impl Engine {
             }
             _ => return planned(output.local_path.clone()),
         };
-        let source = sdk_local_path(said);
+        let source = sdk_local_path(said).map(|seen| plan.host_path(&seen));
         if let Some(relative) = source.as_ref().and_then(|p| p.strip_prefix(&plan.task_root_dir).ok()) {
             let key = format!("{}/{}", plan.task_root, relative.display());
             return OutputPlace {

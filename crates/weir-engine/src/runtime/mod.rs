@@ -48,6 +48,10 @@ pub struct EngineSettings {
     /// Folders whose files importers may name by local path; the artifact store's own files
     /// are always allowed.
     pub local_artifact_roots: Vec<PathBuf>,
+    /// Whether steps can have a mount namespace of their own (weir runs with the privilege to
+    /// make one): then, with an object store, they see their artifacts at the local paths KFP's
+    /// SDK derives from the durable URIs (`/s3/…`, `/gcs/…`).
+    pub private_mounts: bool,
 }
 
 /// Checks whether an interpreter can run the kfp executor.
@@ -152,6 +156,15 @@ impl Engine {
     /// Wakes the loop (a run was created, terminated or retried).
     pub fn notifier(&self) -> Arc<Notify> {
         self.notify.clone()
+    }
+
+    /// What planning a step needs to know of how steps run here.
+    pub(crate) fn step_settings(&self) -> StepSettings {
+        StepSettings {
+            python_fast_path: self.settings.python_has_kfp,
+            store_url: self.artifacts.url().to_string(),
+            private_mounts: self.settings.private_mounts,
+        }
     }
 
     /// The working folder of an attempt (its live log is `log.txt` there).
@@ -659,10 +672,7 @@ impl Engine {
     /// what both claims (of a step created earlier, and in the pass that creates it) decide on.
     async fn prepare_attempt(&self, view: &RunView, task: &Task) -> Result<Prepared, StoreError> {
         let workdir = self.attempt_dir(&view.run.id, &task.id, task.attempts + 1);
-        let settings = StepSettings {
-            python_fast_path: self.settings.python_has_kfp,
-            store_url: self.artifacts.url().to_string(),
-        };
+        let settings = self.step_settings();
         let plan = match plan_step(&view.spec, &view.run, &view.tasks, task, &view.artifacts, &workdir, &settings) {
             Ok(plan) => plan,
             Err(e) => return Ok(Prepared::Unplannable(e)),

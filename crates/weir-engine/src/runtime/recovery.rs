@@ -13,7 +13,7 @@ use super::step::exit_error;
 use super::Engine;
 use crate::driver::{AttemptRef, Leftover};
 use crate::error::{EngineError, StepError};
-use crate::launch::{plan_step, task_spec_ref, StepSettings};
+use crate::launch::{plan_step, task_spec_ref};
 use crate::planner::RunView;
 
 impl Engine {
@@ -127,10 +127,7 @@ impl Engine {
         let retry = task_spec_ref(&view.spec, &view.tasks, task).ok().and_then(|(spec, _)| spec.retry_policy.clone());
         let outcome = match leftover {
             Leftover::Ended(exit) if exit.success() => {
-                let settings = StepSettings {
-                    python_fast_path: self.settings.python_has_kfp,
-                    store_url: self.artifacts.url().to_string(),
-                };
+                let settings = self.step_settings();
                 match plan_step(&view.spec, &view.run, &view.tasks, task, &view.artifacts, &workdir, &settings) {
                     Ok(plan) => self.collect(&run_id, task, &plan).await,
                     Err(e) => Err(StepError::Plan(e)),

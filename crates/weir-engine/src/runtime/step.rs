@@ -66,6 +66,7 @@ impl Engine {
                     env,
                     workdir: workdir.clone(),
                     log_path: log_path.clone(),
+                    binds: plan.binds.clone(),
                 };
                 python.start_python(spec).await
             }
@@ -76,6 +77,7 @@ impl Engine {
                     env,
                     workdir: workdir.clone(),
                     log_path: log_path.clone(),
+                    binds: plan.binds.clone(),
                 };
                 self.driver.start(spec).await
             }
@@ -155,6 +157,8 @@ impl Engine {
             let text = path.display().to_string();
             plan.argv.iter().any(|a| a.contains(&text))
         };
+        // What is mounted for the step must exist to be mounted.
+        dirs.extend(plan.binds.iter().map(|(folder, _)| folder.clone()));
         if let Some(parent) = plan.executor_output_file.parent().filter(|p| mentioned(p)) {
             dirs.insert(parent.to_path_buf());
         }

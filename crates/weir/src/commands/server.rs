@@ -129,6 +129,24 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         }
     );
     let step_env = weir_engine::step_env::base_environment(std::env::vars(), &settings.step_env);
+    // With an object store, steps see their artifacts where KFP's SDK puts an object's local
+    // copy (`/s3/…`, `/gcs/…`), in a mount namespace of their own: only when weir may make one.
+    let mount_point = [("s3://", "/s3"), ("gs://", "/gcs")]
+        .into_iter()
+        .find(|(scheme, _)| artifacts.url().starts_with(scheme))
+        .map(|(_, point)| std::path::PathBuf::from(point));
+    let private_mounts = match &mount_point {
+        Some(point) => {
+            let available = weir_driver_local::private_mounts_available(&[point.as_path()]);
+            if available {
+                tracing::info!(mount_point = %point.display(), "steps see their artifacts at their durable URIs' local paths, in mount namespaces of their own");
+            } else {
+                tracing::warn!(mount_point = %point.display(), "weir cannot make mount namespaces (it runs without root): steps see their artifacts at paths in their attempt's folder, not at their durable URIs");
+            }
+            available
+        }
+        None => false,
+    };
     let engine = weir_engine::Engine::new(
         store.clone(),
         artifacts.clone(),
@@ -144,6 +162,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             python_driver: python_driver(&settings, python_has_kfp, step_env.clone()),
             step_env,
             local_artifact_roots: settings.local_artifact_roots.clone(),
+            private_mounts,
         },
         Arc::new(tokio::sync::Notify::new()),
     );
