@@ -96,6 +96,9 @@ def test_runtime_placeholders_in_task_inputs(runs, client):
     assert re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ', seen['create_time']), seen
     assert seen['create_time'][:16] == run.created_at.strftime('%Y-%m-%dT%H:%M'), (seen, run.created_at)
     assert '://' in seen['root'] or seen['root'].startswith('/'), seen
+    # The API shows it in the step's pod name, as KFP's pods are named after their workflow.
+    details = {t.display_name: t for t in run.run_details.task_details}
+    assert details['show-placeholders'].pod_name == seen['job_resource_name'] + '-show-placeholders', details
     # The same run gives the same name wherever it is asked for.
     again = runs.result('final-status')
     status = json.loads(output_parameter(again.tasks.one('report')))

@@ -193,6 +193,9 @@ pub struct ArtifactIds {
 pub struct ChildTask {
     #[serde(default)]
     pub task_id: String,
+    /// What stands for the child's pod (a step's): see `PipelineTaskDetail::pod_name`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pod_name: String,
 }
 
 /// `PipelineTaskDetail` of `backend/api/v2beta1/run.proto`: one task of a run.
@@ -218,6 +221,10 @@ pub struct PipelineTaskDetail {
     pub state: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub parent_task_id: String,
+    /// A step's pod under KFP, named after the run's workflow; under weir's local driver, what
+    /// the step sees as `KFP_POD_NAME`: the job resource name and the task's key.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pod_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub error: Option<Status>,

@@ -186,6 +186,16 @@ fn artifact_ids(section: &domain::TaskIo) -> BTreeMap<String, wire::ArtifactIds>
     out
 }
 
+/// A step's pod name (`weir_engine::launch::pod_name`, which the step sees as `KFP_POD_NAME`):
+/// its run's job resource name, which has KFP's form, and its key; none for DAGs and loops.
+fn pod_name(t: &domain::Task) -> String {
+    if t.kind != domain::TaskKind::Container {
+        return String::new();
+    }
+    let resource_name = weir_spec::names::job_resource_name(&t.pipeline_name, &t.run_id);
+    format!("{resource_name}-{}", weir_artifacts::layout::segment(&t.name))
+}
+
 /// KFP's `V2beta1PipelineTaskDetail` for one task row.
 pub fn task_detail(t: &domain::Task, tasks: &[domain::Task]) -> wire::PipelineTaskDetail {
     wire::PipelineTaskDetail {
@@ -197,13 +207,14 @@ pub fn task_detail(t: &domain::Task, tasks: &[domain::Task]) -> wire::PipelineTa
         end_time: (t.finished_at > 0).then(|| from_millis(t.finished_at)),
         state: t.state.as_str().to_string(),
         parent_task_id: t.parent_id.clone(),
+        pod_name: pod_name(t),
         error: status(&t.error),
         inputs: artifact_ids(&t.inputs),
         outputs: artifact_ids(&t.outputs),
         child_tasks: tasks
             .iter()
             .filter(|c| c.parent_id == t.id)
-            .map(|c| wire::ChildTask { task_id: c.id.clone() })
+            .map(|c| wire::ChildTask { task_id: c.id.clone(), pod_name: pod_name(c) })
             .collect(),
         state_history: t
             .state_history
