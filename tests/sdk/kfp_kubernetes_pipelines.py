@@ -74,8 +74,41 @@ def pvc_pipeline():
     kubernetes.DeletePVC(pvc_name=pvc.outputs['name']).after(used)
 
 
-@dsl.pipeline(name='weir-k8s-mount')
-def mount_pipeline():
-    pvc = kubernetes.CreatePVC(pvc_name_suffix='-my-pvc', access_modes=['ReadWriteOnce'], size='5Mi')
+@dsl.component(base_image=IMAGE)
+def write_at(path: str, text: str):
+    import os
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(text)
+
+
+@dsl.component(base_image=IMAGE)
+def read_at(paths: list) -> dict:
+    import os
+    return {p: open(p).read() if os.path.exists(p) else None for p in paths}
+
+
+def make_volumes_pipeline(mount: str):
+    """A PVC shared by two steps of a loop-free pipeline (KFP's `parallel_for_mount_pvc` mounts
+    at `/data`; tests mount under their own folder), an empty dir and a secret as files."""
+
+    @dsl.pipeline(name='weir-k8s-volumes')
+    def volumes_pipeline(secret: str):
+        pvc = kubernetes.CreatePVC(pvc_name_suffix='-my-pvc', access_modes=['ReadWriteOnce'], size='5Mi')
+        writer = write_at(path=f'{mount}/pvc/shared.txt', text='kept on the PVC')
+        kubernetes.mount_pvc(writer, pvc_name=pvc.outputs['name'], mount_path=f'{mount}/pvc')
+        reader = read_at(paths=[f'{mount}/pvc/shared.txt', f'{mount}/scratch/x', f'{mount}/secret/password'])
+        reader.after(writer)
+        kubernetes.mount_pvc(reader, pvc_name=pvc.outputs['name'], mount_path=f'{mount}/pvc')
+        kubernetes.empty_dir_mount(reader, volume_name='scratch', mount_path=f'{mount}/scratch')
+        kubernetes.use_secret_as_volume(reader, secret_name=secret, mount_path=f'{mount}/secret')
+        kubernetes.DeletePVC(pvc_name=pvc.outputs['name']).after(reader)
+
+    return volumes_pipeline
+
+
+@dsl.pipeline(name='weir-k8s-ephemeral')
+def ephemeral_pipeline():
     task = emit(text='x')
-    kubernetes.mount_pvc(task, pvc_name=pvc.outputs['name'], mount_path='/data')
+    kubernetes.add_ephemeral_volume(task, volume_name='v', mount_path='/data', access_modes=['ReadWriteOnce'],
+                                    size='1Gi')

@@ -107,15 +107,40 @@ def test_create_and_delete_pvc(runs):
     assert done.tasks.one('deletepvc')['state'] == 'SUCCEEDED'
 
 
-def test_a_volume_at_a_path_is_refused_at_creation(client, weir_server, tmp_path):
-    package = compile_pipeline(kp.mount_pipeline, tmp_path / 'mount.yaml')
+def test_volumes_at_paths_are_the_steps_alone(client, weir_server, names, tmp_path):
+    """With mount namespaces (weir as root), a PVC, an empty dir and a secret are mounted where
+    the steps ask, for them alone: the host's folders stay empty."""
+    mount = tmp_path / 'mnt'
+    pipeline = kp.make_volumes_pipeline(str(mount))
+    if os.geteuid() != 0:
+        package = compile_pipeline(pipeline, tmp_path / 'volumes.yaml')
+        with pytest.raises(kfp_server_api.ApiException) as refused:
+            client.create_run_from_pipeline_package(str(package), arguments={'secret': names['out']},
+                                                    run_name=unique_name('volumes'))
+        assert 'cannot mount a volume' in assert_api_error(refused.value, 400)['message']
+        return
+    result = client.create_run_from_pipeline_func(pipeline, arguments={'secret': names['out']},
+                                                  run_name=unique_name('volumes'))
+    from test_execution import finish
+    done = finish(client, weir_server, result.run_id)
+    assert_succeeded(done)
+    seen = output_parameter(done.tasks.one('read-at'))
+    assert seen == {f'{mount}/pvc/shared.txt': 'kept on the PVC', f'{mount}/scratch/x': None,
+                    f'{mount}/secret/password': SECRET_VALUE}, seen
+    leaked = [p for p in mount.rglob('*') if p.is_file()]
+    assert not leaked, f'the host sees what the steps wrote: {leaked}'
+    assert done.tasks.one('deletepvc')['state'] == 'SUCCEEDED'
+
+
+def test_what_needs_a_cluster_is_refused_at_creation(client, weir_server, tmp_path):
+    package = compile_pipeline(kp.ephemeral_pipeline, tmp_path / 'ephemeral.yaml')
     experiment = client.create_experiment(unique_name('mount'))
     before = client.list_runs(experiment_id=experiment.experiment_id, page_size=100).total_size or 0
     with pytest.raises(kfp_server_api.ApiException) as refused:
         client.create_run_from_pipeline_package(str(package), arguments={}, run_name=unique_name('mount'),
                                                 experiment_name=experiment.display_name)
     body = assert_api_error(refused.value, 400)
-    assert '/data' in body['message'] and 'PVC' in body['message'], body
+    assert 'ephemeral volume' in body['message'] and 'exec-emit' in body['message'], body
     after = client.list_runs(experiment_id=experiment.experiment_id, page_size=100).total_size or 0
     assert after == before, 'no run is created'
 

@@ -7,7 +7,7 @@
 //! exec, which would take `unsafe` code: `unshare` and the shell after it `exec`, so the step
 //! keeps the process (and process group) weir started.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Mounts each (folder, where) pair given after the count, then runs the rest of its arguments.
 const MOUNT_SCRIPT: &str = r#"n=$1; shift
@@ -42,20 +42,23 @@ pub(crate) fn command(binds: &[(PathBuf, PathBuf)]) -> tokio::process::Command {
 }
 
 /// Whether steps can have mount namespaces here (weir runs with the privilege to make them),
-/// tried once with a throwaway mount, after making `mount_points` (empty folders on the host,
-/// where steps' folders are mounted) if they are missing. Without it steps see their artifacts
-/// at paths in their attempt's folder.
-pub fn private_mounts_available(mount_points: &[&Path]) -> bool {
-    let Some(point) = mount_points.first() else { return false };
-    if mount_points.iter().any(|p| std::fs::create_dir_all(p).is_err()) {
+/// tried once with a throwaway mount of one temporary folder on another. Without it steps see
+/// their artifacts at paths in their attempt's folder, and runs that need volumes at paths are
+/// refused.
+pub fn private_mounts_available() -> bool {
+    let probe = std::env::temp_dir().join(format!("weir-mount-probe-{}", std::process::id()));
+    let (folder, seen_at) = (probe.join("folder"), probe.join("seen-at"));
+    if std::fs::create_dir_all(&folder).is_err() || std::fs::create_dir_all(&seen_at).is_err() {
         return false;
     }
-    std::process::Command::new("unshare")
-        .args(arguments(&[(std::env::temp_dir(), point.to_path_buf())]))
+    let available = std::process::Command::new("unshare")
+        .args(arguments(&[(folder, seen_at)]))
         .arg("true")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    let _ = std::fs::remove_dir_all(&probe);
+    available
 }

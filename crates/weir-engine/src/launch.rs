@@ -106,6 +106,8 @@ pub struct StepPlan {
     pub binds: Vec<(PathBuf, PathBuf)>,
     /// Environment variables from secrets and config maps, read from the store at start.
     pub config_env: Vec<ConfigEnv>,
+    /// Secrets and config maps as files, written at start into folders mounted for the step.
+    pub config_files: Vec<ConfigFiles>,
     /// `activeDeadlineSeconds`: the step is stopped and fails after this long.
     pub deadline_seconds: Option<u64>,
     /// The pod labels and annotations the step would have had (recorded in its log).
@@ -157,6 +159,23 @@ pub struct ConfigEnv {
     pub optional: bool,
 }
 
+/// A secret's or config map's keys as files in a folder (mounted where the step asked).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigFiles {
+    pub kind: weir_store::StepConfigKind,
+    pub name: String,
+    pub folder: PathBuf,
+    pub optional: bool,
+}
+
+/// What a step's Kubernetes configuration adds to its plan.
+#[derive(Debug, Default)]
+struct PlatformPlan {
+    config_env: Vec<ConfigEnv>,
+    config_files: Vec<ConfigFiles>,
+    binds: Vec<(PathBuf, PathBuf)>,
+}
+
 /// How the runtime runs steps, as far as planning a step needs to know.
 #[derive(Debug, Clone)]
 pub struct StepSettings {
@@ -164,8 +183,12 @@ pub struct StepSettings {
     pub python_fast_path: bool,
     /// Prefix of artifact keys (`artifacts`); URIs are `<store URL>/<key>`.
     pub store_url: String,
-    /// Steps can have a mount namespace of their own.
+    /// Steps can have a mount namespace of their own (volumes at paths are mounted).
     pub private_mounts: bool,
+    /// The object store's artifacts are mounted where the SDK looks for them.
+    pub object_mounts: bool,
+    /// Where the PVCs of kfp-kubernetes' CreatePVC live, one folder each.
+    pub volumes_dir: PathBuf,
 }
 
 /// An object store's artifacts as a step sees them when it has a mount namespace of its own:
@@ -181,7 +204,7 @@ struct Mounted {
 
 impl Mounted {
     fn new(settings: &StepSettings, workdir: &Path) -> Option<Self> {
-        if !settings.private_mounts {
+        if !settings.object_mounts {
             return None;
         }
         let (scheme, seen_at) = [("s3://", "/s3"), ("gs://", "/gcs")]
@@ -380,7 +403,7 @@ pub fn plan_step(
     }
     let mut env: Vec<(String, String)> = container.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
     let platform = spec.platform.executor(&label).cloned().unwrap_or_default();
-    let config_env = platform_env(&platform, run, task, tasks, spec, &mut env)?;
+    let platform_plan = platform_env(&platform, run, task, tasks, spec, settings, workdir, &mut env)?;
 
     let fingerprint = if task_spec.caching_options.enable_cache {
         fingerprint(task_spec, &container, &with_defaults, input_ids, component)
@@ -400,8 +423,9 @@ pub fn plan_step(
         task_root_dir,
         workdir: workdir.to_path_buf(),
         store_root,
-        binds: mounted.map(|m| vec![(m.folder, m.seen_at)]).unwrap_or_default(),
-        config_env,
+        binds: mounted.map(|m| (m.folder, m.seen_at)).into_iter().chain(platform_plan.binds).collect(),
+        config_env: platform_plan.config_env,
+        config_files: platform_plan.config_files,
         deadline_seconds: platform.deadline_seconds()?,
         pod_metadata: platform.pod_metadata.clone(),
         pod_name: pod_name(spec, run, task),
@@ -416,18 +440,21 @@ pub fn plan_step(
 /// secret or config map whose name comes from an input that was left out is skipped, as KFP's
 /// driver skips it (`extendPodSpecPatch` in backend/src/v2/driver/k8s.go); one mounted as files
 /// cannot be given to a local process.
+#[allow(clippy::too_many_arguments)]
 fn platform_env(
     platform: &weir_spec::platform::ExecutorConfig,
     run: &Run,
     task: &Task,
     tasks: &[Task],
     spec: &PipelineSpec,
+    settings: &StepSettings,
+    workdir: &Path,
     env: &mut Vec<(String, String)>,
-) -> Result<Vec<ConfigEnv>, PlanError> {
+) -> Result<PlatformPlan, PlanError> {
     use weir_store::StepConfigKind;
     // A run created before weir checked its platform spec, or a recurring run's newer
     // version: what cannot be honoured fails the step rather than running it without.
-    if let Some(problem) = platform.unsupported(&task.name).into_iter().next() {
+    if let Some(problem) = platform.unsupported(&task.name, settings.private_mounts).into_iter().next() {
         return Err(PlanError::Unsupported(problem));
     }
     let pod = weir_spec::platform::PodNames {
@@ -465,16 +492,40 @@ fn platform_env(
             });
         }
     }
-    let volumes = platform.secret_as_volume.iter().map(|m| ("secret", m));
-    for (what, mount) in volumes.chain(platform.config_map_as_volume.iter().map(|m| ("config map", m))) {
-        if let Some(name) = config_name(mount.name_input(), task, tasks)? {
+    let mut plan = PlatformPlan { config_env: out, ..PlatformPlan::default() };
+    let volumes = platform.secret_as_volume.iter().map(|m| (StepConfigKind::Secret, m));
+    let volumes = volumes.chain(platform.config_map_as_volume.iter().map(|m| (StepConfigKind::ConfigMap, m)));
+    for (i, (kind, mount)) in volumes.enumerate() {
+        let Some(name) = config_name(mount.name_input(), task, tasks)? else { continue };
+        if !settings.private_mounts {
             return Err(PlanError::Unsupported(format!(
-                "{what} {name:?} is mounted at {}: the local driver cannot mount a volume for a process on this host",
+                "{} {name:?} is mounted at {}: weir cannot make mount namespaces here (it runs without root)",
+                kind.noun(),
                 mount.mount_path
             )));
         }
+        let folder = workdir.join("config-volumes").join(format!("{i}-{}", segment(&name)));
+        plan.binds.push((folder.clone(), PathBuf::from(&mount.mount_path)));
+        plan.config_files.push(ConfigFiles { kind, name, folder, optional: mount.optional.unwrap_or(false) });
     }
-    Ok(out)
+    for mount in &platform.pvc_mount {
+        let parameter = mount.name_parameter();
+        let input = weir_spec::platform::NameInput { literal: "", parameter: Some(&parameter) };
+        let name = config_name(input, task, tasks)?
+            .ok_or_else(|| PlanError::Unsupported(format!("the PVC mounted at {} has no name", mount.mount_path)))?;
+        // A PVC of the local driver is a folder of weir's (CreatePVC names it, DeletePVC
+        // removes it); one it did not create is made on first use, as a pre-existing volume.
+        let mut folder = settings.volumes_dir.join(segment(&name));
+        for part in mount.sub_path.split('/').filter(|p| !p.is_empty() && *p != "." && *p != "..") {
+            folder = folder.join(part);
+        }
+        plan.binds.push((folder, PathBuf::from(&mount.mount_path)));
+    }
+    for mount in &platform.empty_dir_mounts {
+        let folder = workdir.join("empty-dirs").join(segment(&mount.volume_name));
+        plan.binds.push((folder, PathBuf::from(&mount.mount_path)));
+    }
+    Ok(plan)
 }
 
 /// What stands for the step's pod name (`KFP_POD_NAME`, the `metadata.name` field path): the

@@ -39,6 +39,8 @@ pub struct Step {
     pub kills: Vec<String>,
     /// When to advance again if nothing else happens (retry backoff).
     pub wake_at: Option<i64>,
+    /// PVCs DeletePVC removed (their folders go once the rows are written).
+    pub deleted_volumes: Vec<String>,
 }
 
 const ROOT: &str = "root";
@@ -541,8 +543,9 @@ impl Planner<'_> {
         }
     }
 
-    /// A PVC of the local driver is a name: a step cannot mount one (runs whose steps do are
-    /// refused when created), so creating one names it as KFP would and deleting one is done.
+    /// A PVC of the local driver is a folder of weir's, mounted for the steps that mount it:
+    /// creating one names it as KFP's driver does (the folder is made on first use), deleting
+    /// one removes it.
     fn run_stub(&mut self, at: &Place, stub: Stub, inputs: TaskIo) {
         let text = |key: &str| inputs.parameters.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
         let outputs = match stub {
@@ -559,7 +562,21 @@ impl Planner<'_> {
                     ..TaskIo::default()
                 }
             }
-            Stub::DeletePvc => TaskIo::default(),
+            Stub::DeletePvc => {
+                let name = text("pvc_name");
+                if name.is_empty() {
+                    self.decided(
+                        at,
+                        TaskKind::Container,
+                        RuntimeState::Failed,
+                        inputs,
+                        error("DeletePVC: pvc_name is required"),
+                    );
+                    return;
+                }
+                self.step.deleted_volumes.push(name);
+                TaskIo::default()
+            }
         };
         let id = self.create(NewTask::running(&at.parent_id, &at.name, &at.display, TaskKind::Container, inputs));
         self.update(&id, |t| t.outputs = outputs);

@@ -47,6 +47,13 @@ impl AppState {
         Self { services: Services::new(context), metrics: self.metrics }
     }
 
+    /// Steps can have volumes mounted at paths (the engine can make mount namespaces).
+    pub fn with_private_mounts(self, private_mounts: bool) -> Self {
+        let mut context = Context::clone(&self.services.context);
+        context.private_mounts = private_mounts;
+        Self { services: Services::new(context), metrics: self.metrics }
+    }
+
     /// The stores, clock and wake-ups the services share.
     pub fn context(&self) -> &Context {
         &self.services.context

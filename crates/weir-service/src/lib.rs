@@ -43,6 +43,9 @@ pub struct Context {
     pub work_dir: Option<PathBuf>,
     /// Wakes the scheduler when a recurring run is created or enabled.
     pub scheduler: Arc<Notify>,
+    /// Whether the engine's steps can have mount namespaces of their own, and so volumes
+    /// mounted at paths: runs that need them are refused otherwise.
+    pub private_mounts: bool,
 }
 
 impl Context {
@@ -54,6 +57,7 @@ impl Context {
             engine: Arc::new(Notify::new()),
             work_dir: None,
             scheduler: Arc::new(Notify::new()),
+            private_mounts: false,
         }
     }
 

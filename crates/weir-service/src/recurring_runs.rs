@@ -161,7 +161,7 @@ impl RecurringRunService {
         }
         let config = body.runtime_config.clone().unwrap_or_default();
         check_parameters(&source.pipeline_spec, &config.parameters)?;
-        check_platform(&source.platform_spec)?;
+        check_platform(&self.ctx, &source.platform_spec)?;
         check_pipeline_root(&self.ctx, &config.pipeline_root)?;
         let experiment_id = target_experiment(&self.ctx, &body.experiment_id).await?;
         let now = self.ctx.now();

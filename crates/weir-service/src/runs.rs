@@ -113,9 +113,9 @@ pub(crate) fn check_parameters(
 /// What the steps would need from a cluster that the local driver cannot give (a volume
 /// mounted at a path of the step's own, init containers, …) refuses the run when it is
 /// created, naming each thing and why, rather than failing it half-way.
-pub(crate) fn check_platform(platform_spec: &Option<serde_json::Value>) -> ServiceResult<()> {
+pub(crate) fn check_platform(ctx: &Context, platform_spec: &Option<serde_json::Value>) -> ServiceResult<()> {
     let config = weir_spec::platform::PlatformConfig::parse(platform_spec.as_ref())?;
-    let problems = weir_spec::platform::unsupported(&config);
+    let problems = weir_spec::platform::unsupported(&config, ctx.private_mounts);
     if problems.is_empty() {
         return Ok(());
     }
@@ -151,7 +151,7 @@ impl RunService {
         let config = body.runtime_config.clone().unwrap_or_default();
         check_parameters(&source.pipeline_spec, &config.parameters)?;
         check_pipeline_root(&self.ctx, &config.pipeline_root)?;
-        check_platform(&source.platform_spec)?;
+        check_platform(&self.ctx, &source.platform_spec)?;
         let experiment_id = target_experiment(&self.ctx, &body.experiment_id).await?;
         let now = self.ctx.now();
         let run = Run {

@@ -136,6 +136,30 @@ impl NamedMount {
 #[serde(rename_all = "camelCase", default)]
 pub struct PvcMount {
     pub mount_path: String,
+    pub sub_path: String,
+    pub pvc_name_parameter: Option<InputParameter>,
+    // The older spellings of the name, one of which the SDK still writes beside the new one.
+    pub task_output_parameter: Option<crate::ir::TaskOutputParameter>,
+    pub constant: Option<Value>,
+    pub component_input_parameter: Option<String>,
+}
+
+impl PvcMount {
+    /// Where the PVC's name comes from, in the current spelling or the older one.
+    pub fn name_parameter(&self) -> InputParameter {
+        if let Some(parameter) = &self.pvc_name_parameter {
+            return parameter.clone();
+        }
+        InputParameter {
+            task_output_parameter: self.task_output_parameter.clone(),
+            component_input_parameter: self.component_input_parameter.clone(),
+            runtime_value: self
+                .constant
+                .clone()
+                .map(|c| crate::ir::RuntimeValue { constant: Some(c), constant_value: None }),
+            ..InputParameter::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -179,12 +203,29 @@ pub struct NameInput<'a> {
 }
 
 impl ExecutorConfig {
+    /// Every path the step has a volume mounted at.
+    pub fn mount_paths(&self) -> Vec<&str> {
+        let mut paths: Vec<&str> = self.pvc_mount.iter().map(|m| m.mount_path.as_str()).collect();
+        paths.extend(self.empty_dir_mounts.iter().map(|m| m.mount_path.as_str()));
+        paths.extend(self.secret_as_volume.iter().map(|m| m.mount_path.as_str()));
+        paths.extend(self.config_map_as_volume.iter().map(|m| m.mount_path.as_str()));
+        paths
+    }
+
     /// The sibling tasks whose outputs name a secret or config map: the step waits for them
     /// (the SDK writes no `dependentTasks` for these).
     pub fn producers(&self) -> Vec<String> {
         let names = self.secret_as_env.iter().map(SecretAsEnv::name_input);
         let names = names.chain(self.config_map_as_env.iter().map(ConfigMapAsEnv::name_input));
-        names.filter_map(|n| n.parameter?.task_output_parameter.as_ref().map(|p| p.producer_task.clone())).collect()
+        let names = names.chain(self.secret_as_volume.iter().map(NamedMount::name_input));
+        let names = names.chain(self.config_map_as_volume.iter().map(NamedMount::name_input));
+        let mut producers: Vec<String> = names
+            .filter_map(|n| n.parameter?.task_output_parameter.as_ref().map(|p| p.producer_task.clone()))
+            .collect();
+        producers.extend(
+            self.pvc_mount.iter().filter_map(|m| m.name_parameter().task_output_parameter.map(|p| p.producer_task)),
+        );
+        producers
     }
 
     /// The step's deadline in seconds (`activeDeadlineSeconds`), if it has one.
@@ -245,16 +286,26 @@ pub struct PodNames {
 
 /// What the local driver cannot honour in a run's platform spec, each with the executor and
 /// why: checked when a run is created, so such a run is refused before anything is written.
-pub fn unsupported(config: &PlatformConfig) -> Vec<String> {
-    config.executors.iter().flat_map(|(label, executor)| executor.unsupported(label)).collect()
+/// `mounts`: whether steps can have mount namespaces of their own (weir runs as root); then
+/// volumes at paths are mounted for the step alone, and only what needs a cluster is refused.
+pub fn unsupported(config: &PlatformConfig, mounts: bool) -> Vec<String> {
+    config.executors.iter().flat_map(|(label, executor)| executor.unsupported(label, mounts)).collect()
 }
 
 impl ExecutorConfig {
     /// What of this executor's configuration the local driver cannot honour (see [`unsupported`]).
-    pub fn unsupported(&self, label: &str) -> Vec<String> {
+    pub fn unsupported(&self, label: &str, can_mount: bool) -> Vec<String> {
         let executor = self;
         let mut problems = Vec::new();
         let mut mounts: Vec<(&str, &str)> = Vec::new();
+        if can_mount {
+            for path in self.mount_paths() {
+                if !path.starts_with('/') || path.split('/').any(|part| part == "..") {
+                    problems
+                        .push(format!("executor {label:?} mounts a volume at {path:?}, which is not an absolute path"));
+                }
+            }
+        }
         // A secret or config map named by an input is checked when the step is planned: left
         // out, its mount is skipped, as KFP skips it.
         let fixed = |m: &&NamedMount| !m.named_by_input();
@@ -270,10 +321,11 @@ impl ExecutorConfig {
         );
         mounts.extend(executor.pvc_mount.iter().map(|m| ("a PVC", m.mount_path.as_str())));
         mounts.extend(executor.empty_dir_mounts.iter().map(|m| ("an empty dir", m.mount_path.as_str())));
-        for (what, path) in mounts {
+        for (what, path) in mounts.into_iter().filter(|_| !can_mount) {
             problems.push(format!(
                 "executor {label:?} mounts {what} at {path}: the local driver runs steps as processes on this \
-                 host's file system, where it cannot mount a volume at a path of the step's choosing"
+                 host's file system, where it cannot mount a volume at a path of the step's choosing without \
+                 mount namespaces, which weir can make only when it runs as root"
             ));
         }
         if !executor.generic_ephemeral_volume.is_empty() {
@@ -329,8 +381,20 @@ mod tests {
         assert_eq!(e.field_path_value("metadata.labels['l']", &pod).unwrap(), "1");
         assert_eq!(e.field_path_value("metadata.labels['missing']", &pod).unwrap(), "");
         assert!(e.field_path_value("spec.bogus", &pod).is_err());
-        assert!(unsupported(&c).is_empty(), "{:?}", unsupported(&c));
+        assert!(unsupported(&c, false).is_empty(), "{:?}", unsupported(&c, false));
         assert!(PlatformConfig::parse(None).unwrap().executors.is_empty());
+    }
+
+    #[test]
+    fn volumes_at_paths_are_mounted_where_steps_can_have_mounts() {
+        let c = config(json!({"exec-a": {"pvcMount": [{
+            "mountPath": "/data",
+            "taskOutputParameter": {"producerTask": "createpvc", "outputParameterKey": "name"}
+        }]}}));
+        assert!(unsupported(&c, true).is_empty());
+        assert_eq!(c.executor("exec-a").unwrap().producers(), ["createpvc"]);
+        let c = config(json!({"exec-a": {"emptyDirMounts": [{"volumeName": "v", "mountPath": "relative"}]}}));
+        assert!(unsupported(&c, true)[0].contains("not an absolute path"));
     }
 
     #[test]
@@ -338,13 +402,13 @@ mod tests {
         let c = config(
             json!({"exec-a": {"pvcMount": [{"mountPath": "/data", "pvcNameParameter": {"runtimeValue": {"constant": "p"}}}]}}),
         );
-        let problems = unsupported(&c);
+        let problems = unsupported(&c, false);
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("exec-a") && problems[0].contains("/data") && problems[0].contains("PVC"));
         let c = config(json!({"exec-a": {"activeDeadlineSeconds": "soon"}}));
-        assert!(unsupported(&c)[0].contains("activeDeadlineSeconds"));
+        assert!(unsupported(&c, false)[0].contains("activeDeadlineSeconds"));
         let c = config(json!({"exec-a": {"activeDeadlineSeconds": "0"}}));
-        assert!(unsupported(&c).is_empty());
+        assert!(unsupported(&c, false).is_empty());
         assert_eq!(c.executor("exec-a").unwrap().deadline_seconds().unwrap(), None);
     }
 }

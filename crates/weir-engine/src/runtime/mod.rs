@@ -52,6 +52,8 @@ pub struct EngineSettings {
     /// make one): then, with an object store, they see their artifacts at the local paths KFP's
     /// SDK derives from the durable URIs (`/s3/…`, `/gcs/…`).
     pub private_mounts: bool,
+    /// The object store's mount point (`/s3`, `/gcs`) exists: steps see its artifacts there.
+    pub object_mounts: bool,
 }
 
 /// Checks whether an interpreter can run the kfp executor.
@@ -164,6 +166,8 @@ impl Engine {
             python_fast_path: self.settings.python_has_kfp,
             store_url: self.artifacts.url().to_string(),
             private_mounts: self.settings.private_mounts,
+            object_mounts: self.settings.object_mounts,
+            volumes_dir: self.settings.work_dir.join("volumes"),
         }
     }
 
@@ -366,6 +370,10 @@ impl Engine {
                     let _ = tokio::fs::remove_dir(run_dir).await;
                 }
             }
+        }
+        for name in &step.deleted_volumes {
+            let folder = self.settings.work_dir.join("volumes").join(layout::segment(name));
+            let _ = tokio::fs::remove_dir_all(folder).await;
         }
         cached.settled = step.progress.is_empty() && step.launches.is_empty() && step.kills.is_empty();
         cached.wake_at = step.wake_at;

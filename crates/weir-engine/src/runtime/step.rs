@@ -36,7 +36,11 @@ impl Engine {
         for (name, value) in &plan.env {
             step_env::set(&mut env, name, value.clone());
         }
-        match self.config_values(plan).await {
+        let configured = async {
+            self.config_files(plan).await?;
+            self.config_values(plan).await
+        };
+        match configured.await {
             Ok(values) => {
                 for (name, value) in values {
                     step_env::set(&mut env, &name, value);
@@ -157,8 +161,10 @@ impl Engine {
             let text = path.display().to_string();
             plan.argv.iter().any(|a| a.contains(&text))
         };
-        // What is mounted for the step must exist to be mounted.
-        dirs.extend(plan.binds.iter().map(|(folder, _)| folder.clone()));
+        // What is mounted for the step, and where, must exist to be mounted (a mount point
+        // missing on the host is made there, empty, as a container runtime makes it in the
+        // container's file system).
+        dirs.extend(plan.binds.iter().flat_map(|(folder, seen_at)| [folder.clone(), seen_at.clone()]));
         if let Some(parent) = plan.executor_output_file.parent().filter(|p| mentioned(p)) {
             dirs.insert(parent.to_path_buf());
         }
@@ -201,6 +207,34 @@ impl Engine {
 }
 
 impl Engine {
+    /// Writes the secrets and config maps a step gets as files, one file per key, into the
+    /// folders mounted for it.
+    async fn config_files(&self, plan: &StepPlan) -> Result<(), StepError> {
+        for wanted in &plan.config_files {
+            let config = match self.store.get_step_config(wanted.kind, &wanted.name).await {
+                Ok(config) => config,
+                Err(weir_store::StoreError::NotFound(_)) if wanted.optional => continue,
+                Err(weir_store::StoreError::NotFound(_)) => {
+                    return Err(StepError::Config(format!("{} {:?} does not exist", wanted.kind.noun(), wanted.name)))
+                }
+                Err(e) => {
+                    return Err(StepError::Config(format!("cannot read {} {:?}: {e}", wanted.kind.noun(), wanted.name)))
+                }
+            };
+            let write = async {
+                tokio::fs::create_dir_all(&wanted.folder).await?;
+                for (key, value) in &config.data {
+                    tokio::fs::write(wanted.folder.join(key), value).await?;
+                }
+                Ok::<(), std::io::Error>(())
+            };
+            write.await.map_err(|e| {
+                StepError::Config(format!("cannot write {} {:?} for the step: {e}", wanted.kind.noun(), wanted.name))
+            })?;
+        }
+        Ok(())
+    }
+
     /// The values of the variables a step gets from secrets and config maps, each read once.
     async fn config_values(&self, plan: &StepPlan) -> Result<Vec<(String, String)>, StepError> {
         let mut read: std::collections::HashMap<(weir_store::StepConfigKind, String), Option<weir_store::StepConfig>> =

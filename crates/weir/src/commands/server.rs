@@ -135,17 +135,22 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .find(|(scheme, _)| artifacts.url().starts_with(scheme))
         .map(|(_, point)| std::path::PathBuf::from(point));
-    let private_mounts = match &mount_point {
-        Some(point) => {
-            let available = weir_driver_local::private_mounts_available(&[point.as_path()]);
-            if available {
-                tracing::info!(mount_point = %point.display(), "steps see their artifacts at their durable URIs' local paths, in mount namespaces of their own");
-            } else {
-                tracing::warn!(mount_point = %point.display(), "weir cannot make mount namespaces (it runs without root): steps see their artifacts at paths in their attempt's folder, not at their durable URIs");
+    let private_mounts = weir_driver_local::private_mounts_available();
+    if private_mounts {
+        tracing::info!("steps get mount namespaces of their own: volumes at paths, and an object store's artifacts at their durable URIs' local paths");
+    } else {
+        tracing::warn!("weir cannot make mount namespaces (it runs without root): runs that mount volumes at paths are refused, and with an object store steps see their artifacts at paths in their attempt's folder");
+    }
+    // The empty folder an object store's artifacts are mounted on, for every step.
+    let object_mounts = match &mount_point {
+        Some(point) if private_mounts => match std::fs::create_dir_all(point) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(mount_point = %point.display(), error = %e, "cannot make the mount point of the object store's artifacts; steps see them at paths in their attempt's folder");
+                false
             }
-            available
-        }
-        None => false,
+        },
+        _ => false,
     };
     let engine = weir_engine::Engine::new(
         store.clone(),
@@ -163,11 +168,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             step_env,
             local_artifact_roots: settings.local_artifact_roots.clone(),
             private_mounts,
+            object_mounts,
         },
         Arc::new(tokio::sync::Notify::new()),
     );
     let state = AppState::new(store.clone(), artifacts, clock.clone())
-        .with_engine(engine.notifier(), settings.work_dir.clone());
+        .with_engine(engine.notifier(), settings.work_dir.clone())
+        .with_private_mounts(private_mounts);
     if let Err(e) = state.services.experiments.default_experiment().await {
         let _ = store.release(&lease.id).await;
         anyhow::bail!("cannot create the Default experiment: {}", e.message);
