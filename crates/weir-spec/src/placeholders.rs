@@ -35,22 +35,7 @@ pub struct PlaceholderContext {
     pub runtime: Map<String, Value>,
 }
 
-/// Renders a parameter value as text the way KFP's launcher does (`getPlaceholders` in
-/// `backend/src/v2/component/launcher_v2.go`; `pbValueToString` in `backend/src/v2/driver/util.go`
-/// prints integral numbers without a fraction the same way).
-pub fn parameter_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
-            _ => n.to_string(),
-        },
-        Value::Bool(b) => b.to_string(),
-        Value::Null => String::new(),
-        // Go marshals a protobuf Struct with its keys sorted, whatever order they came in.
-        other => crate::values::sorted_keys(other).to_string(),
-    }
-}
+pub use crate::values::parameter_text;
 
 fn artifact_field(map: &Map<String, Value>, name: &str, field: &str, placeholder: &str) -> Result<String, SpecError> {
     let entry = map

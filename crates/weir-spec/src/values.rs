@@ -20,6 +20,23 @@ pub fn integral_numbers(value: &Value) -> Value {
     }
 }
 
+/// Renders a parameter value as text the way KFP's launcher does (`getPlaceholders` in
+/// `backend/src/v2/component/launcher_v2.go`; `pbValueToString` in `backend/src/v2/driver/util.go`
+/// prints integral numbers without a fraction the same way).
+pub fn parameter_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+            _ => n.to_string(),
+        },
+        Value::Bool(b) => b.to_string(),
+        Value::Null => String::new(),
+        // Go marshals a protobuf Struct with its keys sorted, whatever order they came in.
+        other => sorted_keys(other).to_string(),
+    }
+}
+
 /// Whether a value fits a declared parameter type.
 pub fn fits(def: &ParameterDef, value: &Value) -> bool {
     match def.parameter_type.as_str() {
@@ -94,7 +111,7 @@ pub fn complete_task_parameters(
     for (name, value) in given {
         match interface.parameters.get(name) {
             Some(def) if def.parameter_type == "STRING" && !value.is_string() && !value.is_null() => {
-                declared.insert(name.clone(), Value::String(crate::placeholders::parameter_text(value)));
+                declared.insert(name.clone(), Value::String(parameter_text(value)));
             }
             Some(def) if matches!(def.parameter_type.as_str(), "NUMBER_INTEGER" | "NUMBER_DOUBLE") => {
                 if !value.is_number() && !value.is_null() {
@@ -127,7 +144,7 @@ pub fn complete_task_parameters(
 pub fn expand_parameter_references(parameters: &mut Map<String, Value>) {
     const OPEN: &str = "{{$.inputs.parameters[";
     let texts: Vec<(String, String)> =
-        parameters.iter().map(|(name, value)| (name.clone(), crate::placeholders::parameter_text(value))).collect();
+        parameters.iter().map(|(name, value)| (name.clone(), parameter_text(value))).collect();
     for value in parameters.values_mut() {
         let Value::String(text) = value else { continue };
         if !text.contains(OPEN) {

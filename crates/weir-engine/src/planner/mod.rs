@@ -18,6 +18,8 @@ use weir_store::{
 use weir_spec::values::{complete_parameters, complete_task_parameters, integral_numbers};
 use weir_spec::SpecError;
 
+mod kubernetes;
+
 /// Everything the planner looks at for one run.
 #[derive(Debug, Clone)]
 pub struct RunView {
@@ -515,74 +517,6 @@ impl Planner<'_> {
         }
     }
 
-    /// Sibling tasks whose outputs name a secret or config map the task's step is given.
-    fn platform_producers(&self, spec: &TaskSpec) -> Vec<String> {
-        let pipeline = &self.view.spec;
-        pipeline
-            .components
-            .get(&spec.component_ref.name)
-            .and_then(|c| c.executor_label.as_ref())
-            .and_then(|label| pipeline.platform.executor(label))
-            .map(|executor| executor.producers())
-            .unwrap_or_default()
-    }
-
-    /// kfp-kubernetes' `CreatePVC` and `DeletePVC`: executors whose image is one of Argo's
-    /// stubs and that have no command; KFP's driver does their work itself
-    /// (`createPVC`, `deletePVC` in backend/src/v2/driver/k8s.go).
-    fn kubernetes_stub(&self, component: &ComponentSpec) -> Option<Stub> {
-        let label = component.executor_label.as_ref()?;
-        let container = self.view.spec.deployment_spec.executors.get(label)?.container.as_ref()?;
-        if !container.command.is_empty() || !container.args.is_empty() {
-            return None;
-        }
-        match container.image.as_str() {
-            "argostub/createpvc" => Some(Stub::CreatePvc),
-            "argostub/deletepvc" => Some(Stub::DeletePvc),
-            _ => None,
-        }
-    }
-
-    /// A PVC of the local driver is a folder of weir's, mounted for the steps that mount it:
-    /// creating one names it as KFP's driver does (the folder is made on first use), deleting
-    /// one removes it.
-    fn run_stub(&mut self, at: &Place, stub: Stub, inputs: TaskIo) {
-        let text = |key: &str| inputs.parameters.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
-        let outputs = match stub {
-            Stub::CreatePvc => {
-                let (name, suffix) = (text("pvc_name"), text("pvc_name_suffix"));
-                if !name.is_empty() && !suffix.is_empty() {
-                    let message = "CreatePVC: give pvc_name or pvc_name_suffix, not both";
-                    self.decided(at, TaskKind::Container, RuntimeState::Failed, inputs, error(message));
-                    return;
-                }
-                let name = if name.is_empty() { format!("{}{suffix}", new_id()) } else { name };
-                TaskIo {
-                    parameters: [("name".to_string(), Value::String(name))].into_iter().collect(),
-                    ..TaskIo::default()
-                }
-            }
-            Stub::DeletePvc => {
-                let name = text("pvc_name");
-                if name.is_empty() {
-                    self.decided(
-                        at,
-                        TaskKind::Container,
-                        RuntimeState::Failed,
-                        inputs,
-                        error("DeletePVC: pvc_name is required"),
-                    );
-                    return;
-                }
-                self.step.deleted_volumes.push(name);
-                TaskIo::default()
-            }
-        };
-        let id = self.create(NewTask::running(&at.parent_id, &at.name, &at.display, TaskKind::Container, inputs));
-        self.update(&id, |t| t.outputs = outputs);
-        self.set_state(&id, RuntimeState::Succeeded, None);
-    }
-
     /// Records a task that ends where it is decided: skipped, or failed before it could start.
     fn decided(&mut self, at: &Place, kind: TaskKind, state: RuntimeState, inputs: TaskIo, err: Option<ErrorInfo>) {
         self.create(NewTask {
@@ -730,13 +664,6 @@ impl Planner<'_> {
     pub(crate) fn job_resource_name(&self) -> String {
         weir_spec::names::job_resource_name(&self.view.spec.pipeline_info.name, &self.view.run.id)
     }
-}
-
-/// Executors KFP's driver runs itself.
-#[derive(Debug, Clone, Copy)]
-enum Stub {
-    CreatePvc,
-    DeletePvc,
 }
 
 /// Where a task being created goes: its parent, its key and its display name.
