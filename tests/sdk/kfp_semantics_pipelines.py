@@ -292,3 +292,29 @@ def read_from_workspace(file_path: str) -> str:
 def workspace_pipeline() -> str:
     written = write_to_workspace(workspace_path=dsl.WORKSPACE_PATH_PLACEHOLDER)
     return read_from_workspace(file_path=written.output).output
+
+
+# An output naming a place of the store outside the step's folder: an input handed on is a
+# reference to it; any other place is refused, so no step overwrites another task's artifact.
+@dsl.component(base_image=IMAGE)
+def hand_on(data: Input[Dataset]) -> Dataset:
+    return data
+
+
+@dsl.component(base_image=IMAGE)
+def forge(data: Input[Dataset]) -> Dataset:
+    forged = Dataset(uri=data.uri + '-forged')
+    with open(forged.path, 'w') as f:
+        f.write('not mine to write')
+    return forged
+
+
+@dsl.pipeline(name='weir-sem-hand-on')
+def hand_on_pipeline():
+    handed = hand_on(data=gen_data().output)
+    read_text(data=handed.output)
+
+
+@dsl.pipeline(name='weir-sem-forge')
+def forge_pipeline():
+    forge(data=gen_data().output)

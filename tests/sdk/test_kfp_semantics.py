@@ -35,6 +35,8 @@ def runs(client, weir_server, tmp_path_factory) -> RunBatch:
     batch.submit('missing-output', sp.missing_output_pipeline)
     batch.submit('uri-handoff', sp.uri_handoff_pipeline)
     batch.submit('workspace', sp.workspace_pipeline)
+    batch.submit('hand-on', sp.hand_on_pipeline)
+    batch.submit('forge', sp.forge_pipeline)
     return batch
 
 
@@ -216,3 +218,16 @@ def test_steps_see_durable_uris(runs, weir_server):
     written = output_artifact(done.tasks.one('write-file'), 'out_ds')
     seen = output_parameter(done.tasks.one('get-uri'))
     assert seen == written['uri'] or 'file://' + seen == written['uri'], (seen, written['uri'])
+
+
+def test_an_input_handed_on_is_a_reference_and_no_other_task_is_overwritten(runs, weir_server):
+    done = runs.result('hand-on')
+    assert_succeeded(done)
+    made = output_artifact(done.tasks.one('gen-data'), 'Output')
+    handed = output_artifact(done.tasks.one('hand-on'), 'Output')
+    assert handed['uri'] == made['uri'], (handed, made)
+    assert output_parameter(done.tasks.one('read-text')) == 'some data'
+    forged = runs.result('forge')
+    assert forged.run.state == 'FAILED', forged.run.state
+    message = forged.tasks.one('forge')['error']['message']
+    assert 'outside the step\'s own folder' in message and '-forged' in message, message

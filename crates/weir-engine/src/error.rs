@@ -52,6 +52,13 @@ pub enum StepError {
     /// nothing behind its URI; a step that breaks its contract fails instead.
     #[error("the step did not write its output artifact {name:?}: nothing at {path}")]
     MissingOutput { name: String, path: std::path::PathBuf },
+    /// A step writes its outputs under its own folder of the store only; elsewhere it may only
+    /// hand on one of its inputs.
+    #[error(
+        "output artifact {name:?} names {uri}, a place in weir's artifact store outside the step's own \
+         folder that is none of its inputs; a step's outputs go under its task root (dsl.get_uri())"
+    )]
+    ForeignOutput { name: String, uri: String },
     #[error("output parameter {name:?}: {source}")]
     BadParameter { name: String, source: ParameterError },
     #[error(transparent)]

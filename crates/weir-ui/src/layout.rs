@@ -300,6 +300,18 @@ mod tests {
     }
 
     #[test]
+    fn the_ordering_removes_crossings_the_first_order_has() {
+        // Discovery order (0's targets 2, 3, then 1's target 4; then 6 before 5) crosses the
+        // edges into 5 and 6; the barycentric sweeps must find an order with fewer.
+        let edges = [(0, 2), (0, 3), (1, 4), (2, 6), (3, 5), (4, 5), (1, 6)];
+        let ranks = longest_path_ranks(7, &edges).unwrap();
+        let graph = Layered::new(7, &edges, &ranks);
+        let first = graph.crossings(&graph.initial_order());
+        let l = layout(7, &edges, Spacing::default()).unwrap();
+        assert!(l.crossings < first, "{} crossings after ordering, {first} before", l.crossings);
+    }
+
+    #[test]
     fn bad_graphs_are_refused() {
         assert_eq!(layout(2, &[(0, 1), (1, 0)], Spacing::default()).unwrap_err(), LayoutError::Cycle(0));
         assert!(matches!(layout(1, &[(0, 5)], Spacing::default()), Err(LayoutError::UnknownNode { .. })));

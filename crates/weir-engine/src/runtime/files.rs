@@ -248,10 +248,11 @@ impl Engine {
             for (index, entry) in written.iter().enumerate() {
                 let metadata = entry.get("metadata").cloned().unwrap_or(json!({}));
                 let place = self.output_place(plan, output, entry, index);
-                let object_count = match &place.key {
-                    Some(key) => self.keep_output(plan, output, &place.source, key).await?,
+                let object_count = match (&place.key, place.existing) {
+                    (Some(key), false) => self.keep_output(plan, output, &place.source, key).await?,
+                    (Some(key), true) => existing_output(plan, output, key, &place.uri, self.artifacts.url())?,
                     // A URI outside weir's store: the step put its bytes there itself.
-                    None => 0,
+                    (None, _) => 0,
                 };
                 let artifact = Artifact {
                     id: new_artifact_id(),
@@ -291,6 +292,7 @@ impl Engine {
             uri: layout::uri_for_key(store_url, &planned_key),
             key: Some(planned_key.clone()),
             source,
+            existing: false,
         };
         if let Some(custom) = text("custom_path").or_else(|| text("customPath")) {
             return planned(plan.host_path(Path::new(custom)));
@@ -311,16 +313,20 @@ impl Engine {
                 uri: layout::uri_for_key(store_url, &key),
                 key: Some(key),
                 source: source.clone().unwrap_or_default(),
+                existing: false,
             };
         }
+        // Elsewhere in weir's store: only an input handed on as an output, referred to, never
+        // written over (see `existing_output`).
         if let Some(key) = key_for_uri(store_url, said).or_else(|| layout::key_for_path(store_url, said)) {
             return OutputPlace {
                 uri: layout::uri_for_key(store_url, &key),
                 source: source.unwrap_or_else(|| output.local_path.clone()),
                 key: Some(key),
+                existing: true,
             };
         }
-        OutputPlace { uri: said.to_string(), key: None, source: source.unwrap_or_default() }
+        OutputPlace { uri: said.to_string(), key: None, source: source.unwrap_or_default(), existing: false }
     }
 
     /// Keeps an output's bytes at its key: nothing to copy when the step wrote them there (a
@@ -410,6 +416,24 @@ impl Engine {
     }
 }
 
+/// An output naming a place of weir's store outside the step's own folder: one of the step's
+/// inputs handed on (`return data`), recorded as a reference to it; anything else fails the
+/// step, since writing there could overwrite another task's artifact.
+fn existing_output(
+    plan: &StepPlan,
+    output: &OutputArtifact,
+    key: &str,
+    uri: &str,
+    store_url: &str,
+) -> Result<i64, StepError> {
+    let key_of = |uri: &str| key_for_uri(store_url, uri).or_else(|| layout::key_for_path(store_url, uri));
+    plan.inputs
+        .iter()
+        .find(|input| key_of(&input.artifact.uri).as_deref() == Some(key))
+        .map(|input| input.artifact.object_count)
+        .ok_or_else(|| StepError::ForeignOutput { name: output.name.clone(), uri: uri.to_string() })
+}
+
 /// Artifact types that are metadata only (the SDK writes their values into the executor
 /// output, not a file).
 const METADATA_ONLY: [&str; 3] =
@@ -418,6 +442,8 @@ const METADATA_ONLY: [&str; 3] =
 /// Where an output artifact's bytes are, the key they are kept at (none for a URI outside
 /// weir's store) and the URI recorded.
 struct OutputPlace {
+    /// Kept already, by another task: referred to, not written.
+    existing: bool,
     source: PathBuf,
     key: Option<String>,
     uri: String,
