@@ -26,6 +26,11 @@ pub use layout::package_key;
 
 /// Key of the storage identity marker.
 pub const IDENTITY_KEY: &str = ".weir/identity.json";
+/// Where weir keeps its own files in the artifact store (the identity, the last check's
+/// report): never a pipeline's data, so never an orphan or a backup's content.
+pub const RESERVED_PREFIX: &str = ".weir/";
+/// The report of the last `weir storage check` (the UI's storage page shows it).
+pub const LAST_CHECK_KEY: &str = ".weir/last-check.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {

@@ -41,6 +41,16 @@ impl ExecutionService {
         Ok((tasks, artifacts))
     }
 
+    /// The artifacts a run's own steps made (the UI's metric columns and comparisons).
+    pub async fn run_artifacts(&self, run_id: &str) -> ServiceResult<Vec<Artifact>> {
+        Ok(self.ctx.store.list_artifacts(run_id).await?)
+    }
+
+    /// Artifacts by id (those a task names as inputs or outputs), in no particular order.
+    pub async fn artifacts(&self, ids: &[i64]) -> ServiceResult<Vec<Artifact>> {
+        Ok(self.ctx.store.get_artifacts(ids).await?)
+    }
+
     /// One artifact by its id (a number, given as text).
     pub async fn artifact(&self, id: &str) -> ServiceResult<Artifact> {
         let id: i64 = id.parse().map_err(|_| ServiceError::invalid(format!("artifact id {id:?} is not a number")))?;

@@ -10,6 +10,7 @@ pub mod recurring_runs;
 pub mod runs;
 pub mod scheduler;
 pub mod step_config;
+pub mod storage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub use recurring_runs::RecurringRunService;
 pub use runs::RunService;
 pub use scheduler::Scheduler;
 pub use step_config::StepConfigService;
+pub use storage::{StorageService, StorageStatus};
 
 /// What every service shares: the two stores, the clock, and the wake-ups of the engine and
 /// the scheduler.
@@ -91,6 +93,7 @@ pub struct Services {
     pub recurring_runs: RecurringRunService,
     pub execution: ExecutionService,
     pub step_config: StepConfigService,
+    pub storage: StorageService,
     pub scheduler: Scheduler,
 }
 
@@ -104,6 +107,7 @@ impl Services {
             recurring_runs: RecurringRunService::new(context.clone()),
             execution: ExecutionService::new(context.clone()),
             step_config: StepConfigService::new(context.clone()),
+            storage: StorageService::new(context.clone()),
             scheduler: Scheduler::new(context.clone()),
             context,
         }

@@ -86,6 +86,7 @@ const RUN_FIELDS: &[Field] = &[
     f("experiment_id", "experiment_id", Text),
     f("recurring_run_id", "recurring_run_id", Text),
     f("pipeline_version_id", "pipeline_version_id", Text),
+    f("pipeline_id", "pipeline_id", Text),
 ];
 
 const RECURRING_RUN_FIELDS: &[Field] = &[
@@ -471,6 +472,7 @@ impl Listable for Run {
             "experiment_id" => Value::from(self.experiment_id.clone()),
             "recurring_run_id" => Value::from(self.recurring_run_id.clone()),
             "pipeline_version_id" => Value::from(self.pipeline_version_id.clone()),
+            "pipeline_id" => Value::from(self.pipeline_id.clone()),
             _ => Value::Null,
         }
     }

@@ -31,6 +31,13 @@ pub struct ServerArgs {
     /// Migrate an older schema at start (`auto`) or refuse and ask for `weir storage upgrade`.
     #[arg(long, env = "WEIR_UPGRADE", value_parser = parse_upgrade)]
     pub upgrade: Option<UpgradePolicy>,
+    /// The path prefix the web UI's links get behind a reverse proxy that does not send
+    /// X-Forwarded-Prefix (e.g. /weir).
+    #[arg(long, env = "WEIR_UI_BASE_PATH", default_value = "")]
+    pub ui_base_path: String,
+    /// Serve the API only, without the web UI.
+    #[arg(long, env = "WEIR_NO_UI")]
+    pub no_ui: bool,
 }
 
 fn parse_upgrade(text: &str) -> Result<UpgradePolicy, String> {
@@ -55,6 +62,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let settings =
         Settings::resolve_with(&args.storage, &args.executor, args.listen.as_deref(), args.log_format, args.upgrade)?;
     init_tracing(&settings);
+    let ui_base_path = weir_ui::normalise_base_path(&args.ui_base_path).map_err(anyhow::Error::msg)?;
     let (store, artifacts) = super::open_stores(&settings).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // `upgrade: auto` takes the same path as `weir storage upgrade`: plan, backup, migrate.
@@ -225,7 +233,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         deployment = %settings.name,
         "weir serving the KFP v2beta1 API"
     );
-    axum::serve(listener, weir_server::router(state))
+    let mut app = weir_server::router(state.clone());
+    if !args.no_ui {
+        let ui = weir_ui::UiConfig { base_path: ui_base_path, timezone: settings.timezone };
+        app = app.merge(weir_ui::router(state.services.clone(), ui));
+    }
+    axum::serve(listener, app)
         .with_graceful_shutdown({
             let lost = lease_lost.clone();
             async move {

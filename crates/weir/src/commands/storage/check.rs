@@ -8,7 +8,7 @@ use serde_json::json;
 use weir_store::{SchemaState, StoreAdmin, TableDump};
 
 use super::references::{covered, references};
-use super::{object_keys, open, Output};
+use super::{now_ms, object_keys, open, Output};
 use crate::config::StorageArgs;
 
 pub async fn run(args: &StorageArgs, output: Output) -> anyhow::Result<ExitCode> {
@@ -55,6 +55,17 @@ pub async fn run(args: &StorageArgs, output: Output) -> anyhow::Result<ExitCode>
     }
     store.close().await;
     let ok = problems.is_empty();
+    // The report stays with the storage it describes (not with stores that disagree), for
+    // the UI's storage page.
+    if identity.is_some() && identity == marker {
+        let report = json!({
+            "at": now_ms(), "ok": ok, "problems": problems, "missing": missing.len(), "orphans": orphans.len(),
+            "referenced": referenced, "objects": keys.len(),
+        });
+        if let Err(e) = artifacts.put(weir_artifacts::LAST_CHECK_KEY, serde_json::to_vec(&report)?.into()).await {
+            eprintln!("warning: could not record this check's report: {e}");
+        }
+    }
     if output == Output::Json {
         println!(
             "{}",

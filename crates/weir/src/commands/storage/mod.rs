@@ -22,7 +22,7 @@ use crate::config::{Settings, StorageArgs};
 pub(crate) use upgrade::upgrade_storage;
 
 /// A lease renewed less than this long ago means a weir is still serving.
-pub const LEASE_TTL_MS: i64 = 30_000;
+pub const LEASE_TTL_MS: i64 = weir_service::storage::LEASE_TTL_MS;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum StorageCommand {
@@ -143,5 +143,5 @@ pub(crate) fn describe_leases(leases: &[Lease]) -> String {
 
 /// Every key in the artifact store except the identity marker.
 pub(crate) async fn object_keys(artifacts: &ArtifactStore) -> anyhow::Result<std::collections::BTreeSet<String>> {
-    Ok(artifacts.list("").await?.into_iter().filter(|k| k != weir_artifacts::IDENTITY_KEY).collect())
+    Ok(artifacts.list("").await?.into_iter().filter(|k| !k.starts_with(weir_artifacts::RESERVED_PREFIX)).collect())
 }
