@@ -129,6 +129,14 @@ fn control(kind: &str) -> &'static str {
     }
 }
 
+/// A default as its field shows it: integers without the `.0` the spec stores them with.
+fn default_text(kind: &str, value: &Value) -> String {
+    match (kind, value.as_f64()) {
+        ("NUMBER_INTEGER", Some(f)) if f.fract() == 0.0 => format!("{}", f as i64),
+        _ => value_text(value),
+    }
+}
+
 fn input_fields(spec: &PipelineSpec, values: &HashMap<String, String>) -> Vec<InputField> {
     spec.root
         .input_definitions
@@ -136,8 +144,11 @@ fn input_fields(spec: &PipelineSpec, values: &HashMap<String, String>) -> Vec<In
         .iter()
         .map(|(name, def)| {
             let key = format!("p.{name}");
-            let value =
-                values.get(&key).cloned().or_else(|| def.default_value.as_ref().map(value_text)).unwrap_or_default();
+            let value = values
+                .get(&key)
+                .cloned()
+                .or_else(|| def.default_value.as_ref().map(|v| default_text(&def.parameter_type, v)))
+                .unwrap_or_default();
             InputField {
                 name: name.clone(),
                 kind: def.parameter_type.clone(),
@@ -238,7 +249,12 @@ fn typed(kind: &str, text: &str) -> Result<Option<Value>, String> {
         return Ok(None);
     }
     let value = match control(kind) {
-        "int" => Value::from(text.parse::<i64>().map_err(|_| format!("{text:?} is not a whole number"))?),
+        // A spec's integer defaults are JSON numbers like 1.0 (protobuf keeps doubles).
+        "int" => match (text.parse::<i64>(), text.parse::<f64>()) {
+            (Ok(i), _) => Value::from(i),
+            (_, Ok(f)) if f.fract() == 0.0 && f.abs() < 9e15 => Value::from(f as i64),
+            _ => return Err(format!("{text:?} is not a whole number")),
+        },
         "float" => {
             let f = text.parse::<f64>().map_err(|_| format!("{text:?} is not a number"))?;
             serde_json::Number::from_f64(f)
@@ -410,6 +426,8 @@ mod tests {
     fn inputs_are_typed_by_the_spec() {
         assert_eq!(typed("NUMBER_INTEGER", " 3 ").unwrap(), Some(Value::from(3)));
         assert!(typed("NUMBER_INTEGER", "3.5").is_err());
+        assert_eq!(typed("NUMBER_INTEGER", "1.0").unwrap(), Some(Value::from(1)));
+        assert_eq!(default_text("NUMBER_INTEGER", &serde_json::json!(1.0)), "1");
         assert_eq!(typed("NUMBER_DOUBLE", "0.25").unwrap(), Some(serde_json::json!(0.25)));
         assert_eq!(typed("BOOLEAN", "false").unwrap(), Some(Value::Bool(false)));
         assert_eq!(typed("LIST", "[1, \"a\"]").unwrap(), Some(serde_json::json!([1, "a"])));
