@@ -235,13 +235,22 @@ def test_a_recurring_run_is_created_and_disabled(client, page, demo_pipeline):
     assert client.get_recurring_run(recurring_id).status == 'DISABLED'
 
 
-def test_a_running_run_is_terminated(client, page):
+def test_a_running_steps_log_is_tailed_and_its_run_terminated(client, page):
     run = client.create_run_from_pipeline_func(ui_pipelines.slow_pipeline,
                                                arguments={'seconds': 300}, run_name='slow run')
     deadline = time.monotonic() + 60
     while client.get_run(run.run_id).state != 'RUNNING' and time.monotonic() < deadline:
         time.sleep(0.5)
     page.goto(f'/runs/{run.run_id}')
+    expect(page.locator('svg.graph g.node.running')).to_have_count(1, timeout=30_000)
+    page.locator('svg.graph a[aria-label^="wait "]').click()
+    log = page.locator('#node-panel pre[aria-label="Step log"]')
+    expect(page.locator('#log[data-live]')).to_have_count(1)
+    first = log.inner_text()
+    # New lines arrive over the live stream without a reload.
+    last_tick = max(int(n) for n in re.findall(r'tick (\d+)', first)) if 'tick' in first else -1
+    expect(log).to_contain_text(f'tick {last_tick + 4}', timeout=30_000)
+    assert page.url.endswith(f'node={page.locator("#node-panel code").first.inner_text()}')
     page.on('dialog', lambda dialog: dialog.accept())
     page.click('button:has-text("Terminate")')
     expect(page.locator('#live .stateline .state')).to_have_text(re.compile('CANCEL'), timeout=60_000)

@@ -53,8 +53,9 @@ def failing_pipeline(message: str = 'the data is bad'):
 @dsl.component(base_image='python:3.11')
 def wait(seconds: int):
     import time
-    print('waiting', flush=True)
-    time.sleep(seconds)
+    for tick in range(seconds * 2):
+        print(f'tick {tick}', flush=True)
+        time.sleep(0.5)
 
 
 @dsl.pipeline(name='weir-ui-slow')
