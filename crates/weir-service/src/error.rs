@@ -1,5 +1,6 @@
-//! The services' one error: a gRPC status code and a message. The HTTP layer maps the code to
-//! a status and a body; nothing here knows about HTTP.
+//! The services' one error: a gRPC status code and a message. The one HTTP fact here is the
+//! status KFP's gRPC-gateway answers for each code, which both HTTP surfaces (the API and the
+//! UI) answer alike; bodies are theirs.
 
 use weir_artifacts::ArtifactError;
 use weir_spec::SpecError;
@@ -17,6 +18,21 @@ pub enum Code {
     Internal = 13,
     Unavailable = 14,
     ResourceExhausted = 8,
+}
+
+impl Code {
+    /// The HTTP status KFP's gRPC-gateway answers for this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Code::InvalidArgument | Code::FailedPrecondition => 400,
+            Code::NotFound => 404,
+            Code::AlreadyExists | Code::Aborted => 409,
+            Code::ResourceExhausted => 413,
+            Code::Unimplemented => 501,
+            Code::Internal => 500,
+            Code::Unavailable => 503,
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

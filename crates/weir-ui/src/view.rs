@@ -6,7 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use weir_service::{Code, ServiceError};
+use weir_service::ServiceError;
 use weir_store::RuntimeState;
 
 use crate::security::{BasePath, CsrfToken};
@@ -54,15 +54,7 @@ impl UiError {
 
 impl From<ServiceError> for UiError {
     fn from(e: ServiceError) -> Self {
-        let status = match e.code {
-            Code::InvalidArgument | Code::FailedPrecondition => StatusCode::BAD_REQUEST,
-            Code::NotFound => StatusCode::NOT_FOUND,
-            Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
-            Code::ResourceExhausted => StatusCode::PAYLOAD_TOO_LARGE,
-            Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        };
+        let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         Self { status, message: e.message }
     }
 }

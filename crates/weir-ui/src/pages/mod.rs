@@ -73,6 +73,16 @@ pub(crate) async fn run_pipeline_name(names: &mut Names, services: &Services, ru
         .to_string()
 }
 
+/// The link of a run's (or recurring run's) pipeline version, or pipeline; empty for a spec
+/// given inline.
+pub(crate) fn pipeline_href(base: &str, pipeline_id: &str, version_id: &str) -> String {
+    match (pipeline_id.is_empty(), version_id.is_empty()) {
+        (false, false) => format!("{base}/pipelines/{pipeline_id}/versions/{version_id}"),
+        (false, true) => format!("{base}/pipelines/{pipeline_id}"),
+        _ => String::new(),
+    }
+}
+
 pub(crate) const METRICS: &str = "system.Metrics";
 pub(crate) const CLASSIFICATION_METRICS: &str = "system.ClassificationMetrics";
 

@@ -124,12 +124,7 @@ pub(crate) async fn details(State(ui): State<Ui>, chrome: Chrome, Path(id): Path
     let filters = RunFilters { recurring_run: id.clone(), ..Default::default() };
     let page = ui.services.runs.list(&filters.list_params()?).await?;
     let (runs, metric_columns) = run_rows(&ui, &chrome, &page.items).await;
-    let pipeline_href = match (recurring.pipeline_id.is_empty(), recurring.pipeline_version_id.is_empty()) {
-        (false, false) => {
-            format!("{}/pipelines/{}/versions/{}", chrome.base, recurring.pipeline_id, recurring.pipeline_version_id)
-        }
-        _ => String::new(),
-    };
+    let pipeline_href = super::pipeline_href(&chrome.base, &recurring.pipeline_id, &recurring.pipeline_version_id);
     let row = recurring_rows(&ui, std::slice::from_ref(&recurring)).await.remove(0);
     html(RecurringRunPage {
         chrome,

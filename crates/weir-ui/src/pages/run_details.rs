@@ -170,11 +170,7 @@ pub(crate) async fn page(
     let live = live_view(&chrome, &run, &spec, &tasks, &focus, now)?;
     let mut names = Names::default();
     let pipeline = run_pipeline_name(&mut names, &ui.services, &run).await;
-    let pipeline_href = match (run.pipeline_id.is_empty(), run.pipeline_version_id.is_empty()) {
-        (false, false) => format!("{}/pipelines/{}/versions/{}", chrome.base, run.pipeline_id, run.pipeline_version_id),
-        (false, true) => format!("{}/pipelines/{}", chrome.base, run.pipeline_id),
-        _ => String::new(),
-    };
+    let pipeline_href = super::pipeline_href(&chrome.base, &run.pipeline_id, &run.pipeline_version_id);
     let experiment = names.experiment(&ui.services, &run.experiment_id).await;
     let mut crumbs = Vec::new();
     if let Some(level) = if focus.dag.is_empty() { None } else { tasks.get(&focus.dag) } {

@@ -152,13 +152,7 @@ pub(crate) async fn run_rows(ui: &Ui, chrome: &Chrome, runs: &[weir_store::Run])
     let mut rows = Vec::with_capacity(runs.len());
     for (run, metrics) in runs.iter().zip(per_run) {
         let pipeline = run_pipeline_name(&mut names, services, run).await;
-        let pipeline_href = match (run.pipeline_id.is_empty(), run.pipeline_version_id.is_empty()) {
-            (false, false) => {
-                format!("{}/pipelines/{}/versions/{}", chrome.base, run.pipeline_id, run.pipeline_version_id)
-            }
-            (false, true) => format!("{}/pipelines/{}", chrome.base, run.pipeline_id),
-            _ => String::new(),
-        };
+        let pipeline_href = super::pipeline_href(&chrome.base, &run.pipeline_id, &run.pipeline_version_id);
         rows.push(RunRow {
             id: run.id.clone(),
             name: run.display_name.clone(),
