@@ -109,14 +109,14 @@ fn base_path(headers: &HeaderMap, configured: &str) -> String {
     headers
         .get("x-forwarded-prefix")
         .and_then(|v| v.to_str().ok())
-        .and_then(|p| crate::normalise_base_path(p).ok())
+        .and_then(|p| crate::state::normalise_base_path(p).ok())
         .unwrap_or_else(|| configured.to_string())
 }
 
 /// The middleware: checks state-changing requests, hands handlers the token and base path,
 /// and sets the cookie and security headers on the way out.
 pub(crate) async fn guard(
-    axum::extract::State(ui): axum::extract::State<crate::Ui>,
+    axum::extract::State(ui): axum::extract::State<crate::state::Ui>,
     request: Request,
     next: Next,
 ) -> Response {
