@@ -131,7 +131,9 @@ impl Graph {
             r#"<svg class="graph" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {vw:.0} {vh:.0}" width="{vw:.0}" height="{vh:.0}" role="group" aria-label="pipeline graph, {} tasks">"#,
             self.nodes.len()
         );
-        svg.push_str(r#"<g class="edges">"#);
+        svg.push_str(
+            r#"<defs><marker id="arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" orient="auto"><path d="M0 0 L8 4 L0 8 z"/></marker></defs><g class="edges">"#,
+        );
         for points in &placed.edges {
             let Some((&first, rest)) = points.split_first() else { continue };
             let Some(&last) = rest.last() else { continue };
@@ -140,7 +142,8 @@ impl Graph {
             for &(x, y) in &rest[..rest.len() - 1] {
                 let _ = write!(svg, " L{:.1} {:.1}", x + ox, y + oy);
             }
-            let _ = write!(svg, r#" L{:.1} {:.1}"/>"#, last.0 + ox, last.1 + oy - H / 2.0 - 4.0);
+            let _ =
+                write!(svg, r#" L{:.1} {:.1}" marker-end="url(#arrow)"/>"#, last.0 + ox, last.1 + oy - H / 2.0 - 2.0);
         }
         svg.push_str("</g>");
         for (node, &(cx, cy)) in self.nodes.iter().zip(&placed.nodes) {
@@ -255,7 +258,7 @@ mod tests {
         assert!(svg.contains("&lt;script&gt;"));
         assert!(svg.contains(r#"href="/runs/x?node=&quot;a&quot;""#));
         assert!(svg.contains("node container failed"));
-        assert_eq!(svg.matches("<path ").count(), 1);
+        assert_eq!(svg.matches("marker-end=").count(), 1);
     }
 
     #[test]
