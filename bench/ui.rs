@@ -10,7 +10,7 @@
 //!
 //! Runs carry the 20-step spec the API-scale benchmark uses (`bench/scale-20.yaml`, compiled by
 //! the kfp SDK, 49 kB as stored), finished, in the Default experiment; with
-//! `WEIR_BENCH_UI_SPEC=small` a 5-step spec of 1.3 kB instead, so a million runs fit on a test
+//! `WEIR_BENCH_UI_SPEC=small` a 5-step spec of 0.7 kB instead, so a million runs fit on a test
 //! machine's disk (49 GB of specs otherwise). After criterion's medians it prints p50 and p99
 //! over 300 further requests of each page.
 
@@ -85,6 +85,8 @@ fn big_spec(nodes: usize) -> Value {
 
 struct Fixture {
     router: axum::Router,
+    /// The KFP API on the same services: the peer each page is measured against.
+    api: axum::Router,
     big_run: String,
     runs: usize,
     _dir: tempfile::TempDir,
@@ -142,8 +144,9 @@ async fn fixture(runs: usize) -> Fixture {
         tasks.push(task);
     }
     store.bulk_load(std::slice::from_ref(&big), &tasks).await.unwrap();
+    let api = weir_server::router(weir_server::AppState::from_context(Context::clone(&services.context)));
     let router = weir_ui::router(services, weir_ui::UiConfig::default());
-    Fixture { router, big_run: big.id, runs, _dir: dir }
+    Fixture { router, api, big_run: big.id, runs, _dir: dir }
 }
 
 async fn get(router: &axum::Router, path: &str) -> usize {
@@ -174,16 +177,29 @@ fn benches(c: &mut Criterion) {
     let runs: usize = std::env::var("WEIR_BENCH_UI_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let fixture = runtime.block_on(fixture(runs));
-    let router = &fixture.router;
+    let (router, api) = (&fixture.router, &fixture.api);
     let details = format!("/runs/{}", fixture.big_run);
+    // What kfp.Client asks for the same data: a page of 25 runs, newest first, and one run
+    // with its 1,000 task details.
+    let api_list = "/apis/v2beta1/runs?page_size=25&sort_by=created_at%20desc";
+    let api_get = format!("/apis/v2beta1/runs/{}", fixture.big_run);
     let bytes = runtime.block_on(get(router, "/runs"));
     eprintln!("runs page: {bytes} bytes; run details page: {} bytes", runtime.block_on(get(router, &details)));
     c.bench_function(&format!("runs page ({} runs)", fixture.runs), |b| {
         b.to_async(&runtime).iter(|| get(router, "/runs"))
     });
+    c.bench_function(&format!("API list 25 runs ({} runs)", fixture.runs), |b| {
+        b.to_async(&runtime).iter(|| get(api, api_list))
+    });
     c.bench_function("run details (1,000-node run)", |b| b.to_async(&runtime).iter(|| get(router, &details)));
-    for (name, path) in [("runs page", "/runs"), ("run details", details.as_str())] {
-        let (p50, p99) = percentiles(&runtime, router, path);
+    c.bench_function("API get run (1,000-node run)", |b| b.to_async(&runtime).iter(|| get(api, &api_get)));
+    for (name, app, path) in [
+        ("runs page", router, "/runs"),
+        ("API list 25 runs", api, api_list),
+        ("run details", router, details.as_str()),
+        ("API get run", api, api_get.as_str()),
+    ] {
+        let (p50, p99) = percentiles(&runtime, app, path);
         eprintln!("{name}: p50 {p50:.2} ms, p99 {p99:.2} ms over 300 requests");
     }
 }
