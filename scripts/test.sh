@@ -3,7 +3,8 @@
 # S3 server and Azurite) and the kfp SDK compatibility suite (the real kfp.Client against weir on
 # SQLite+folder, MariaDB+S3 and PostgreSQL+S3).
 #
-# Needs: cargo, python3 (3.9+), npm, MariaDB on 127.0.0.1:3306 (root, no password) and
+# Needs: cargo, python3 (3.9+), npm, root (apt-get: etcd, Go, Debian's kubernetes sources for the
+# control plane the deploy tests start), MariaDB on 127.0.0.1:3306 (root, no password) and
 # PostgreSQL on 127.0.0.1:5432 (user root, trust) unless WEIR_TEST_MYSQL_URL /
 # WEIR_TEST_POSTGRES_URL say otherwise. The S3 server (moto) is installed into .venv, the Azure
 # Blob Storage server (Azurite) from npm into a cache folder outside the clone (WEIR_CACHE_DIR,
@@ -38,6 +39,14 @@ if [ ! -x "$azurite_dir/node_modules/.bin/azurite-blob" ]; then
   tmp=$(mktemp -d "$azurite_dir.XXXXXX")
   npm install --prefix "$tmp" --save-exact --no-audit --no-fund --loglevel=error "azurite@$azurite_version" >&2
   mv -T "$tmp" "$azurite_dir" 2>/dev/null || rm -rf "$tmp"   # another run may have won the race
+fi
+
+# The Kubernetes control plane the deploy tests run against, built from Debian's source package
+# once per machine and cached beside Azurite (scripts/k8s/build.sh; ~5 minutes cold).
+if [ -z "${WEIR_K8S_BIN:-}" ]; then
+  echo "== Kubernetes control plane (scripts/k8s/build.sh, cached in $cache)" >&2
+  WEIR_K8S_BIN=$(WEIR_CACHE_DIR=$cache bash scripts/k8s/build.sh)
+  export WEIR_K8S_BIN
 fi
 
 mkdir -p target

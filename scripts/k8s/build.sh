@@ -19,6 +19,16 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
+# The cache is keyed by the source package's version, which the binary package built from it
+# (kubernetes-client) tells without fetching source lists.
+version=$(apt-cache show kubernetes-client 2>/dev/null | awk '/^Version:/ {print $2; exit}')
+if [ -n "$version" ]; then
+  bin=$cache/k8s-${version//[^A-Za-z0-9.+-]/_}/bin
+  if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kube-controller-manager" ] && [ -x "$bin/kube-scheduler" ]; then
+    echo "$bin"
+    exit 0
+  fi
+fi
 # A deb-src list for the machine's own mirror and suite, private to this script.
 work=$(mktemp -d "${TMPDIR:-/tmp}/weir-k8s-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
