@@ -173,3 +173,75 @@ def test_the_service_account_can_drive_steps_in_its_namespace_only(cluster):
     for verb, resource in [('get', 'secrets'), ('create', 'pods'), ('delete', 'persistentvolumeclaims'),
                            ('create', 'roles.rbac.authorization.k8s.io'), ('list', 'persistentvolumes')]:
         assert not can(verb, resource, 'rbac'), (verb, resource)
+
+
+def render(weir_bin, out: Path, *args: str) -> None:
+    done = subprocess.run([str(weir_bin), 'deploy', 'render', '--out', str(out), *args],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def apply_folder(cluster: Cluster, folder: Path, force: bool = False) -> None:
+    rendered = subprocess.run([KUBECTL, 'kustomize', str(folder)], capture_output=True, text=True,
+                              timeout=60, check=True).stdout
+    flags = ['--server-side', f'--field-manager={FIELD_MANAGER}'] + (['--force-conflicts'] if force else [])
+    cluster.kubectl('apply', *flags, '-f', '-', stdin=rendered)
+
+
+def test_weir_deploy_render_adopts_a_kfp_namespaces_volumes(cluster, weir_bin, tmp_path):
+    """KFP's dynamically provisioned volumes (reclaim policy Delete, a StorageClass) left by a
+    KFP namespace: the rendered overlay keeps them (Retain) and runs MySQL and SeaweedFS on
+    them under KFP's claim names, in a new namespace."""
+    for name, size in [('pvc-kfp-mysql', '20Gi'), ('pvc-kfp-seaweedfs', '50Gi')]:
+        cluster.kubectl('apply', '-f', '-', stdin=json.dumps({
+            'apiVersion': 'v1', 'kind': 'PersistentVolume', 'metadata': {'name': name},
+            'spec': {'capacity': {'storage': size}, 'accessModes': ['ReadWriteOnce'],
+                     'persistentVolumeReclaimPolicy': 'Delete', 'storageClassName': 'standard',
+                     'hostPath': {'path': str(tmp_path / name)}}}))
+    out = tmp_path / 'overlay'
+    render(weir_bin, out, '--namespace', 'kfp-moved', '--image', 'weir:test', '--storage', 'adopt',
+           '--database', 'mysql', '--objects', 'seaweedfs', '--adopt-volume', 'mysql=pvc-kfp-mysql',
+           '--adopt-volume', 'seaweedfs=pvc-kfp-seaweedfs', '--storage-class', 'standard')
+    credentials = (out / 'base/storage/servers/database.env').read_text()
+    assert 'change-me' not in credentials
+    cluster.kubectl('create', 'namespace', 'kfp-moved')
+    apply_folder(cluster, out / 'storage', force=True)
+    apply_folder(cluster, out / 'app')
+    cluster.wait_for(lambda: cluster.claims('kfp-moved'),
+                     lambda c: c == {'mysql-pv-claim': ('Bound', 'pvc-kfp-mysql'),
+                                     'seaweedfs-pvc': ('Bound', 'pvc-kfp-seaweedfs')})
+    volumes = cluster.volumes()
+    assert volumes['pvc-kfp-mysql'][1] == 'Retain' and volumes['pvc-kfp-seaweedfs'][1] == 'Retain'
+    image = cluster.get('deployments', 'kfp-moved')
+    images = {d['metadata']['name']: d['spec']['template']['spec']['containers'][0]['image'] for d in image}
+    assert images['weir'] == 'weir:test' and images['mysql'] == 'mysql:8.4'
+    # Rendering again into the same folder keeps the credentials the storage was made with.
+    render(weir_bin, out, '--namespace', 'kfp-moved', '--image', 'weir:test2', '--storage', 'adopt',
+           '--database', 'mysql', '--adopt-volume', 'mysql=pvc-kfp-mysql',
+           '--adopt-volume', 'seaweedfs=pvc-kfp-seaweedfs', '--storage-class', 'standard')
+    assert (out / 'base/storage/servers/database.env').read_text() == credentials
+    # A name that is no volume is refused by the API server: nothing is made from nothing.
+    bad = tmp_path / 'bad'
+    render(weir_bin, bad, '--namespace', 'kfp-moved', '--storage', 'adopt', '--database', 'mysql',
+           '--adopt-volume', 'mysql=pvc-missing', '--adopt-volume', 'seaweedfs=pvc-kfp-seaweedfs')
+    rendered = subprocess.run([KUBECTL, 'kustomize', str(bad / 'storage')], capture_output=True,
+                              text=True, check=True).stdout
+    refused = cluster.kubectl('apply', '--server-side', '--force-conflicts', '-f', '-', stdin=rendered, check=False)
+    assert refused.returncode != 0
+    assert 'pvc-missing' not in {v for v in cluster.volumes()}
+
+
+@pytest.mark.parametrize('args', [
+    ['--storage', 'bundled', '--database', 'mysql', '--objects', 'minio'],
+    ['--storage', 'external', '--external', 'db-scheme=mysql', '--external', 'db-host=db.internal'],
+])
+def test_weir_deploy_render_writes_overlays_that_apply(cluster, weir_bin, tmp_path, args):
+    namespace = 'render-' + args[1]
+    out = tmp_path / 'overlay'
+    render(weir_bin, out, '--namespace', namespace, *args)
+    cluster.kubectl('create', 'namespace', namespace)
+    apply_folder(cluster, out / 'storage')
+    apply_folder(cluster, out / 'app')
+    settings = [c for c in cluster.get('configmaps', namespace) if c['metadata']['name'] == 'weir-storage'][0]
+    assert settings['data']['db-scheme'] == 'mysql'
+    assert {d['metadata']['name'] for d in cluster.get('deployments', namespace)} >= {'weir'}

@@ -28,6 +28,9 @@ enum Command {
     /// Config maps steps are given (kfp-kubernetes `use_config_map_as_env`, …).
     #[command(subcommand, name = "configmap")]
     ConfigMap(commands::step_config::StepConfigCommand),
+    /// Kubernetes: write a deployment's kustomize overlay (docs/kubernetes.md).
+    #[command(subcommand)]
+    Deploy(commands::deploy::DeployCommand),
     /// Print the OpenAPI document of the HTTP API (what `GET /apis/weir/v1/openapi.json` serves).
     Openapi,
 }
@@ -55,6 +58,7 @@ fn main() -> std::process::ExitCode {
             Command::ConfigMap(command) => {
                 commands::step_config::run(commands::step_config::Kind::ConfigMap, command).await
             }
+            Command::Deploy(command) => commands::deploy::run(command),
             Command::Openapi => Ok(std::process::ExitCode::SUCCESS),
         }
     });

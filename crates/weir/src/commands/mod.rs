@@ -1,3 +1,4 @@
+pub mod deploy;
 pub mod run;
 pub mod server;
 pub mod step_config;

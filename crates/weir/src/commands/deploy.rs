@@ -1,0 +1,105 @@
+//! `weir deploy render`: a deployment's kustomize overlay (crates/weir-deploy).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use weir_deploy::{Options, Server, Storage};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DeployCommand {
+    /// Write the overlay of one deployment into a folder: `app/` and `storage/` to apply with
+    /// `kubectl apply --server-side -k`, over `base/` (the manifests). Credentials already in the
+    /// folder are kept; nothing written deletes anything.
+    Render(RenderArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// The folder to write (made if missing).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    #[arg(long, default_value = "weir")]
+    pub namespace: String,
+    /// The weir image, name[:tag].
+    #[arg(long, default_value = concat!("weir:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+    /// The name weir gives the storage it initialises.
+    #[arg(long, default_value = "weir")]
+    pub name: String,
+    /// bundled (servers on new claims), adopt (servers on existing volumes) or external.
+    #[arg(long, default_value = "bundled")]
+    pub storage: String,
+    /// postgres or mysql.
+    #[arg(long, default_value = "postgres")]
+    pub database: String,
+    /// seaweedfs or minio.
+    #[arg(long, default_value = "seaweedfs")]
+    pub objects: String,
+    /// SERVER=VOLUME: the existing PersistentVolume a server runs on (with --storage adopt);
+    /// repeat for each server.
+    #[arg(long = "adopt-volume")]
+    pub adopt_volume: Vec<String>,
+    /// The StorageClass of the adopted volumes (empty for volumes without one).
+    #[arg(long, default_value = "")]
+    pub storage_class: String,
+    /// KEY=VALUE settings of an external database and bucket (db-scheme, db-host, db-port,
+    /// db-name, artifacts-url, s3-endpoint, s3-region).
+    #[arg(long = "external")]
+    pub external: Vec<String>,
+}
+
+fn server(name: &str) -> anyhow::Result<Server> {
+    Server::parse(name).with_context(|| format!("unknown storage server {name:?} (postgres, mysql, seaweedfs, minio)"))
+}
+
+pub fn run(command: DeployCommand) -> anyhow::Result<ExitCode> {
+    let DeployCommand::Render(args) = command;
+    let storage = match args.storage.as_str() {
+        "bundled" => Storage::Bundled,
+        "adopt" => Storage::Adopt,
+        "external" => Storage::External,
+        other => bail!("unknown storage form {other:?} (bundled, adopt, external)"),
+    };
+    let mut adopt = Vec::new();
+    for pair in &args.adopt_volume {
+        let (name, volume) =
+            pair.split_once('=').with_context(|| format!("--adopt-volume {pair:?} is not SERVER=VOLUME"))?;
+        adopt.push((server(name)?, volume.to_string()));
+    }
+    let mut external = BTreeMap::new();
+    for pair in &args.external {
+        let (key, value) = pair.split_once('=').with_context(|| format!("--external {pair:?} is not KEY=VALUE"))?;
+        external.insert(key.to_string(), value.to_string());
+    }
+    let options = Options {
+        namespace: args.namespace,
+        image: args.image,
+        deployment_name: args.name,
+        storage,
+        database: server(&args.database)?,
+        objects: server(&args.objects)?,
+        adopt,
+        storage_class: args.storage_class,
+        external,
+    };
+    let files = weir_deploy::render(&options)?;
+    let (mut written, mut kept) = (0, 0);
+    for file in files {
+        let path = args.out.join(&file.path);
+        if file.keep_existing && path.exists() {
+            kept += 1;
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot make {}", parent.display()))?;
+        }
+        std::fs::write(&path, &file.content).with_context(|| format!("cannot write {}", path.display()))?;
+        written += 1;
+    }
+    println!("wrote {written} files into {} (kept {kept} existing credential files)", args.out.display());
+    println!("apply: kubectl apply --server-side --force-conflicts -k {}/storage", args.out.display());
+    println!("       kubectl apply --server-side -k {}/app", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
