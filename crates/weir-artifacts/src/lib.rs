@@ -229,6 +229,19 @@ impl ArtifactStore {
         bounded(key, limit, result.bytes()).await
     }
 
+    /// The first `max` bytes of an object and its whole size: a preview that does not read a
+    /// large file whole.
+    pub async fn get_head(&self, key: &str, max: usize) -> ArtifactResult<(Bytes, u64)> {
+        let path = parse_key(key)?;
+        let meta = bounded(key, deadline(0), self.inner.head(&path)).await?;
+        let end = meta.size.min(max as u64);
+        if end == 0 {
+            return Ok((Bytes::new(), meta.size));
+        }
+        let head = bounded(key, deadline(end), self.inner.get_range(&path, 0..end)).await?;
+        Ok((head, meta.size))
+    }
+
     pub async fn exists(&self, key: &str) -> ArtifactResult<bool> {
         let path = parse_key(key)?;
         match bounded(key, deadline(0), self.inner.head(&path)).await {

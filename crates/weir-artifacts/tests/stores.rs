@@ -28,6 +28,11 @@ async fn exercise(store: &ArtifactStore) {
     store.put("pipelines/p/v/pipeline.yaml", data.clone()).await.unwrap();
     store.put("pipelines/p/w/pipeline.yaml", Bytes::from_static(b"x")).await.unwrap();
     assert_eq!(store.get("pipelines/p/v/pipeline.yaml").await.unwrap(), data);
+    let (head, size) = store.get_head("pipelines/p/v/pipeline.yaml", 1000).await.unwrap();
+    assert_eq!((head.len(), size), (1000, 300_000));
+    let (head, size) = store.get_head("pipelines/p/w/pipeline.yaml", 1000).await.unwrap();
+    assert_eq!((&head[..], size), (&b"x"[..], 1));
+    assert!(matches!(store.get_head("missing/key", 10).await, Err(ArtifactError::NotFound(_))));
     assert!(store.exists("pipelines/p/v/pipeline.yaml").await.unwrap());
     assert!(!store.exists("pipelines/p/zzz").await.unwrap());
     assert_eq!(

@@ -64,6 +64,18 @@ impl ExecutionService {
 
     /// The bytes of a file artifact kept in weir's artifact store.
     pub async fn artifact_content(&self, id: &str) -> ServiceResult<Bytes> {
+        let (artifact, key) = self.artifact_key(id).await?;
+        self.ctx.artifacts.get(&key).await.map_err(|e| not_a_file(&artifact, e))
+    }
+
+    /// The first `max` bytes of a file artifact, and its whole size (the UI's previews).
+    pub async fn artifact_head(&self, id: &str, max: usize) -> ServiceResult<(Bytes, u64)> {
+        let (artifact, key) = self.artifact_key(id).await?;
+        self.ctx.artifacts.get_head(&key, max).await.map_err(|e| not_a_file(&artifact, e))
+    }
+
+    /// An artifact and its key in weir's artifact store.
+    async fn artifact_key(&self, id: &str) -> ServiceResult<(Artifact, String)> {
         let artifact = self.artifact(id).await?;
         let key = weir_artifacts::layout::key_for_uri(self.ctx.artifacts.url(), &artifact.uri).ok_or_else(|| {
             ServiceError::invalid(format!(
@@ -71,13 +83,7 @@ impl ExecutionService {
                 artifact.id, artifact.uri
             ))
         })?;
-        self.ctx.artifacts.get(&key).await.map_err(|e| match e {
-            ArtifactError::NotFound(_) => ServiceError::not_found(format!(
-                "artifact {} has no single file (it may be a folder, or metadata only)",
-                artifact.id
-            )),
-            other => other.into(),
-        })
+        Ok((artifact, key))
     }
 
     /// The output of every attempt of the run's steps, oldest first; of one step when `task`
@@ -118,5 +124,16 @@ impl ExecutionService {
         let path = weir_artifacts::layout::attempt_dir(work_dir, run_id, task_id, attempt)
             .join(weir_artifacts::layout::LIVE_LOG);
         tokio::fs::read_to_string(path).await.unwrap_or_default()
+    }
+}
+
+/// A missing object behind an artifact: a folder, or metadata only.
+fn not_a_file(artifact: &Artifact, e: ArtifactError) -> ServiceError {
+    match e {
+        ArtifactError::NotFound(_) => ServiceError::not_found(format!(
+            "artifact {} has no single file (it may be a folder, or metadata only)",
+            artifact.id
+        )),
+        other => other.into(),
     }
 }

@@ -11,12 +11,13 @@ use tower::ServiceExt;
 use weir_artifacts::{ArtifactStore, S3Settings};
 use weir_server::lifecycle::{open_storage, UpgradePolicy};
 use weir_service::{Context, Services};
-use weir_store::{ManualClock, RunStore, RuntimeState, StorageState, TaskKind};
+use weir_store::{Artifact, ManualClock, Progress, RunStore, RuntimeState, StorageState, TaskKind, TaskStore};
 use weir_store_sql::{ConnectSettings, SqlStore};
 
 struct App {
     router: Router,
     services: Services,
+    artifacts: ArtifactStore,
     store: Arc<SqlStore>,
     experiment: String,
     _dir: tempfile::TempDir,
@@ -43,10 +44,10 @@ async fn app() -> App {
         ArtifactStore::open(&format!("file://{}/artifacts", dir.path().display()), &S3Settings::default()).unwrap();
     open_storage(store.as_ref(), &artifacts, UpgradePolicy::Manual, "test", 1).await.unwrap();
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let services = Services::new(Context::new(store.clone(), artifacts, clock));
+    let services = Services::new(Context::new(store.clone(), artifacts.clone(), clock));
     let experiment = services.experiments.default_experiment().await.unwrap().id;
     let router = weir_ui::router(services.clone(), weir_ui::UiConfig::default());
-    App { router, services, store, experiment, _dir: dir }
+    App { router, services, artifacts, store, experiment, _dir: dir }
 }
 
 impl App {
@@ -179,6 +180,12 @@ async fn state_changes_need_the_token_and_leave_nothing_when_refused() {
     let other = app.finished_run("to delete").await;
     let bad = app.post_form("/runs/bulk", Some(&token), &format!("csrf={token}&ids={other}&action=explode")).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // A selection naming a run that no longer exists changes none of the others.
+    let gone = "5ca1e000-0000-4000-8000-000000000009";
+    let stale =
+        app.post_form("/runs/bulk", Some(&token), &format!("csrf={token}&ids={other}&ids={gone}&action=delete")).await;
+    assert_eq!(stale.status, StatusCode::NOT_FOUND);
+    assert!(app.store.get_run(&other).await.is_ok());
     let form = format!("csrf={token}&ids={other}&action=delete&return=%2F%2Fevil.example");
     let deleted = app.post_form("/runs/bulk", Some(&token), &form).await;
     assert_eq!(deleted.status, StatusCode::SEE_OTHER);
@@ -227,4 +234,72 @@ async fn experiments_are_created_from_a_form() {
     let refused = app.post_form("/experiments", Some(&token), &format!("csrf={token}&name=")).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert_eq!(app.services.experiments.list(&params).await.unwrap().items.len(), names.len());
+}
+
+/// An artifact of `run` whose file holds `content`, under the store's key `key`.
+async fn artifact(app: &App, run: &str, id: i64, schema: &str, key: &str, content: &[u8]) -> i64 {
+    app.artifacts.put(key, bytes::Bytes::copy_from_slice(content)).await.unwrap();
+    let task = app.store.list_tasks(run).await.unwrap().pop().unwrap();
+    let artifact = Artifact {
+        id,
+        run_id: run.to_string(),
+        task_id: task.id,
+        name: key.rsplit('/').next().unwrap().to_string(),
+        uri: weir_artifacts::layout::uri_for_key(app.artifacts.url(), key),
+        schema_title: schema.into(),
+        schema_version: "0.0.1".into(),
+        metadata: serde_json::json!({"rows": 100000}),
+        created_at: 1_700_000_000_000,
+        object_count: 1,
+    };
+    let progress = Progress { new_artifacts: vec![artifact], ..Default::default() };
+    app.store.save_progress(run, &progress).await.unwrap();
+    id
+}
+
+#[tokio::test]
+async fn artifacts_are_previewed_rendered_or_sandboxed() {
+    let app = app().await;
+    let run = app.finished_run("with artifacts").await;
+    // A large dataset: only its head is read and shown.
+    let rows: String = (0..200_000).map(|i| format!("{i},row {i}\n")).collect();
+    let dataset = artifact(&app, &run, 1001, "system.Dataset", "data/rows.csv", rows.as_bytes()).await;
+    let page = app.get(&format!("/artifacts/{dataset}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(&format!("first 50 lines of {} bytes", rows.len())), "{}", page.body);
+    assert!(page.body.contains("49,row 49") && !page.body.contains("50,row 50"));
+    // Markdown: rendered, raw HTML shown as text, unsafe links dropped.
+    let markdown = b"# Report\n\n<script>alert(1)</script>\n\n[x](javascript:alert(2)) *fine*\n";
+    let notes = artifact(&app, &run, 1002, "system.Markdown", "data/notes.md", markdown).await;
+    let page = app.get(&format!("/artifacts/{notes}")).await;
+    assert!(page.body.contains("<h1>Report</h1>"), "{}", page.body);
+    assert!(!page.body.contains("<script>alert(1)") && !page.body.contains("href=\"javascript"), "{}", page.body);
+    assert!(page.body.contains("<em>fine</em>"));
+    // HTML: framed with a sandbox, and served as an opaque origin even when opened directly.
+    let html = artifact(&app, &run, 1003, "system.HTML", "data/page.html", b"<script>parent.x=1</script>").await;
+    let page = app.get(&format!("/artifacts/{html}")).await;
+    assert!(page.body.contains(&format!("sandbox=\"allow-scripts\" src=\"/artifacts/{html}/raw\"")), "{}", page.body);
+    let raw = app.get(&format!("/artifacts/{html}/raw")).await;
+    let csp = raw.headers.get(header::CONTENT_SECURITY_POLICY).unwrap().to_str().unwrap();
+    assert!(csp.starts_with("sandbox allow-scripts;") && !csp.contains("allow-same-origin"), "{csp}");
+    // Anything else is a download, never rendered.
+    let raw = app.get(&format!("/artifacts/{dataset}/raw")).await;
+    assert!(raw.headers.get(header::CONTENT_DISPOSITION).unwrap().to_str().unwrap().starts_with("attachment"));
+    assert_eq!(raw.body.len(), rows.len());
+}
+
+#[tokio::test]
+async fn the_storage_page_shows_the_last_check() {
+    let app = app().await;
+    let page = app.get("/storage").await;
+    assert!(page.body.contains("No check has run yet"), "{}", page.body);
+    assert!(page.body.contains("both stores agree"));
+    let report = serde_json::json!({"at": 1_700_000_000_000i64, "ok": false, "problems": ["1 object(s) the metadata refers to are missing"],
+                                    "missing": 1, "orphans": 2, "referenced": 30, "objects": 31});
+    app.artifacts.put(weir_artifacts::LAST_CHECK_KEY, report.to_string().into()).await.unwrap();
+    let page = app.get("/storage?objects=true").await;
+    assert!(page.body.contains("30 references against 31 objects: 1 missing, 2 orphans"), "{}", page.body);
+    assert!(page.body.contains("1 object(s) the metadata refers to are missing"));
+    // weir's own files are not counted among the objects.
+    assert!(page.body.contains("<dt>Objects</dt><dd>0</dd>"), "{}", page.body);
 }

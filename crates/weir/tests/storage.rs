@@ -161,6 +161,12 @@ async fn check_upgrade_and_purge() {
     let report: Value = serde_json::from_slice(&check.stdout).unwrap();
     assert_eq!(report["missing"].as_array().unwrap().len(), 1, "{report}");
     assert_eq!(report["orphans"], json!(["stray.bin"]));
+    // The report stays with the storage for the UI's storage page, and is no orphan itself.
+    let last: Value = serde_json::from_slice(&std::fs::read(artifacts.join(".weir/last-check.json")).unwrap()).unwrap();
+    assert_eq!(
+        (last["ok"].clone(), last["missing"].clone(), last["orphans"].clone()),
+        (json!(false), json!(1), json!(1))
+    );
     // A backup refuses to capture metadata without its objects.
     let refused =
         storage.weir(&["storage", "backup", "-o", storage.data_dir.path().join("b.tar.gz").to_str().unwrap()]);

@@ -14,8 +14,10 @@ use crate::chart::{roc_svg, Curve};
 use crate::view::{time, value_text, Chrome, UiError, UiResult};
 use crate::Ui;
 
-/// How much of a file artifact a preview shows.
+/// How much of a file artifact a preview reads (never the whole of a large dataset).
 const PREVIEW_BYTES: usize = 64 * 1024;
+/// How much of a Markdown artifact is rendered.
+const MARKDOWN_BYTES: usize = 1 << 20;
 const PREVIEW_LINES: usize = 50;
 
 pub(crate) struct Confusion {
@@ -125,23 +127,26 @@ pub(crate) async fn page(State(ui): State<Ui>, chrome: Chrome, Path(id): Path<St
             }
         }
         "system.HTML" => page.html_src = page.raw_href.clone(),
-        "system.Markdown" => {
-            if let Ok(bytes) = ui.services.execution.artifact_content(&id).await {
+        "system.Markdown" => match ui.services.execution.artifact_head(&id, MARKDOWN_BYTES).await {
+            Ok((bytes, size)) => {
                 page.markdown = crate::markdown::render(&String::from_utf8_lossy(&bytes));
+                if size > bytes.len() as u64 {
+                    page.preview_note = format!("the first {} of {size} bytes; download for the rest", bytes.len());
+                }
             }
-        }
+            Err(e) => page.preview_note = e.message,
+        },
         _ => {
             page.metadata = metadata.clone();
-            match ui.services.execution.artifact_content(&id).await {
-                Ok(bytes) => {
-                    let head = &bytes[..bytes.len().min(PREVIEW_BYTES)];
-                    match std::str::from_utf8(head).or_else(|e| std::str::from_utf8(&head[..e.valid_up_to()])) {
+            match ui.services.execution.artifact_head(&id, PREVIEW_BYTES).await {
+                Ok((head, size)) => {
+                    match std::str::from_utf8(&head).or_else(|e| std::str::from_utf8(&head[..e.valid_up_to()])) {
                         Ok(text) if !text.contains('\0') => {
                             let lines: Vec<&str> = text.lines().take(PREVIEW_LINES).collect();
                             page.preview = lines.join("\n");
-                            page.preview_note = format!("first {} lines of {} bytes", lines.len(), bytes.len());
+                            page.preview_note = format!("first {} lines of {size} bytes", lines.len());
                         }
-                        _ => page.preview_note = format!("{} bytes of binary data", bytes.len()),
+                        _ => page.preview_note = format!("{size} bytes of binary data"),
                     }
                 }
                 Err(e) => page.preview_note = e.message,

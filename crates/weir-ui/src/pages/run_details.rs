@@ -103,9 +103,12 @@ fn level_href(chrome: &Chrome, run_id: &str, dag: &str, node: &str) -> String {
     href
 }
 
-fn parse_spec(run: &Run) -> Result<PipelineSpec, UiError> {
-    PipelineSpec::parse(&run.pipeline_spec)
-        .map_err(|e| UiError::internal(format!("the run's spec cannot be read: {e}")))
+/// A run, its tasks and its spec, read through the run service.
+async fn load(ui: &Ui, id: &str) -> UiResult<(Run, Vec<Task>, PipelineSpec)> {
+    let (run, tasks) = ui.services.runs.get(id).await?;
+    let spec = PipelineSpec::parse(&run.pipeline_spec)
+        .map_err(|e| UiError::internal(format!("the run's spec cannot be read: {e}")))?;
+    Ok((run, tasks, spec))
 }
 
 /// The level's graph (or a loop's iterations) and the run's state line.
@@ -163,8 +166,7 @@ pub(crate) async fn page(
     Path(id): Path<String>,
     Query(focus): Query<Focus>,
 ) -> UiResult {
-    let (run, all_tasks) = ui.services.runs.get(&id).await?;
-    let spec = parse_spec(&run)?;
+    let (run, all_tasks, spec) = load(&ui, &id).await?;
     let tasks = Tasks::new(&all_tasks);
     let now = ui.services.context.clock.now_ms();
     let live = live_view(&chrome, &run, &spec, &tasks, &focus, now)?;
@@ -248,19 +250,6 @@ impl LinkLevel for Task {
     }
 }
 
-/// `GET /runs/{id}/graph`: the state line and graph, as the live stream sends them.
-pub(crate) async fn graph_fragment(
-    State(ui): State<Ui>,
-    chrome: Chrome,
-    Path(id): Path<String>,
-    Query(focus): Query<Focus>,
-) -> UiResult {
-    let (run, all_tasks) = ui.services.runs.get(&id).await?;
-    let spec = parse_spec(&run)?;
-    let live = live_view(&chrome, &run, &spec, &Tasks::new(&all_tasks), &focus, ui.services.context.clock.now_ms())?;
-    Ok(no_store(html(LiveFragment { live: &live })?))
-}
-
 /// `GET /runs/{id}/events`: the live fragment each time it changes, until the run ends.
 pub(crate) async fn events(
     State(ui): State<Ui>,
@@ -294,8 +283,7 @@ fn async_stream_unfold(
         }
         loop {
             let rendered = async {
-                let (run, all_tasks) = at.ui.services.runs.get(&at.id).await?;
-                let spec = parse_spec(&run)?;
+                let (run, all_tasks, spec) = load(&at.ui, &at.id).await?;
                 let now = at.ui.services.context.clock.now_ms();
                 let live = live_view(&at.chrome, &run, &spec, &Tasks::new(&all_tasks), &at.focus, now)?;
                 let text = LiveFragment { live: &live }.render()?;
@@ -327,20 +315,6 @@ fn async_stream_unfold(
         }
     })
     .flat_map(|events| futures::stream::iter(events.into_iter().map(Ok::<_, Infallible>)))
-}
-
-/// `GET /runs/{id}/nodes/{task}`: a node's panel alone.
-pub(crate) async fn node_fragment(
-    State(ui): State<Ui>,
-    chrome: Chrome,
-    Path((id, task)): Path<(String, String)>,
-) -> UiResult {
-    let (run, all_tasks) = ui.services.runs.get(&id).await?;
-    let spec = parse_spec(&run)?;
-    let tasks = Tasks::new(&all_tasks);
-    let task = tasks.get(&task).ok_or_else(|| UiError::bad_request(format!("run {id} has no task {task:?}")))?;
-    let panel = node_panel(&ui, &chrome, &run, &spec, &tasks, task).await?;
-    html(panel)
 }
 
 /// `GET /runs/{id}/nodes/{task}/log`: the step's log as a file.

@@ -298,13 +298,19 @@ pub(crate) async fn bulk(State(ui): State<Ui>, chrome: Chrome, body: Bytes) -> U
     if ids.is_empty() {
         return Err(UiError::bad_request("no runs selected"));
     }
+    if !matches!(action.as_str(), "archive" | "unarchive" | "delete") {
+        return Err(UiError::bad_request(format!("unknown action {action:?}")));
+    }
     let runs = &ui.services.runs;
+    // Every selected run must exist before any is changed, so a stale selection changes none.
+    for id in &ids {
+        runs.get(id).await?;
+    }
     for id in &ids {
         match action.as_str() {
             "archive" => runs.archive(id).await?,
             "unarchive" => runs.unarchive(id).await?,
-            "delete" => runs.delete(id).await?,
-            other => return Err(UiError::bad_request(format!("unknown action {other:?}"))),
+            _ => runs.delete(id).await?,
         }
     }
     Ok(chrome.see_other(&safe_return(&return_to, "/runs")))
