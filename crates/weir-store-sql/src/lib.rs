@@ -159,6 +159,9 @@ impl Default for ConnectSettings {
     }
 }
 
+/// How long a SQLite writer waits for another to finish before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl SqlStore {
     /// Connects to the database a URL names: `sqlite://PATH`, `mysql://…`, `postgres://…`.
     pub async fn connect(url: &str, settings: &ConnectSettings) -> StoreResult<Self> {
@@ -178,7 +181,7 @@ impl SqlStore {
                     // would fsync on every commit, which dominates step latency.
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(30))
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .log_statements(tracing::log::LevelFilter::Trace);
                 if let Some(parent) = options.get_filename().parent() {
                     if !parent.as_os_str().is_empty() {
@@ -194,22 +197,8 @@ impl SqlStore {
                 // A connection to a local file does not go stale, so neither pool pings it
                 // before handing it out: that ping was a round trip to SQLite's worker thread
                 // per transaction, on every step's path.
-                sqlite_writer = Some(
-                    SqlitePoolOptions::new()
-                        .max_connections(1)
-                        .test_before_acquire(false)
-                        .acquire_timeout(settings.acquire_timeout)
-                        .connect_with(options.clone())
-                        .await
-                        .map_err(|e| unavailable(url, e))?,
-                );
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(settings.max_connections)
-                    .test_before_acquire(false)
-                    .acquire_timeout(settings.acquire_timeout)
-                    .connect_with(options)
-                    .await
-                    .map_err(|e| unavailable(url, e))?;
+                sqlite_writer = Some(connect_sqlite(url, &options, 1, settings).await?);
+                let pool = connect_sqlite(url, &options, settings.max_connections, settings).await?;
                 Pools::Sqlite(pool)
             }
             Dialect::MySql => {
@@ -322,6 +311,41 @@ async fn create_postgres_database(url: &str, options: &PgConnectOptions) -> Stor
         }
     }
     Ok(())
+}
+
+/// Opens a pool on a SQLite file. Several weirs opening a new file at the same moment race to
+/// switch it to WAL; the loser of that race is told SQLITE_BUSY at once, without SQLite's busy
+/// handler (waiting could deadlock inside the switch), so the open is retried for as long as
+/// the busy timeout would have waited.
+async fn connect_sqlite(
+    url: &str,
+    options: &SqliteConnectOptions,
+    max_connections: u32,
+    settings: &ConnectSettings,
+) -> StoreResult<SqlitePool> {
+    let deadline = std::time::Instant::now() + SQLITE_BUSY_TIMEOUT;
+    loop {
+        let attempt = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .test_before_acquire(false)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options.clone())
+            .await;
+        match attempt {
+            Ok(pool) => return Ok(pool),
+            Err(e) if is_sqlite_busy(&e) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(unavailable(url, e)),
+        }
+    }
+}
+
+/// SQLite's primary result code is the low byte of the extended one: 5 is SQLITE_BUSY (with
+/// its variants 261 recovery, 517 snapshot), 6 SQLITE_LOCKED.
+fn is_sqlite_busy(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else { return false };
+    db.code().and_then(|code| code.parse::<i64>().ok()).is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 fn unavailable(url: &str, e: sqlx::Error) -> StoreError {
