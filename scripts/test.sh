@@ -49,6 +49,19 @@ if [ -z "${WEIR_K8S_BIN:-}" ]; then
   export WEIR_K8S_BIN
 fi
 
+# The Kubernetes end-to-end test's stand-in for SeaweedFS's S3 API on a volume: s3s-fs, an S3
+# server on a folder, built once per version (~3 minutes cold).
+s3s_version=0.13.0
+s3s_dir=$cache/s3s-fs-$s3s_version
+if [ ! -x "$s3s_dir/bin/s3s-fs" ]; then
+  echo "== installing s3s-fs $s3s_version into $s3s_dir" >&2
+  mkdir -p "$cache"
+  tmp=$(mktemp -d "$s3s_dir.XXXXXX")
+  cargo install --quiet --locked --features binary --version "$s3s_version" --root "$tmp" s3s-fs >&2
+  mv -T "$tmp" "$s3s_dir" 2>/dev/null || rm -rf "$tmp"
+fi
+export WEIR_S3S_FS=$s3s_dir/bin/s3s-fs
+
 mkdir -p target
 # The object stores the Rust tests use, on free loopback ports: a real S3-protocol server (moto)
 # with the bucket `weir-test`, and Azurite with the container `weir-test`.

@@ -15,7 +15,7 @@ import yaml
 from conftest import REPO_ROOT
 
 DEPLOY = REPO_ROOT / 'deploy'
-OVERLAYS = ['app', 'storage/bundled', 'storage/adopt', 'storage/external']
+OVERLAYS = ['app', 'storage/bundled', 'storage/adopt', 'storage/external', 'upgrade']
 BIN = Path(sys.executable).parent
 SCHEMAS = ['1.25.0', '1.37.0']
 DATA_KINDS = {'PersistentVolume', 'PersistentVolumeClaim', 'Namespace', 'StatefulSet'}

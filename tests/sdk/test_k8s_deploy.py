@@ -113,7 +113,7 @@ def cluster(tmp_path_factory):
         subprocess.run(['bash', str(SCRIPTS / 'down.sh'), str(folder)], timeout=60)
 
 
-@pytest.mark.parametrize('overlay', ['storage/bundled', 'storage/external', 'app'])
+@pytest.mark.parametrize('overlay', ['storage/bundled', 'storage/external', 'app', 'upgrade'])
 def test_every_overlay_applies(cluster, overlay):
     namespace = 'apply-' + overlay.replace('/', '-')
     cluster.kubectl('create', 'namespace', namespace)

@@ -109,6 +109,14 @@ impl fmt::Debug for S3Settings {
     }
 }
 
+/// One object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub modified_ms: i64,
+}
+
 /// The identity marker written to both stores on first start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityMarker {
@@ -268,6 +276,67 @@ impl ArtifactStore {
         let mut keys: Vec<String> = objects.into_iter().map(|o| o.location.to_string()).collect();
         keys.sort();
         Ok(keys)
+    }
+
+    /// Keys under a prefix with each object's size and last change (milliseconds since the
+    /// epoch), sorted by key.
+    pub async fn list_meta(&self, prefix: &str) -> ArtifactResult<Vec<ObjectInfo>> {
+        // A listing's prefix is a folder: "a/b/" and "a/b" name the same one.
+        let folder = prefix.trim_end_matches('/');
+        let path = if folder.is_empty() { None } else { Some(parse_key(folder)?) };
+        let objects: Vec<_> = self.inner.list(path.as_ref()).try_collect().await.map_err(|e| map_err(prefix, e))?;
+        let mut listed: Vec<ObjectInfo> = objects
+            .into_iter()
+            .map(|o| ObjectInfo {
+                key: o.location.to_string(),
+                size: o.size,
+                modified_ms: o.last_modified.timestamp_millis(),
+            })
+            .collect();
+        listed.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(listed)
+    }
+
+    /// Uploads a local file in parts, so a backup of any size passes through bounded memory.
+    /// The object appears whole or not at all (a multipart upload completes atomically).
+    pub async fn put_file(&self, key: &str, file: &std::path::Path) -> ArtifactResult<u64> {
+        let path = parse_key(key)?;
+        let mut source = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| ArtifactError::Unavailable(format!("cannot read {}: {e}", file.display())))?;
+        let mut writer = object_store::buffered::BufWriter::new(self.inner.clone(), path);
+        let copied = match tokio::io::copy(&mut source, &mut writer).await {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = writer.abort().await;
+                return Err(ArtifactError::Unavailable(format!("cannot upload {key}: {e}")));
+            }
+        };
+        tokio::io::AsyncWriteExt::shutdown(&mut writer)
+            .await
+            .map_err(|e| ArtifactError::Unavailable(format!("cannot upload {key}: {e}")))?;
+        Ok(copied)
+    }
+
+    /// Downloads an object into a local file, streaming.
+    pub async fn get_to_file(&self, key: &str, file: &std::path::Path) -> ArtifactResult<u64> {
+        let path = parse_key(key)?;
+        let result = bounded(key, deadline(0), self.inner.get(&path)).await?;
+        let mut stream = result.into_stream();
+        let mut target = tokio::fs::File::create(file)
+            .await
+            .map_err(|e| ArtifactError::Unavailable(format!("cannot write {}: {e}", file.display())))?;
+        let mut written = 0u64;
+        while let Some(chunk) = stream.try_next().await.map_err(|e| map_err(key, e))? {
+            tokio::io::AsyncWriteExt::write_all(&mut target, &chunk)
+                .await
+                .map_err(|e| ArtifactError::Unavailable(format!("cannot write {}: {e}", file.display())))?;
+            written += chunk.len() as u64;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut target)
+            .await
+            .map_err(|e| ArtifactError::Unavailable(format!("cannot write {}: {e}", file.display())))?;
+        Ok(written)
     }
 
     /// Reads the identity marker, if the store has one.

@@ -188,6 +188,19 @@ pub fn render(options: &Options) -> Result<Vec<File>, DeployError> {
         content: format!("{HEADER}{}", yaml(&app)),
         keep_existing: false,
     });
+    // The schema upgrade Job, for the same image: applied on its own when an upgrade needs it.
+    let upgrade = json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": options.namespace,
+        "resources": ["../base/upgrade"],
+        "images": [{"name": "weir", "newName": image_name, "newTag": image_tag}],
+    });
+    files.push(File {
+        path: "upgrade/kustomization.yaml".into(),
+        content: format!("{HEADER}{}", yaml(&upgrade)),
+        keep_existing: false,
+    });
     let name_setting = json!({"name": "weir-storage", "behavior": "merge", "literals": [format!("deployment-name={}", options.deployment_name)]});
     let mut storage = json!({
         "apiVersion": "kustomize.config.k8s.io/v1beta1",

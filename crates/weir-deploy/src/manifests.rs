@@ -42,4 +42,6 @@ pub const FILES: &[(&str, &str)] = &[
     ("storage/servers/database.env", include_str!("../../../deploy/storage/servers/database.env")),
     ("storage/servers/kustomization.yaml", include_str!("../../../deploy/storage/servers/kustomization.yaml")),
     ("storage/servers/objects.env", include_str!("../../../deploy/storage/servers/objects.env")),
+    ("upgrade/job.yaml", include_str!("../../../deploy/upgrade/job.yaml")),
+    ("upgrade/kustomization.yaml", include_str!("../../../deploy/upgrade/kustomization.yaml")),
 ];

@@ -457,10 +457,38 @@ async fn auto_upgrade_at_start(dialect: Dialect) {
     let head = *weir_store_sql::migration_versions(dialect).iter().max().unwrap();
     assert_eq!(after["metadata"]["schema_version"], json!(head), "{after}");
     assert_eq!(after["metadata"]["pending_migrations"], json!([]));
-    let backups: Vec<_> = std::fs::read_dir(storage.data_dir.path().join("backups")).unwrap().flatten().collect();
-    assert_eq!(backups.len(), 1, "the upgrade took its backup first");
-    assert!(backups[0].file_name().to_string_lossy().starts_with("weir-backup-v5-"));
+    // The backup goes beside the data it protects: the data folder for a local store, the
+    // object store itself (under .weir/backups/) for a remote one.
+    let listed = storage.weir(&["storage", "backups", "--output", "json"]);
+    ok(&listed);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let stored = listed["backups"].as_array().unwrap();
+    let name = if dialect == Dialect::Sqlite {
+        assert!(stored.is_empty(), "{listed}");
+        let backups: Vec<_> = std::fs::read_dir(storage.data_dir.path().join("backups")).unwrap().flatten().collect();
+        assert_eq!(backups.len(), 1, "the upgrade took its backup first");
+        backups[0].file_name().to_string_lossy().to_string()
+    } else {
+        assert!(!storage.data_dir.path().join("backups").exists(), "no local copy is left behind");
+        assert_eq!(stored.len(), 1, "the upgrade took its backup first, into the store: {listed}");
+        assert!(stored[0]["size"].as_u64().unwrap() > 0, "{listed}");
+        stored[0]["name"].as_str().unwrap().to_string()
+    };
+    assert!(name.starts_with("weir-backup-v5-"), "{name}");
     ok(&storage.weir(&["storage", "check"]));
+    if dialect != Dialect::Sqlite {
+        // The stored backup is fetched and restores the pre-upgrade data on other storage.
+        let fetched = storage.data_dir.path().join("fetched.tar.gz");
+        ok(&storage.weir(&["storage", "backups", "--get", &name, "-o", fetched.to_str().unwrap()]));
+        let elsewhere = Storage::new(Dialect::Sqlite);
+        ok(&elsewhere.weir(&["storage", "restore", "-i", fetched.to_str().unwrap()]));
+        assert_eq!(status(&elsewhere)["metadata"]["schema_version"], json!(5));
+        assert_eq!(status(&elsewhere)["metadata"]["rows"], before["metadata"]["rows"]);
+        let missing = storage.weir(&["storage", "backups", "--get", "no-such.tar.gz", "-o", fetched.to_str().unwrap()]);
+        assert!(!missing.status.success());
+        assert!(String::from_utf8_lossy(&missing.stderr).contains("no backup named no-such.tar.gz"));
+        elsewhere.db.drop_database().await;
+    }
     storage.db.drop_database().await;
 }
 

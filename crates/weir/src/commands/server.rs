@@ -76,7 +76,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
                     &store,
                     &artifacts,
                     false,
-                    &settings.data_dir.join("backups"),
+                    &super::storage::BackupTarget::default_for(&settings),
                 )
                 .await
                 {

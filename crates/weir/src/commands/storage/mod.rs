@@ -2,6 +2,7 @@
 
 mod archive;
 mod backup;
+mod backups;
 mod check;
 mod purge;
 mod references;
@@ -19,6 +20,7 @@ use weir_store_sql::SqlStore;
 
 use crate::config::{Settings, StorageArgs};
 
+pub(crate) use backups::BackupTarget;
 pub(crate) use upgrade::upgrade_storage;
 
 /// A lease renewed less than this long ago means a weir is still serving.
@@ -48,9 +50,24 @@ pub enum StorageCommand {
         /// Print the plan and change nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Where the backup taken first goes (default: DATA_DIR/backups).
+        /// Where the backup taken first goes: `store` (the artifact store, under
+        /// .weir/backups/) or a folder. Default: the store when it is remote (S3, GCS, Azure),
+        /// else DATA_DIR/backups.
+        #[arg(long, alias = "backup-dir", value_parser = BackupTarget::parse)]
+        backup_to: Option<BackupTarget>,
+    },
+    /// List the backups kept in the artifact store (an upgrade's), or fetch one to a file.
+    Backups {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// The backup to fetch (its name as listed).
         #[arg(long)]
-        backup_dir: Option<PathBuf>,
+        get: Option<String>,
+        /// Where --get writes the backup.
+        #[arg(short, long)]
+        output_file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
     },
     /// Write both stores to one portable, checksummed archive.
     Backup {
@@ -91,7 +108,10 @@ pub async fn run(command: StorageCommand) -> anyhow::Result<ExitCode> {
     match command {
         StorageCommand::Status { storage, output } => status::run(&storage, output).await,
         StorageCommand::Check { storage, output } => check::run(&storage, output).await,
-        StorageCommand::Upgrade { storage, dry_run, backup_dir } => upgrade::run(&storage, dry_run, backup_dir).await,
+        StorageCommand::Upgrade { storage, dry_run, backup_to } => upgrade::run(&storage, dry_run, backup_to).await,
+        StorageCommand::Backups { storage, get, output_file, output } => {
+            backups::run(&storage, get.as_deref(), output_file.as_deref(), output).await
+        }
         StorageCommand::Backup { storage, output } => backup::run(&storage, &output).await,
         StorageCommand::Restore { storage, input } => restore::run(&storage, &input).await,
         StorageCommand::Purge { storage, yes, confirm_name } => {

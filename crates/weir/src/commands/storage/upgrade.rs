@@ -2,7 +2,6 @@
 //! backup, then apply migrations one version at a time. Safe to run again after a failure:
 //! applied versions are recorded and skipped.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::bail;
@@ -10,14 +9,14 @@ use weir_artifacts::ArtifactStore;
 use weir_store::{SchemaState, StoreAdmin};
 use weir_store_sql::SqlStore;
 
-use super::backup::write_backup;
+use super::backups::{take_backup, BackupTarget};
 use super::{describe_leases, live_leases, open};
 use crate::config::{Settings, StorageArgs};
 
-pub async fn run(args: &StorageArgs, dry_run: bool, backup_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &StorageArgs, dry_run: bool, backup_to: Option<BackupTarget>) -> anyhow::Result<ExitCode> {
     let opened = open(args).await?;
-    let backup_dir = backup_dir.unwrap_or_else(|| opened.settings.data_dir.join("backups"));
-    let code = match upgrade_storage(&opened.settings, &opened.store, &opened.artifacts, dry_run, &backup_dir).await {
+    let target = backup_to.unwrap_or_else(|| BackupTarget::default_for(&opened.settings));
+    let code = match upgrade_storage(&opened.settings, &opened.store, &opened.artifacts, dry_run, &target).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("weir: {e:#}");
@@ -34,7 +33,7 @@ pub async fn upgrade_storage(
     store: &SqlStore,
     artifacts: &ArtifactStore,
     dry_run: bool,
-    backup_dir: &Path,
+    backup_to: &BackupTarget,
 ) -> anyhow::Result<()> {
     let (identity, applied, known) = match store.schema_state().await? {
         SchemaState::Empty => bail!("the metadata store is empty: `weir server` initialises new storage"),
@@ -78,9 +77,9 @@ pub async fn upgrade_storage(
     }
     // Unique even for two upgrades started in the same millisecond.
     let unique = uuid::Uuid::new_v4().simple().to_string();
-    let backup = backup_dir.join(format!("weir-backup-v{current}-{}-{}.tar.gz", super::now_ms(), &unique[..8]));
-    write_backup(settings, store, artifacts, &backup).await?;
-    eprintln!("backup taken: {}", backup.display());
+    let name = format!("weir-backup-v{current}-{}-{}.tar.gz", super::now_ms(), &unique[..8]);
+    let (place, _) = take_backup(settings, store, artifacts, backup_to, &name).await?;
+    eprintln!("backup taken: {place}");
     let bar = super::backup::progress(pending.len() as u64, "migrating");
     // Another upgrade may be applying the same migrations: each is applied once, under the
     // migration lock, by whichever upgrade gets there first.
