@@ -131,6 +131,15 @@ def reinstall_pipeline(text: str = 'kept on the volumes'):
     shout(data=produce(text=text).outputs['data'])
 
 
+def deploy_check(weir_bin: Path, cluster: Cluster):
+    done = subprocess.run([str(weir_bin), 'deploy', 'check', '--kubeconfig', cluster.kubeconfig, '--namespace', NS,
+                           '--output', 'json'], capture_output=True, text=True, timeout=120)
+    assert done.returncode in (0, 1), done.stderr
+    report = json.loads(done.stdout)
+    assert (done.returncode == 0) == (report['problems'] == []), report
+    return report
+
+
 def snapshot(base: str, s3, bucket: str) -> dict:
     def listing(path: str, key: str):
         body = requests.get(f'{base}/apis/v2beta1/{path}', params={'page_size': 1000}, timeout=30).json()
@@ -236,6 +245,15 @@ def test_reinstall_on_adopted_volumes_brings_everything_back_and_upgrades(kube, 
     before = snapshot(base, s3, 'weir')
     assert any('loud' in key for key in before['objects']), before['objects']
     identity = s3.get_object(Bucket='weir', Key='artifacts/.weir/identity.json')['Body'].read()
+    # `weir deploy check` sees the claims bound to the retained volumes, the pair of stores
+    # the pod serves and a schema that is the image's.
+    report = deploy_check(weir_bin, cluster)
+    assert report['problems'] == [] and report['warnings'] == [], report
+    assert [(c['name'], c['phase'], c['volume'], c['reclaim_policy']) for c in report['claims']] == [
+        ('postgres-pvc', 'Bound', 'e2e-postgres', 'Retain'), ('seaweedfs-pvc', 'Bound', 'e2e-objects', 'Retain')]
+    assert report['storage']['identity'] == json.loads(identity)['id'] == report['storage']['artifact_identity']
+    assert report['storage']['schema_version'] == report['storage']['head_version'] == 7, report
+    assert report['app']['image'] == 'weir:e2e'
 
     # Delete the app: the weir pod goes, nothing else.
     rendered_app = subprocess.run([KUBECTL, 'kustomize', str(overlay / 'app')], capture_output=True, text=True,
@@ -286,6 +304,8 @@ def test_reinstall_on_adopted_volumes_brings_everything_back_and_upgrades(kube, 
     messages = wait(refusal, bool, describe=why)
     assert 'weir storage upgrade' in messages[0], messages
     assert ready_ip(cluster, 'weir') is None, 'a weir never serves a schema it cannot'
+    report = deploy_check(weir_bin, cluster)
+    assert report['storage'] is None and any('weir storage upgrade' in p for p in report['problems']), report
 
     apply_folder(cluster, overlay / 'upgrade')
     job = wait(lambda: [j for j in cluster.get('jobs', NS) if j['metadata']['name'] == 'weir-upgrade'][0],
@@ -295,6 +315,9 @@ def test_reinstall_on_adopted_volumes_brings_everything_back_and_upgrades(kube, 
     backups = [o['Key'] for o in s3.list_objects_v2(Bucket='weir', Prefix='artifacts/.weir/backups/').get('Contents', [])]
     assert len(backups) == 1 and backups[0].split('/')[-1].startswith('weir-backup-v6-'), backups
     base = f'http://{wait(lambda: ready_ip(cluster, "weir"), bool, timeout=180, describe=why)}:8888'
+    report = deploy_check(weir_bin, cluster)
+    assert report['problems'] == [] and report['storage']['schema_version'] == 7, report
+    assert report['storage']['identity'] == json.loads(identity)['id']
     after = snapshot(base, s3, 'weir')
     for key in ('pipelines', 'versions', 'experiments', 'runs'):
         assert after[key] == before[key], key

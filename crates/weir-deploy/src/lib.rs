@@ -3,6 +3,7 @@
 //! and bucket elsewhere) and which servers. What it writes only creates and updates objects:
 //! nothing in it deletes, and an existing deployment's credentials are never replaced.
 
+pub mod check;
 pub mod manifests;
 
 use std::collections::BTreeMap;

@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/apis/v2beta1", v2)
         .route("/apis/weir/v1/openapi.json", get(openapi_json))
+        .route("/apis/weir/v1/storage", get(api::healthz::storage))
         .route("/apis/weir/v1/runs/{id}/tasks", get(api::execution::tasks))
         .route("/apis/weir/v1/runs/{id}/logs", get(api::execution::logs))
         .route("/apis/weir/v1/artifacts/{id}", get(api::execution::artifact))

@@ -9,6 +9,22 @@ use serde_json::json;
 
 const V2: &str = "/apis/v2beta1";
 
+/// What `weir deploy check` reads through the Kubernetes service proxy.
+#[tokio::test]
+async fn storage_names_its_identities_and_schema() {
+    let app = TestApp::new().await;
+    let r = app.get("/apis/weir/v1/storage").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let head = *weir_store_sql::migration_versions(weir_store_sql::Dialect::Sqlite).iter().max().unwrap();
+    assert_eq!(r.body["schema_version"], json!(head));
+    assert_eq!(r.body["head_version"], json!(head));
+    assert_eq!(r.body["pending_migrations"], json!([]));
+    assert_eq!(r.body["dialect"], json!("sqlite"));
+    assert_eq!(r.body["identity"], r.body["artifact_identity"], "{}", r.body);
+    assert_eq!(r.body["weir_version"], json!(env!("CARGO_PKG_VERSION")));
+    app.finish().await;
+}
+
 #[tokio::test]
 async fn healthz_and_not_found_shapes() {
     let app = TestApp::new().await;

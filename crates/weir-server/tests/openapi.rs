@@ -55,6 +55,7 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/apis/v2beta1/recurringruns/x:enable", "/apis/v2beta1/recurringruns/{recurring_run_id}:enable"),
     ("POST", "/apis/v2beta1/recurringruns/x:disable", "/apis/v2beta1/recurringruns/{recurring_run_id}:disable"),
     ("GET", "/apis/weir/v1/openapi.json", "/apis/weir/v1/openapi.json"),
+    ("GET", "/apis/weir/v1/storage", "/apis/weir/v1/storage"),
     ("GET", "/apis/weir/v1/runs/x/tasks", "/apis/weir/v1/runs/{run_id}/tasks"),
     ("GET", "/apis/weir/v1/runs/x/logs", "/apis/weir/v1/runs/{run_id}/logs"),
     ("GET", "/apis/weir/v1/artifacts/1", "/apis/weir/v1/artifacts/{artifact_id}"),

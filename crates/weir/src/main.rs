@@ -58,7 +58,7 @@ fn main() -> std::process::ExitCode {
             Command::ConfigMap(command) => {
                 commands::step_config::run(commands::step_config::Kind::ConfigMap, command).await
             }
-            Command::Deploy(command) => commands::deploy::run(command),
+            Command::Deploy(command) => commands::deploy::run(command).await,
             Command::Openapi => Ok(std::process::ExitCode::SUCCESS),
         }
     });

@@ -60,3 +60,56 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(Readiness { ready, metadata_error: metadata, artifacts_error: artifacts }))
 }
+
+/// What `GET /apis/weir/v1/storage` answers: which storage this weir serves, and whether its
+/// schema is this weir's. `weir deploy check` reads it through the Kubernetes API's service
+/// proxy; the stores themselves are not reachable from outside the cluster.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StorageInfo {
+    /// The identity recorded in the metadata store.
+    #[schema(required = true)]
+    pub identity: Option<String>,
+    /// The identity marker in the artifact store (the same as `identity` when they pair).
+    #[schema(required = true)]
+    pub artifact_identity: Option<String>,
+    /// The deployment name the storage was initialised under.
+    #[schema(required = true)]
+    pub deployment: Option<String>,
+    pub dialect: String,
+    pub artifacts_url: String,
+    /// The store's schema version.
+    #[schema(required = true)]
+    pub schema_version: Option<i64>,
+    /// The newest schema version this weir knows.
+    #[schema(required = true)]
+    pub head_version: Option<i64>,
+    pub pending_migrations: Vec<i64>,
+    /// This weir's version.
+    pub weir_version: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/apis/weir/v1/storage",
+    operation_id = "getStorage",
+    tag = "weir",
+    summary = "The storage this weir serves: identities in both stores and schema versions.",
+    responses(
+        (status = 200, description = "OK", body = StorageInfo),
+        (status = 503, response = crate::openapi::responses::Unavailable),
+    )
+)]
+pub async fn storage(State(state): State<AppState>) -> crate::error::ApiResult<Json<StorageInfo>> {
+    let status = state.services.storage.status(false).await?;
+    Ok(Json(StorageInfo {
+        identity: status.identity,
+        artifact_identity: status.artifact_identity,
+        deployment: status.deployment,
+        dialect: status.dialect.to_string(),
+        artifacts_url: status.artifacts_url,
+        schema_version: status.schema_version,
+        head_version: status.head_version,
+        pending_migrations: status.pending_migrations,
+        weir_version: env!("CARGO_PKG_VERSION").to_string(),
+    }))
+}

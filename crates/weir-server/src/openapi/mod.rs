@@ -24,7 +24,7 @@ use weir_api_model::{
     PipelineVersionReference, RecurringRun, Run, RunDetails, RuntimeConfig, RuntimeStatus, Status, Trigger,
 };
 
-use crate::api::healthz::Readiness;
+use crate::api::healthz::{Readiness, StorageInfo};
 use crate::error::{StatusBody, StatusDetail, StatusTypeUrl, UploadError};
 use params::{ExperimentFilter, PipelineFilter, PipelineVersionFilter, RecurringRunFilter, RunFilter};
 use responses::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, UploadBadRequest, UploadForm};
@@ -88,6 +88,7 @@ const DESCRIPTION: &str = "The Kubeflow Pipelines v2beta1 REST API as weir serve
         crate::api::step_config::delete_config_map,
         crate::openapi_json,
         crate::api::healthz::readyz,
+        crate::api::healthz::storage,
         crate::observability::metrics_endpoint,
     ),
     components(
@@ -101,7 +102,7 @@ const DESCRIPTION: &str = "The Kubeflow Pipelines v2beta1 REST API as weir serve
             RecurringRunMode, RecurringRunStatus, RecurringRunInput, ListRecurringRunsResponse, PipelineFilter,
             PipelineVersionFilter, ExperimentFilter, RunFilter, RecurringRunFilter, FilterOperation, Int64Input,
             FilterIntValues, FilterStringValues, ArtifactType, Artifact, TaskIo, TaskKind, Task, ListTasksResponse,
-            Readiness, UploadForm, UploadBadRequest,
+            Readiness, StorageInfo, UploadForm, UploadBadRequest,
         ),
         responses(BadRequest, NotFound, Conflict, PayloadTooLarge, Unavailable),
     ),

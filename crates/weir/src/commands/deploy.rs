@@ -1,4 +1,5 @@
-//! `weir deploy render`: a deployment's kustomize overlay (crates/weir-deploy).
+//! `weir deploy render`: a deployment's kustomize overlay; `weir deploy check`: a live
+//! namespace read through the Kubernetes API (both in crates/weir-deploy).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +14,22 @@ pub enum DeployCommand {
     /// `kubectl apply --server-side -k`, over `base/` (the manifests). Credentials already in the
     /// folder are kept; nothing written deletes anything.
     Render(RenderArgs),
+    /// Read a live namespace through the Kubernetes API: whether the storage's claims are bound
+    /// (and to volumes that outlive them), which storage the weir pod serves (the identity in
+    /// both stores), and the stores' schema version against the image's. Exits 1 on a problem.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[arg(long, default_value = "weir")]
+    pub namespace: String,
+    /// The kubeconfig to use (default: KUBECONFIG, ~/.kube/config, or the pod's account).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// `text` for people, `json` for scripts.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,8 +71,25 @@ fn server(name: &str) -> anyhow::Result<Server> {
     Server::parse(name).with_context(|| format!("unknown storage server {name:?} (postgres, mysql, seaweedfs, minio)"))
 }
 
-pub fn run(command: DeployCommand) -> anyhow::Result<ExitCode> {
-    let DeployCommand::Render(args) = command;
+pub async fn run(command: DeployCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        DeployCommand::Render(args) => render(args),
+        DeployCommand::Check(args) => check(args).await,
+    }
+}
+
+async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let client = weir_deploy::check::client(args.kubeconfig.as_deref()).await?;
+    let report = weir_deploy::check::check(&client, &args.namespace).await?;
+    if args.output == "json" {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
     let storage = match args.storage.as_str() {
         "bundled" => Storage::Bundled,
         "adopt" => Storage::Adopt,
