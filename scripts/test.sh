@@ -136,6 +136,16 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+# The release binary and the OCI image made from it (no registry, no daemon; tests/sdk/test_image.py
+# runs it). The release build's target folder is cached outside the clone: its dependencies are
+# built once per machine, then only weir's own crates are.
+echo "== release binary and OCI image" >&2
+started=$SECONDS
+CARGO_TARGET_DIR=$cache/release-target cargo build --release --locked -p weir
+bash scripts/image/build.sh "$cache/release-target/release/weir" target/image
+export WEIR_IMAGE_DIR=$root/target/image
+echo "== release binary and image in $((SECONDS - started)) s" >&2
+
 echo "== kfp SDK compatibility suite" >&2
 export WEIR_BIN="$root/target/debug/weir"
 # -rs: a skipped test says why (the shared-fixture tests where ../shared is missing).

@@ -147,3 +147,30 @@ def test_every_pair_of_storage_servers_renders_and_validates(database, objects, 
         check = subprocess.run([str(BIN / 'kubernetes-validate'), '--strict', '--quiet', '-k', version,
                                 str(rendered)], capture_output=True, text=True, timeout=120)
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_weir_deploy_render_reads_the_deploy_section_of_weir_yaml(weir_bin, tmp_path):
+    config = tmp_path / 'weir.yaml'
+    config.write_text(
+        'version: 1\nname: prod\n'
+        'deploy:\n  namespace: ml\n  image: registry.example/weir:9.9.9\n  storage: adopt\n'
+        '  database: mysql\n  adopt_volumes: {mysql: pv-a, seaweedfs: pv-b}\n  storage_class: standard\n')
+    out = tmp_path / 'overlay'
+    done = subprocess.run([str(weir_bin), 'deploy', 'render', '--config', str(config), '--out', str(out),
+                           '--adopt-volume', 'seaweedfs=pv-c'], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    app = yaml.safe_load((out / 'app/kustomization.yaml').read_text())
+    assert app['namespace'] == 'ml'
+    assert app['images'] == [{'name': 'weir', 'newName': 'registry.example/weir', 'newTag': '9.9.9'}]
+    upgrade = yaml.safe_load((out / 'upgrade/kustomization.yaml').read_text())
+    assert upgrade['images'] == app['images'] and upgrade['namespace'] == 'ml'
+    storage = (out / 'storage/kustomization.yaml').read_text() + (out / 'storage/volumes.yaml').read_text()
+    # The flag replaced the file's seaweedfs volume; the file's mysql volume and name stay.
+    assert 'pv-a' in storage and 'pv-c' in storage and 'pv-b' not in storage, storage
+    assert 'deployment-name=prod' in storage and 'mysql-pv-claim' in storage
+    # A misspelt key is refused with its name, and nothing is written.
+    config.write_text('version: 1\ndeploy:\n  namespaces: ml\n')
+    refused = subprocess.run([str(weir_bin), 'deploy', 'render', '--config', str(config), '--out',
+                              str(tmp_path / 'never')], capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and 'namespaces' in refused.stderr, refused.stderr
+    assert not (tmp_path / 'never').exists()

@@ -50,6 +50,27 @@ pub struct FileConfig {
     pub executor: ExecutorSection,
     #[serde(default)]
     pub scheduler: SchedulerSection,
+    #[serde(default)]
+    pub deploy: DeploySection,
+}
+
+/// How `weir deploy render` lays out the deployment on Kubernetes; its flags override these.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploySection {
+    pub namespace: Option<String>,
+    pub image: Option<String>,
+    /// bundled, adopt or external.
+    pub storage: Option<String>,
+    pub database: Option<String>,
+    pub objects: Option<String>,
+    /// Server name to the existing PersistentVolume it runs on (storage: adopt).
+    #[serde(default)]
+    pub adopt_volumes: std::collections::BTreeMap<String, String>,
+    pub storage_class: Option<String>,
+    /// Settings of an external database and bucket (storage: external).
+    #[serde(default)]
+    pub external: std::collections::BTreeMap<String, String>,
 }
 
 /// Recurring runs.

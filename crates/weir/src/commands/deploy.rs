@@ -1,7 +1,6 @@
 //! `weir deploy render`: a deployment's kustomize overlay; `weir deploy check`: a live
 //! namespace read through the Kubernetes API (both in crates/weir-deploy).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -37,30 +36,35 @@ pub struct RenderArgs {
     /// The folder to write (made if missing).
     #[arg(long, short)]
     pub out: PathBuf,
-    #[arg(long, default_value = "weir")]
-    pub namespace: String,
-    /// The weir image, name[:tag].
-    #[arg(long, default_value = concat!("weir:", env!("CARGO_PKG_VERSION")))]
-    pub image: String,
-    /// The name weir gives the storage it initialises.
-    #[arg(long, default_value = "weir")]
-    pub name: String,
+    /// A weir.yaml whose `deploy:` section (and `name`) give the choices below; flags override.
+    #[arg(long, env = "WEIR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// [default: weir]
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// The weir image, name[:tag]. [default: weir:THIS_VERSION]
+    #[arg(long)]
+    pub image: Option<String>,
+    /// The name weir gives the storage it initialises. [default: weir]
+    #[arg(long)]
+    pub name: Option<String>,
     /// bundled (servers on new claims), adopt (servers on existing volumes) or external.
-    #[arg(long, default_value = "bundled")]
-    pub storage: String,
-    /// postgres or mysql.
-    #[arg(long, default_value = "postgres")]
-    pub database: String,
-    /// seaweedfs or minio.
-    #[arg(long, default_value = "seaweedfs")]
-    pub objects: String,
+    /// [default: bundled]
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// postgres or mysql. [default: postgres]
+    #[arg(long)]
+    pub database: Option<String>,
+    /// seaweedfs or minio. [default: seaweedfs]
+    #[arg(long)]
+    pub objects: Option<String>,
     /// SERVER=VOLUME: the existing PersistentVolume a server runs on (with --storage adopt);
     /// repeat for each server.
     #[arg(long = "adopt-volume")]
     pub adopt_volume: Vec<String>,
     /// The StorageClass of the adopted volumes (empty for volumes without one).
-    #[arg(long, default_value = "")]
-    pub storage_class: String,
+    #[arg(long)]
+    pub storage_class: Option<String>,
     /// KEY=VALUE settings of an external database and bucket (db-scheme, db-host, db-port,
     /// db-name, artifacts-url, s3-endpoint, s3-region).
     #[arg(long = "external")]
@@ -90,32 +94,44 @@ async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
-    let storage = match args.storage.as_str() {
+    let (file, file_name) = match &args.config {
+        Some(path) => {
+            let config = crate::config::load_file(path)?;
+            (config.deploy, config.name)
+        }
+        None => Default::default(),
+    };
+    let storage = match args.storage.as_deref().or(file.storage.as_deref()).unwrap_or("bundled") {
         "bundled" => Storage::Bundled,
         "adopt" => Storage::Adopt,
         "external" => Storage::External,
         other => bail!("unknown storage form {other:?} (bundled, adopt, external)"),
     };
-    let mut adopt = Vec::new();
+    // Flags name servers one by one; a server named by a flag replaces the file's entry.
+    let mut volumes = file.adopt_volumes.clone();
     for pair in &args.adopt_volume {
         let (name, volume) =
             pair.split_once('=').with_context(|| format!("--adopt-volume {pair:?} is not SERVER=VOLUME"))?;
-        adopt.push((server(name)?, volume.to_string()));
+        volumes.insert(name.to_string(), volume.to_string());
     }
-    let mut external = BTreeMap::new();
+    let mut adopt = Vec::new();
+    for (name, volume) in volumes {
+        adopt.push((server(&name)?, volume));
+    }
+    let mut external = file.external.clone();
     for pair in &args.external {
         let (key, value) = pair.split_once('=').with_context(|| format!("--external {pair:?} is not KEY=VALUE"))?;
         external.insert(key.to_string(), value.to_string());
     }
     let options = Options {
-        namespace: args.namespace,
-        image: args.image,
-        deployment_name: args.name,
+        namespace: args.namespace.or(file.namespace).unwrap_or_else(|| "weir".into()),
+        image: args.image.or(file.image).unwrap_or_else(|| concat!("weir:", env!("CARGO_PKG_VERSION")).into()),
+        deployment_name: args.name.or(file_name).unwrap_or_else(|| "weir".into()),
         storage,
-        database: server(&args.database)?,
-        objects: server(&args.objects)?,
+        database: server(args.database.as_deref().or(file.database.as_deref()).unwrap_or("postgres"))?,
+        objects: server(args.objects.as_deref().or(file.objects.as_deref()).unwrap_or("seaweedfs"))?,
         adopt,
-        storage_class: args.storage_class,
+        storage_class: args.storage_class.or(file.storage_class).unwrap_or_default(),
         external,
     };
     let files = weir_deploy::render(&options)?;
@@ -135,5 +151,6 @@ fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
     println!("wrote {written} files into {} (kept {kept} existing credential files)", args.out.display());
     println!("apply: kubectl apply --server-side --force-conflicts -k {}/storage", args.out.display());
     println!("       kubectl apply --server-side -k {}/app", args.out.display());
+    println!("upgrade (after applying a new image): kubectl apply --server-side -k {}/upgrade", args.out.display());
     Ok(ExitCode::SUCCESS)
 }
