@@ -7,6 +7,7 @@ to their claims; deleting the app leaves them bound; deleting the namespace leav
 Released and retained, and applying the adoption again binds them to the new claims, more than
 once; the ServiceAccount can do what the step driver needs in its namespace and nothing outside.
 """
+import contextlib
 import json
 import os
 import socket
@@ -96,21 +97,29 @@ class Cluster:
                 for v in self.get('pv')}
 
 
-@pytest.fixture(scope='module')
-def cluster(tmp_path_factory):
+@contextlib.contextmanager
+def control_plane(tmp_path_factory, name: str):
+    """A control plane on loopback for a module's tests: (its folder, its API port)."""
     bin_dir = os.environ.get('WEIR_K8S_BIN')
     if not bin_dir:
         built = subprocess.run(['bash', str(SCRIPTS / 'build.sh')], capture_output=True, text=True)
         assert built.returncode == 0, f'building the control plane failed:\n{built.stderr[-3000:]}'
         bin_dir = built.stdout.strip().splitlines()[-1]
-    folder = tmp_path_factory.mktemp('k8s')
-    up = subprocess.run(['bash', str(SCRIPTS / 'up.sh'), bin_dir, str(folder), str(free_port_triple())],
+    folder = tmp_path_factory.mktemp(name)
+    port = free_port_triple()
+    up = subprocess.run(['bash', str(SCRIPTS / 'up.sh'), bin_dir, str(folder), str(port)],
                         capture_output=True, text=True, timeout=180)
     try:
         assert up.returncode == 0, f'the control plane did not start:\n{up.stdout}{up.stderr}'
-        yield Cluster(folder / 'kubeconfig')
+        yield folder, port
     finally:
         subprocess.run(['bash', str(SCRIPTS / 'down.sh'), str(folder)], timeout=60)
+
+
+@pytest.fixture(scope='module')
+def cluster(tmp_path_factory):
+    with control_plane(tmp_path_factory, 'k8s') as (folder, _):
+        yield Cluster(folder / 'kubeconfig')
 
 
 @pytest.mark.parametrize('overlay', ['storage/bundled', 'storage/external', 'app', 'upgrade'])

@@ -26,7 +26,7 @@ from kfp import compiler, dsl
 
 from conftest import REPO_ROOT
 from kubelet import Kubelet, Launch
-from test_k8s_deploy import KUBECTL, SCRIPTS, Cluster, apply_folder, free_port_triple, render
+from test_k8s_deploy import KUBECTL, Cluster, apply_folder, control_plane, render
 
 PG_SHIM = Path(__file__).parent / 'k8s_images' / 'postgres.sh'
 NS = 'weir'
@@ -52,25 +52,13 @@ def images(weir_bin: Path) -> dict:
 
 @pytest.fixture(scope='module')
 def kube(tmp_path_factory, weir_bin):
-    bin_dir = os.environ.get('WEIR_K8S_BIN')
-    if not bin_dir:
-        built = subprocess.run(['bash', str(SCRIPTS / 'build.sh')], capture_output=True, text=True)
-        assert built.returncode == 0, f'building the control plane failed:\n{built.stderr[-3000:]}'
-        bin_dir = built.stdout.strip().splitlines()[-1]
-    folder = tmp_path_factory.mktemp('k8s-e2e')
-    port = free_port_triple()
-    up = subprocess.run(['bash', str(SCRIPTS / 'up.sh'), bin_dir, str(folder), str(port)],
-                        capture_output=True, text=True, timeout=180)
-    kubelet = None
-    try:
-        assert up.returncode == 0, f'the control plane did not start:\n{up.stdout}{up.stderr}'
+    with control_plane(tmp_path_factory, 'k8s-e2e') as (folder, port):
         kubelet = Kubelet(folder, port, images(weir_bin))
-        kubelet.start()
-        yield Cluster(folder / 'kubeconfig'), kubelet
-    finally:
-        if kubelet:
+        try:
+            kubelet.start()
+            yield Cluster(folder / 'kubeconfig'), kubelet
+        finally:
             kubelet.stop()
-        subprocess.run(['bash', str(SCRIPTS / 'down.sh'), str(folder)], timeout=60)
 
 
 def wait(what, check, timeout=120.0, describe=lambda: ''):
@@ -212,17 +200,9 @@ def test_reinstall_on_adopted_volumes_brings_everything_back_and_upgrades(kube, 
                           aws_secret_access_key=objects_env['secretkey'])
         return f'http://{weir_ip}:8888', s3
 
-    # The bucket is made once, by the administrator, before weir's first start (as for KFP).
-    cluster.kubectl('create', 'namespace', NS)
-    apply_folder(cluster, overlay / 'storage', force=True)
-    s3_ip = wait(lambda: ready_ip(cluster, 'seaweedfs'), bool, describe=why)
-    boto3.client('s3', endpoint_url=f'http://{s3_ip}:9000', region_name='us-east-1',
-                 aws_access_key_id=objects_env['accesskey'],
-                 aws_secret_access_key=objects_env['secretkey']).create_bucket(Bucket='weir')
-    cluster.kubectl('delete', 'namespace', NS, '--wait=true', '--timeout=120s')
-    wait(cluster.volumes, lambda v: v['e2e-postgres'][0] == 'Released' and v['e2e-objects'][0] == 'Released')
-
+    # The first start makes the bucket in the new S3 server, as KFP's API server does.
     base, s3 = install()
+    assert 'weir' in [b['Name'] for b in s3.list_buckets()['Buckets']]
     client = kfp.Client(host=base)
     package = tmp_path / 'pipeline.yaml'
     compiler.Compiler().compile(reinstall_pipeline, str(package))

@@ -128,6 +128,16 @@ pub struct IdentityMarker {
 pub struct ArtifactStore {
     inner: Arc<dyn ObjectStore>,
     url: String,
+    /// The S3 bucket behind the store, when it is one on an explicit endpoint (MinIO,
+    /// SeaweedFS, any S3-compatible server): what `ensure_bucket` needs.
+    bucket: Option<Arc<S3Bucket>>,
+}
+
+struct S3Bucket {
+    client: object_store::aws::AmazonS3,
+    endpoint: String,
+    name: String,
+    region: String,
 }
 
 impl fmt::Debug for ArtifactStore {
@@ -143,6 +153,7 @@ impl ArtifactStore {
             .map_err(|e| ArtifactError::InvalidUrl(format!("invalid artifact store URL {url:?}: {e}")))?;
         let prefix = parsed.path().trim_matches('/').to_string();
         let bucket = parsed.host_str().unwrap_or_default().to_string();
+        let mut s3_bucket = None;
         let inner: Arc<dyn ObjectStore> = match parsed.scheme() {
             "file" => {
                 let path = parsed.to_file_path().map_err(|_| {
@@ -154,7 +165,7 @@ impl ArtifactStore {
                 let local = LocalFileSystem::new_with_prefix(&path)
                     .map_err(|e| ArtifactError::Unavailable(e.to_string()))?
                     .with_automatic_cleanup(true);
-                return Ok(Self { inner: Arc::new(local), url: url.to_string() });
+                return Ok(Self { inner: Arc::new(local), url: url.to_string(), bucket: None });
             }
             "s3" => {
                 require_bucket(&bucket, url)?;
@@ -197,7 +208,23 @@ impl ArtifactStore {
                 if let Some(allow_http) = s3.allow_http {
                     builder = builder.with_allow_http(allow_http);
                 }
-                Arc::new(builder.build().map_err(|e| ArtifactError::InvalidUrl(format!("S3 store {url}: {e}")))?)
+                let client = builder.build().map_err(|e| ArtifactError::InvalidUrl(format!("S3 store {url}: {e}")))?;
+                let endpoint = s3.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+                if let Some(endpoint) = endpoint {
+                    let region = s3
+                        .region
+                        .clone()
+                        .or_else(|| std::env::var("AWS_REGION").ok())
+                        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                        .unwrap_or_else(|| "us-east-1".into());
+                    s3_bucket = Some(Arc::new(S3Bucket {
+                        client: client.clone(),
+                        endpoint: endpoint.trim_end_matches('/').to_string(),
+                        name: bucket.clone(),
+                        region,
+                    }));
+                }
+                Arc::new(client)
             }
             "gs" => {
                 require_bucket(&bucket, url)?;
@@ -217,7 +244,47 @@ impl ArtifactStore {
         };
         let inner: Arc<dyn ObjectStore> =
             if prefix.is_empty() { inner } else { Arc::new(PrefixStore::new(inner, Path::from(prefix))) };
-        Ok(Self { inner, url: url.to_string() })
+        Ok(Self { inner, url: url.to_string(), bucket: s3_bucket })
+    }
+
+    /// Makes the bucket when it does not exist, as KFP's API server does for its own at start,
+    /// so a new in-cluster MinIO or SeaweedFS needs no hand step. Only for an S3-compatible
+    /// server named by an endpoint: on AWS itself (no endpoint), on GCS and Azure, making
+    /// buckets is left to whoever owns the account. Returns whether a bucket was made.
+    pub async fn ensure_bucket(&self) -> ArtifactResult<bool> {
+        let Some(bucket) = &self.bucket else { return Ok(false) };
+        let credential = bucket.client.credentials().get_credential().await.map_err(|e| map_err(&bucket.name, e))?;
+        let url = format!("{}/{}", bucket.endpoint, bucket.name);
+        let unavailable = |what: &str, e: &dyn fmt::Display| {
+            ArtifactError::Unavailable(format!("cannot {what} bucket {}: {e}", bucket.name))
+        };
+        let send = |method: http::Method| {
+            let mut request = http::Request::builder()
+                .method(method.clone())
+                .uri(&url)
+                .body(object_store::client::HttpRequestBody::empty())
+                .map_err(|e| unavailable("address the", &e))?;
+            object_store::aws::AwsAuthorizer::new(&credential, "s3", &bucket.region).authorize(&mut request, None);
+            let client = reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .map_err(|e| unavailable("reach the", &e))?;
+            Ok::<_, ArtifactError>(client.request(method, &url).headers(request.headers().clone()).send())
+        };
+        let found = send(http::Method::HEAD)?.await.map_err(|e| unavailable("look for the", &e))?;
+        // 403: it exists and belongs to someone, or these credentials may not look; either way
+        // it is not ours to make.
+        if found.status() != reqwest::StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        let made = send(http::Method::PUT)?.await.map_err(|e| unavailable("make the", &e))?;
+        if made.status().is_success() || made.status() == reqwest::StatusCode::CONFLICT {
+            return Ok(made.status().is_success());
+        }
+        let status = made.status();
+        let body = made.text().await.unwrap_or_default();
+        Err(unavailable("make the", &format!("{status}: {}", body.chars().take(300).collect::<String>())))
     }
 
     pub fn url(&self) -> &str {

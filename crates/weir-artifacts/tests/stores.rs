@@ -91,6 +91,44 @@ async fn s3_server() {
     exercise_bucket("s3", &settings).await;
 }
 
+/// A bucket that does not exist is made (once); one that does is left alone; a local folder
+/// has no bucket. Files go up and come down in parts, and listings carry sizes.
+#[tokio::test]
+async fn s3_bucket_is_made_when_missing_and_files_stream() {
+    let endpoint = std::env::var("WEIR_TEST_S3_ENDPOINT")
+        .expect("WEIR_TEST_S3_ENDPOINT must name the test S3 server (scripts/test.sh starts one)");
+    let settings = S3Settings {
+        endpoint: Some(endpoint),
+        region: Some("us-east-1".into()),
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
+        ..Default::default()
+    };
+    let name = format!("weir-new-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let store = ArtifactStore::open(&format!("s3://{name}/artifacts"), &settings).unwrap();
+    assert!(store.list("").await.is_err(), "the bucket does not exist yet");
+    assert!(store.ensure_bucket().await.unwrap(), "made");
+    assert!(!store.ensure_bucket().await.unwrap(), "already there");
+    assert!(store.list("").await.unwrap().is_empty());
+    let existing = ArtifactStore::open(&format!("s3://weir-test/{name}"), &settings).unwrap();
+    assert!(!existing.ensure_bucket().await.unwrap());
+
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..12_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.path().join("big"), &big).unwrap();
+    assert_eq!(store.put_file(".weir/backups/b.tar.gz", &dir.path().join("big")).await.unwrap(), big.len() as u64);
+    let listed = store.list_meta(".weir/backups/").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].key.as_str(), listed[0].size), (".weir/backups/b.tar.gz", big.len() as u64));
+    assert!(listed[0].modified_ms > 0);
+    store.get_to_file(".weir/backups/b.tar.gz", &dir.path().join("back")).await.unwrap();
+    assert!(std::fs::read(dir.path().join("back")).unwrap() == big, "the same bytes come back");
+    assert!(matches!(store.get_to_file("missing", &dir.path().join("x")).await, Err(ArtifactError::NotFound(_))));
+
+    let local = ArtifactStore::open(&format!("file://{}/a", dir.path().display()), &S3Settings::default()).unwrap();
+    assert!(!local.ensure_bucket().await.unwrap());
+}
+
 #[tokio::test]
 async fn azure_emulator() {
     require_env("Azure (Azurite)", &["AZURE_STORAGE_USE_EMULATOR", "AZURITE_BLOB_STORAGE_URL"]);

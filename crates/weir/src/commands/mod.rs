@@ -22,3 +22,12 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<(Arc<SqlStore>, 
         .with_context(|| format!("cannot open the artifact store {}", settings.artifacts_url))?;
     Ok((Arc::new(store), artifacts))
 }
+
+/// The name this machine (or pod) goes by in server leases.
+pub(crate) fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}

@@ -64,6 +64,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     init_tracing(&settings);
     let ui_base_path = weir_ui::normalise_base_path(&args.ui_base_path).map_err(anyhow::Error::msg)?;
     let (store, artifacts) = super::open_stores(&settings).await?;
+    // A new in-cluster S3 server (the bundled SeaweedFS or MinIO) has no bucket yet.
+    match artifacts.ensure_bucket().await {
+        Ok(true) => tracing::info!(artifacts = %settings.artifacts_url, "made the artifact store's bucket"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "the artifact store's bucket could not be made"),
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // `upgrade: auto` takes the same path as `weir storage upgrade`: plan, backup, migrate.
     if settings.upgrade == UpgradePolicy::Auto {
@@ -107,7 +113,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let lease = Lease {
         id: uuid::Uuid::new_v4().to_string(),
         deployment: settings.name.clone(),
-        host: hostname(),
+        host: super::hostname(),
         pid: std::process::id() as i64,
         version: env!("CARGO_PKG_VERSION").to_string(),
         schema_version: weir_store_sql::migration_versions(store.dialect()).into_iter().max().unwrap_or_default(),
@@ -281,14 +287,6 @@ fn python_driver(
             None
         }
     }
-}
-
-pub(crate) fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 async fn shutdown_signal() {

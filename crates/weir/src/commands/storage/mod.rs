@@ -140,7 +140,7 @@ pub(crate) fn now_ms() -> i64 {
 /// no longer a weir (killed with SIGKILL: nothing released their lease).
 pub(crate) async fn live_leases(store: &dyn MetadataStore) -> anyhow::Result<Vec<Lease>> {
     let now = now_ms();
-    let host = crate::commands::server::hostname();
+    let host = crate::commands::hostname();
     Ok(store
         .leases()
         .await?
