@@ -31,6 +31,9 @@ enum Command {
     /// Kubernetes: write a deployment's kustomize overlay (docs/kubernetes.md).
     #[command(subcommand)]
     Deploy(commands::deploy::DeployCommand),
+    /// Bring another installation's storage over (a dry run: nothing is written).
+    #[command(subcommand)]
+    Import(commands::import::ImportCommand),
     /// Print the OpenAPI document of the HTTP API (what `GET /apis/weir/v1/openapi.json` serves).
     Openapi,
 }
@@ -59,6 +62,7 @@ fn main() -> std::process::ExitCode {
                 commands::step_config::run(commands::step_config::Kind::ConfigMap, command).await
             }
             Command::Deploy(command) => commands::deploy::run(command).await,
+            Command::Import(command) => commands::import::run(command).await,
             Command::Openapi => Ok(std::process::ExitCode::SUCCESS),
         }
     });

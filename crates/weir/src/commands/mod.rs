@@ -1,4 +1,5 @@
 pub mod deploy;
+pub mod import;
 pub mod run;
 pub mod server;
 pub mod step_config;

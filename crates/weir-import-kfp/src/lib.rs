@@ -1,0 +1,31 @@
+//! `weir import kfp`: reads a Kubeflow Pipelines installation's storage, its `mlpipeline`
+//! database (MySQL or PostgreSQL) and its bucket, and maps what it holds onto weir's model.
+//!
+//! KFP's stores are only read: one read-only snapshot transaction, object HEADs. This first
+//! part plans: it maps pipelines, versions, experiments, runs and recurring runs, and reports
+//! what would be imported (counts by kind, namespace and state), what cannot be and why (codes
+//! with sample ids), and per-kind checksums of the mapped fields, which the apply step will
+//! compare with what weir holds afterwards. Facts about KFP's tables are from its models
+//! (`backend/src/apiserver/model/*.go` at the 2.0.0 to 2.17.0 tags) and are described in
+//! docs/import-kfp.md.
+
+mod map;
+mod plan;
+mod report;
+pub mod source;
+
+pub use plan::{plan, PlanOptions};
+pub use report::{Counts, Report, Warning};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The command was asked something it cannot do.
+    #[error("{0}")]
+    Invalid(String),
+    /// KFP's database could not be read.
+    #[error("{0}")]
+    Source(String),
+    /// KFP's bucket could not be read.
+    #[error("{0}")]
+    Objects(String),
+}
