@@ -38,11 +38,16 @@ def s3s_binary() -> str:
     return path
 
 
-def images(weir_bin: Path) -> dict:
-    s3s = s3s_binary()
+def images(weir_bin: Path, image_dir: Path) -> dict:
+    """Local stand-ins for the images, their files copied into `image_dir` as an image carries
+    its own: a pod's emptyDir on /tmp must not hide a binary that lives under /tmp (a clone there)."""
+    for source, name in [(weir_bin, 'weir'), (PG_SHIM, 'postgres.sh'), (Path(s3s_binary()), 's3s-fs')]:
+        shutil.copy2(source, image_dir / name)
+        os.chmod(image_dir / name, 0o755)
+    s3s = image_dir / 's3s-fs'
     return {
-        'weir': lambda spec: Launch([str(weir_bin), *spec['args']]),
-        'postgres': lambda spec: Launch(['bash', str(PG_SHIM)], private_dirs=['/var/run/postgresql']),
+        'weir': lambda spec: Launch([str(image_dir / 'weir'), *spec['args']]),
+        'postgres': lambda spec: Launch(['bash', str(image_dir / 'postgres.sh')], private_dirs=['/var/run/postgresql']),
         # SeaweedFS's S3 API on its volume, played by s3s-fs (an S3 server on a folder).
         'chrislusf/seaweedfs': lambda spec: Launch([
             'sh', '-c', f'exec {s3s} --host 0.0.0.0 --port 9000 --access-key "$AWS_ACCESS_KEY_ID" '
@@ -52,13 +57,18 @@ def images(weir_bin: Path) -> dict:
 
 @pytest.fixture(scope='module')
 def kube(tmp_path_factory, weir_bin):
-    with control_plane(tmp_path_factory, 'k8s-e2e') as (folder, port):
-        kubelet = Kubelet(folder, port, images(weir_bin))
-        try:
-            kubelet.start()
-            yield Cluster(folder / 'kubeconfig'), kubelet
-        finally:
-            kubelet.stop()
+    image_dir = Path(tempfile.mkdtemp(prefix='weir-e2e-images-', dir='/var/tmp'))
+    os.chmod(image_dir, 0o755)
+    try:
+        with control_plane(tmp_path_factory, 'k8s-e2e') as (folder, port):
+            kubelet = Kubelet(folder, port, images(weir_bin, image_dir))
+            try:
+                kubelet.start()
+                yield Cluster(folder / 'kubeconfig'), kubelet
+            finally:
+                kubelet.stop()
+    finally:
+        shutil.rmtree(image_dir, ignore_errors=True)
 
 
 def wait(what, check, timeout=120.0, describe=lambda: ''):
