@@ -67,6 +67,19 @@ fn require_env(server: &str, names: &[&str]) {
     }
 }
 
+/// The test S3 server (moto) and its credentials.
+fn test_s3() -> S3Settings {
+    let endpoint = std::env::var("WEIR_TEST_S3_ENDPOINT")
+        .expect("WEIR_TEST_S3_ENDPOINT must name the test S3 server (scripts/test.sh starts one)");
+    S3Settings {
+        endpoint: Some(endpoint),
+        region: Some("us-east-1".into()),
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn local_folder() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,15 +92,7 @@ async fn local_folder() {
 
 #[tokio::test]
 async fn s3_server() {
-    let endpoint = std::env::var("WEIR_TEST_S3_ENDPOINT")
-        .expect("WEIR_TEST_S3_ENDPOINT must name the test S3 server (scripts/test.sh starts one)");
-    let settings = S3Settings {
-        endpoint: Some(endpoint),
-        region: Some("us-east-1".into()),
-        access_key_id: Some("test".into()),
-        secret_access_key: Some("test".into()),
-        ..Default::default()
-    };
+    let settings = test_s3();
     exercise_bucket("s3", &settings).await;
 }
 
@@ -95,15 +100,7 @@ async fn s3_server() {
 /// has no bucket. Files go up and come down in parts, and listings carry sizes.
 #[tokio::test]
 async fn s3_bucket_is_made_when_missing_and_files_stream() {
-    let endpoint = std::env::var("WEIR_TEST_S3_ENDPOINT")
-        .expect("WEIR_TEST_S3_ENDPOINT must name the test S3 server (scripts/test.sh starts one)");
-    let settings = S3Settings {
-        endpoint: Some(endpoint),
-        region: Some("us-east-1".into()),
-        access_key_id: Some("test".into()),
-        secret_access_key: Some("test".into()),
-        ..Default::default()
-    };
+    let settings = test_s3();
     let name = format!("weir-new-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let store = ArtifactStore::open(&format!("s3://{name}/artifacts"), &settings).unwrap();
     assert!(store.list("").await.is_err(), "the bucket does not exist yet");

@@ -80,6 +80,15 @@ pub fn spec_format(spec: &str) -> &'static str {
     }
 }
 
+/// The spec a run or recurring run carries itself (v2 IR, else v1 Argo) and its format.
+pub fn own_spec(row: &TextRow) -> (Option<&str>, &'static str) {
+    match (text(row, "PipelineSpecManifest"), text(row, "WorkflowSpecManifest")) {
+        (v2, _) if !v2.trim().is_empty() => (Some(v2), spec_format(v2)),
+        (_, v1) if !v1.trim().is_empty() => (Some(v1), spec_format(v1)),
+        _ => (None, "none"),
+    }
+}
+
 pub fn sha256(text: &str) -> String {
     hex(&Sha256::digest(text.as_bytes()))
 }

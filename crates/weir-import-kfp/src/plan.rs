@@ -127,6 +127,16 @@ fn uri_key(uri: &str) -> Option<String> {
     }
 }
 
+/// A run's or recurring run's experiment: its column, or on KFP 1.x rows its
+/// `resource_references` row.
+fn experiment_of(row: &crate::source::TextRow, id: &str, referenced: &BTreeMap<String, String>) -> String {
+    Some(text(row, "ExperimentUUID"))
+        .filter(|e| !e.is_empty())
+        .map(str::to_string)
+        .or_else(|| referenced.get(id).cloned())
+        .unwrap_or_default()
+}
+
 pub async fn plan(options: &PlanOptions) -> Result<Report, ImportError> {
     let mut source = Source::open(&options.database_url).await?;
     let result = read(&mut source, options).await;
@@ -307,11 +317,7 @@ async fn read(source: &mut Source, options: &PlanOptions) -> Result<Report, Impo
     source
         .for_each_row("run_details", RUN_COLUMNS, "UUID", |row| {
             let id = text(&row, "UUID").to_string();
-            let experiment_id = Some(text(&row, "ExperimentUUID"))
-                .filter(|e| !e.is_empty())
-                .map(str::to_string)
-                .or_else(|| referenced_experiment.get(&id).cloned())
-                .unwrap_or_default();
+            let experiment_id = experiment_of(&row, &id, &referenced_experiment);
             if !experiment_id.is_empty() && !experiments.contains(&experiment_id) {
                 warnings.add(
                     "ORPHAN_ROW",
@@ -327,11 +333,7 @@ async fn read(source: &mut Source, options: &PlanOptions) -> Result<Report, Impo
                     &id,
                 );
             }
-            let (spec, format) = match (text(&row, "PipelineSpecManifest"), text(&row, "WorkflowSpecManifest")) {
-                (v2, _) if !v2.trim().is_empty() => (Some(v2), map::spec_format(v2)),
-                (_, v1) if !v1.trim().is_empty() => (Some(v1), map::spec_format(v1)),
-                _ => (None, "none"),
-            };
+            let (spec, format) = map::own_spec(&row);
             if format == "argo" {
                 warnings.add("V1_NOT_RUNNABLE", "a KFP v1 (Argo) pipeline: kept as history, weir runs IR only", &id);
             }
@@ -384,11 +386,7 @@ async fn read(source: &mut Source, options: &PlanOptions) -> Result<Report, Impo
     source
         .for_each_row("jobs", JOB_COLUMNS, "UUID", |row| {
             let id = text(&row, "UUID").to_string();
-            let (spec, format) = match (text(&row, "PipelineSpecManifest"), text(&row, "WorkflowSpecManifest")) {
-                (v2, _) if !v2.trim().is_empty() => (Some(v2), map::spec_format(v2)),
-                (_, v1) if !v1.trim().is_empty() => (Some(v1), map::spec_format(v1)),
-                _ => (None, "none"),
-            };
+            let (spec, format) = map::own_spec(&row);
             if spec.is_none() {
                 warnings.add(
                     "UNPINNED_SCHEDULE",
@@ -417,11 +415,7 @@ async fn read(source: &mut Source, options: &PlanOptions) -> Result<Report, Impo
                     map::seconds(&row, "PeriodicScheduleEndTimeInSec"),
                 )
             };
-            let experiment_id = Some(text(&row, "ExperimentUUID"))
-                .filter(|e| !e.is_empty())
-                .map(str::to_string)
-                .or_else(|| referenced_experiment.get(&id).cloned())
-                .unwrap_or_default();
+            let experiment_id = experiment_of(&row, &id, &referenced_experiment);
             let mapped = map::RecurringRun {
                 id: id.clone(),
                 display_name: text(&row, "DisplayName").to_string(),
