@@ -9,11 +9,13 @@
 //! (`backend/src/apiserver/model/*.go` at the 2.0.0 to 2.17.0 tags) and are described in
 //! docs/import-kfp.md.
 
+mod apply;
 mod map;
 mod plan;
 mod report;
 pub mod source;
 
+pub use apply::{apply, source_id, Applied, KindApplied, Target};
 pub use plan::{plan, PlanOptions};
 pub use report::{Counts, Report, Warning};
 
@@ -28,4 +30,7 @@ pub enum ImportError {
     /// KFP's bucket could not be read.
     #[error("{0}")]
     Objects(String),
+    /// Weir's stores could not be written.
+    #[error("{0}")]
+    Target(String),
 }

@@ -35,11 +35,15 @@ pub fn namespace(row: &TextRow) -> String {
 /// A run's state in KFP's v2 words: `State` when set, else the v1 `Conditions` word, as KFP's
 /// `RuntimeState.ToV2` reads them.
 pub fn run_state(row: &TextRow) -> &'static str {
-    let word = match text(row, "State").trim() {
-        "" => text(row, "Conditions").trim(),
-        state => state,
-    };
-    match word.to_ascii_lowercase().as_str() {
+    match text(row, "State").trim() {
+        "" => state_word(text(row, "Conditions")),
+        state => state_word(state),
+    }
+}
+
+/// One of KFP's state words (v2, or v1 `Conditions`) as a v2 state.
+pub fn state_word(word: &str) -> &'static str {
+    match word.trim().to_ascii_lowercase().as_str() {
         "succeeded" | "done" => "SUCCEEDED",
         "failed" | "error" => "FAILED",
         "running" | "enabled" | "ready" => "RUNNING",
@@ -185,6 +189,9 @@ pub struct RecurringRun {
     pub description: String,
     pub namespace: String,
     pub experiment_id: String,
+    /// Whether that experiment is in the source (not part of the checksum).
+    #[serde(skip)]
+    pub experiment_known: bool,
     pub pipeline_id: String,
     pub pipeline_version_id: String,
     /// A spec stored with the schedule; unpinned schedules use the pipeline's latest version.

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use weir_artifacts::ArtifactStore;
 
+use crate::apply::Applier;
 use crate::map::{self, text};
 use crate::report::{Report, SourceInfo, Tally, Warnings};
 use crate::source::Source;
@@ -137,14 +138,48 @@ fn experiment_of(row: &crate::source::TextRow, id: &str, referenced: &BTreeMap<S
         .unwrap_or_default()
 }
 
+/// Source rows read per page (and written per transaction by an apply).
+pub(crate) const PAGE: usize = 500;
+
+/// The dry run: reads KFP's storage and reports, writing nothing anywhere.
 pub async fn plan(options: &PlanOptions) -> Result<Report, ImportError> {
+    scan(options, None).await
+}
+
+/// Reads KFP's storage in one snapshot and, with a sink, hands each page of mapped rows to it.
+pub(crate) async fn scan(options: &PlanOptions, sink: Option<&mut Applier<'_>>) -> Result<Report, ImportError> {
     let mut source = Source::open(&options.database_url).await?;
-    let result = read(&mut source, options).await;
+    let result = read(&mut source, options, sink).await;
     source.close().await;
     result
 }
 
-async fn read(source: &mut Source, options: &PlanOptions) -> Result<Report, ImportError> {
+/// Reads one kind page by page in key order; `$each` maps a row (`continue` skips it).
+macro_rules! pages {
+    ($source:expr, $table:expr, $columns:expr, |$row:ident| $each:block) => {{
+        let mut after: Option<String> = None;
+        loop {
+            let rows = $source.page($table, $columns, "UUID", after.as_deref(), PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(text(last, "UUID").to_string());
+            let full = rows.len() == PAGE;
+            let mut page = Vec::new();
+            for $row in rows {
+                page.push($each);
+            }
+            yield_page!(page);
+            if !full {
+                break;
+            }
+        }
+    }};
+}
+
+async fn read(
+    source: &mut Source,
+    options: &PlanOptions,
+    mut sink: Option<&mut Applier<'_>>,
+) -> Result<Report, ImportError> {
     let variant = variant(source)?;
     let mut warnings = Warnings::default();
     let mut skipped: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
@@ -183,44 +218,49 @@ async fn read(source: &mut Source, options: &PlanOptions) -> Result<Report, Impo
     let mut tally = Tally::default();
     let mut pipelines = BTreeSet::new();
     let mut not_ready = Vec::new();
-    source
-        .for_each_row("pipelines", PIPELINE_COLUMNS, "UUID", |row| {
-            let id = text(&row, "UUID").to_string();
-            if !text(&row, "Status").eq_ignore_ascii_case("READY") && !text(&row, "Status").is_empty() {
-                not_ready.push(("pipelines", id));
-                return Ok(());
+    macro_rules! yield_page {
+        ($page:expr) => {
+            if let Some(sink) = sink.as_deref_mut() {
+                sink.pipelines($page.into_iter().flatten().collect()).await?;
             }
-            let name = text(&row, "Name").to_string();
-            let display_name = Some(text(&row, "DisplayName")).filter(|d| !d.is_empty()).unwrap_or(&name).to_string();
-            let mapped = map::Pipeline {
-                id: id.clone(),
-                name,
-                display_name,
-                description: text(&row, "Description").to_string(),
-                namespace: map::namespace(&row),
-                created_at: map::seconds(&row, "CreatedAtInSec"),
-            };
-            tally.add(&id, &mapped.namespace, "READY", &mapped);
-            pipelines.insert(id);
-            Ok(())
-        })
-        .await?;
+        };
+    }
+    pages!(source, "pipelines", PIPELINE_COLUMNS, |row| {
+        let id = text(&row, "UUID").to_string();
+        if !text(&row, "Status").eq_ignore_ascii_case("READY") && !text(&row, "Status").is_empty() {
+            not_ready.push(("pipelines", id));
+            continue;
+        }
+        let name = text(&row, "Name").to_string();
+        let display_name = Some(text(&row, "DisplayName")).filter(|d| !d.is_empty()).unwrap_or(&name).to_string();
+        let mapped = map::Pipeline {
+            id: id.clone(),
+            name,
+            display_name,
+            description: text(&row, "Description").to_string(),
+            namespace: map::namespace(&row),
+            created_at: map::seconds(&row, "CreatedAtInSec"),
+        };
+        let digest = tally.add(&id, &mapped.namespace, "READY", &mapped);
+        pipelines.insert(id);
+        Some((mapped, digest))
+    });
     checksums.insert("pipelines".into(), tally.checksum());
     counts.insert("pipelines".into(), tally.counts);
 
     // Versions; their spec follows KFP's own chain (resource_manager.go,
     // fetchTemplateFromPipelineVersion): the column, the object at PipelineSpecURI, then the
     // objects pipelines/<version id> and pipelines/<pipeline id>.
-    let mut rows = Vec::new();
-    source
-        .for_each_row("pipeline_versions", VERSION_COLUMNS, "UUID", |row| {
-            rows.push(row);
-            Ok(())
-        })
-        .await?;
     let mut tally = Tally::default();
     let mut versions = BTreeSet::new();
-    for row in rows {
+    macro_rules! yield_page {
+        ($page:expr) => {
+            if let Some(sink) = sink.as_deref_mut() {
+                sink.versions($page.into_iter().flatten().collect()).await?;
+            }
+        };
+    }
+    pages!(source, "pipeline_versions", VERSION_COLUMNS, |row| {
         let id = text(&row, "UUID").to_string();
         let pipeline_id = text(&row, "PipelineId").to_string();
         if !text(&row, "Status").eq_ignore_ascii_case("READY") && !text(&row, "Status").is_empty() {
@@ -284,95 +324,104 @@ async fn read(source: &mut Source, options: &PlanOptions) -> Result<Report, Impo
             spec_sha256: spec.as_deref().map(map::sha256),
             format,
         };
-        tally.add(&id, "", spec_source, &mapped);
+        let digest = tally.add(&id, "", spec_source, &mapped);
         versions.insert(id);
-    }
+        Some((mapped, spec, digest))
+    });
     checksums.insert("pipeline versions".into(), tally.checksum());
     counts.insert("pipeline versions".into(), tally.counts);
 
     let mut tally = Tally::default();
     let mut experiments = BTreeSet::new();
-    source
-        .for_each_row("experiments", EXPERIMENT_COLUMNS, "UUID", |row| {
-            let id = text(&row, "UUID").to_string();
-            let mapped = map::Experiment {
-                id: id.clone(),
-                name: text(&row, "Name").to_string(),
-                description: text(&row, "Description").to_string(),
-                namespace: map::namespace(&row),
-                created_at: map::seconds(&row, "CreatedAtInSec"),
-                archived: map::archived(&row),
-            };
-            let state = if mapped.archived { "ARCHIVED" } else { "AVAILABLE" };
-            tally.add(&id, &mapped.namespace, state, &mapped);
-            experiments.insert(id);
-            Ok(())
-        })
-        .await?;
+    macro_rules! yield_page {
+        ($page:expr) => {
+            if let Some(sink) = sink.as_deref_mut() {
+                sink.experiments($page).await?;
+            }
+        };
+    }
+    pages!(source, "experiments", EXPERIMENT_COLUMNS, |row| {
+        let id = text(&row, "UUID").to_string();
+        let mapped = map::Experiment {
+            id: id.clone(),
+            name: text(&row, "Name").to_string(),
+            description: text(&row, "Description").to_string(),
+            namespace: map::namespace(&row),
+            created_at: map::seconds(&row, "CreatedAtInSec"),
+            archived: map::archived(&row),
+        };
+        let state = if mapped.archived { "ARCHIVED" } else { "AVAILABLE" };
+        let digest = tally.add(&id, &mapped.namespace, state, &mapped);
+        experiments.insert(id);
+        (mapped, digest)
+    });
     checksums.insert("experiments".into(), tally.checksum());
     counts.insert("experiments".into(), tally.counts);
 
     let mut tally = Tally::default();
     let mut inflight = 0;
-    source
-        .for_each_row("run_details", RUN_COLUMNS, "UUID", |row| {
-            let id = text(&row, "UUID").to_string();
-            let experiment_id = experiment_of(&row, &id, &referenced_experiment);
-            if !experiment_id.is_empty() && !experiments.contains(&experiment_id) {
-                warnings.add(
-                    "ORPHAN_ROW",
-                    "its parent is gone (KFP keeps no foreign keys after a failed upgrade)",
-                    &id,
-                );
+    macro_rules! yield_page {
+        ($page:expr) => {
+            if let Some(sink) = sink.as_deref_mut() {
+                sink.runs($page).await?;
             }
-            let version = text(&row, "PipelineVersionId");
-            if !version.is_empty() && !versions.contains(version) {
-                warnings.add(
-                    "DANGLING_VERSION_REF",
-                    "names a pipeline version that is gone; its own spec is kept",
-                    &id,
-                );
-            }
-            let (spec, format) = map::own_spec(&row);
-            if format == "argo" {
-                warnings.add("V1_NOT_RUNNABLE", "a KFP v1 (Argo) pipeline: kept as history, weir runs IR only", &id);
-            }
-            let state = map::run_state(&row);
-            if map::in_flight(state) {
-                inflight += 1;
-                warnings.add(
-                    "INFLIGHT_RUN",
-                    "KFP may still be running it (its Argo workflow): weir cannot adopt it",
-                    &id,
-                );
-            }
-            let history = text(&row, "StateHistory");
-            let mapped = map::Run {
-                id: id.clone(),
-                display_name: text(&row, "DisplayName").to_string(),
-                description: text(&row, "Description").to_string(),
-                namespace: map::namespace(&row),
-                experiment_id,
-                pipeline_id: text(&row, "PipelineId").to_string(),
-                pipeline_version_id: version.to_string(),
-                recurring_run_id: text(&row, "JobUUID").to_string(),
-                spec_sha256: spec.map(map::sha256),
-                format,
-                parameters: map::parameters(&row),
-                pipeline_root: text(&row, "PipelineRoot").to_string(),
-                service_account: text(&row, "ServiceAccount").to_string(),
-                state,
-                state_history: serde_json::from_str(history).unwrap_or(serde_json::Value::Null),
-                created_at: map::seconds(&row, "CreatedAtInSec"),
-                scheduled_at: map::seconds(&row, "ScheduledAtInSec"),
-                finished_at: map::seconds(&row, "FinishedAtInSec"),
-                archived: map::archived(&row),
-                argo_name: text(&row, "Name").to_string(),
-            };
-            tally.add(&id, &mapped.namespace, state, &mapped);
-            Ok(())
-        })
-        .await?;
+        };
+    }
+    pages!(source, "run_details", RUN_COLUMNS, |row| {
+        let id = text(&row, "UUID").to_string();
+        let experiment_id = experiment_of(&row, &id, &referenced_experiment);
+        if !experiment_id.is_empty() && !experiments.contains(&experiment_id) {
+            warnings.add(
+                "ORPHAN_ROW",
+                "its parent is gone (KFP keeps no foreign keys after a failed upgrade): filed under Default",
+                &id,
+            );
+        }
+        let version = text(&row, "PipelineVersionId");
+        if !version.is_empty() && !versions.contains(version) {
+            warnings.add("DANGLING_VERSION_REF", "names a pipeline version that is gone; its own spec is kept", &id);
+        }
+        let (spec, format) = map::own_spec(&row);
+        if format == "argo" {
+            warnings.add("V1_NOT_RUNNABLE", "a KFP v1 (Argo) pipeline: kept as history, weir runs IR only", &id);
+        }
+        let state = map::run_state(&row);
+        if map::in_flight(state) {
+            inflight += 1;
+            warnings.add(
+                "INFLIGHT_RUN",
+                "KFP may still be running it (its Argo workflow): weir cannot adopt it (imported as canceled)",
+                &id,
+            );
+        }
+        let history = text(&row, "StateHistory");
+        let mapped = map::Run {
+            id: id.clone(),
+            display_name: text(&row, "DisplayName").to_string(),
+            description: text(&row, "Description").to_string(),
+            namespace: map::namespace(&row),
+            experiment_id: experiment_id.clone(),
+            pipeline_id: text(&row, "PipelineId").to_string(),
+            pipeline_version_id: version.to_string(),
+            recurring_run_id: text(&row, "JobUUID").to_string(),
+            spec_sha256: spec.map(map::sha256),
+            format,
+            parameters: map::parameters(&row),
+            pipeline_root: text(&row, "PipelineRoot").to_string(),
+            service_account: text(&row, "ServiceAccount").to_string(),
+            state,
+            state_history: serde_json::from_str(history).unwrap_or(serde_json::Value::Null),
+            created_at: map::seconds(&row, "CreatedAtInSec"),
+            scheduled_at: map::seconds(&row, "ScheduledAtInSec"),
+            finished_at: map::seconds(&row, "FinishedAtInSec"),
+            archived: map::archived(&row),
+            argo_name: text(&row, "Name").to_string(),
+        };
+        let digest = tally.add(&id, &mapped.namespace, state, &mapped);
+        let experiment_known = experiments.contains(&experiment_id);
+        let spec = spec.map(str::to_string);
+        (mapped, spec, experiment_known, digest)
+    });
     if inflight > 0 && !options.allow_inflight {
         refused.push(format!(
             "{inflight} run(s) may still be running under KFP (INFLIGHT_RUN): let them end or stop KFP's workflows, \
@@ -383,67 +432,71 @@ async fn read(source: &mut Source, options: &PlanOptions) -> Result<Report, Impo
     counts.insert("runs".into(), tally.counts);
 
     let mut tally = Tally::default();
-    source
-        .for_each_row("jobs", JOB_COLUMNS, "UUID", |row| {
-            let id = text(&row, "UUID").to_string();
-            let (spec, format) = map::own_spec(&row);
-            if spec.is_none() {
-                warnings.add(
-                    "UNPINNED_SCHEDULE",
-                    "no spec of its own: each trigger runs the pipeline's latest version",
-                    &id,
-                );
+    macro_rules! yield_page {
+        ($page:expr) => {
+            if let Some(sink) = sink.as_deref_mut() {
+                sink.recurring_runs($page).await?;
             }
-            if format == "argo" {
-                warnings.add("V1_NOT_RUNNABLE", "a KFP v1 (Argo) pipeline: kept as history, weir runs IR only", &id);
-            }
-            let enabled = map::boolean(&row, "Enabled");
-            if enabled {
-                warnings.add(
-                    "SCHEDULE_WOULD_FIRE",
-                    "enabled in KFP: imported disabled unless --enable-schedules (both would trigger it)",
-                    &id,
-                );
-            }
-            let cron = Some(text(&row, "Schedule").trim().to_string()).filter(|c| !c.is_empty());
-            let interval = map::seconds(&row, "IntervalSecond");
-            let (start, end) = if cron.is_some() {
-                (map::seconds(&row, "CronScheduleStartTimeInSec"), map::seconds(&row, "CronScheduleEndTimeInSec"))
-            } else {
-                (
-                    map::seconds(&row, "PeriodicScheduleStartTimeInSec"),
-                    map::seconds(&row, "PeriodicScheduleEndTimeInSec"),
-                )
-            };
-            let experiment_id = experiment_of(&row, &id, &referenced_experiment);
-            let mapped = map::RecurringRun {
-                id: id.clone(),
-                display_name: text(&row, "DisplayName").to_string(),
-                description: text(&row, "Description").to_string(),
-                namespace: map::namespace(&row),
-                experiment_id,
-                pipeline_id: text(&row, "PipelineId").to_string(),
-                pipeline_version_id: text(&row, "PipelineVersionId").to_string(),
-                spec_sha256: spec.map(map::sha256),
-                format,
-                cron_dialect: cron.as_ref().map(|_| "robfig-v1"),
-                cron,
-                interval_seconds: interval,
-                start,
-                end,
-                max_concurrency: text(&row, "MaxConcurrency").trim().parse().unwrap_or(1),
-                no_catchup: map::boolean(&row, "NoCatchup"),
-                enabled_in_kfp: enabled,
-                parameters: map::parameters(&row),
-                pipeline_root: text(&row, "PipelineRoot").to_string(),
-                service_account: text(&row, "ServiceAccount").to_string(),
-                created_at: map::seconds(&row, "CreatedAtInSec"),
-                updated_at: map::seconds(&row, "UpdatedAtInSec"),
-            };
-            tally.add(&id, &mapped.namespace, if enabled { "ENABLED" } else { "DISABLED" }, &mapped);
-            Ok(())
-        })
-        .await?;
+        };
+    }
+    pages!(source, "jobs", JOB_COLUMNS, |row| {
+        let id = text(&row, "UUID").to_string();
+        let (spec, format) = map::own_spec(&row);
+        if spec.is_none() {
+            warnings.add(
+                "UNPINNED_SCHEDULE",
+                "no spec of its own: each trigger runs the pipeline's latest version",
+                &id,
+            );
+        }
+        if format == "argo" {
+            warnings.add("V1_NOT_RUNNABLE", "a KFP v1 (Argo) pipeline: kept as history, weir runs IR only", &id);
+        }
+        let enabled = map::boolean(&row, "Enabled");
+        if enabled {
+            warnings.add(
+                "SCHEDULE_WOULD_FIRE",
+                "enabled in KFP: imported disabled unless --enable-schedules (both would trigger it)",
+                &id,
+            );
+        }
+        let cron = Some(text(&row, "Schedule").trim().to_string()).filter(|c| !c.is_empty());
+        let interval = map::seconds(&row, "IntervalSecond");
+        let (start, end) = if cron.is_some() {
+            (map::seconds(&row, "CronScheduleStartTimeInSec"), map::seconds(&row, "CronScheduleEndTimeInSec"))
+        } else {
+            (map::seconds(&row, "PeriodicScheduleStartTimeInSec"), map::seconds(&row, "PeriodicScheduleEndTimeInSec"))
+        };
+        let experiment_id = experiment_of(&row, &id, &referenced_experiment);
+        let mapped = map::RecurringRun {
+            id: id.clone(),
+            display_name: text(&row, "DisplayName").to_string(),
+            description: text(&row, "Description").to_string(),
+            namespace: map::namespace(&row),
+            experiment_known: experiments.contains(&experiment_id),
+            experiment_id,
+            pipeline_id: text(&row, "PipelineId").to_string(),
+            pipeline_version_id: text(&row, "PipelineVersionId").to_string(),
+            spec_sha256: spec.map(map::sha256),
+            format,
+            cron_dialect: cron.as_ref().map(|_| "robfig-v1"),
+            cron,
+            interval_seconds: interval,
+            start,
+            end,
+            max_concurrency: text(&row, "MaxConcurrency").trim().parse().unwrap_or(1),
+            no_catchup: map::boolean(&row, "NoCatchup"),
+            enabled_in_kfp: enabled,
+            parameters: map::parameters(&row),
+            pipeline_root: text(&row, "PipelineRoot").to_string(),
+            service_account: text(&row, "ServiceAccount").to_string(),
+            created_at: map::seconds(&row, "CreatedAtInSec"),
+            updated_at: map::seconds(&row, "UpdatedAtInSec"),
+        };
+        let digest = tally.add(&id, &mapped.namespace, if enabled { "ENABLED" } else { "DISABLED" }, &mapped);
+        let spec = spec.map(str::to_string);
+        (mapped, spec, digest)
+    });
     checksums.insert("recurring runs".into(), tally.checksum());
     counts.insert("recurring runs".into(), tally.counts);
 
@@ -454,6 +507,10 @@ async fn read(source: &mut Source, options: &PlanOptions) -> Result<Report, Impo
     if variant.starts_with("mlmd-removal") {
         refused.push(format!("KFP's {variant} tables are not read yet"));
     }
+    let applied = match sink {
+        Some(sink) => Some(sink.finish().await?),
+        None => None,
+    };
     Ok(Report {
         source: SourceInfo {
             dialect: source.dialect,
@@ -468,5 +525,6 @@ async fn read(source: &mut Source, options: &PlanOptions) -> Result<Report, Impo
         warnings: warnings.0,
         checksums,
         refused,
+        applied,
     })
 }

@@ -47,6 +47,9 @@ pub struct Report {
     pub checksums: BTreeMap<String, String>,
     /// Why the import would be refused, if it would.
     pub refused: Vec<String>,
+    /// What an apply wrote (absent for a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<crate::apply::Applied>,
 }
 
 impl Report {
@@ -54,7 +57,7 @@ impl Report {
     pub fn exit_code(&self) -> u8 {
         if !self.refused.is_empty() {
             2
-        } else if !self.warnings.is_empty() {
+        } else if !self.warnings.is_empty() || self.applied.as_ref().is_some_and(|a| !a.conflicts.is_empty()) {
             1
         } else {
             0
@@ -91,7 +94,10 @@ impl Report {
         for why in &self.refused {
             out.push_str(&format!("refused: {why}\n"));
         }
-        out.push_str("dry run: nothing was written anywhere\n");
+        match &self.applied {
+            None => out.push_str("dry run: nothing was written anywhere\n"),
+            Some(applied) => out.push_str(&applied.text()),
+        }
         out
     }
 }
@@ -104,12 +110,15 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    pub fn add<T: Serialize>(&mut self, id: &str, namespace: &str, state: &str, mapped: &T) {
+    /// Counts an entity and returns its digest (what the ledger records of the source row).
+    pub fn add<T: Serialize>(&mut self, id: &str, namespace: &str, state: &str, mapped: &T) -> String {
         self.counts.total += 1;
         *self.counts.by_namespace.entry(namespace.to_string()).or_default() += 1;
         *self.counts.by_state.entry(state.to_string()).or_default() += 1;
         let canonical = serde_json::to_vec(mapped).unwrap_or_default();
-        self.digests.push((id.to_string(), Sha256::digest(&canonical).into()));
+        let digest: [u8; 32] = Sha256::digest(&canonical).into();
+        self.digests.push((id.to_string(), digest));
+        hex(&digest)
     }
 
     /// The kind's checksum: its entities sorted by id (byte order, the same on every database).

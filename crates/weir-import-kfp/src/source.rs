@@ -137,6 +137,67 @@ impl Source {
         self.tables.get(table).is_some_and(|c| c.contains_key(column))
     }
 
+    /// The next page of `table` by its unique text key `key`: at most `limit` rows whose key
+    /// sorts after `after`, in key order. Pages of one snapshot see the same rows, and no
+    /// result set stays open while the caller writes a page elsewhere.
+    pub async fn page(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        key: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TextRow>, ImportError> {
+        let mut rows = Vec::new();
+        if !self.has_column(table, key) {
+            return Ok(rows);
+        }
+        let filter = match (after, self.dialect) {
+            (None, _) => String::new(),
+            (Some(_), Dialect::Mysql) => format!("WHERE `{key}` > ?"),
+            (Some(_), Dialect::Postgres) => format!("WHERE \"{key}\" > $1"),
+        };
+        let sql = self.select_sql(table, columns, key, &filter, Some(limit));
+        let present = self.present(table, columns);
+        let failed = |e: sqlx::Error| ImportError::Source(format!("cannot read KFP's {table}: {e}"));
+        macro_rules! read {
+            ($conn:expr) => {{
+                let mut query = sqlx::query(&sql);
+                if let Some(after) = after {
+                    query = query.bind(after);
+                }
+                for row in query.fetch_all($conn).await.map_err(failed)? {
+                    let values: Vec<Option<String>> = (0..present.len())
+                        .map(|i| row.try_get::<Option<String>, _>(i))
+                        .collect::<Result<_, _>>()
+                        .map_err(failed)?;
+                    rows.push(row_of(columns, &present, values));
+                }
+            }};
+        }
+        match &mut self.conn {
+            Conn::Mysql(c) => read!(&mut *c),
+            Conn::Postgres(c) => read!(&mut *c),
+        }
+        Ok(rows)
+    }
+
+    fn present<'c>(&self, table: &str, columns: &[&'c str]) -> Vec<&'c str> {
+        columns.iter().copied().filter(|c| self.has_column(table, c)).collect()
+    }
+
+    /// `SELECT` of the present `columns` cast to text, with `filter`, ordered by `order`.
+    fn select_sql(&self, table: &str, columns: &[&str], order: &str, filter: &str, limit: Option<usize>) -> String {
+        let (quote, cast) = match self.dialect {
+            Dialect::Mysql => ("`", "CAST(`{}` AS CHAR)"),
+            Dialect::Postgres => ("\"", "\"{}\"::text"),
+        };
+        let quote = |name: &str| format!("{quote}{name}{quote}");
+        let select: Vec<String> = self.present(table, columns).iter().map(|c| cast.replace("{}", c)).collect();
+        let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+        format!("SELECT {} FROM {} {filter} ORDER BY {}{limit}", select.join(", "), quote(table), quote(order))
+    }
+
     /// Streams the rows of `table`, with those of `columns` the table has (missing ones read
     /// as NULL), ordered by `order` (a column), to `each`.
     pub async fn for_each_row(
@@ -146,33 +207,19 @@ impl Source {
         order: &str,
         mut each: impl FnMut(TextRow) -> Result<(), ImportError>,
     ) -> Result<(), ImportError> {
-        let present: Vec<&str> = columns.iter().copied().filter(|c| self.has_column(table, c)).collect();
+        let present = self.present(table, columns);
         if present.is_empty() {
             return Ok(());
         }
-        let (quote, cast) = match self.dialect {
-            Dialect::Mysql => ("`", "CAST(`{}` AS CHAR)"),
-            Dialect::Postgres => ("\"", "\"{}\"::text"),
-        };
-        let quote = |name: &str| format!("{quote}{name}{quote}");
-        let cast = |column: &str| cast.replace("{}", column);
-        let select: Vec<String> = present.iter().map(|c| cast(c)).collect();
-        let sql = format!("SELECT {} FROM {} ORDER BY {}", select.join(", "), quote(table), quote(order));
+        let sql = self.select_sql(table, columns, order, "", None);
         let failed = |e: sqlx::Error| ImportError::Source(format!("cannot read KFP's {table}: {e}"));
-        let row_of = |values: Vec<Option<String>>| -> TextRow {
-            let mut row: TextRow = columns.iter().map(|c| (c.to_string(), None)).collect();
-            for (column, value) in present.iter().zip(values) {
-                row.insert(column.to_string(), value);
-            }
-            row
-        };
         match &mut self.conn {
             Conn::Mysql(c) => {
                 let mut rows = sqlx::query(&sql).fetch(c);
                 while let Some(row) = rows.try_next().await.map_err(failed)? {
                     let values =
                         (0..present.len()).map(|i| row.try_get::<Option<String>, _>(i)).collect::<Result<_, _>>();
-                    each(row_of(values.map_err(failed)?))?;
+                    each(row_of(columns, &present, values.map_err(failed)?))?;
                 }
             }
             Conn::Postgres(c) => {
@@ -180,7 +227,7 @@ impl Source {
                 while let Some(row) = rows.try_next().await.map_err(failed)? {
                     let values =
                         (0..present.len()).map(|i| row.try_get::<Option<String>, _>(i)).collect::<Result<_, _>>();
-                    each(row_of(values.map_err(failed)?))?;
+                    each(row_of(columns, &present, values.map_err(failed)?))?;
                 }
             }
         }
@@ -200,6 +247,15 @@ impl Source {
             }
         }
     }
+}
+
+/// A row with every asked-for column, those the table lacks as NULL.
+fn row_of(columns: &[&str], present: &[&str], values: Vec<Option<String>>) -> TextRow {
+    let mut row: TextRow = columns.iter().map(|c| (c.to_string(), None)).collect();
+    for (column, value) in present.iter().zip(values) {
+        row.insert(column.to_string(), value);
+    }
+    row
 }
 
 /// A URL without its password, for messages.

@@ -3,8 +3,8 @@
 //! each function against its definition, value by value.
 
 use weir_store::{
-    Artifact, ErrorInfo, Experiment, Lease, Pipeline, PipelineVersion, RecurringRun, Run, RuntimeState, StepConfig,
-    StorageIdentity, Task,
+    Artifact, ErrorInfo, Experiment, Lease, LedgerEntry, Pipeline, PipelineVersion, RecurringRun, Run, RuntimeState,
+    StepConfig, StorageIdentity, Task,
 };
 
 use crate::rows::{error_text, history_text, tags_text};
@@ -201,6 +201,18 @@ pub(crate) fn lease_binds(lease: &Lease) -> Vec<Bind> {
     ]
 }
 
+pub(crate) fn ledger_binds(e: &LedgerEntry) -> Vec<Bind> {
+    vec![
+        Bind::Text(e.source.clone()),
+        Bind::Text(e.kind.clone()),
+        Bind::Text(e.source_id.clone()),
+        Bind::Text(e.source_sha256.clone()),
+        Bind::Text(e.weir_id.clone()),
+        Bind::Text(e.weir_sha256.clone()),
+        Bind::Int(e.imported_at),
+    ]
+}
+
 /// The engine lease's single row (id 1), held by `lease_id` since `taken_at`.
 pub(crate) fn engine_lease_binds(lease_id: &str, taken_at: i64) -> Vec<Bind> {
     vec![Bind::Int(1), Bind::Text(lease_id.into()), Bind::Int(taken_at)]
@@ -277,6 +289,18 @@ mod tests {
                     name: "s".into(),
                     data: [("k".to_string(), "v".to_string())].into(),
                     created_at: 1,
+                }),
+            ),
+            (
+                &schema::IMPORT_LEDGER,
+                ledger_binds(&LedgerEntry {
+                    source: "s".into(),
+                    kind: "run".into(),
+                    source_id: "r".into(),
+                    source_sha256: "a".into(),
+                    weir_id: "r".into(),
+                    weir_sha256: "b".into(),
+                    imported_at: 1,
                 }),
             ),
             (&schema::SERVER_LEASES, lease_binds(&lease)),

@@ -7,6 +7,7 @@
 mod admin;
 mod binds;
 mod experiments;
+mod import;
 mod leases;
 mod list;
 mod pipelines;

@@ -309,6 +309,19 @@ table! {
 }
 
 table! {
+    /// `weir import kfp`'s ledger: what was imported from which source row (migration 8).
+    IMPORT_LEDGER = "import_ledger", since 8, order by "source, kind, source_id", Data {
+        "source" Text 8,
+        "kind" Text 8,
+        "source_id" Text 8,
+        "source_sha256" Text 8,
+        "weir_id" Text 8,
+        "weir_sha256" Text 8,
+        "imported_at" Int 8,
+    }
+}
+
+table! {
     /// Servers' leases. Backups carry the table (its rows are dropped by `weir storage backup`,
     /// which knows they describe processes).
     SERVER_LEASES = "server_leases", since 3, order by "id", Data {
@@ -357,6 +370,7 @@ pub(crate) const TABLES: &[Table] = &[
     TASKS,
     ARTIFACTS,
     STEP_CONFIG,
+    IMPORT_LEDGER,
     SERVER_LEASES,
     RUN_COUNTS,
     ENGINE_LEASE,
@@ -403,6 +417,7 @@ mod tests {
                 "tasks",
                 "artifacts",
                 "step_config",
+                "import_ledger",
                 "server_leases",
             ]
         );

@@ -187,8 +187,8 @@ pub async fn live_tables(store: &crate::SqlStore) -> Vec<(String, Vec<String>)> 
 pub async fn undo_head_migration(url: &str) {
     let dialect = Dialect::from_url(url).unwrap();
     let head = crate::migration_versions(dialect).into_iter().max().unwrap();
-    assert_eq!(head, 7, "undo_head_migration knows how to undo migration 7 only");
-    for statement in ["DROP TABLE step_config", "DELETE FROM _sqlx_migrations WHERE version = 7"] {
+    assert_eq!(head, 8, "undo_head_migration knows how to undo migration 8 only");
+    for statement in ["DROP TABLE import_ledger", "DELETE FROM _sqlx_migrations WHERE version = 8"] {
         execute_raw(url, statement).await;
     }
 }

@@ -462,3 +462,50 @@ pub struct StepConfig {
     pub data: std::collections::BTreeMap<String, String>,
     pub created_at: i64,
 }
+
+/// One row of `weir import kfp`'s ledger: a source row (or object) and what weir made of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// Which installation: a digest of its database's address.
+    pub source: String,
+    /// `pipeline`, `version`, `experiment`, `run`, `recurring_run`, ….
+    pub kind: String,
+    pub source_id: String,
+    /// Digest of what the source row mapped to when it was imported.
+    pub source_sha256: String,
+    /// The id weir keeps it under (the source's, unless it was merged into an existing entity).
+    pub weir_id: String,
+    /// Digest of what the import wrote, to tell whether weir's copy changed since.
+    pub weir_sha256: String,
+    pub imported_at: i64,
+}
+
+/// An entity an import writes: new (`replace` false), or replacing weir's copy of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Imported<T> {
+    pub entity: T,
+    pub replace: bool,
+}
+
+/// What one step of an import writes, in one transaction with its ledger rows: either all of
+/// it is in weir and in the ledger, or none of it is (so an interrupted import resumes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImportBatch {
+    pub pipelines: Vec<Imported<Pipeline>>,
+    pub versions: Vec<Imported<PipelineVersion>>,
+    pub experiments: Vec<Imported<Experiment>>,
+    pub runs: Vec<Imported<Run>>,
+    pub recurring_runs: Vec<Imported<RecurringRun>>,
+    pub ledger: Vec<LedgerEntry>,
+}
+
+impl ImportBatch {
+    pub fn is_empty(&self) -> bool {
+        self.ledger.is_empty()
+            && self.pipelines.is_empty()
+            && self.versions.is_empty()
+            && self.experiments.is_empty()
+            && self.runs.is_empty()
+            && self.recurring_runs.is_empty()
+    }
+}

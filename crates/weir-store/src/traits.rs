@@ -96,6 +96,18 @@ pub trait StepConfigStore: Send + Sync {
     async fn delete_step_config(&self, kind: StepConfigKind, name: &str) -> StoreResult<()>;
 }
 
+/// What `weir import kfp` writes: entities with their ledger rows.
+#[async_trait]
+pub trait ImportStore: Send + Sync {
+    /// The ledger rows of `source` for these source ids of one kind.
+    async fn ledger_entries(&self, source: &str, kind: &str, source_ids: &[String]) -> StoreResult<Vec<LedgerEntry>>;
+    /// How many ledger rows `source` has, per kind.
+    async fn ledger_counts(&self, source: &str) -> StoreResult<Vec<(String, i64)>>;
+    /// Writes a batch and its ledger rows in one transaction. New runs stamp their
+    /// experiment's `last_run_created_at` when they are newer than its last.
+    async fn apply_import(&self, batch: &ImportBatch) -> StoreResult<()>;
+}
+
 /// Schema and identity management, used at start-up and by `weir storage`.
 #[async_trait]
 pub trait StoreAdmin: Send + Sync {
@@ -199,6 +211,7 @@ pub trait MetadataStore:
     + RecurringRunStore
     + TaskStore
     + StepConfigStore
+    + ImportStore
     + StoreAdmin
 {
 }
@@ -211,6 +224,7 @@ impl<T> MetadataStore for T where
         + RecurringRunStore
         + TaskStore
         + StepConfigStore
+        + ImportStore
         + StoreAdmin
 {
 }

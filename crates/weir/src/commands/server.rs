@@ -314,7 +314,10 @@ async fn shutdown_signal() {
 /// Takes this storage's engine lease for `lease`; on refusal returns the live holder. A holder
 /// that is gone (its heartbeat stale, or its process on this host dead) is replaced; racing
 /// starts look again after losing, and then find the winner live.
-async fn take_engine_lease(store: &dyn weir_store::MetadataStore, lease: &Lease) -> anyhow::Result<Result<(), Lease>> {
+pub(crate) async fn take_engine_lease(
+    store: &dyn weir_store::MetadataStore,
+    lease: &Lease,
+) -> anyhow::Result<Result<(), Lease>> {
     let mut last_error = None;
     for _ in 0..10 {
         let replacing = match store.engine_holder().await? {

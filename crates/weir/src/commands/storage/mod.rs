@@ -20,7 +20,7 @@ use weir_store_sql::SqlStore;
 
 use crate::config::{Settings, StorageArgs};
 
-pub(crate) use backups::BackupTarget;
+pub(crate) use backups::{take_backup, BackupTarget};
 pub(crate) use upgrade::upgrade_storage;
 
 /// A lease renewed less than this long ago means a weir is still serving.
@@ -130,6 +130,14 @@ pub(crate) async fn open(args: &StorageArgs) -> anyhow::Result<Opened> {
     let settings = Settings::resolve(args, None, None, None)?;
     let (store, artifacts) = super::open_stores(&settings).await?;
     Ok(Opened { settings, store, artifacts })
+}
+
+/// A spinner with a message, for work whose length is not known ahead.
+pub(crate) fn progress_spinner(message: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
 }
 
 pub(crate) fn now_ms() -> i64 {

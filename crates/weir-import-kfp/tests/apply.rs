@@ -1,0 +1,199 @@
+//! `--apply` against the KFP-shaped databases of `common`: what weir holds after an import,
+//! a re-run that changes nothing, and a re-run after KFP's rows (and weir's copies) changed.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{bucket, seed, Db, Fixture, Shape, IR};
+use weir_artifacts::{ArtifactStore, S3Settings};
+use weir_import_kfp::{apply, KindApplied, PlanOptions, Report, Target};
+use weir_store::{
+    ExperimentStore, MetadataStore, PipelineStore, PipelineVersionStore, RecurringRunStore, RunStore, RuntimeState,
+    StorageState, StoreAdmin, Trigger,
+};
+use weir_store_sql::testing::TestDatabase;
+use weir_store_sql::{ConnectSettings, Dialect, SqlStore};
+
+const NOW: i64 = 1_800_000_000_000;
+
+async fn import(fixture: &Fixture, objects: &ArtifactStore, store: &SqlStore, artifacts: &ArtifactStore) -> Report {
+    let options = PlanOptions { database_url: fixture.url.clone(), objects: objects.clone(), allow_inflight: true };
+    let progress = |_: &str, _: u64| {};
+    let target = Target {
+        store: store as &dyn MetadataStore,
+        artifacts,
+        enable_schedules: false,
+        now_ms: NOW,
+        progress: &progress,
+    };
+    apply(&options, &target).await.unwrap()
+}
+
+fn kinds(report: &Report) -> BTreeMap<String, (u64, u64, u64)> {
+    let applied = report.applied.as_ref().expect("an apply reports what it wrote");
+    applied
+        .kinds
+        .iter()
+        .map(|(k, KindApplied { inserted, updated, unchanged })| (k.clone(), (*inserted, *updated, *unchanged)))
+        .collect()
+}
+
+fn conflicts(report: &Report) -> BTreeMap<String, Vec<String>> {
+    let applied = report.applied.as_ref().unwrap();
+    applied.conflicts.iter().map(|(code, w)| (code.clone(), w.samples.clone())).collect()
+}
+
+fn expect<const N: usize>(entries: [(&str, (u64, u64, u64)); N]) -> BTreeMap<String, (u64, u64, u64)> {
+    entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// Imports the seeded installation into a new weir, then again, then again after changes on
+/// both sides. `weir_has` says what weir held before: with its own `Default` experiment and a
+/// pipeline named as one of KFP's (PostgreSQL case), or empty (MariaDB case).
+async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
+    let objects = bucket().await;
+    let fixture = Fixture::create(db, Shape::V2_17).await;
+    seed(&fixture, Shape::V2_17).await;
+    let weir_db = TestDatabase::new(weir_dialect);
+    let store = SqlStore::connect(&weir_db.url, &ConnectSettings::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let artifacts =
+        ArtifactStore::open(&format!("file://{}", folder.path().display()), &S3Settings::default()).unwrap();
+    if weir_has_own {
+        let mut default = weir_store::testsuite::experiment("Default", 5);
+        default.id = "weir-default".into();
+        store.create_experiment(&default).await.unwrap();
+        let mut taken = weir_store::testsuite::pipeline("score", 5);
+        taken.id = "weirs-own-score".into();
+        store.create_pipeline(&taken, None).await.unwrap();
+    }
+
+    // First import.
+    let report = import(&fixture, &objects, &store, &artifacts).await;
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    let default = if weir_has_own { "weir-default" } else { "e1" };
+    if weir_has_own {
+        assert_eq!(
+            kinds(&report),
+            expect([
+                // e1 (KFP's Default) merged into weir's: recorded, not written.
+                ("experiment", (2, 0, 0)),
+                ("pipeline", (1, 0, 0)),
+                ("pipeline_version", (2, 0, 0)),
+                ("recurring_run", (2, 0, 0)),
+                ("run", (6, 0, 0)),
+            ])
+        );
+        assert_eq!(
+            conflicts(&report),
+            BTreeMap::from([
+                ("PARENT_NOT_IMPORTED".to_string(), vec!["v3".to_string(), "v5".to_string()]),
+                ("TAKEN_IN_WEIR".to_string(), vec!["p2".to_string()]),
+            ])
+        );
+        assert!(store.get_pipeline("p2").await.is_err(), "weir's own pipeline of that name is kept");
+        assert!(store.get_experiment("e1").await.is_err(), "KFP's Default is weir's Default");
+    } else {
+        assert_eq!(
+            kinds(&report),
+            expect([
+                ("experiment", (2, 0, 0)),
+                ("pipeline", (2, 0, 0)),
+                ("pipeline_version", (4, 0, 0)),
+                ("recurring_run", (2, 0, 0)),
+                ("run", (6, 0, 0)),
+            ])
+        );
+        assert_eq!(conflicts(&report), BTreeMap::new());
+        let argo = store.get_pipeline_version("p2", "v5").await.unwrap();
+        assert_eq!(argo.pipeline_spec["kind"], "Workflow", "a v1 spec is kept as history");
+    }
+
+    // What weir holds, field by field.
+    let r1 = store.get_run("r1").await.unwrap();
+    assert_eq!(
+        (r1.state, r1.experiment_id.as_str(), r1.created_at, r1.finished_at, r1.scheduled_at),
+        (RuntimeState::Succeeded, default, 1_700_000_200_000, 1_700_000_300_000, 1_700_000_200_000)
+    );
+    assert_eq!(r1.parameters["text"], "hi");
+    assert_eq!(r1.pipeline_spec["pipelineInfo"]["name"], "train");
+    assert_eq!(r1.service_account, "pipeline-runner");
+    assert_eq!(r1.state_history.len(), 1);
+    assert_eq!(r1.state_history[0].update_time, 1_700_000_300_000);
+    let r2 = store.get_run("r2").await.unwrap();
+    assert_eq!((r2.state, r2.experiment_id.as_str()), (RuntimeState::Failed, "e2"), "1.x: state and experiment");
+    let r3 = store.get_run("r3").await.unwrap();
+    assert_eq!(r3.state, RuntimeState::Canceled, "in flight in KFP: canceled in weir");
+    assert!(r3.error.as_ref().is_some_and(|e| e.message.contains("still running")), "{:?}", r3.error);
+    assert_eq!(store.get_run("r5").await.unwrap().experiment_id, default, "an orphan goes to Default");
+    assert_eq!(store.get_run("r6").await.unwrap().parameters["a"], "1", "v1 parameters");
+    let e2 = store.get_experiment("e2").await.unwrap();
+    assert_eq!((e2.storage_state, e2.description.as_str()), (StorageState::Archived, "it's old"));
+    assert_eq!(store.get_experiment(default).await.unwrap().last_run_created_at, 1_700_000_200_000);
+    let v2 = store.get_pipeline_version("p1", "v2").await.unwrap();
+    assert_eq!(v2.pipeline_spec["pipelineInfo"]["name"], "train", "the spec KFP kept only in its bucket");
+    assert_eq!(artifacts.get(&v2.package_key).await.unwrap(), IR.as_bytes(), "the package object is written");
+    let j1 = store.get_recurring_run("j1").await.unwrap();
+    assert!(!j1.enabled, "schedules come over disabled");
+    assert_eq!(j1.trigger, Trigger::Cron { cron: "0 0 * * * *".into(), start_time: None, end_time: None });
+    assert_eq!(j1.last_slot_at, NOW, "slots before the import were KFP's");
+    let j2 = store.get_recurring_run("j2").await.unwrap();
+    assert_eq!(j2.trigger, Trigger::Periodic { interval_second: 3600, start_time: None, end_time: None });
+    assert_eq!(j2.pipeline_spec["pipelineInfo"]["name"], "train", "unpinned: the version's spec");
+
+    // Again, nothing changed: nothing written.
+    let again = import(&fixture, &objects, &store, &artifacts).await;
+    for (kind, (inserted, updated, unchanged)) in kinds(&again) {
+        assert_eq!((inserted, updated), (0, 0), "{kind}: nothing new on a re-run");
+        assert!(unchanged > 0, "{kind}");
+    }
+    assert_eq!(again.checksums, report.checksums);
+
+    // Changes: in KFP only (r1), in both (e2 unarchived in weir; r6 deleted in weir), a new
+    // run in KFP (r7) and one gone from it (r4).
+    fixture.execute("UPDATE \"run_details\" SET \"Description\" = 'changed' WHERE \"UUID\" = 'r1'").await;
+    fixture.execute("UPDATE \"experiments\" SET \"Description\" = 'older' WHERE \"UUID\" = 'e2'").await;
+    fixture.execute("UPDATE \"run_details\" SET \"DisplayName\" = 'renamed' WHERE \"UUID\" = 'r6'").await;
+    fixture
+        .execute(
+            "INSERT INTO \"run_details\" (\"UUID\", \"DisplayName\", \"Name\", \"Description\", \"Namespace\", \"ExperimentUUID\", \
+             \"StorageState\", \"ServiceAccount\", \"PipelineId\", \"PipelineName\", \"PipelineSpecManifest\", \"CreatedAtInSec\", \
+             \"Conditions\", \"State\", \"PipelineRuntimeManifest\", \"WorkflowRuntimeManifest\") VALUES ('r7', 'run r7', 'wf-r7', '', '', \
+             'e2', 'AVAILABLE', '', 'p1', 'train', '', 1700000500, 'Succeeded', 'SUCCEEDED', '', '')",
+        )
+        .await;
+    fixture.execute("DELETE FROM \"run_details\" WHERE \"UUID\" = 'r4'").await;
+    store.unarchive_experiment("e2").await.unwrap();
+    store.delete_run("r6").await.unwrap();
+
+    let changed = import(&fixture, &objects, &store, &artifacts).await;
+    let by_kind = kinds(&changed);
+    assert_eq!(by_kind["run"], (1, 1, 3), "r7 new, r1 updated, r2 r3 r5 unchanged");
+    assert_eq!(by_kind["experiment"], (0, 0, 1));
+    let found = conflicts(&changed);
+    assert_eq!(found["CHANGED_IN_WEIR"], ["e2"]);
+    assert_eq!(found["DELETED_IN_WEIR"], ["r6"]);
+    assert_eq!(changed.applied.as_ref().unwrap().gone_from_source, BTreeMap::from([("run".to_string(), 1)]));
+    assert_eq!(changed.exit_code(), 1, "conflicts are reported");
+    assert_eq!(store.get_run("r1").await.unwrap().description, "changed");
+    assert_eq!(store.get_run("r7").await.unwrap().experiment_id, "e2");
+    assert_eq!(store.get_experiment("e2").await.unwrap().storage_state, StorageState::Available, "weir's change wins");
+    assert!(store.get_run("r6").await.is_err(), "a run deleted in weir stays deleted");
+    assert!(store.get_run("r4").await.is_ok(), "weir keeps what KFP no longer has");
+
+    store.close().await;
+    weir_db.drop_database().await;
+    fixture.drop().await;
+}
+
+#[tokio::test]
+async fn mariadb_kfp_into_a_new_sqlite_weir() {
+    round_trip(Db::Maria, Dialect::Sqlite, false).await;
+}
+
+#[tokio::test]
+async fn postgresql_kfp_into_a_postgresql_weir_with_its_own_rows() {
+    round_trip(Db::Postgres, Dialect::Postgres, true).await;
+}

@@ -1,0 +1,141 @@
+//! What `weir import kfp` writes: entities (new, or replacing weir's copy) with their ledger
+//! rows, each batch in one transaction.
+
+use async_trait::async_trait;
+use weir_store::*;
+
+use crate::binds::{
+    experiment_binds, history_binds, id_last, ledger_binds, pipeline_binds, recurring_binds, run_binds, version_binds,
+};
+use crate::schema::{
+    Table, EXPERIMENTS, IMPORT_LEDGER, PIPELINES, PIPELINE_VERSIONS, RECURRING_RUNS, RUNS, RUN_STATE_HISTORY,
+};
+use crate::text::Text;
+use crate::{Bind, SqlStore, Stmt};
+
+/// Rows per multi-row INSERT: well under every backend's limit on bound values (PostgreSQL's
+/// 65,535) at the widest table's 20 columns.
+const ROWS_PER_INSERT: usize = 200;
+
+#[derive(sqlx::FromRow)]
+struct LedgerRow {
+    source: Text,
+    kind: Text,
+    source_id: Text,
+    source_sha256: Text,
+    weir_id: Text,
+    weir_sha256: Text,
+    imported_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct KindCount {
+    kind: Text,
+    n: i64,
+}
+
+/// INSERTs for the new entities and whole-row UPDATEs for the replaced ones.
+fn writes<T>(table: &Table, items: &[Imported<T>], binds: impl Fn(&T) -> Vec<Bind>, out: &mut Vec<Stmt>) {
+    let new: Vec<&T> = items.iter().filter(|i| !i.replace).map(|i| &i.entity).collect();
+    for chunk in new.chunks(ROWS_PER_INSERT) {
+        out.push(Stmt::new(table.insert_sql(chunk.len()), chunk.iter().flat_map(|e| binds(e)).collect()));
+    }
+    for item in items.iter().filter(|i| i.replace) {
+        out.push(Stmt::new(table.update_by_id_sql(), id_last(binds(&item.entity))));
+    }
+}
+
+#[async_trait]
+impl ImportStore for SqlStore {
+    async fn ledger_entries(&self, source: &str, kind: &str, source_ids: &[String]) -> StoreResult<Vec<LedgerEntry>> {
+        let mut out = Vec::with_capacity(source_ids.len());
+        for chunk in source_ids.chunks(500) {
+            let placeholders = vec!["?"; chunk.len()].join(", ");
+            let mut binds = vec![Bind::Text(source.into()), Bind::Text(kind.into())];
+            binds.extend(chunk.iter().map(|id| Bind::Text(id.clone())));
+            let rows = self
+                .fetch_all::<LedgerRow>(
+                    &format!(
+                        "SELECT {} FROM import_ledger WHERE source = ? AND kind = ? AND source_id IN ({placeholders})",
+                        IMPORT_LEDGER.column_list
+                    ),
+                    &binds,
+                )
+                .await?;
+            out.extend(rows.into_iter().map(|r| LedgerEntry {
+                source: r.source.0,
+                kind: r.kind.0,
+                source_id: r.source_id.0,
+                source_sha256: r.source_sha256.0,
+                weir_id: r.weir_id.0,
+                weir_sha256: r.weir_sha256.0,
+                imported_at: r.imported_at,
+            }));
+        }
+        Ok(out)
+    }
+
+    async fn ledger_counts(&self, source: &str) -> StoreResult<Vec<(String, i64)>> {
+        let rows = self
+            .fetch_all::<KindCount>(
+                "SELECT kind, COUNT(*) AS n FROM import_ledger WHERE source = ? GROUP BY kind ORDER BY kind",
+                &[Bind::Text(source.into())],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.kind.0, r.n)).collect())
+    }
+
+    async fn apply_import(&self, batch: &ImportBatch) -> StoreResult<()> {
+        let mut statements = Vec::new();
+        writes(&PIPELINES, &batch.pipelines, pipeline_binds, &mut statements);
+        writes(&PIPELINE_VERSIONS, &batch.versions, version_binds, &mut statements);
+        writes(&EXPERIMENTS, &batch.experiments, experiment_binds, &mut statements);
+        // A replaced run's history is replaced with it.
+        for run in batch.runs.iter().filter(|r| r.replace) {
+            statements.push(Stmt::new(
+                "DELETE FROM run_state_history WHERE run_id = ?",
+                vec![Bind::Text(run.entity.id.clone())],
+            ));
+        }
+        writes(&RUNS, &batch.runs, run_binds, &mut statements);
+        let history: Vec<Vec<Bind>> = batch
+            .runs
+            .iter()
+            .flat_map(|r| {
+                r.entity.state_history.iter().enumerate().map(|(seq, change)| {
+                    history_binds(&r.entity.id, seq as i64 + 1, change.update_time, change.state, &change.error)
+                })
+            })
+            .collect();
+        for chunk in history.chunks(ROWS_PER_INSERT) {
+            statements
+                .push(Stmt::new(RUN_STATE_HISTORY.insert_sql(chunk.len()), chunk.iter().flatten().cloned().collect()));
+        }
+        for run in &batch.runs {
+            statements.push(Stmt::new(
+                "UPDATE experiments SET last_run_created_at = ? WHERE id = ? AND last_run_created_at < ?",
+                vec![
+                    Bind::Int(run.entity.created_at),
+                    Bind::Text(run.entity.experiment_id.clone()),
+                    Bind::Int(run.entity.created_at),
+                ],
+            ));
+        }
+        writes(&RECURRING_RUNS, &batch.recurring_runs, recurring_binds, &mut statements);
+        for entry in &batch.ledger {
+            statements.push(Stmt::new(
+                "DELETE FROM import_ledger WHERE source = ? AND kind = ? AND source_id = ?",
+                vec![
+                    Bind::Text(entry.source.clone()),
+                    Bind::Text(entry.kind.clone()),
+                    Bind::Text(entry.source_id.clone()),
+                ],
+            ));
+        }
+        for chunk in batch.ledger.chunks(ROWS_PER_INSERT) {
+            statements
+                .push(Stmt::new(IMPORT_LEDGER.insert_sql(chunk.len()), chunk.iter().flat_map(ledger_binds).collect()));
+        }
+        self.transaction(statements).await
+    }
+}
