@@ -1,0 +1,294 @@
+"""`weir import kfp` end to end, seen through kfp.Client.
+
+A KFP installation's storage is built here: its `mlpipeline` tables in the shape KFP 2.17's
+models give them (backend/src/apiserver/model/*.go), on MariaDB or PostgreSQL, holding rows as
+KFP's API server writes them (a pipeline compiled by this SDK, a version whose spec KFP 1.x kept
+only in its bucket, experiments, runs, a recurring run), and its bucket on the test S3 server.
+After `weir import kfp --apply`, kfp.Client against weir must list what KFP's API lists for
+those rows (KFP's converters: seconds to times, v1 state words to v2, archived storage states),
+an imported version must run under weir, `weir storage check` must be clean, and a second
+import must change nothing.
+"""
+import datetime
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import boto3
+import kfp
+import pytest
+
+import pipelines
+from conftest import (S3_REGION, compile_pipeline, database_server, provision_stores,
+                      start_weir, stop_process)
+
+# KFP 2.17's tables as its models declare them (only those the import reads).
+TABLES = {
+    'pipelines': ['"UUID" varchar(64) NOT NULL', '"CreatedAtInSec" bigint NOT NULL',
+                  '"Name" varchar(128) NOT NULL', '"DisplayName" varchar(128) NOT NULL',
+                  '"Description" {long} NOT NULL', '"Parameters" {long}',
+                  '"Status" varchar(32) NOT NULL', '"Namespace" varchar(63)'],
+    'pipeline_versions': ['"UUID" varchar(64) NOT NULL', '"CreatedAtInSec" bigint NOT NULL',
+                          '"Name" varchar(128) NOT NULL', '"DisplayName" varchar(128) NOT NULL',
+                          '"Parameters" {long} NOT NULL', '"PipelineId" varchar(64) NOT NULL',
+                          '"Status" varchar(32) NOT NULL', '"CodeSourceUrl" varchar(255)',
+                          '"Description" {long} NOT NULL', '"PipelineSpec" {long} NOT NULL',
+                          '"PipelineSpecURI" {long} NOT NULL'],
+    'experiments': ['"UUID" varchar(64) NOT NULL', '"Name" varchar(128) NOT NULL',
+                    '"Description" varchar(255) NOT NULL', '"CreatedAtInSec" bigint NOT NULL',
+                    '"LastRunCreatedAtInSec" bigint NOT NULL', '"Namespace" varchar(63) NOT NULL',
+                    '"StorageState" varchar(32) NOT NULL'],
+    'default_experiments': ['"DefaultExperimentId" varchar(64) NOT NULL'],
+    'run_details': ['"UUID" varchar(64) NOT NULL', '"DisplayName" varchar(255) NOT NULL',
+                    '"Name" varchar(255) NOT NULL', '"Description" {long} NOT NULL',
+                    '"Namespace" varchar(63) NOT NULL', '"ExperimentUUID" varchar(64) NOT NULL',
+                    '"JobUUID" varchar(64)', '"StorageState" varchar(32) NOT NULL',
+                    '"ServiceAccount" varchar(255) NOT NULL', '"PipelineId" varchar(64)',
+                    '"PipelineVersionId" varchar(64)', '"PipelineSpecManifest" {long}',
+                    '"WorkflowSpecManifest" {long}', '"RuntimeParameters" {long}',
+                    '"PipelineRoot" {long}', '"CreatedAtInSec" bigint NOT NULL',
+                    '"ScheduledAtInSec" bigint', '"FinishedAtInSec" bigint',
+                    '"Conditions" varchar(125) NOT NULL', '"State" varchar(64)',
+                    '"StateHistory" {long}'],
+    'jobs': ['"UUID" varchar(64) NOT NULL', '"DisplayName" varchar(255) NOT NULL',
+             '"Name" varchar(255) NOT NULL', '"Namespace" varchar(63) NOT NULL',
+             '"ServiceAccount" varchar(255) NOT NULL', '"Description" {long} NOT NULL',
+             '"MaxConcurrency" bigint NOT NULL', '"NoCatchup" boolean NOT NULL',
+             '"CreatedAtInSec" bigint NOT NULL', '"UpdatedAtInSec" bigint',
+             '"Enabled" boolean NOT NULL', '"ExperimentUUID" varchar(64) NOT NULL',
+             '"CronScheduleStartTimeInSec" bigint', '"CronScheduleEndTimeInSec" bigint',
+             '"Schedule" varchar(255)', '"PeriodicScheduleStartTimeInSec" bigint',
+             '"PeriodicScheduleEndTimeInSec" bigint', '"IntervalSecond" bigint',
+             '"PipelineId" varchar(64)', '"PipelineVersionId" varchar(64)',
+             '"PipelineSpecManifest" {long}', '"WorkflowSpecManifest" {long}',
+             '"RuntimeParameters" {long}', '"PipelineRoot" {long}',
+             '"Conditions" varchar(125) NOT NULL'],
+}
+
+
+def q(value) -> str:
+    if value is None:
+        return 'NULL'
+    if isinstance(value, bool):
+        return 'TRUE' if value else 'FALSE'
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def insert(table: str, row: dict) -> str:
+    columns = ', '.join(f'"{c}"' for c in row)
+    return f'INSERT INTO "{table}" ({columns}) VALUES ({", ".join(q(v) for v in row.values())});'
+
+
+class KfpInstallation:
+    """KFP's mlpipeline database (tables, rows) and bucket, as the test made them."""
+
+    def __init__(self, kind: str, s3, tmp: Path):
+        self.server = database_server(kind)
+        self.kind = kind
+        self.database = f'kfp_{uuid.uuid4().hex[:12]}'
+        self.url = self.server.database_url(self.database)
+        self.s3 = s3
+        self.bucket = s3.create_bucket()
+        self.tmp = tmp
+        self._create()
+
+    def sql(self, statements: str) -> None:
+        p = self.server.parts
+        if self.kind == 'mariadb':
+            argv = ['mariadb', '-h', p.hostname, '-P', str(p.port or 3306), f'-u{p.username or "root"}',
+                    self.database, '-e', "SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES');" + statements]
+        else:
+            argv = ['psql', '-h', p.hostname, '-p', str(p.port or 5432), '-U', p.username or 'root',
+                    '-d', self.database, '-v', 'ON_ERROR_STOP=1', '-q', '-c', statements]
+        result = subprocess.run(argv, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+    def _create(self) -> None:
+        created = self.server._cli(f'CREATE DATABASE {self.database}')
+        assert created.returncode == 0, created.stderr
+        long = 'longtext' if self.kind == 'mariadb' else 'text'
+        for table, columns in TABLES.items():
+            body = ', '.join(c.format(long=long) for c in columns)
+            key = columns[0].split()[0]
+            self.sql(f'CREATE TABLE "{table}" ({body}, PRIMARY KEY ({key}));')
+
+    def put(self, key: str, body: bytes) -> None:
+        boto3.client('s3', endpoint_url=self.s3.endpoint, region_name=S3_REGION,
+                     aws_access_key_id=self.s3.access_key,
+                     aws_secret_access_key=self.s3.secret_key).put_object(
+            Bucket=self.bucket, Key=key, Body=body)
+
+    def drop(self) -> None:
+        self.server.drop(self.database)
+
+
+T0 = 1_700_000_000  # KFP keeps seconds
+
+
+def seed(kfp_db: KfpInstallation, spec: str) -> dict:
+    """Rows as KFP's API server writes them; returns what KFP's API lists for them."""
+    rows = [
+        ('pipelines', {'UUID': 'p-train', 'CreatedAtInSec': T0, 'Name': 'train', 'DisplayName': 'Train',
+                       'Description': 'trains', 'Status': 'READY', 'Namespace': ''}),
+        ('pipelines', {'UUID': 'p-legacy', 'CreatedAtInSec': T0 + 1, 'Name': 'legacy',
+                       'DisplayName': 'legacy', 'Description': '', 'Status': 'READY', 'Namespace': ''}),
+        ('pipeline_versions', {'UUID': 'v-train-1', 'CreatedAtInSec': T0 + 10, 'Name': 'v1',
+                               'DisplayName': 'v1', 'Parameters': '', 'PipelineId': 'p-train',
+                               'Status': 'READY', 'Description': 'first', 'PipelineSpec': spec,
+                               'PipelineSpecURI': '', 'CodeSourceUrl': 'https://example.com/train'}),
+        # KFP 1.x kept the spec only in its bucket, under pipelines/<version id>.
+        ('pipeline_versions', {'UUID': 'v-legacy-1', 'CreatedAtInSec': T0 + 11, 'Name': 'legacy',
+                               'DisplayName': 'legacy', 'Parameters': '', 'PipelineId': 'p-legacy',
+                               'Status': 'READY', 'Description': '', 'PipelineSpec': '',
+                               'PipelineSpecURI': ''}),
+        ('experiments', {'UUID': 'e-default', 'Name': 'Default', 'Description': 'default',
+                         'CreatedAtInSec': T0, 'LastRunCreatedAtInSec': 0, 'Namespace': '',
+                         'StorageState': 'AVAILABLE'}),
+        ('experiments', {'UUID': 'e-team', 'Name': 'team-a', 'Description': 'old work',
+                         'CreatedAtInSec': T0 + 5, 'LastRunCreatedAtInSec': 0, 'Namespace': '',
+                         'StorageState': 'ARCHIVED'}),
+        ('default_experiments', {'DefaultExperimentId': 'e-default'}),
+    ]
+    runs = [
+        ('r-ok', 'e-default', 'SUCCEEDED', 'Succeeded', {'message': 'hello'}, 100, 160, 'AVAILABLE'),
+        ('r-failed', 'e-default', 'FAILED', 'Failed', {'message': 'boom'}, 200, 230, 'AVAILABLE'),
+        ('r-archived', 'e-team', 'SUCCEEDED', 'Succeeded', {'message': 'old'}, 300, 390, 'ARCHIVED'),
+    ]
+    for run_id, experiment, state, conditions, params, created, finished, storage in runs:
+        history = [{'UpdateTimeInSec': T0 + created, 'State': 'PENDING'},
+                   {'UpdateTimeInSec': T0 + created + 5, 'State': 'RUNNING'},
+                   {'UpdateTimeInSec': T0 + finished, 'State': state}]
+        rows.append(('run_details', {
+            'UUID': run_id, 'DisplayName': f'run {run_id}', 'Name': f'train-{run_id}',
+            'Description': '', 'Namespace': '', 'ExperimentUUID': experiment, 'JobUUID': '',
+            'StorageState': storage, 'ServiceAccount': 'pipeline-runner', 'PipelineId': 'p-train',
+            'PipelineVersionId': 'v-train-1', 'PipelineSpecManifest': spec,
+            'WorkflowSpecManifest': None, 'RuntimeParameters': json.dumps(params),
+            'PipelineRoot': 'minio://mlpipeline/v2/artifacts', 'CreatedAtInSec': T0 + created,
+            'ScheduledAtInSec': T0 + created, 'FinishedAtInSec': T0 + finished,
+            'Conditions': conditions, 'State': state, 'StateHistory': json.dumps(history)}))
+    rows.append(('jobs', {
+        'UUID': 'j-nightly', 'DisplayName': 'nightly', 'Name': 'nightly-swf', 'Namespace': '',
+        'ServiceAccount': 'pipeline-runner', 'Description': 'every night', 'MaxConcurrency': 1,
+        'NoCatchup': True, 'CreatedAtInSec': T0 + 20, 'UpdatedAtInSec': T0 + 20, 'Enabled': True,
+        'ExperimentUUID': 'e-default', 'Schedule': '0 0 2 * * *', 'PipelineId': 'p-train',
+        'PipelineVersionId': 'v-train-1', 'PipelineSpecManifest': spec,
+        'RuntimeParameters': json.dumps({'message': 'nightly'}), 'PipelineRoot': '',
+        'Conditions': 'ENABLED'}))
+    kfp_db.sql(''.join(insert(table, row) for table, row in rows))
+    kfp_db.put('pipelines/v-legacy-1', spec.encode())
+
+    def at(seconds):
+        return datetime.datetime.fromtimestamp(T0 + seconds, tz=datetime.timezone.utc)
+
+    # KFP's API leaves empty strings out (proto3 JSON), so the client reads them as None.
+    return {
+        'pipelines': {('p-train', 'train', 'Train', 'trains', at(0)), ('p-legacy', 'legacy', 'legacy', None, at(1))},
+        'versions': {('p-train', 'v-train-1', 'v1', 'first', at(10)), ('p-legacy', 'v-legacy-1', 'legacy', None, at(11))},
+        'experiments': {('e-team', 'team-a', 'old work', 'ARCHIVED')},
+        'runs': {(r, f'run {r}', state, json.dumps(params, sort_keys=True), at(created), at(finished), storage)
+                 for r, _, state, _, params, created, finished, storage in runs},
+        'recurring_runs': {('j-nightly', 'nightly', '0 0 2 * * *', 'DISABLED', 1, True)},
+    }
+
+
+@pytest.fixture(params=['mariadb', 'postgres'])
+def installation(request, s3_service, tmp_path):
+    kfp_db = KfpInstallation(request.param, s3_service, tmp_path)
+    try:
+        yield kfp_db
+    finally:
+        kfp_db.drop()
+
+
+def import_kfp(weir_bin, kfp_db: KfpInstallation, stores, *extra) -> subprocess.CompletedProcess:
+    argv = [str(weir_bin), 'import', 'kfp', '--mysql', kfp_db.url, '--objects', f's3://{kfp_db.bucket}',
+            '--s3-endpoint', kfp_db.s3.endpoint, '--s3-region', S3_REGION, '--output', 'json', *extra]
+    env = {**os.environ, **stores.env,
+           'AWS_ACCESS_KEY_ID': kfp_db.s3.access_key, 'AWS_SECRET_ACCESS_KEY': kfp_db.s3.secret_key}
+    return subprocess.run(argv, capture_output=True, text=True, env=env)
+
+
+def test_imported_installation_lists_as_kfp_listed(installation, request, weir_bin, tmp_path):
+    spec = compile_pipeline(pipelines.hello_pipeline, tmp_path / 'hello.yaml').read_text()
+    expected = seed(installation, spec)
+    # A SQLite weir for a KFP on MariaDB, a PostgreSQL + S3 one for a KFP on PostgreSQL.
+    backend = 'sqlite' if installation.kind == 'mariadb' else 'postgres'
+    data_dir = tmp_path / 'weir'
+    data_dir.mkdir()
+    stores = provision_stores(request, backend, data_dir)
+    storage = ['--metadata', stores.metadata_url, '--artifacts', stores.artifacts_url,
+               '--data-dir', str(data_dir)]
+    try:
+        dry = import_kfp(weir_bin, installation, stores)
+        assert dry.returncode == 1, dry.stderr  # warnings: the enabled schedule, the 1.x spec
+        plan = json.loads(dry.stdout)
+        assert 'applied' not in plan
+        assert {k: c['total'] for k, c in plan['counts'].items()} == {
+            'pipelines': 2, 'pipeline versions': 2, 'experiments': 2, 'runs': 3, 'recurring runs': 1}
+        assert set(plan['warnings']) == {'SCHEDULE_WOULD_FIRE', 'SPEC_FROM_OBJECT_STORE'}, plan['warnings']
+
+        applied = import_kfp(weir_bin, installation, stores, '--apply', *storage)
+        assert applied.returncode == 1, applied.stderr
+        report = json.loads(applied.stdout)
+        assert report['applied']['conflicts'] == {}, report['applied']
+        assert {k: v['inserted'] for k, v in report['applied']['kinds'].items()} == {
+            'pipeline': 2, 'pipeline_version': 2, 'experiment': 2, 'run': 3, 'recurring_run': 1}
+        assert 'backup taken' in applied.stderr, applied.stderr
+
+        server = start_weir(weir_bin, backend, data_dir, stores.metadata_url, stores.artifacts_url,
+                            stores.env)
+        try:
+            client = kfp.Client(host=server.url)
+            listed = client.list_pipelines(page_size=100).pipelines
+            assert {(p.pipeline_id, p.name, p.display_name, p.description, p.created_at)
+                    for p in listed} == expected['pipelines']
+            versions = set()
+            for pipeline_id in ('p-train', 'p-legacy'):
+                for v in client.list_pipeline_versions(pipeline_id).pipeline_versions:
+                    versions.add((v.pipeline_id, v.pipeline_version_id, v.display_name, v.description,
+                                  v.created_at))
+            assert versions == expected['versions']
+            archived = client.list_experiments(
+                page_size=100, filter=json.dumps({'predicates': [{'key': 'storage_state', 'operation': 'EQUALS',
+                                                                  'string_value': 'ARCHIVED'}]})).experiments
+            assert {(e.experiment_id, e.display_name, e.description, e.storage_state)
+                    for e in archived} == expected['experiments']
+            default = client.get_experiment(experiment_name='Default')
+            runs = client.list_runs(page_size=100).runs + (client.list_runs(
+                page_size=100, filter=json.dumps({'predicates': [{'key': 'storage_state', 'operation': 'EQUALS',
+                                                                  'string_value': 'ARCHIVED'}]})).runs or [])
+            got = {(r.run_id, r.display_name, r.state,
+                    json.dumps(r.runtime_config.parameters, sort_keys=True), r.created_at, r.finished_at,
+                    r.storage_state) for r in runs}
+            assert got == expected['runs']
+            ok = client.get_run('r-ok')
+            assert ok.experiment_id == default.experiment_id
+            assert [h.state for h in ok.state_history] == ['PENDING', 'RUNNING', 'SUCCEEDED']
+            recurring = client.list_recurring_runs(page_size=100).recurring_runs
+            assert {(r.recurring_run_id, r.display_name, r.trigger.cron_schedule.cron, r.status,
+                     int(r.max_concurrency), r.no_catchup) for r in recurring} == expected['recurring_runs']
+
+            # The imported version runs under weir (the spec KFP 1.x kept only in its bucket).
+            run = client.run_pipeline(experiment_id=default.experiment_id, job_name='after import',
+                                      pipeline_id='p-legacy', version_id='v-legacy-1',
+                                      params={'message': 'from weir'})
+            done = client.wait_for_run_completion(run.run_id, timeout=120)
+            assert done.state == 'SUCCEEDED', done
+        finally:
+            stop_process(server.process)
+
+        check = subprocess.run([str(weir_bin), 'storage', 'check', *storage], capture_output=True, text=True,
+                               env={**os.environ, **stores.env})
+        assert check.returncode == 0, check.stdout + check.stderr
+
+        again = import_kfp(weir_bin, installation, stores, '--apply', *storage)
+        report = json.loads(again.stdout)
+        assert all(v['inserted'] == v['updated'] == 0 for v in report['applied']['kinds'].values()), report
+        assert report['checksums'] == plan['checksums']
+    finally:
+        stores.cleanup()
