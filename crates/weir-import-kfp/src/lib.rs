@@ -11,9 +11,11 @@
 
 mod apply;
 mod map;
+mod mlmd;
 mod plan;
 mod report;
 pub mod source;
+mod steps;
 
 pub use apply::{apply, source_id, Applied, KindApplied, Target};
 pub use plan::{plan, PlanOptions};

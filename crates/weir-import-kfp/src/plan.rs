@@ -17,6 +17,8 @@ pub struct PlanOptions {
     pub objects: ArtifactStore,
     /// Import runs KFP may still be running (as canceled) instead of refusing.
     pub allow_inflight: bool,
+    /// KFP's ML Metadata database (`metadb`), for the runs' steps, artifacts and logs.
+    pub mlmd_url: Option<String>,
 }
 
 const PIPELINE_COLUMNS: &[&str] =
@@ -504,6 +506,22 @@ async fn read(
         warnings.add("STATUS_NOT_READY", "being created or deleted in KFP (its API hides it): not imported", &id);
         skip(kind, "STATUS_NOT_READY");
     }
+    let mut mlmd = None;
+    if let Some(url) = &options.mlmd_url {
+        let mut metadata = crate::mlmd::Mlmd::open(url).await?;
+        let totals = metadata.totals().await;
+        let schema = metadata.schema_version;
+        metadata.close().await;
+        let (executions, artifacts) = totals?;
+        for (kind, total) in [("ml metadata executions", executions), ("ml metadata artifacts", artifacts)] {
+            counts.insert(kind.into(), crate::report::Counts { total, ..Default::default() });
+        }
+        mlmd = Some(format!(
+            "{} (ML Metadata schema {})",
+            crate::source::redact(url),
+            schema.map(|v| v.to_string()).unwrap_or_else(|| "unknown".into())
+        ));
+    }
     if variant.starts_with("mlmd-removal") {
         refused.push(format!("KFP's {variant} tables are not read yet"));
     }
@@ -519,6 +537,7 @@ async fn read(
             snapshot: source.snapshot.to_string(),
             objects: options.objects.url().to_string(),
             default_experiment,
+            mlmd,
         },
         counts,
         skipped,

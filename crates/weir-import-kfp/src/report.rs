@@ -33,6 +33,8 @@ pub struct SourceInfo {
     pub objects: String,
     /// The single-user `Default` experiment, which weir adopts rather than makes anew.
     pub default_experiment: Option<String>,
+    /// KFP's ML Metadata database, when read (the runs' steps come from it).
+    pub mlmd: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +78,10 @@ impl Report {
             self.source.snapshot,
             self.source.objects
         );
+        out.push_str(&format!(
+            "ml metadata: {}\n",
+            self.source.mlmd.as_deref().unwrap_or("not read (runs come without their steps)")
+        ));
         for (kind, counts) in &self.counts {
             let states: Vec<String> = counts.by_state.iter().map(|(s, n)| format!("{s} {n}")).collect();
             out.push_str(&format!("{kind}: {} ({})\n", counts.total, states.join(", ")));

@@ -182,6 +182,54 @@ impl Source {
         Ok(rows)
     }
 
+    /// Runs a query whose `width` columns are all text, binding `binds` to its `?`s (numbered
+    /// for PostgreSQL).
+    pub async fn query(
+        &mut self,
+        sql: &str,
+        binds: &[String],
+        width: usize,
+    ) -> Result<Vec<Vec<Option<String>>>, ImportError> {
+        let sql = match self.dialect {
+            Dialect::Mysql => sql.to_string(),
+            Dialect::Postgres => {
+                let mut numbered = String::with_capacity(sql.len());
+                let mut n = 0;
+                for c in sql.chars() {
+                    if c == '?' {
+                        n += 1;
+                        numbered.push_str(&format!("${n}"));
+                    } else {
+                        numbered.push(c);
+                    }
+                }
+                numbered
+            }
+        };
+        let failed = |e: sqlx::Error| ImportError::Source(format!("cannot read ML Metadata: {e}"));
+        let mut out = Vec::new();
+        macro_rules! read {
+            ($conn:expr) => {{
+                let mut query = sqlx::query(&sql);
+                for bind in binds {
+                    query = query.bind(bind);
+                }
+                for row in query.fetch_all($conn).await.map_err(failed)? {
+                    let values: Vec<Option<String>> = (0..width)
+                        .map(|i| row.try_get::<Option<String>, _>(i))
+                        .collect::<Result<_, _>>()
+                        .map_err(failed)?;
+                    out.push(values);
+                }
+            }};
+        }
+        match &mut self.conn {
+            Conn::Mysql(c) => read!(&mut *c),
+            Conn::Postgres(c) => read!(&mut *c),
+        }
+        Ok(out)
+    }
+
     fn present<'c>(&self, table: &str, columns: &[&'c str]) -> Vec<&'c str> {
         columns.iter().copied().filter(|c| self.has_column(table, c)).collect()
     }

@@ -5,20 +5,31 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{bucket, seed, Db, Fixture, Shape, IR};
+use common::{bucket, seed, seed_mlmd, Db, Fixture, Shape, IR};
 use weir_artifacts::{ArtifactStore, S3Settings};
 use weir_import_kfp::{apply, KindApplied, PlanOptions, Report, Target};
 use weir_store::{
     ExperimentStore, MetadataStore, PipelineStore, PipelineVersionStore, RecurringRunStore, RunStore, RuntimeState,
-    StorageState, StoreAdmin, Trigger,
+    StorageState, StoreAdmin, TaskKind, TaskStore, Trigger,
 };
 use weir_store_sql::testing::TestDatabase;
 use weir_store_sql::{ConnectSettings, Dialect, SqlStore};
 
 const NOW: i64 = 1_800_000_000_000;
 
-async fn import(fixture: &Fixture, objects: &ArtifactStore, store: &SqlStore, artifacts: &ArtifactStore) -> Report {
-    let options = PlanOptions { database_url: fixture.url.clone(), objects: objects.clone(), allow_inflight: true };
+async fn import(
+    fixture: &Fixture,
+    metadb: &Fixture,
+    objects: &ArtifactStore,
+    store: &SqlStore,
+    artifacts: &ArtifactStore,
+) -> Report {
+    let options = PlanOptions {
+        database_url: fixture.url.clone(),
+        objects: objects.clone(),
+        allow_inflight: true,
+        mlmd_url: Some(metadb.url.clone()),
+    };
     let progress = |_: &str, _: u64| {};
     let target = Target {
         store: store as &dyn MetadataStore,
@@ -55,6 +66,8 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
     let objects = bucket().await;
     let fixture = Fixture::create(db, Shape::V2_17).await;
     seed(&fixture, Shape::V2_17).await;
+    let metadb = Fixture::empty(db).await;
+    seed_mlmd(&metadb, &objects).await;
     let weir_db = TestDatabase::new(weir_dialect);
     let store = SqlStore::connect(&weir_db.url, &ConnectSettings::default()).await.unwrap();
     store.migrate().await.unwrap();
@@ -71,7 +84,7 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
     }
 
     // First import.
-    let report = import(&fixture, &objects, &store, &artifacts).await;
+    let report = import(&fixture, &metadb, &objects, &store, &artifacts).await;
     assert!(report.refused.is_empty(), "{:?}", report.refused);
     let default = if weir_has_own { "weir-default" } else { "e1" };
     if weir_has_own {
@@ -84,6 +97,8 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
                 ("pipeline_version", (2, 0, 0)),
                 ("recurring_run", (2, 0, 0)),
                 ("run", (6, 0, 0)),
+                ("task", (5, 0, 0)),
+                ("artifact", (2, 0, 0)),
             ])
         );
         assert_eq!(
@@ -104,6 +119,8 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
                 ("pipeline_version", (4, 0, 0)),
                 ("recurring_run", (2, 0, 0)),
                 ("run", (6, 0, 0)),
+                ("task", (5, 0, 0)),
+                ("artifact", (2, 0, 0)),
             ])
         );
         assert_eq!(conflicts(&report), BTreeMap::new());
@@ -143,8 +160,10 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
     assert_eq!(j2.trigger, Trigger::Periodic { interval_second: 3600, start_time: None, end_time: None });
     assert_eq!(j2.pipeline_spec["pipelineInfo"]["name"], "train", "unpinned: the version's spec");
 
+    check_steps(&store, &artifacts).await;
+
     // Again, nothing changed: nothing written.
-    let again = import(&fixture, &objects, &store, &artifacts).await;
+    let again = import(&fixture, &metadb, &objects, &store, &artifacts).await;
     for (kind, (inserted, updated, unchanged)) in kinds(&again) {
         assert_eq!((inserted, updated), (0, 0), "{kind}: nothing new on a re-run");
         assert!(unchanged > 0, "{kind}");
@@ -168,7 +187,7 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
     store.unarchive_experiment("e2").await.unwrap();
     store.delete_run("r6").await.unwrap();
 
-    let changed = import(&fixture, &objects, &store, &artifacts).await;
+    let changed = import(&fixture, &metadb, &objects, &store, &artifacts).await;
     let by_kind = kinds(&changed);
     assert_eq!(by_kind["run"], (1, 1, 3), "r7 new, r1 updated, r2 r3 r5 unchanged");
     assert_eq!(by_kind["experiment"], (0, 0, 1));
@@ -182,10 +201,55 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
     assert_eq!(store.get_experiment("e2").await.unwrap().storage_state, StorageState::Available, "weir's change wins");
     assert!(store.get_run("r6").await.is_err(), "a run deleted in weir stays deleted");
     assert!(store.get_run("r4").await.is_ok(), "weir keeps what KFP no longer has");
+    assert_eq!(by_kind["task"], (3, 0, 0), "r1's steps are replaced with it");
+    check_steps(&store, &artifacts).await;
+
+    assert!(changed.applied.as_ref().unwrap().notes.is_empty(), "{:?}", changed.applied);
 
     store.close().await;
     weir_db.drop_database().await;
     fixture.drop().await;
+    metadb.drop().await;
+}
+
+/// r1's and r2's steps as ML Metadata recorded them (common::seed_mlmd).
+async fn check_steps(store: &SqlStore, artifacts: &ArtifactStore) {
+    let tasks = store.list_tasks("r1").await.unwrap();
+    let by_name: BTreeMap<&str, &weir_store::Task> = tasks.iter().map(|t| (t.name.as_str(), t)).collect();
+    assert_eq!(by_name.keys().copied().collect::<Vec<_>>(), ["log-step", "root", "train-step"]);
+    let (root, train, log) = (by_name["root"], by_name["train-step"], by_name["log-step"]);
+    assert_eq!((root.kind, root.parent_id.as_str()), (TaskKind::Dag, ""));
+    assert_eq!((train.parent_id.as_str(), log.parent_id.as_str()), (root.id.as_str(), root.id.as_str()));
+    assert_eq!((train.state, log.state), (RuntimeState::Succeeded, RuntimeState::Failed));
+    assert_eq!(train.inputs.parameters, serde_json::json!({"message": "hi", "n": 3}).as_object().unwrap().clone());
+    assert_eq!(train.outputs.parameters["Output"], "done");
+    assert_eq!((train.fingerprint.as_str(), train.image.as_str()), ("fp-train", "python:3.11"));
+    assert_eq!((train.created_at, train.finished_at), (1_700_000_210_000, 1_700_000_250_000));
+    let produced = store.list_artifacts("r1").await.unwrap();
+    assert_eq!(produced.len(), 2, "model and metrics; the log is not an artifact: {produced:?}");
+    let model = produced.iter().find(|a| a.name == "model").unwrap();
+    let metrics = produced.iter().find(|a| a.name == "metrics").unwrap();
+    assert_eq!(train.outputs.artifacts["model"], [model.id]);
+    assert_eq!(log.inputs.artifacts["model"], [model.id]);
+    assert!(model.uri.starts_with("minio://") && model.uri.ends_with("/model"), "{}", model.uri);
+    assert_eq!(model.metadata, serde_json::json!({"display_name": "model", "labels": ["a", "b"]}));
+    assert_eq!(
+        (metrics.schema_title.as_str(), &metrics.metadata["accuracy"]),
+        ("system.Metrics", &serde_json::json!(0.9))
+    );
+    let read = |task: &weir_store::Task| {
+        let key = weir_artifacts::layout::log_key("r1", &task.id, 1);
+        async move { String::from_utf8(artifacts.get(&key).await.unwrap().to_vec()).unwrap() }
+    };
+    assert_eq!(read(train).await, "training...\naccuracy 0.9\n", "executor-logs, gunzipped");
+    assert!(read(log).await.contains("it failed"), "Argo's archived main.log, from its tgz");
+
+    let cached: Vec<weir_store::Task> = store.list_tasks("r2").await.unwrap();
+    let hit = cached.iter().find(|t| t.name == "train-step").unwrap();
+    assert!(hit.cached && hit.state == RuntimeState::Succeeded && hit.attempts == 0, "{hit:?}");
+    assert_eq!(hit.fingerprint, "", "a fingerprint is kept for COMPLETE executions only");
+    assert_eq!(hit.outputs.artifacts["model"], [model.id], "a cache hit names the first run's artifact");
+    assert!(store.list_artifacts("r2").await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -13,7 +13,9 @@ fn codes(report: &Report) -> BTreeMap<String, Vec<String>> {
 }
 
 async fn planned(fixture: &Fixture, objects: &ArtifactStore, allow_inflight: bool) -> Report {
-    plan(&PlanOptions { database_url: fixture.url.clone(), objects: objects.clone(), allow_inflight }).await.unwrap()
+    plan(&PlanOptions { database_url: fixture.url.clone(), objects: objects.clone(), allow_inflight, mlmd_url: None })
+        .await
+        .unwrap()
 }
 
 fn check_report(report: &Report) {
@@ -113,6 +115,7 @@ async fn kfp_2_0_with_1x_rows_on_mariadb() {
         database_url: "mysql://root@127.0.0.1:3306/mysql".into(),
         objects: objects.clone(),
         allow_inflight: false,
+        mlmd_url: None,
     })
     .await;
     assert!(wrong.is_err_and(|e| e.to_string().contains("no KFP tables")), "not a KFP database");

@@ -5,10 +5,12 @@ use async_trait::async_trait;
 use weir_store::*;
 
 use crate::binds::{
-    experiment_binds, history_binds, id_last, ledger_binds, pipeline_binds, recurring_binds, run_binds, version_binds,
+    artifact_binds, experiment_binds, history_binds, id_last, ledger_binds, pipeline_binds, recurring_binds, run_binds,
+    task_binds, version_binds,
 };
 use crate::schema::{
-    Table, EXPERIMENTS, IMPORT_LEDGER, PIPELINES, PIPELINE_VERSIONS, RECURRING_RUNS, RUNS, RUN_STATE_HISTORY,
+    Table, ARTIFACTS, EXPERIMENTS, IMPORT_LEDGER, PIPELINES, PIPELINE_VERSIONS, RECURRING_RUNS, RUNS,
+    RUN_STATE_HISTORY, TASKS,
 };
 use crate::text::Text;
 use crate::{Bind, SqlStore, Stmt};
@@ -90,12 +92,14 @@ impl ImportStore for SqlStore {
         writes(&PIPELINES, &batch.pipelines, pipeline_binds, &mut statements);
         writes(&PIPELINE_VERSIONS, &batch.versions, version_binds, &mut statements);
         writes(&EXPERIMENTS, &batch.experiments, experiment_binds, &mut statements);
-        // A replaced run's history is replaced with it.
+        // A replaced run's history, tasks and artifacts are replaced with it.
         for run in batch.runs.iter().filter(|r| r.replace) {
-            statements.push(Stmt::new(
-                "DELETE FROM run_state_history WHERE run_id = ?",
-                vec![Bind::Text(run.entity.id.clone())],
-            ));
+            for table in ["run_state_history", "tasks", "artifacts"] {
+                statements.push(Stmt::new(
+                    format!("DELETE FROM {table} WHERE run_id = ?"),
+                    vec![Bind::Text(run.entity.id.clone())],
+                ));
+            }
         }
         writes(&RUNS, &batch.runs, run_binds, &mut statements);
         let history: Vec<Vec<Bind>> = batch
@@ -120,6 +124,13 @@ impl ImportStore for SqlStore {
                     Bind::Int(run.entity.created_at),
                 ],
             ));
+        }
+        for chunk in batch.tasks.chunks(ROWS_PER_INSERT) {
+            statements.push(Stmt::new(TASKS.insert_sql(chunk.len()), chunk.iter().flat_map(task_binds).collect()));
+        }
+        for chunk in batch.artifacts.chunks(ROWS_PER_INSERT) {
+            statements
+                .push(Stmt::new(ARTIFACTS.insert_sql(chunk.len()), chunk.iter().flat_map(artifact_binds).collect()));
         }
         writes(&RECURRING_RUNS, &batch.recurring_runs, recurring_binds, &mut statements);
         for entry in &batch.ledger {

@@ -495,6 +495,10 @@ pub struct ImportBatch {
     pub versions: Vec<Imported<PipelineVersion>>,
     pub experiments: Vec<Imported<Experiment>>,
     pub runs: Vec<Imported<Run>>,
+    /// The steps of the batch's runs. A replaced run's tasks and artifacts are replaced.
+    pub tasks: Vec<Task>,
+    /// Artifacts made by (or first seen with) the batch's runs.
+    pub artifacts: Vec<Artifact>,
     pub recurring_runs: Vec<Imported<RecurringRun>>,
     pub ledger: Vec<LedgerEntry>,
 }
@@ -506,6 +510,8 @@ impl ImportBatch {
             && self.versions.is_empty()
             && self.experiments.is_empty()
             && self.runs.is_empty()
+            && self.tasks.is_empty()
+            && self.artifacts.is_empty()
             && self.recurring_runs.is_empty()
     }
 }

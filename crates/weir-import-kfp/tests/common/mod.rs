@@ -31,6 +31,15 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn create(db: Db, shape: Shape) -> Self {
+        let fixture = Self::empty(db).await;
+        for statement in ddl(db, shape) {
+            fixture.execute(&statement).await;
+        }
+        fixture
+    }
+
+    /// A new, empty database.
+    pub async fn empty(db: Db) -> Self {
         let name = format!("kfp_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         let (server, url) = match db {
             Db::Maria => {
@@ -46,9 +55,6 @@ impl Fixture {
         };
         let fixture = Self { db, server, name, url };
         fixture.admin(&format!("CREATE DATABASE {}", fixture.name)).await;
-        for statement in ddl(db, shape) {
-            fixture.execute(&statement).await;
-        }
         fixture
     }
 
@@ -398,4 +404,150 @@ pub async fn bucket() -> ArtifactStore {
     assert!(store.ensure_bucket().await.unwrap());
     store.put("pipelines/v2", bytes::Bytes::from_static(IR.as_bytes())).await.unwrap();
     store
+}
+
+/// An ML Metadata string property holding a struct, as MLMD keeps one
+/// (`mlmd-struct::` + base64 of the serialized `google.protobuf.Struct`).
+fn mlmd_struct(value: &serde_json::Value) -> String {
+    use base64::Engine as _;
+    use prost::Message as _;
+    fn to_value(v: &serde_json::Value) -> prost_types::Value {
+        use prost_types::value::Kind;
+        let kind = match v {
+            serde_json::Value::Null => Kind::NullValue(0),
+            serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+            serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap()),
+            serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+            serde_json::Value::Array(items) => {
+                Kind::ListValue(prost_types::ListValue { values: items.iter().map(to_value).collect() })
+            }
+            serde_json::Value::Object(map) => Kind::StructValue(to_struct(map)),
+        };
+        prost_types::Value { kind: Some(kind) }
+    }
+    fn to_struct(map: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+        prost_types::Struct { fields: map.iter().map(|(k, v)| (k.clone(), to_value(v))).collect() }
+    }
+    let encoded = to_struct(value.as_object().unwrap()).encode_to_vec();
+    format!("mlmd-struct::{}", base64::engine::general_purpose::STANDARD.encode(encoded))
+}
+
+/// KFP's `metadb` in ML Metadata's schema 10 shape (the columns schema 7 shares), holding what
+/// KFP's driver and launcher record for two runs: r1 ran a step that produced a model and
+/// metrics (its log published as `executor-logs`, gzipped) and a step whose log only Argo
+/// archived (a tgz under the workflow's folder); r2's first step was a cache hit on r1's.
+pub async fn seed_mlmd(metadb: &Fixture, objects: &ArtifactStore) {
+    let long = if metadb.db == Db::Maria { "longtext" } else { "text" };
+    let tables = [
+        format!("CREATE TABLE \"Type\" (\"id\" int PRIMARY KEY, \"name\" varchar(255) NOT NULL, \"version\" varchar(255), \"type_kind\" smallint NOT NULL, \"description\" {long})"),
+        "CREATE TABLE \"Context\" (\"id\" int PRIMARY KEY, \"type_id\" int NOT NULL, \"name\" varchar(255) NOT NULL, \"create_time_since_epoch\" bigint NOT NULL DEFAULT 0, \"last_update_time_since_epoch\" bigint NOT NULL DEFAULT 0)".into(),
+        "CREATE TABLE \"Association\" (\"id\" int PRIMARY KEY, \"context_id\" int NOT NULL, \"execution_id\" int NOT NULL)".into(),
+        "CREATE TABLE \"Execution\" (\"id\" int PRIMARY KEY, \"type_id\" int NOT NULL, \"last_known_state\" int, \"name\" varchar(255), \"create_time_since_epoch\" bigint NOT NULL DEFAULT 0, \"last_update_time_since_epoch\" bigint NOT NULL DEFAULT 0)".into(),
+        format!("CREATE TABLE \"ExecutionProperty\" (\"execution_id\" int NOT NULL, \"name\" varchar(255) NOT NULL, \"is_custom_property\" smallint NOT NULL, \"int_value\" int, \"double_value\" double precision, \"string_value\" {long}, PRIMARY KEY (\"execution_id\", \"name\", \"is_custom_property\"))"),
+        "CREATE TABLE \"Event\" (\"id\" int PRIMARY KEY, \"artifact_id\" int NOT NULL, \"execution_id\" int NOT NULL, \"type\" int NOT NULL, \"milliseconds_since_epoch\" bigint)".into(),
+        format!("CREATE TABLE \"EventPath\" (\"event_id\" int NOT NULL, \"is_index_step\" smallint NOT NULL, \"step_index\" int, \"step_key\" {long})"),
+        format!("CREATE TABLE \"Artifact\" (\"id\" int PRIMARY KEY, \"type_id\" int NOT NULL, \"uri\" {long}, \"state\" int, \"name\" varchar(255), \"create_time_since_epoch\" bigint NOT NULL DEFAULT 0, \"last_update_time_since_epoch\" bigint NOT NULL DEFAULT 0)"),
+        format!("CREATE TABLE \"ArtifactProperty\" (\"artifact_id\" int NOT NULL, \"name\" varchar(255) NOT NULL, \"is_custom_property\" smallint NOT NULL, \"int_value\" int, \"double_value\" double precision, \"string_value\" {long}, PRIMARY KEY (\"artifact_id\", \"name\", \"is_custom_property\"))"),
+        "CREATE TABLE \"MLMDEnv\" (\"schema_version\" int PRIMARY KEY)".into(),
+    ];
+    for statement in tables {
+        metadb.execute(&statement).await;
+    }
+    let mut rows: Vec<String> = vec![
+        "INSERT INTO \"MLMDEnv\" VALUES (10)".into(),
+        "INSERT INTO \"Type\" (\"id\", \"name\", \"type_kind\") VALUES (1, 'system.DAGExecution', 0), (2, 'system.ContainerExecution', 0), \
+         (3, 'system.Model', 1), (4, 'system.Metrics', 1), (5, 'system.Artifact', 1), (6, 'system.PipelineRun', 2), (7, 'system.Pipeline', 2)".into(),
+        "INSERT INTO \"Context\" (\"id\", \"type_id\", \"name\") VALUES (1, 7, 'train'), (2, 6, 'r1'), (3, 6, 'r2')".into(),
+        // r1: root DAG 10, step 11 (train-step), step 12 (log-step); r2: root DAG 20, step 21 (cached).
+        "INSERT INTO \"Execution\" VALUES (10, 1, 3, 'run/r1', 1700000200000, 1700000300000), (11, 2, 3, 'train-step', 1700000210000, 1700000250000), \
+         (12, 2, 4, 'log-step', 1700000255000, 1700000290000), (20, 1, 3, 'run/r2', 1700000200000, 1700000300000), \
+         (21, 2, 5, 'train-step', 1700000210000, 1700000211000)".into(),
+        "INSERT INTO \"Association\" VALUES (1, 2, 10), (2, 2, 11), (3, 2, 12), (4, 3, 20), (5, 3, 21)".into(),
+        "INSERT INTO \"Artifact\" (\"id\", \"type_id\", \"uri\", \"state\", \"create_time_since_epoch\") VALUES \
+         (100, 3, 'minio://BUCKET/v2/artifacts/train/r1/train-step/salt/model', 2, 1700000250000), \
+         (101, 4, 'minio://BUCKET/v2/artifacts/train/r1/train-step/salt/metrics', 2, 1700000250000), \
+         (102, 5, 'minio://BUCKET/v2/artifacts/train/r1/train-step/salt/executor-logs', 2, 1700000250000)".into(),
+        "INSERT INTO \"Event\" VALUES (1, 100, 11, 4, 1700000250000), (2, 101, 11, 4, 1700000250000), (3, 102, 11, 4, 1700000250000), \
+         (4, 100, 12, 3, 1700000255000), (5, 100, 21, 4, 1700000211000)".into(),
+        "INSERT INTO \"EventPath\" VALUES (1, 0, NULL, 'model'), (2, 0, NULL, 'metrics'), (3, 0, NULL, 'executor-logs'), (4, 0, NULL, 'model'), (5, 0, NULL, 'model')".into(),
+    ];
+    let property =
+        |table: &str, owner: i64, name: &str, int: Option<i64>, double: Option<f64>, string: Option<String>| {
+            format!(
+                "INSERT INTO \"{table}\" VALUES ({owner}, {}, 1, {}, {}, {})",
+                q(name),
+                int.map(|v| v.to_string()).unwrap_or_else(|| "NULL".into()),
+                double.map(|v| v.to_string()).unwrap_or_else(|| "NULL".into()),
+                string.map(|v| q(&v)).unwrap_or_else(|| "NULL".into())
+            )
+        };
+    for (execution, task, parent) in [(11, "train-step", 10), (12, "log-step", 10), (21, "train-step", 20)] {
+        rows.push(property("ExecutionProperty", execution, "task_name", None, None, Some(task.into())));
+        rows.push(property("ExecutionProperty", execution, "display_name", None, None, Some(task.into())));
+        rows.push(property("ExecutionProperty", execution, "parent_dag_id", Some(parent), None, None));
+        rows.push(property("ExecutionProperty", execution, "image", None, None, Some("python:3.11".into())));
+        rows.push(property("ExecutionProperty", execution, "cache_fingerprint", None, None, Some("fp-train".into())));
+        rows.push(property(
+            "ExecutionProperty",
+            execution,
+            "inputs",
+            None,
+            None,
+            Some(mlmd_struct(&serde_json::json!({"message": "hi", "n": 3}))),
+        ));
+    }
+    rows.push(property(
+        "ExecutionProperty",
+        11,
+        "outputs",
+        None,
+        None,
+        Some(mlmd_struct(&serde_json::json!({"Output": "done"}))),
+    ));
+    rows.push(property("ExecutionProperty", 12, "pod_name", None, None, Some("wf-r1-log-step-123".into())));
+    rows.push(property("ExecutionProperty", 10, "task_name", None, None, Some(String::new())));
+    rows.push(property("ArtifactProperty", 100, "display_name", None, None, Some("model".into())));
+    rows.push(property(
+        "ArtifactProperty",
+        100,
+        "store_session_info",
+        None,
+        None,
+        Some("{\"Provider\":\"minio\"}".into()),
+    ));
+    rows.push(property(
+        "ArtifactProperty",
+        100,
+        "labels",
+        None,
+        None,
+        Some(mlmd_struct(&serde_json::json!({"list": ["a", "b"]}))),
+    ));
+    rows.push(property("ArtifactProperty", 101, "display_name", None, None, Some("metrics".into())));
+    rows.push(property("ArtifactProperty", 101, "accuracy", None, Some(0.9), None));
+    let bucket = objects.url().trim_start_matches("s3://").split('/').next().unwrap().to_string();
+    for row in rows {
+        metadb.execute(&row.replace("BUCKET", &bucket)).await;
+    }
+
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"training...\naccuracy 0.9\n").unwrap();
+    objects
+        .put("v2/artifacts/train/r1/train-step/salt/executor-logs", bytes::Bytes::from(gz.finish().unwrap()))
+        .await
+        .unwrap();
+    let mut tarball = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    let text = b"2023-11-14T22:14:50Z stdout F it failed\n";
+    header.set_size(text.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tarball.append_data(&mut header, "main.log", &text[..]).unwrap();
+    let mut tgz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    tgz.write_all(&tarball.into_inner().unwrap()).unwrap();
+    objects
+        .put("artifacts/wf-r1/2023/11/14/wf-r1-log-step-123/main.log", bytes::Bytes::from(tgz.finish().unwrap()))
+        .await
+        .unwrap();
 }

@@ -39,6 +39,11 @@ pub struct KfpArgs {
     pub s3_endpoint: Option<String>,
     #[arg(long)]
     pub s3_region: Option<String>,
+    /// KFP's ML Metadata database, where its runs' steps, artifacts and metrics are: a
+    /// database name on the same server as --mysql, or a URL. Default: `metadb` there, when it
+    /// can be read (otherwise runs come without their steps, and the report says so).
+    #[arg(long)]
+    pub mlmd_db: Option<String>,
     /// Import runs KFP may still be running as canceled, instead of refusing.
     #[arg(long)]
     pub allow_inflight: bool,
@@ -100,7 +105,9 @@ pub async fn run(command: ImportCommand) -> anyhow::Result<ExitCode> {
         S3Settings { endpoint: args.s3_endpoint.clone(), region: args.s3_region.clone(), ..Default::default() };
     let objects = ArtifactStore::open(&args.objects, &settings)
         .with_context(|| format!("cannot open KFP's bucket {}", args.objects))?;
-    let options = PlanOptions { database_url: args.mysql.clone(), objects, allow_inflight: args.allow_inflight };
+    let mlmd_url = mlmd_url(&args).await?;
+    let options =
+        PlanOptions { database_url: args.mysql.clone(), objects, allow_inflight: args.allow_inflight, mlmd_url };
     let plan = weir_import_kfp::plan(&options).await?;
     let report = if args.apply && plan.refused.is_empty() {
         match apply(&args, &options).await? {
@@ -119,6 +126,32 @@ pub async fn run(command: ImportCommand) -> anyhow::Result<ExitCode> {
         print!("{}", report.text());
     }
     Ok(ExitCode::from(report.exit_code()))
+}
+
+/// KFP's ML Metadata database: as named, or `metadb` beside `mlpipeline` when it is there.
+async fn mlmd_url(args: &KfpArgs) -> anyhow::Result<Option<String>> {
+    let beside = |database: &str| -> anyhow::Result<String> {
+        let mut url = url::Url::parse(&args.mysql).context("--mysql is not a URL")?;
+        url.set_path(&format!("/{database}"));
+        Ok(url.to_string())
+    };
+    match &args.mlmd_db {
+        Some(named) if named.contains("://") => Ok(Some(named.clone())),
+        Some(named) => Ok(Some(beside(named)?)),
+        None => {
+            let url = beside("metadb")?;
+            match weir_import_kfp::source::Source::open(&url).await {
+                Ok(source) => {
+                    source.close().await;
+                    Ok(Some(url))
+                }
+                Err(e) => {
+                    eprintln!("note: KFP's ML Metadata is not read ({e}); name it with --mlmd-db");
+                    Ok(None)
+                }
+            }
+        }
+    }
 }
 
 /// The import into weir's storage: opened as `weir server` opens it (new storage is

@@ -9,21 +9,26 @@
 //! or not at all.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
 
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use weir_artifacts::ArtifactStore;
 use weir_store::{
-    ErrorInfo, Experiment, ImportBatch, Imported, LedgerEntry, MetadataStore, Pipeline, PipelineVersion, RecurringRun,
-    Run, RuntimeState, StateChange, StorageState, StoreError, StoreResult, Trigger,
+    ErrorInfo, Experiment, ImportBatch, LedgerEntry, MetadataStore, Pipeline, PipelineVersion, RecurringRun, Run,
+    RuntimeState, StateChange, StorageState, StoreError, Trigger,
 };
 
 use crate::map;
+use crate::mlmd::Mlmd;
 use crate::plan::{scan, PlanOptions};
 use crate::report::{Report, Warnings};
 use crate::ImportError;
+
+mod entity;
+mod steps;
+
+use entity::{Entity, RunWithSteps, Write};
 
 /// Weir's stores, which an apply writes.
 pub struct Target<'a> {
@@ -48,6 +53,8 @@ pub struct Applied {
     pub conflicts: BTreeMap<String, crate::Warning>,
     /// Kind → rows imported by an earlier run that KFP no longer has (weir keeps them).
     pub gone_from_source: BTreeMap<String, u64>,
+    /// What was imported with less than KFP had (a step's log not found), by code.
+    pub notes: BTreeMap<String, crate::Warning>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -66,6 +73,9 @@ impl Applied {
         for (code, w) in &self.conflicts {
             out.push_str(&format!("  conflict {code}: {} ({}), e.g. {}\n", w.count, w.meaning, w.samples.join(", ")));
         }
+        for (code, w) in &self.notes {
+            out.push_str(&format!("  {code}: {} ({}), e.g. {}\n", w.count, w.meaning, w.samples.join(", ")));
+        }
         for (kind, n) in &self.gone_from_source {
             out.push_str(&format!("  {n} {kind} imported earlier are gone from KFP (kept in weir)\n"));
         }
@@ -76,9 +86,18 @@ impl Applied {
 /// Imports: reads KFP's storage again in one snapshot (the caller has shown the plan) and
 /// writes it. Runs KFP may still be running are left out unless `allow_inflight`.
 pub async fn apply(options: &PlanOptions, target: &Target<'_>) -> Result<Report, ImportError> {
-    let mut applier = Applier::new(target, source_id(&options.database_url, options.objects.url()));
+    let mlmd = match &options.mlmd_url {
+        Some(url) => Some(Mlmd::open(url).await?),
+        None => None,
+    };
+    let source = source_id(&options.database_url, options.objects.url());
+    let mut applier = Applier::new(target, source, options.objects.clone(), mlmd);
     applier.allow_inflight = options.allow_inflight;
-    scan(options, Some(&mut applier)).await
+    let report = scan(options, Some(&mut applier)).await;
+    if let Some(mlmd) = applier.mlmd.take() {
+        mlmd.close().await;
+    }
+    report
 }
 
 /// The source's ledger key: its database's address (no user or password) and its bucket.
@@ -143,115 +162,15 @@ fn history(value: &Value) -> Vec<StateChange> {
         .collect()
 }
 
-/// What the import needs of each of weir's entities.
-trait Entity: Sized + Clone + Send + Sync {
-    const KIND: &'static str;
-    fn id(&self) -> &str;
-    /// A digest of what a weir user can change (names, archiving, enabling, state).
-    fn weir_digest(&self) -> String;
-    /// Carries over what weir keeps of its own when a changed source row replaces its copy.
-    fn keep_weir_fields(&mut self, _current: &Self) {}
-    fn push(self, replace: bool, batch: &mut ImportBatch);
-    fn current(store: &dyn MetadataStore, entity: &Self) -> impl Future<Output = StoreResult<Self>> + Send;
-}
-
-impl Entity for Pipeline {
-    const KIND: &'static str = "pipeline";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn weir_digest(&self) -> String {
-        map::sha256(&json!([self.display_name, self.description]).to_string())
-    }
-    fn push(self, replace: bool, batch: &mut ImportBatch) {
-        batch.pipelines.push(Imported { entity: self, replace });
-    }
-    async fn current(store: &dyn MetadataStore, entity: &Self) -> StoreResult<Self> {
-        store.get_pipeline(&entity.id).await
-    }
-}
-
-impl Entity for PipelineVersion {
-    const KIND: &'static str = "pipeline_version";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn weir_digest(&self) -> String {
-        map::sha256(&json!([self.display_name, self.description]).to_string())
-    }
-    fn push(self, replace: bool, batch: &mut ImportBatch) {
-        batch.versions.push(Imported { entity: self, replace });
-    }
-    async fn current(store: &dyn MetadataStore, entity: &Self) -> StoreResult<Self> {
-        store.get_pipeline_version(&entity.pipeline_id, &entity.id).await
-    }
-}
-
-impl Entity for Experiment {
-    const KIND: &'static str = "experiment";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn weir_digest(&self) -> String {
-        map::sha256(&json!([self.display_name, self.description, self.storage_state.as_str()]).to_string())
-    }
-    fn keep_weir_fields(&mut self, current: &Self) {
-        self.last_run_created_at = current.last_run_created_at;
-    }
-    fn push(self, replace: bool, batch: &mut ImportBatch) {
-        batch.experiments.push(Imported { entity: self, replace });
-    }
-    async fn current(store: &dyn MetadataStore, entity: &Self) -> StoreResult<Self> {
-        store.get_experiment(&entity.id).await
-    }
-}
-
-impl Entity for Run {
-    const KIND: &'static str = "run";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn weir_digest(&self) -> String {
-        map::sha256(
-            &json!([self.display_name, self.storage_state.as_str(), self.state.as_str(), self.experiment_id])
-                .to_string(),
-        )
-    }
-    fn push(self, replace: bool, batch: &mut ImportBatch) {
-        batch.runs.push(Imported { entity: self, replace });
-    }
-    async fn current(store: &dyn MetadataStore, entity: &Self) -> StoreResult<Self> {
-        store.get_run(&entity.id).await
-    }
-}
-
-impl Entity for RecurringRun {
-    const KIND: &'static str = "recurring_run";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn weir_digest(&self) -> String {
-        map::sha256(&json!([self.display_name, self.enabled]).to_string())
-    }
-    fn keep_weir_fields(&mut self, current: &Self) {
-        // The scheduler's cursor is weir's: a replaced schedule neither re-fires nor skips.
-        self.last_slot_at = current.last_slot_at;
-        self.last_index = current.last_index;
-    }
-    fn push(self, replace: bool, batch: &mut ImportBatch) {
-        batch.recurring_runs.push(Imported { entity: self, replace });
-    }
-    async fn current(store: &dyn MetadataStore, entity: &Self) -> StoreResult<Self> {
-        store.get_recurring_run(&entity.id).await
-    }
-}
-
 /// One mapped source row on its way to weir.
 struct Item<T> {
     source_id: String,
     source_sha256: String,
     entity: T,
 }
+
+/// The ledger's kind for artifacts; its `weir_id` is `<owning run>:<weir artifact id>`.
+const ARTIFACT: &str = "artifact";
 
 pub(crate) struct Applier<'a> {
     target: &'a Target<'a>,
@@ -269,10 +188,15 @@ pub(crate) struct Applier<'a> {
     missing_pipelines: HashSet<String>,
     default_experiment: Option<String>,
     allow_inflight: bool,
+    /// KFP's ML Metadata, when it can be read: the runs' steps.
+    mlmd: Option<Mlmd>,
+    /// KFP's bucket: the steps' logs.
+    objects: ArtifactStore,
+    notes: Warnings,
 }
 
 impl<'a> Applier<'a> {
-    pub(crate) fn new(target: &'a Target<'a>, source: String) -> Self {
+    pub(crate) fn new(target: &'a Target<'a>, source: String, objects: ArtifactStore, mlmd: Option<Mlmd>) -> Self {
         Self {
             target,
             applied: Applied { source_id: source.clone(), ..Default::default() },
@@ -285,6 +209,9 @@ impl<'a> Applier<'a> {
             missing_pipelines: HashSet::new(),
             default_experiment: None,
             allow_inflight: false,
+            mlmd,
+            objects,
+            notes: Warnings::default(),
         }
     }
 
@@ -323,7 +250,7 @@ impl<'a> Applier<'a> {
     async fn write<T: Entity>(&mut self, items: Vec<Item<T>>) -> Result<HashSet<String>, ImportError> {
         let kind = T::KIND;
         let ledger = self.ledger(kind, &items).await?;
-        let mut writes = Vec::new();
+        let mut writes: Vec<Write<T>> = Vec::new();
         let mut absent = HashSet::new();
         let count = items.len() as u64;
         for mut item in items {
@@ -360,6 +287,7 @@ impl<'a> Applier<'a> {
                 }
             }
         }
+        T::enrich(self, &mut writes).await?;
         for source_id in self.commit(writes).await? {
             absent.insert(source_id);
         }
@@ -621,27 +549,33 @@ impl<'a> Applier<'a> {
             items.push(Item {
                 source_id: r.id.clone(),
                 source_sha256: digest,
-                entity: Run {
-                    id: r.id,
-                    experiment_id,
-                    display_name: r.display_name,
-                    description: r.description,
-                    namespace: r.namespace,
-                    storage_state: if r.archived { StorageState::Archived } else { StorageState::Available },
-                    pipeline_id: r.pipeline_id,
-                    pipeline_version_id: r.pipeline_version_id,
-                    pipeline_spec,
-                    platform_spec,
-                    parameters: parameters(&r.parameters),
-                    pipeline_root: r.pipeline_root,
-                    service_account: r.service_account,
-                    created_at,
-                    scheduled_at: ms(r.scheduled_at),
-                    finished_at,
-                    state,
-                    error,
-                    recurring_run_id: r.recurring_run_id,
-                    state_history,
+                entity: RunWithSteps {
+                    argo_name: r.argo_name.clone(),
+                    tasks: Vec::new(),
+                    artifacts: Vec::new(),
+                    ledger: Vec::new(),
+                    run: Run {
+                        id: r.id,
+                        experiment_id,
+                        display_name: r.display_name,
+                        description: r.description,
+                        namespace: r.namespace,
+                        storage_state: if r.archived { StorageState::Archived } else { StorageState::Available },
+                        pipeline_id: r.pipeline_id,
+                        pipeline_version_id: r.pipeline_version_id,
+                        pipeline_spec,
+                        platform_spec,
+                        parameters: parameters(&r.parameters),
+                        pipeline_root: r.pipeline_root,
+                        service_account: r.service_account,
+                        created_at,
+                        scheduled_at: ms(r.scheduled_at),
+                        finished_at,
+                        state,
+                        error,
+                        recurring_run_id: r.recurring_run_id,
+                        state_history,
+                    },
                 },
             });
         }
@@ -721,7 +655,7 @@ impl<'a> Applier<'a> {
 
     pub(crate) async fn finish(&mut self) -> Result<Applied, ImportError> {
         let counts = self.target.store.ledger_counts(&self.source).await.map_err(store_err)?;
-        for (kind, n) in counts {
+        for (kind, n) in counts.into_iter().filter(|(kind, _)| kind != ARTIFACT) {
             let seen = self.ledgered.get(kind.as_str()).copied().unwrap_or(0)
                 + self.applied.kinds.get(&kind).map(|k| k.inserted).unwrap_or(0);
             let gone = (n as u64).saturating_sub(seen);
@@ -730,6 +664,7 @@ impl<'a> Applier<'a> {
             }
         }
         self.applied.conflicts = std::mem::take(&mut self.conflicts.0);
+        self.applied.notes = std::mem::take(&mut self.notes.0);
         Ok(std::mem::take(&mut self.applied))
     }
 }
