@@ -9,16 +9,21 @@ those rows (KFP's converters: seconds to times, v1 state words to v2, archived s
 an imported version must run under weir, `weir storage check` must be clean, and a second
 import must change nothing.
 """
+import base64
 import datetime
+import gzip
 import json
 import os
 import subprocess
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
 import boto3
 import kfp
 import pytest
+from google.protobuf import struct_pb2
 
 import pipelines
 from conftest import (S3_REGION, compile_pipeline, database_server, provision_stores,
@@ -75,7 +80,8 @@ def q(value) -> str:
         return 'TRUE' if value else 'FALSE'
     if isinstance(value, int):
         return str(value)
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+    # Backslashes are literal: standard strings on PostgreSQL, NO_BACKSLASH_ESCAPES on MariaDB.
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def insert(table: str, row: dict) -> str:
@@ -90,26 +96,29 @@ class KfpInstallation:
         self.server = database_server(kind)
         self.kind = kind
         self.database = f'kfp_{uuid.uuid4().hex[:12]}'
+        self.mlmd_database = f'{self.database}_mlmd'
         self.url = self.server.database_url(self.database)
         self.s3 = s3
         self.bucket = s3.create_bucket()
         self.tmp = tmp
         self._create()
 
-    def sql(self, statements: str) -> None:
+    def sql(self, statements: str, database: str = '') -> None:
         p = self.server.parts
+        database = database or self.database
         if self.kind == 'mariadb':
             argv = ['mariadb', '-h', p.hostname, '-P', str(p.port or 3306), f'-u{p.username or "root"}',
-                    self.database, '-e', "SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES');" + statements]
+                    database, '-e', "SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES,NO_BACKSLASH_ESCAPES');" + statements]
         else:
             argv = ['psql', '-h', p.hostname, '-p', str(p.port or 5432), '-U', p.username or 'root',
-                    '-d', self.database, '-v', 'ON_ERROR_STOP=1', '-q', '-c', statements]
+                    '-d', database, '-v', 'ON_ERROR_STOP=1', '-q', '-c', statements]
         result = subprocess.run(argv, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
 
     def _create(self) -> None:
-        created = self.server._cli(f'CREATE DATABASE {self.database}')
-        assert created.returncode == 0, created.stderr
+        for database in (self.database, self.mlmd_database):
+            created = self.server._cli(f'CREATE DATABASE {database}')
+            assert created.returncode == 0, created.stderr
         long = 'longtext' if self.kind == 'mariadb' else 'text'
         for table, columns in TABLES.items():
             body = ', '.join(c.format(long=long) for c in columns)
@@ -124,9 +133,83 @@ class KfpInstallation:
 
     def drop(self) -> None:
         self.server.drop(self.database)
+        self.server.drop(self.mlmd_database)
 
 
 T0 = 1_700_000_000  # KFP keeps seconds
+
+# ML Metadata's tables (schema 10, ml_metadata/util/metadata_source_query_config.cc), the
+# columns schema 7 shares.
+MLMD_TABLES = [
+    'CREATE TABLE "Type" ("id" int PRIMARY KEY, "name" varchar(255) NOT NULL, "version" varchar(255), '
+    '"type_kind" smallint NOT NULL, "description" {long})',
+    'CREATE TABLE "Context" ("id" int PRIMARY KEY, "type_id" int NOT NULL, "name" varchar(255) NOT NULL, '
+    '"create_time_since_epoch" bigint NOT NULL DEFAULT 0, "last_update_time_since_epoch" bigint NOT NULL DEFAULT 0)',
+    'CREATE TABLE "Association" ("id" int PRIMARY KEY, "context_id" int NOT NULL, "execution_id" int NOT NULL)',
+    'CREATE TABLE "Execution" ("id" int PRIMARY KEY, "type_id" int NOT NULL, "last_known_state" int, "name" varchar(255), '
+    '"create_time_since_epoch" bigint NOT NULL DEFAULT 0, "last_update_time_since_epoch" bigint NOT NULL DEFAULT 0)',
+    'CREATE TABLE "ExecutionProperty" ("execution_id" int NOT NULL, "name" varchar(255) NOT NULL, '
+    '"is_custom_property" smallint NOT NULL, "int_value" int, "double_value" double precision, "string_value" {long}, '
+    'PRIMARY KEY ("execution_id", "name", "is_custom_property"))',
+    'CREATE TABLE "Event" ("id" int PRIMARY KEY, "artifact_id" int NOT NULL, "execution_id" int NOT NULL, '
+    '"type" int NOT NULL, "milliseconds_since_epoch" bigint)',
+    'CREATE TABLE "EventPath" ("event_id" int NOT NULL, "is_index_step" smallint NOT NULL, "step_index" int, '
+    '"step_key" {long})',
+    'CREATE TABLE "Artifact" ("id" int PRIMARY KEY, "type_id" int NOT NULL, "uri" {long}, "state" int, '
+    '"name" varchar(255), "create_time_since_epoch" bigint NOT NULL DEFAULT 0, '
+    '"last_update_time_since_epoch" bigint NOT NULL DEFAULT 0)',
+    'CREATE TABLE "ArtifactProperty" ("artifact_id" int NOT NULL, "name" varchar(255) NOT NULL, '
+    '"is_custom_property" smallint NOT NULL, "int_value" int, "double_value" double precision, '
+    '"string_value" {long}, PRIMARY KEY ("artifact_id", "name", "is_custom_property"))',
+    'CREATE TABLE "MLMDEnv" ("schema_version" int PRIMARY KEY)',
+]
+
+
+def mlmd_struct(value: dict) -> str:
+    """A struct as ML Metadata keeps it in string_value (ml_metadata/util/struct_utils.cc)."""
+    struct = struct_pb2.Struct()
+    struct.update(value)
+    return 'mlmd-struct::' + base64.b64encode(struct.SerializeToString()).decode()
+
+
+def seed_mlmd(kfp_db: 'KfpInstallation') -> None:
+    """What KFP's driver and launcher record of run r-ok: its root DAG, its `say` step with
+    parameters, a metrics artifact, and the step's log published as `executor-logs`."""
+    long = 'longtext' if kfp_db.kind == 'mariadb' else 'text'
+    statements = [t.format(long=long) + ';' for t in MLMD_TABLES]
+    ms = (T0 + 100) * 1000
+    root = f'minio://{kfp_db.bucket}/v2/artifacts/hello-pipeline/r-ok/say/salt'
+    rows = [
+        ('MLMDEnv', {'schema_version': 10}),
+        ('Type', {'id': 1, 'name': 'system.DAGExecution', 'type_kind': 0}),
+        ('Type', {'id': 2, 'name': 'system.ContainerExecution', 'type_kind': 0}),
+        ('Type', {'id': 3, 'name': 'system.Metrics', 'type_kind': 1}),
+        ('Type', {'id': 4, 'name': 'system.Artifact', 'type_kind': 1}),
+        ('Type', {'id': 5, 'name': 'system.PipelineRun', 'type_kind': 2}),
+        ('Context', {'id': 1, 'type_id': 5, 'name': 'r-ok'}),
+        ('Execution', {'id': 1, 'type_id': 1, 'last_known_state': 3, 'name': 'run/r-ok',
+                       'create_time_since_epoch': ms, 'last_update_time_since_epoch': ms + 60_000}),
+        ('Execution', {'id': 2, 'type_id': 2, 'last_known_state': 3, 'name': 'say',
+                       'create_time_since_epoch': ms + 5_000, 'last_update_time_since_epoch': ms + 50_000}),
+        ('Association', {'id': 1, 'context_id': 1, 'execution_id': 1}),
+        ('Association', {'id': 2, 'context_id': 1, 'execution_id': 2}),
+        ('Artifact', {'id': 1, 'type_id': 3, 'uri': f'{root}/metrics', 'state': 2, 'create_time_since_epoch': ms + 50_000}),
+        ('Artifact', {'id': 2, 'type_id': 4, 'uri': f'{root}/executor-logs', 'state': 2,
+                      'create_time_since_epoch': ms + 50_000}),
+        ('Event', {'id': 1, 'artifact_id': 1, 'execution_id': 2, 'type': 4}),
+        ('Event', {'id': 2, 'artifact_id': 2, 'execution_id': 2, 'type': 4}),
+        ('EventPath', {'event_id': 1, 'is_index_step': 0, 'step_key': 'metrics'}),
+        ('EventPath', {'event_id': 2, 'is_index_step': 0, 'step_key': 'executor-logs'}),
+        ('ArtifactProperty', {'artifact_id': 1, 'name': 'display_name', 'is_custom_property': 1, 'string_value': 'metrics'}),
+        ('ArtifactProperty', {'artifact_id': 1, 'name': 'accuracy', 'is_custom_property': 1, 'double_value': 0.93}),
+    ]
+    for name, value in [('task_name', 'say'), ('display_name', 'say'), ('parent_dag_id', 1), ('image', 'python:3.11'),
+                        ('inputs', mlmd_struct({'message': 'hello'})), ('outputs', mlmd_struct({'Output': 'hello'}))]:
+        column = 'int_value' if isinstance(value, int) else 'string_value'
+        rows.append(('ExecutionProperty', {'execution_id': 2, 'name': name, 'is_custom_property': 1, column: value}))
+    statements += [insert(table, row) for table, row in rows]
+    kfp_db.sql(''.join(statements), database=kfp_db.mlmd_database)
+    kfp_db.put('v2/artifacts/hello-pipeline/r-ok/say/salt/executor-logs', gzip.compress(b'hello from KFP\n'))
 
 
 def seed(kfp_db: KfpInstallation, spec: str) -> dict:
@@ -181,6 +264,7 @@ def seed(kfp_db: KfpInstallation, spec: str) -> dict:
         'Conditions': 'ENABLED'}))
     kfp_db.sql(''.join(insert(table, row) for table, row in rows))
     kfp_db.put('pipelines/v-legacy-1', spec.encode())
+    seed_mlmd(kfp_db)
 
     def at(seconds):
         return datetime.datetime.fromtimestamp(T0 + seconds, tz=datetime.timezone.utc)
@@ -205,8 +289,17 @@ def installation(request, s3_service, tmp_path):
         kfp_db.drop()
 
 
+def http_text(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.read().decode()
+    except urllib.error.HTTPError as e:
+        raise AssertionError(f'{url}: {e.code} {e.read().decode()[:2000]}') from e
+
+
 def import_kfp(weir_bin, kfp_db: KfpInstallation, stores, *extra) -> subprocess.CompletedProcess:
-    argv = [str(weir_bin), 'import', 'kfp', '--mysql', kfp_db.url, '--objects', f's3://{kfp_db.bucket}',
+    argv = [str(weir_bin), 'import', 'kfp', '--mysql', kfp_db.url, '--mlmd-db', kfp_db.mlmd_database,
+            '--objects', f's3://{kfp_db.bucket}',
             '--s3-endpoint', kfp_db.s3.endpoint, '--s3-region', S3_REGION, '--output', 'json', *extra]
     env = {**os.environ, **stores.env,
            'AWS_ACCESS_KEY_ID': kfp_db.s3.access_key, 'AWS_SECRET_ACCESS_KEY': kfp_db.s3.secret_key}
@@ -229,7 +322,8 @@ def test_imported_installation_lists_as_kfp_listed(installation, request, weir_b
         plan = json.loads(dry.stdout)
         assert 'applied' not in plan
         assert {k: c['total'] for k, c in plan['counts'].items()} == {
-            'pipelines': 2, 'pipeline versions': 2, 'experiments': 2, 'runs': 3, 'recurring runs': 1}
+            'pipelines': 2, 'pipeline versions': 2, 'experiments': 2, 'runs': 3, 'recurring runs': 1,
+            'ml metadata executions': 2, 'ml metadata artifacts': 2}
         assert set(plan['warnings']) == {'SCHEDULE_WOULD_FIRE', 'SPEC_FROM_OBJECT_STORE'}, plan['warnings']
 
         applied = import_kfp(weir_bin, installation, stores, '--apply', *storage)
@@ -237,7 +331,8 @@ def test_imported_installation_lists_as_kfp_listed(installation, request, weir_b
         report = json.loads(applied.stdout)
         assert report['applied']['conflicts'] == {}, report['applied']
         assert {k: v['inserted'] for k, v in report['applied']['kinds'].items()} == {
-            'pipeline': 2, 'pipeline_version': 2, 'experiment': 2, 'run': 3, 'recurring_run': 1}
+            'pipeline': 2, 'pipeline_version': 2, 'experiment': 2, 'run': 3, 'recurring_run': 1, 'task': 2,
+            'artifact': 1}
         assert 'backup taken' in applied.stderr, applied.stderr
 
         server = start_weir(weir_bin, backend, data_dir, stores.metadata_url, stores.artifacts_url,
@@ -272,6 +367,15 @@ def test_imported_installation_lists_as_kfp_listed(installation, request, weir_b
             recurring = client.list_recurring_runs(page_size=100).recurring_runs
             assert {(r.recurring_run_id, r.display_name, r.trigger.cron_schedule.cron, r.status,
                      int(r.max_concurrency), r.no_catchup) for r in recurring} == expected['recurring_runs']
+
+            # The web UI shows the imported run's steps, its step's log and its metrics.
+            say = [t for t in ok.run_details.task_details if t.display_name == 'say']
+            assert len(say) == 1 and say[0].state == 'SUCCEEDED', ok.run_details
+            assert 'say' in http_text(f'{server.url}/runs/r-ok')
+            log = http_text(f'{server.url}/runs/r-ok/nodes/{say[0].task_id}/log')
+            assert 'hello from KFP' in log, log
+            listing = http_text(f'{server.url}/runs')
+            assert 'accuracy' in listing and '0.93' in listing
 
             # The imported version runs under weir (the spec KFP 1.x kept only in its bucket).
             run = client.run_pipeline(experiment_id=default.experiment_id, job_name='after import',

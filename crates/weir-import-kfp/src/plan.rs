@@ -140,6 +140,10 @@ fn experiment_of(row: &crate::source::TextRow, id: &str, referenced: &BTreeMap<S
         .unwrap_or_default()
 }
 
+/// A spec that is neither KFP's IR nor an Argo Workflow (or not YAML at all).
+const UNREADABLE: (&str, &str) =
+    ("SPEC_UNREADABLE", "its spec is neither KFP's IR nor an Argo Workflow: kept as text, not runnable");
+
 /// Source rows read per page (and written per transaction by an apply).
 pub(crate) const PAGE: usize = 500;
 
@@ -312,6 +316,9 @@ async fn read(
         if format == "argo" {
             warnings.add("V1_NOT_RUNNABLE", "a KFP v1 (Argo) pipeline: kept as history, weir runs IR only", &id);
         }
+        if format == "unknown" {
+            warnings.add(UNREADABLE.0, UNREADABLE.1, &id);
+        }
         let name = text(&row, "Name").to_string();
         let display_name = Some(text(&row, "DisplayName")).filter(|d| !d.is_empty()).unwrap_or(&name).to_string();
         let mapped = map::Version {
@@ -387,6 +394,9 @@ async fn read(
         if format == "argo" {
             warnings.add("V1_NOT_RUNNABLE", "a KFP v1 (Argo) pipeline: kept as history, weir runs IR only", &id);
         }
+        if format == "unknown" {
+            warnings.add(UNREADABLE.0, UNREADABLE.1, &id);
+        }
         let state = map::run_state(&row);
         if map::in_flight(state) {
             inflight += 1;
@@ -453,6 +463,9 @@ async fn read(
         }
         if format == "argo" {
             warnings.add("V1_NOT_RUNNABLE", "a KFP v1 (Argo) pipeline: kept as history, weir runs IR only", &id);
+        }
+        if format == "unknown" {
+            warnings.add(UNREADABLE.0, UNREADABLE.1, &id);
         }
         let enabled = map::boolean(&row, "Enabled");
         if enabled {

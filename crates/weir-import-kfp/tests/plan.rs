@@ -93,6 +93,9 @@ async fn kfp_2_17_on_mariadb_and_postgresql() {
     for (kind, sum) in &changed.checksums {
         assert_eq!(sum != &report.checksums[kind], kind == "runs", "{kind}");
     }
+    maria.execute("UPDATE \"run_details\" SET \"PipelineSpecManifest\" = 'not: [yaml' WHERE \"UUID\" = 'r1'").await;
+    let unreadable = planned(&maria, &objects, true).await;
+    assert_eq!(unreadable.warnings["SPEC_UNREADABLE"].samples, ["r1"], "{:?}", unreadable.warnings);
     maria.drop().await;
     postgres.drop().await;
 }
