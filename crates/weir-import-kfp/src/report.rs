@@ -59,7 +59,9 @@ impl Report {
     pub fn exit_code(&self) -> u8 {
         if !self.refused.is_empty() {
             2
-        } else if !self.warnings.is_empty() || self.applied.as_ref().is_some_and(|a| !a.conflicts.is_empty()) {
+        } else if !self.warnings.is_empty()
+            || self.applied.as_ref().is_some_and(|a| !a.conflicts.is_empty() || a.deferred > 0)
+        {
             1
         } else {
             0

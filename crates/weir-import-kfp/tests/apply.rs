@@ -24,6 +24,17 @@ async fn import(
     store: &SqlStore,
     artifacts: &ArtifactStore,
 ) -> Report {
+    import_some(fixture, metadb, objects, store, artifacts, None).await
+}
+
+async fn import_some(
+    fixture: &Fixture,
+    metadb: &Fixture,
+    objects: &ArtifactStore,
+    store: &SqlStore,
+    artifacts: &ArtifactStore,
+    max_rows: Option<u64>,
+) -> Report {
     let options = PlanOptions {
         database_url: fixture.url.clone(),
         objects: objects.clone(),
@@ -37,6 +48,7 @@ async fn import(
         enable_schedules: false,
         now_ms: NOW,
         progress: &progress,
+        max_rows,
     };
     apply(&options, &target).await.unwrap()
 }
@@ -67,7 +79,7 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
     let fixture = Fixture::create(db, Shape::V2_17).await;
     seed(&fixture, Shape::V2_17).await;
     let metadb = Fixture::empty(db).await;
-    seed_mlmd(&metadb, &objects).await;
+    seed_mlmd(&metadb, &objects, 10).await;
     let weir_db = TestDatabase::new(weir_dialect);
     let store = SqlStore::connect(&weir_db.url, &ConnectSettings::default()).await.unwrap();
     store.migrate().await.unwrap();

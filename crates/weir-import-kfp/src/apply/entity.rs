@@ -24,10 +24,15 @@ pub(super) trait Entity: Sized + Clone + Send + Sync {
     fn push(self, replace: bool, batch: &mut ImportBatch);
     fn current(store: &dyn MetadataStore, entity: &Self) -> impl Future<Output = StoreResult<Self>> + Send;
     /// Completes the rows about to be written (a run's steps, read only for runs written).
-    async fn enrich(_applier: &mut Applier<'_>, _writes: &mut [Write<Self>]) -> Result<(), ImportError> {
+    async fn enrich(_applier: &mut Applier<'_>, _rows: &mut [Pending<Self>]) -> Result<(), ImportError> {
         Ok(())
     }
+    /// Files the row under a weir experiment (weir's `Default`).
+    fn set_experiment(&mut self, _experiment_id: &str) {}
 }
+
+/// A row to be written: the item, and whether it replaces weir's copy.
+pub(super) type Pending<T> = (Item<T>, bool);
 
 /// A row on its way into weir: the item, whether it replaces weir's copy, its ledger entry.
 pub(super) type Write<T> = (Item<T>, bool, LedgerEntry);
@@ -116,8 +121,11 @@ impl Entity for RunWithSteps {
         let run = store.get_run(&entity.run.id).await?;
         Ok(Self { run, argo_name: String::new(), tasks: Vec::new(), artifacts: Vec::new(), ledger: Vec::new() })
     }
-    async fn enrich(applier: &mut Applier<'_>, writes: &mut [Write<Self>]) -> Result<(), ImportError> {
-        applier.steps(writes).await
+    async fn enrich(applier: &mut Applier<'_>, rows: &mut [Pending<Self>]) -> Result<(), ImportError> {
+        applier.steps(rows).await
+    }
+    fn set_experiment(&mut self, experiment_id: &str) {
+        self.run.experiment_id = experiment_id.to_string();
     }
 }
 
@@ -128,6 +136,9 @@ impl Entity for RecurringRun {
     }
     fn weir_digest(&self) -> String {
         map::sha256(&json!([self.display_name, self.enabled]).to_string())
+    }
+    fn set_experiment(&mut self, experiment_id: &str) {
+        self.experiment_id = experiment_id.to_string();
     }
     fn keep_weir_fields(&mut self, current: &Self) {
         // The scheduler's cursor is weir's: a replaced schedule neither re-fires nor skips.

@@ -28,7 +28,7 @@ use crate::ImportError;
 mod entity;
 mod steps;
 
-use entity::{Entity, RunWithSteps, Write};
+use entity::{Entity, Pending, RunWithSteps, Write};
 
 /// Weir's stores, which an apply writes.
 pub struct Target<'a> {
@@ -39,6 +39,9 @@ pub struct Target<'a> {
     pub now_ms: i64,
     /// Called after each page with the kind and the rows done so far (a progress bar).
     pub progress: &'a (dyn Fn(&str, u64) + Send + Sync),
+    /// Write at most this many source rows, then stop: a run again continues (an import in
+    /// parts, or within a maintenance window).
+    pub max_rows: Option<u64>,
 }
 
 /// What an apply did.
@@ -55,6 +58,8 @@ pub struct Applied {
     pub gone_from_source: BTreeMap<String, u64>,
     /// What was imported with less than KFP had (a step's log not found), by code.
     pub notes: BTreeMap<String, crate::Warning>,
+    /// Rows left for a next run (after `max_rows`): run the import again to continue.
+    pub deferred: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -75,6 +80,12 @@ impl Applied {
         }
         for (code, w) in &self.notes {
             out.push_str(&format!("  {code}: {} ({}), e.g. {}\n", w.count, w.meaning, w.samples.join(", ")));
+        }
+        if self.deferred > 0 {
+            out.push_str(&format!(
+                "  {} rows left for a next run (--max-rows): run the import again to continue\n",
+                self.deferred
+            ));
         }
         for (kind, n) in &self.gone_from_source {
             out.push_str(&format!("  {n} {kind} imported earlier are gone from KFP (kept in weir)\n"));
@@ -167,6 +178,9 @@ struct Item<T> {
     source_id: String,
     source_sha256: String,
     entity: T,
+    /// Filed under weir's `Default` experiment, resolved only once the row is to be written
+    /// (making `Default` early would put it before KFP's own, which the import adopts).
+    to_default: bool,
 }
 
 /// The ledger's kind for artifacts; its `weir_id` is `<owning run>:<weir artifact id>`.
@@ -188,6 +202,8 @@ pub(crate) struct Applier<'a> {
     missing_pipelines: HashSet<String>,
     default_experiment: Option<String>,
     allow_inflight: bool,
+    /// Source rows written (toward `max_rows`).
+    written: u64,
     /// KFP's ML Metadata, when it can be read: the runs' steps.
     mlmd: Option<Mlmd>,
     /// KFP's bucket: the steps' logs.
@@ -209,6 +225,7 @@ impl<'a> Applier<'a> {
             missing_pipelines: HashSet::new(),
             default_experiment: None,
             allow_inflight: false,
+            written: 0,
             mlmd,
             objects,
             notes: Warnings::default(),
@@ -250,13 +267,12 @@ impl<'a> Applier<'a> {
     async fn write<T: Entity>(&mut self, items: Vec<Item<T>>) -> Result<HashSet<String>, ImportError> {
         let kind = T::KIND;
         let ledger = self.ledger(kind, &items).await?;
-        let mut writes: Vec<Write<T>> = Vec::new();
+        let mut pending: Vec<Pending<T>> = Vec::new();
         let mut absent = HashSet::new();
         let count = items.len() as u64;
         for mut item in items {
             let Some(entry) = ledger.get(&item.source_id) else {
-                let entry = self.ledger_entry(kind, &item, item.entity.id());
-                writes.push((item, false, entry));
+                pending.push((item, false));
                 continue;
             };
             *self.ledgered.entry(kind).or_default() += 1;
@@ -282,12 +298,31 @@ impl<'a> Applier<'a> {
                 ),
                 Ok(current) => {
                     item.entity.keep_weir_fields(&current);
-                    let entry = self.ledger_entry(kind, &item, item.entity.id());
-                    writes.push((item, true, entry));
+                    pending.push((item, true));
                 }
             }
         }
-        T::enrich(self, &mut writes).await?;
+        if let Some(max) = self.target.max_rows {
+            let room = max.saturating_sub(self.written) as usize;
+            if pending.len() > room {
+                self.applied.deferred += (pending.len() - room) as u64;
+                pending.truncate(room);
+            }
+            self.written += pending.len() as u64;
+        }
+        for (item, _) in pending.iter_mut().filter(|(item, _)| item.to_default) {
+            let default = self.default_experiment().await?;
+            item.entity.set_experiment(&default);
+        }
+        T::enrich(self, &mut pending).await?;
+        // The ledger records weir's copy as written: after everything above filled it in.
+        let writes: Vec<Write<T>> = pending
+            .into_iter()
+            .map(|(item, replace)| {
+                let entry = self.ledger_entry(kind, &item, item.entity.id());
+                (item, replace, entry)
+            })
+            .collect();
         for source_id in self.commit(writes).await? {
             absent.insert(source_id);
         }
@@ -359,6 +394,7 @@ impl<'a> Applier<'a> {
             .map(|(p, digest)| Item {
                 source_id: p.id.clone(),
                 source_sha256: digest,
+                to_default: false,
                 entity: Pipeline {
                     id: p.id,
                     name: p.name,
@@ -398,6 +434,7 @@ impl<'a> Applier<'a> {
             items.push(Item {
                 source_id: v.id.clone(),
                 source_sha256: digest,
+                to_default: false,
                 entity: PipelineVersion {
                     id: v.id,
                     pipeline_id: v.pipeline_id,
@@ -424,6 +461,7 @@ impl<'a> Applier<'a> {
             items.push(Item {
                 source_id: e.id.clone(),
                 source_sha256: digest,
+                to_default: false,
                 entity: Experiment {
                     id: e.id,
                     display_name: e.name,
@@ -501,12 +539,12 @@ impl<'a> Applier<'a> {
         Ok(id)
     }
 
-    /// The weir experiment a source row's experiment became.
-    async fn experiment_for(&mut self, source_id: &str, known: bool) -> Result<String, ImportError> {
+    /// The weir experiment a source row's experiment became; None for weir's `Default`.
+    fn experiment_for(&self, source_id: &str, known: bool) -> Option<String> {
         if source_id.is_empty() || !known || self.missing_experiments.contains(source_id) {
-            return self.default_experiment().await;
+            return None;
         }
-        Ok(self.experiment_ids.get(source_id).cloned().unwrap_or_else(|| source_id.to_string()))
+        Some(self.experiment_ids.get(source_id).cloned().unwrap_or_else(|| source_id.to_string()))
     }
 
     pub(crate) async fn runs(
@@ -520,7 +558,7 @@ impl<'a> Applier<'a> {
                 self.conflict("INFLIGHT_RUN", "running in KFP: not imported (see --allow-inflight)", &r.id);
                 continue;
             }
-            let experiment_id = self.experiment_for(&r.experiment_id, experiment_known).await?;
+            let experiment_id = self.experiment_for(&r.experiment_id, experiment_known);
             let (pipeline_spec, platform_spec) = spec_value(spec.as_deref());
             let mut state_history = history(&r.state_history);
             let created_at = ms(r.created_at);
@@ -549,6 +587,7 @@ impl<'a> Applier<'a> {
             items.push(Item {
                 source_id: r.id.clone(),
                 source_sha256: digest,
+                to_default: experiment_id.is_none(),
                 entity: RunWithSteps {
                     argo_name: r.argo_name.clone(),
                     tasks: Vec::new(),
@@ -556,7 +595,7 @@ impl<'a> Applier<'a> {
                     ledger: Vec::new(),
                     run: Run {
                         id: r.id,
-                        experiment_id,
+                        experiment_id: experiment_id.unwrap_or_default(),
                         display_name: r.display_name,
                         description: r.description,
                         namespace: r.namespace,
@@ -605,7 +644,7 @@ impl<'a> Applier<'a> {
                     continue;
                 }
             };
-            let experiment_id = self.experiment_for(&j.experiment_id, j.experiment_known).await?;
+            let experiment_id = self.experiment_for(&j.experiment_id, j.experiment_known);
             let (mut pipeline_spec, mut platform_spec) = spec_value(spec.as_deref());
             let mut version_id = j.pipeline_version_id.clone();
             if spec.is_none() {
@@ -624,11 +663,12 @@ impl<'a> Applier<'a> {
             items.push(Item {
                 source_id: j.id.clone(),
                 source_sha256: digest,
+                to_default: experiment_id.is_none(),
                 entity: RecurringRun {
                     id: j.id,
                     display_name: j.display_name,
                     description: j.description,
-                    experiment_id,
+                    experiment_id: experiment_id.unwrap_or_default(),
                     namespace: j.namespace,
                     pipeline_id: j.pipeline_id,
                     pipeline_version_id: version_id,

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use weir_store::LedgerEntry;
 
-use super::entity::{RunWithSteps, Write};
+use super::entity::{Pending, RunWithSteps};
 use super::{store_err, Applier, ARTIFACT};
 use crate::mlmd::OUTPUT;
 use crate::steps::{self, LogSource};
@@ -31,7 +31,7 @@ fn key_in_bucket(objects_url: &str, uri: &str) -> Option<String> {
 impl Applier<'_> {
     /// Reads the steps of the runs about to be written from ML Metadata, copies their logs
     /// into weir's store, and attaches tasks, artifacts and ledger rows to the runs.
-    pub(super) async fn steps(&mut self, writes: &mut [Write<RunWithSteps>]) -> Result<(), ImportError> {
+    pub(super) async fn steps(&mut self, writes: &mut [Pending<RunWithSteps>]) -> Result<(), ImportError> {
         let Some(mlmd) = self.mlmd.as_mut() else { return Ok(()) };
         let ids: Vec<String> = writes.iter().map(|w| w.0.entity.run.id.clone()).collect();
         let records = mlmd.runs(&ids).await?;
@@ -52,7 +52,7 @@ impl Applier<'_> {
             })
             .collect();
         let empty = crate::mlmd::RunRecord::default();
-        for (item, _, _) in writes.iter_mut() {
+        for (item, _) in writes.iter_mut() {
             let run_id = item.entity.run.id.clone();
             let record = records.get(&run_id).unwrap_or(&empty);
             let elsewhere: HashSet<i64> =

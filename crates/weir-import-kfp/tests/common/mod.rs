@@ -15,11 +15,38 @@ pub enum Db {
     Postgres,
 }
 
-/// Column types as GORM declares them for KFP 2.15+ (v2) or 2.0-2.14 (v1).
-#[derive(Clone, Copy, PartialEq)]
+/// KFP's table shapes by the release that changed them (docs/import-kfp.md, "Variants"):
+/// GORM v1 column types until 2.14, v2 since 2.15.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Shape {
-    V2_17,
+    /// 2.0-2.3: `run_details.State`, no last-run column.
     V2_0,
+    /// `experiments.LastRunCreatedAtInSec`.
+    V2_4,
+    /// `run_details.WorkflowSpecManifest` nullable.
+    V2_5,
+    /// `DisplayName` columns.
+    V2_14,
+    /// GORM v2: ids `varchar(64)`/`varchar(191)`.
+    V2_15,
+    /// `pipeline_tags`, `run_details.PluginsInput`.
+    V2_17,
+}
+
+impl Shape {
+    pub const ALL: [Shape; 6] = [Shape::V2_0, Shape::V2_4, Shape::V2_5, Shape::V2_14, Shape::V2_15, Shape::V2_17];
+
+    /// What the importer calls the shape.
+    pub fn variant(self) -> &'static str {
+        match self {
+            Shape::V2_0 => "2.0-2.3",
+            Shape::V2_4 => "2.4",
+            Shape::V2_5 => "2.5",
+            Shape::V2_14 => "2.14",
+            Shape::V2_15 => "2.15-2.16",
+            Shape::V2_17 => "2.17",
+        }
+    }
 }
 
 pub struct Fixture {
@@ -134,7 +161,7 @@ fn ddl(db: Db, shape: Shape) -> Vec<String> {
         Db::Maria => "longtext",
         Db::Postgres => "text",
     };
-    let id = |v2: &str| if shape == Shape::V2_17 { v2.to_string() } else { "varchar(255)".to_string() };
+    let id = |v2: &str| if shape >= Shape::V2_15 { v2.to_string() } else { "varchar(255)".to_string() };
     let mut tables: Vec<Table> = vec![
         (
             "pipelines",
@@ -196,7 +223,7 @@ fn ddl(db: Db, shape: Shape) -> Vec<String> {
                 ("PipelineName", "varchar(255) NOT NULL".into()),
                 ("PipelineSpecManifest", long.into()),
                 // NOT NULL until 2.4 (GORM v1 tags), nullable since 2.5.
-                ("WorkflowSpecManifest", if shape == Shape::V2_17 { long.into() } else { format!("{long} NOT NULL") }),
+                ("WorkflowSpecManifest", if shape >= Shape::V2_5 { long.into() } else { format!("{long} NOT NULL") }),
                 ("Parameters", long.into()),
                 ("RuntimeParameters", long.into()),
                 ("PipelineRoot", long.into()),
@@ -258,11 +285,14 @@ fn ddl(db: Db, shape: Shape) -> Vec<String> {
             "ResourceUUID\", \"ResourceType\", \"ReferenceType",
         ),
     ];
-    if shape == Shape::V2_17 {
-        // 2.14's Name/DisplayName split, 2.4's last-run column, 2.17's tags and plugins.
+    if shape >= Shape::V2_4 {
+        tables[2].1.push(("LastRunCreatedAtInSec", "bigint NOT NULL".into()));
+    }
+    if shape >= Shape::V2_14 {
         tables[0].1.push(("DisplayName", "varchar(255) NOT NULL".into()));
         tables[1].1.push(("DisplayName", "varchar(255) NOT NULL".into()));
-        tables[2].1.push(("LastRunCreatedAtInSec", "bigint NOT NULL".into()));
+    }
+    if shape >= Shape::V2_17 {
         tables[4].1.push(("PluginsInput", long.into()));
         tables.push((
             "pipeline_tags",
@@ -301,9 +331,10 @@ fn q(text: &str) -> String {
 
 /// Rows of every kind the report must tell apart, in the columns `shape` has.
 pub async fn seed(fixture: &Fixture, shape: Shape) {
-    let v217 = shape == Shape::V2_17;
+    let display_names = shape >= Shape::V2_14;
+    let last_run = shape >= Shape::V2_4;
     let pipeline = |id: &str, name: &str, status: &str| {
-        if v217 {
+        if display_names {
             format!(
                 "INSERT INTO \"pipelines\" (\"UUID\", \"CreatedAtInSec\", \"Name\", \"DisplayName\", \"Description\", \"Status\", \"Namespace\") \
                  VALUES ({}, 1700000000, {}, {}, 'd', {}, '')",
@@ -318,8 +349,8 @@ pub async fn seed(fixture: &Fixture, shape: Shape) {
         }
     };
     let version = |id: &str, pipeline: &str, spec: &str| {
-        let display = if v217 { ", \"DisplayName\"" } else { "" };
-        let display_value = if v217 { format!(", {}", q(id)) } else { String::new() };
+        let display = if display_names { ", \"DisplayName\"" } else { "" };
+        let display_value = if display_names { format!(", {}", q(id)) } else { String::new() };
         format!(
             "INSERT INTO \"pipeline_versions\" (\"UUID\", \"CreatedAtInSec\", \"Name\"{display}, \"Parameters\", \"PipelineId\", \"Status\", \
              \"Description\", \"PipelineSpec\", \"PipelineSpecURI\") VALUES ({}, 1700000100, {}{display_value}, '', {}, 'READY', '', {}, '')",
@@ -336,9 +367,9 @@ pub async fn seed(fixture: &Fixture, shape: Shape) {
         version("v4", "p-gone", IR),
         version("v5", "p2", ARGO),
         format!("INSERT INTO \"experiments\" (\"UUID\", \"Name\", \"Description\", \"CreatedAtInSec\", \"Namespace\", \"StorageState\"{}) VALUES ('e1', 'Default', '', 1700000000, '', 'AVAILABLE'{})",
-            if v217 { ", \"LastRunCreatedAtInSec\"" } else { "" }, if v217 { ", 0" } else { "" }),
+            if last_run { ", \"LastRunCreatedAtInSec\"" } else { "" }, if last_run { ", 0" } else { "" }),
         format!("INSERT INTO \"experiments\" (\"UUID\", \"Name\", \"Description\", \"CreatedAtInSec\", \"Namespace\", \"StorageState\"{}) VALUES ('e2', 'old', 'it''s old', 1600000000, '', 'STORAGESTATE_ARCHIVED'{})",
-            if v217 { ", \"LastRunCreatedAtInSec\"" } else { "" }, if v217 { ", 0" } else { "" }),
+            if last_run { ", \"LastRunCreatedAtInSec\"" } else { "" }, if last_run { ", 0" } else { "" }),
         "INSERT INTO \"default_experiments\" (\"DefaultExperimentId\") VALUES ('e1')".into(),
         "INSERT INTO \"resource_references\" VALUES ('r2', 'Run', 'e2', 'old', 'Experiment', 'Owner', '{}')".into(),
     ];
@@ -436,7 +467,7 @@ fn mlmd_struct(value: &serde_json::Value) -> String {
 /// KFP's driver and launcher record for two runs: r1 ran a step that produced a model and
 /// metrics (its log published as `executor-logs`, gzipped) and a step whose log only Argo
 /// archived (a tgz under the workflow's folder); r2's first step was a cache hit on r1's.
-pub async fn seed_mlmd(metadb: &Fixture, objects: &ArtifactStore) {
+pub async fn seed_mlmd(metadb: &Fixture, objects: &ArtifactStore, schema_version: i64) {
     let long = if metadb.db == Db::Maria { "longtext" } else { "text" };
     let tables = [
         format!("CREATE TABLE \"Type\" (\"id\" int PRIMARY KEY, \"name\" varchar(255) NOT NULL, \"version\" varchar(255), \"type_kind\" smallint NOT NULL, \"description\" {long})"),
@@ -454,7 +485,7 @@ pub async fn seed_mlmd(metadb: &Fixture, objects: &ArtifactStore) {
         metadb.execute(&statement).await;
     }
     let mut rows: Vec<String> = vec![
-        "INSERT INTO \"MLMDEnv\" VALUES (10)".into(),
+        format!("INSERT INTO \"MLMDEnv\" VALUES ({schema_version})"),
         "INSERT INTO \"Type\" (\"id\", \"name\", \"type_kind\") VALUES (1, 'system.DAGExecution', 0), (2, 'system.ContainerExecution', 0), \
          (3, 'system.Model', 1), (4, 'system.Metrics', 1), (5, 'system.Artifact', 1), (6, 'system.PipelineRun', 2), (7, 'system.Pipeline', 2)".into(),
         "INSERT INTO \"Context\" (\"id\", \"type_id\", \"name\") VALUES (1, 7, 'train'), (2, 6, 'r1'), (3, 6, 'r2')".into(),

@@ -54,6 +54,10 @@ pub struct KfpArgs {
     /// or both will trigger them.
     #[arg(long)]
     pub enable_schedules: bool,
+    /// With --apply, write at most this many rows, then stop; running the import again
+    /// continues where it stopped.
+    #[arg(long)]
+    pub max_rows: Option<u64>,
     /// Where the backup of weir's storage taken before --apply goes: `store` (the artifact
     /// store, under .weir/backups/) or a folder. Default: the store when it is remote, else
     /// DATA_DIR/backups.
@@ -207,6 +211,7 @@ async fn apply(args: &KfpArgs, options: &PlanOptions) -> anyhow::Result<Result<R
             enable_schedules: args.enable_schedules,
             now_ms: now_ms(),
             progress: &progress,
+            max_rows: args.max_rows,
         };
         let report = weir_import_kfp::apply(options, &target).await;
         bar.finish_and_clear();
