@@ -23,8 +23,9 @@ async fn import(
     objects: &ArtifactStore,
     store: &SqlStore,
     artifacts: &ArtifactStore,
+    copy_artifacts: bool,
 ) -> Report {
-    import_some(fixture, metadb, objects, store, artifacts, None).await
+    import_some(fixture, metadb, objects, store, artifacts, None, copy_artifacts).await
 }
 
 async fn import_some(
@@ -34,6 +35,7 @@ async fn import_some(
     store: &SqlStore,
     artifacts: &ArtifactStore,
     max_rows: Option<u64>,
+    copy_artifacts: bool,
 ) -> Report {
     let options = PlanOptions {
         database_url: fixture.url.clone(),
@@ -49,6 +51,7 @@ async fn import_some(
         now_ms: NOW,
         progress: &progress,
         max_rows,
+        copy_artifacts,
     };
     apply(&options, &target).await.unwrap()
 }
@@ -75,6 +78,8 @@ fn expect<const N: usize>(entries: [(&str, (u64, u64, u64)); N]) -> BTreeMap<Str
 /// both sides. `weir_has` says what weir held before: with its own `Default` experiment and a
 /// pipeline named as one of KFP's (PostgreSQL case), or empty (MariaDB case).
 async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
+    // Artifacts copied into weir's store in one case, referenced in KFP's bucket in the other.
+    let copy = !weir_has_own;
     let objects = bucket().await;
     let fixture = Fixture::create(db, Shape::V2_17).await;
     seed(&fixture, Shape::V2_17).await;
@@ -96,7 +101,7 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
     }
 
     // First import.
-    let report = import(&fixture, &metadb, &objects, &store, &artifacts).await;
+    let report = import(&fixture, &metadb, &objects, &store, &artifacts, copy).await;
     assert!(report.refused.is_empty(), "{:?}", report.refused);
     let default = if weir_has_own { "weir-default" } else { "e1" };
     if weir_has_own {
@@ -133,6 +138,7 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
                 ("run", (6, 0, 0)),
                 ("task", (5, 0, 0)),
                 ("artifact", (2, 0, 0)),
+                ("copied object", (1, 0, 0)),
             ])
         );
         assert_eq!(conflicts(&report), BTreeMap::new());
@@ -172,10 +178,10 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
     assert_eq!(j2.trigger, Trigger::Periodic { interval_second: 3600, start_time: None, end_time: None });
     assert_eq!(j2.pipeline_spec["pipelineInfo"]["name"], "train", "unpinned: the version's spec");
 
-    check_steps(&store, &artifacts).await;
+    check_steps(&store, &artifacts, copy).await;
 
     // Again, nothing changed: nothing written.
-    let again = import(&fixture, &metadb, &objects, &store, &artifacts).await;
+    let again = import(&fixture, &metadb, &objects, &store, &artifacts, copy).await;
     for (kind, (inserted, updated, unchanged)) in kinds(&again) {
         assert_eq!((inserted, updated), (0, 0), "{kind}: nothing new on a re-run");
         assert!(unchanged > 0, "{kind}");
@@ -199,7 +205,7 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
     store.unarchive_experiment("e2").await.unwrap();
     store.delete_run("r6").await.unwrap();
 
-    let changed = import(&fixture, &metadb, &objects, &store, &artifacts).await;
+    let changed = import(&fixture, &metadb, &objects, &store, &artifacts, copy).await;
     let by_kind = kinds(&changed);
     assert_eq!(by_kind["run"], (1, 1, 3), "r7 new, r1 updated, r2 r3 r5 unchanged");
     assert_eq!(by_kind["experiment"], (0, 0, 1));
@@ -214,7 +220,7 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
     assert!(store.get_run("r6").await.is_err(), "a run deleted in weir stays deleted");
     assert!(store.get_run("r4").await.is_ok(), "weir keeps what KFP no longer has");
     assert_eq!(by_kind["task"], (3, 0, 0), "r1's steps are replaced with it");
-    check_steps(&store, &artifacts).await;
+    check_steps(&store, &artifacts, copy).await;
 
     assert!(changed.applied.as_ref().unwrap().notes.is_empty(), "{:?}", changed.applied);
 
@@ -225,7 +231,7 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
 }
 
 /// r1's and r2's steps as ML Metadata recorded them (common::seed_mlmd).
-async fn check_steps(store: &SqlStore, artifacts: &ArtifactStore) {
+async fn check_steps(store: &SqlStore, artifacts: &ArtifactStore, copied: bool) {
     let tasks = store.list_tasks("r1").await.unwrap();
     let by_name: BTreeMap<&str, &weir_store::Task> = tasks.iter().map(|t| (t.name.as_str(), t)).collect();
     assert_eq!(by_name.keys().copied().collect::<Vec<_>>(), ["log-step", "root", "train-step"]);
@@ -243,8 +249,18 @@ async fn check_steps(store: &SqlStore, artifacts: &ArtifactStore) {
     let metrics = produced.iter().find(|a| a.name == "metrics").unwrap();
     assert_eq!(train.outputs.artifacts["model"], [model.id]);
     assert_eq!(log.inputs.artifacts["model"], [model.id]);
-    assert!(model.uri.starts_with("minio://") && model.uri.ends_with("/model"), "{}", model.uri);
-    assert_eq!(model.metadata, serde_json::json!({"display_name": "model", "labels": ["a", "b"]}));
+    let kfp_uri = model.uri.clone();
+    if copied {
+        let key = weir_artifacts::layout::key_for_uri(artifacts.url(), &model.uri).expect("in weir's store");
+        assert_eq!(artifacts.get(&key).await.unwrap(), &b"model weights"[..], "copied");
+        assert_eq!(model.object_count, 1);
+        assert!(model.metadata["kfp_uri"].as_str().unwrap().starts_with("minio://"), "{}", model.metadata);
+        assert!(metrics.uri.starts_with("minio://"), "metrics have no object to copy");
+    } else {
+        assert!(kfp_uri.starts_with("minio://") && kfp_uri.ends_with("/model"), "{kfp_uri}");
+        assert_eq!(model.metadata, serde_json::json!({"display_name": "model", "labels": ["a", "b"]}));
+        assert_eq!(model.object_count, 0, "referenced where KFP wrote it");
+    }
     assert_eq!(
         (metrics.schema_title.as_str(), &metrics.metadata["accuracy"]),
         ("system.Metrics", &serde_json::json!(0.9))

@@ -41,6 +41,7 @@ impl Weir {
             now_ms: 1_800_000_000_000,
             progress: &progress,
             max_rows,
+            copy_artifacts: false,
         };
         apply(options, &target).await.unwrap()
     }

@@ -39,6 +39,9 @@ pub struct Target<'a> {
     pub now_ms: i64,
     /// Called after each page with the kind and the rows done so far (a progress bar).
     pub progress: &'a (dyn Fn(&str, u64) + Send + Sync),
+    /// Copy the objects of imported artifacts into weir's store (otherwise they are referenced
+    /// where KFP wrote them).
+    pub copy_artifacts: bool,
     /// Write at most this many source rows, then stop: a run again continues (an import in
     /// parts, or within a maintenance window).
     pub max_rows: Option<u64>,
@@ -183,6 +186,9 @@ struct Item<T> {
     to_default: bool,
 }
 
+/// Distinct specs kept parsed: enough for the versions a page of runs uses.
+const SPEC_CACHE: usize = 64;
+
 /// The ledger's kind for artifacts; its `weir_id` is `<owning run>:<weir artifact id>`.
 const ARTIFACT: &str = "artifact";
 
@@ -204,6 +210,10 @@ pub(crate) struct Applier<'a> {
     allow_inflight: bool,
     /// Source rows written (toward `max_rows`).
     written: u64,
+    /// A folder objects pass through when copied (made on first use, removed with the applier).
+    scratch: Option<tempfile::TempDir>,
+    /// Parsed specs by their text's SHA-256 (at most `SPEC_CACHE`).
+    specs: HashMap<String, (Value, Option<Value>)>,
     /// KFP's ML Metadata, when it can be read: the runs' steps.
     mlmd: Option<Mlmd>,
     /// KFP's bucket: the steps' logs.
@@ -226,6 +236,8 @@ impl<'a> Applier<'a> {
             default_experiment: None,
             allow_inflight: false,
             written: 0,
+            specs: HashMap::new(),
+            scratch: None,
             mlmd,
             objects,
             notes: Warnings::default(),
@@ -539,6 +551,31 @@ impl<'a> Applier<'a> {
         Ok(id)
     }
 
+    /// The folder objects pass through when copied.
+    fn scratch(&mut self) -> Result<std::path::PathBuf, ImportError> {
+        if self.scratch.is_none() {
+            let dir = tempfile::tempdir()
+                .map_err(|e| ImportError::Target(format!("cannot make a scratch folder for copies: {e}")))?;
+            self.scratch = Some(dir);
+        }
+        Ok(self.scratch.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_default())
+    }
+
+    /// A run's spec, parsed once per distinct spec: the runs of one pipeline version share
+    /// their spec text, and parsing it is most of an import's work.
+    fn parsed_spec(&mut self, sha256: Option<&str>, spec: Option<&str>) -> (Value, Option<Value>) {
+        let Some(sha256) = sha256 else { return spec_value(spec) };
+        if let Some(parsed) = self.specs.get(sha256) {
+            return parsed.clone();
+        }
+        if self.specs.len() >= SPEC_CACHE {
+            self.specs.clear();
+        }
+        let parsed = spec_value(spec);
+        self.specs.insert(sha256.to_string(), parsed.clone());
+        parsed
+    }
+
     /// The weir experiment a source row's experiment became; None for weir's `Default`.
     fn experiment_for(&self, source_id: &str, known: bool) -> Option<String> {
         if source_id.is_empty() || !known || self.missing_experiments.contains(source_id) {
@@ -559,7 +596,7 @@ impl<'a> Applier<'a> {
                 continue;
             }
             let experiment_id = self.experiment_for(&r.experiment_id, experiment_known);
-            let (pipeline_spec, platform_spec) = spec_value(spec.as_deref());
+            let (pipeline_spec, platform_spec) = self.parsed_spec(r.spec_sha256.as_deref(), spec.as_deref());
             let mut state_history = history(&r.state_history);
             let created_at = ms(r.created_at);
             let mut finished_at = ms(r.finished_at);

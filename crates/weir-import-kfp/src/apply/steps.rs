@@ -57,7 +57,10 @@ impl Applier<'_> {
             let record = records.get(&run_id).unwrap_or(&empty);
             let elsewhere: HashSet<i64> =
                 owners.iter().filter(|(_, owner)| **owner != run_id).map(|(id, _)| *id).collect();
-            let built = steps::build(&self.source, &item.entity.run, record, &elsewhere);
+            let mut built = steps::build(&self.source, &item.entity.run, record, &elsewhere);
+            if self.target.copy_artifacts {
+                self.copy_artifacts(&mut built).await?;
+            }
             let mut archived_logs: Option<Vec<String>> = None;
             for (task_id, log) in &built.logs {
                 let text = match self.read_log(log, &item.entity, &mut archived_logs).await? {
@@ -96,6 +99,80 @@ impl Applier<'_> {
             item.entity.tasks = built.tasks;
             item.entity.artifacts = built.artifacts;
             item.entity.ledger = ledger;
+        }
+        Ok(())
+    }
+
+    /// Copies the objects of a run's artifacts from KFP's bucket into weir's store, under
+    /// weir's own layout, and points the artifacts at them (KFP's URI is kept in the
+    /// artifact's metadata as `kfp_uri`). Metrics artifacts hold their values in ML Metadata
+    /// and have no object to copy.
+    async fn copy_artifacts(&mut self, built: &mut steps::Steps) -> Result<(), ImportError> {
+        let names: HashMap<String, String> = built.tasks.iter().map(|t| (t.id.clone(), t.name.clone())).collect();
+        let pipeline = built.tasks.first().map(|t| t.pipeline_name.clone()).unwrap_or_default();
+        for artifact in &mut built.artifacts {
+            if artifact.schema_title.ends_with("Metrics") {
+                continue;
+            }
+            let Some(from) = key_in_bucket(self.objects.url(), &artifact.uri) else {
+                self.notes.add(
+                    "ARTIFACT_NOT_COPIED",
+                    "its object is outside KFP's bucket: referenced where it is",
+                    &artifact.id.to_string(),
+                );
+                continue;
+            };
+            let task_name = names.get(&artifact.task_id).cloned().unwrap_or_default();
+            let to = weir_artifacts::layout::output_key(
+                weir_artifacts::layout::DEFAULT_ROOT,
+                &pipeline,
+                &artifact.run_id,
+                &task_name,
+                &artifact.task_id,
+                &artifact.name,
+            );
+            // One object, or a folder of them (an artifact written as a directory).
+            let objects: Vec<(String, String)> = match self.objects.exists(&from).await {
+                Ok(true) => vec![(from.clone(), to.clone())],
+                _ => self
+                    .objects
+                    .list(&from)
+                    .await
+                    .map_err(|e| ImportError::Objects(format!("cannot list KFP's bucket ({from}): {e}")))?
+                    .into_iter()
+                    .map(|key| {
+                        let rest = key[from.len()..].trim_start_matches('/').to_string();
+                        (key, format!("{to}/{rest}"))
+                    })
+                    .collect(),
+            };
+            if objects.is_empty() {
+                self.notes.add(
+                    "ARTIFACT_NOT_FOUND",
+                    "no object behind its URI in KFP's bucket (expired, or never written): referenced as it was",
+                    &artifact.id.to_string(),
+                );
+                continue;
+            }
+            for (from, to) in &objects {
+                let scratch = self.scratch()?.join("object");
+                self.objects
+                    .get_to_file(from, &scratch)
+                    .await
+                    .map_err(|e| ImportError::Objects(format!("cannot read KFP's bucket ({from}): {e}")))?;
+                self.target
+                    .artifacts
+                    .put_file(to, &scratch)
+                    .await
+                    .map_err(|e| ImportError::Target(format!("cannot write {to} to weir's artifact store: {e}")))?;
+                let _ = std::fs::remove_file(&scratch);
+            }
+            if let serde_json::Value::Object(metadata) = &mut artifact.metadata {
+                metadata.insert("kfp_uri".into(), serde_json::Value::String(artifact.uri.clone()));
+            }
+            artifact.uri = weir_artifacts::layout::uri_for_key(self.target.artifacts.url(), &to);
+            artifact.object_count = objects.len() as i64;
+            self.kind("copied object").inserted += objects.len() as u64;
         }
         Ok(())
     }

@@ -439,7 +439,7 @@ pub async fn bucket() -> ArtifactStore {
 
 /// An ML Metadata string property holding a struct, as MLMD keeps one
 /// (`mlmd-struct::` + base64 of the serialized `google.protobuf.Struct`).
-fn mlmd_struct(value: &serde_json::Value) -> String {
+pub fn mlmd_struct(value: &serde_json::Value) -> String {
     use base64::Engine as _;
     use prost::Message as _;
     fn to_value(v: &serde_json::Value) -> prost_types::Value {
@@ -463,13 +463,10 @@ fn mlmd_struct(value: &serde_json::Value) -> String {
     format!("mlmd-struct::{}", base64::engine::general_purpose::STANDARD.encode(encoded))
 }
 
-/// KFP's `metadb` in ML Metadata's schema 10 shape (the columns schema 7 shares), holding what
-/// KFP's driver and launcher record for two runs: r1 ran a step that produced a model and
-/// metrics (its log published as `executor-logs`, gzipped) and a step whose log only Argo
-/// archived (a tgz under the workflow's folder); r2's first step was a cache hit on r1's.
-pub async fn seed_mlmd(metadb: &Fixture, objects: &ArtifactStore, schema_version: i64) {
-    let long = if metadb.db == Db::Maria { "longtext" } else { "text" };
-    let tables = [
+/// ML Metadata's tables (schema 10, the columns schema 7 shares).
+pub fn mlmd_tables(db: Db) -> Vec<String> {
+    let long = if db == Db::Maria { "longtext" } else { "text" };
+    vec![
         format!("CREATE TABLE \"Type\" (\"id\" int PRIMARY KEY, \"name\" varchar(255) NOT NULL, \"version\" varchar(255), \"type_kind\" smallint NOT NULL, \"description\" {long})"),
         "CREATE TABLE \"Context\" (\"id\" int PRIMARY KEY, \"type_id\" int NOT NULL, \"name\" varchar(255) NOT NULL, \"create_time_since_epoch\" bigint NOT NULL DEFAULT 0, \"last_update_time_since_epoch\" bigint NOT NULL DEFAULT 0)".into(),
         "CREATE TABLE \"Association\" (\"id\" int PRIMARY KEY, \"context_id\" int NOT NULL, \"execution_id\" int NOT NULL)".into(),
@@ -480,8 +477,15 @@ pub async fn seed_mlmd(metadb: &Fixture, objects: &ArtifactStore, schema_version
         format!("CREATE TABLE \"Artifact\" (\"id\" int PRIMARY KEY, \"type_id\" int NOT NULL, \"uri\" {long}, \"state\" int, \"name\" varchar(255), \"create_time_since_epoch\" bigint NOT NULL DEFAULT 0, \"last_update_time_since_epoch\" bigint NOT NULL DEFAULT 0)"),
         format!("CREATE TABLE \"ArtifactProperty\" (\"artifact_id\" int NOT NULL, \"name\" varchar(255) NOT NULL, \"is_custom_property\" smallint NOT NULL, \"int_value\" int, \"double_value\" double precision, \"string_value\" {long}, PRIMARY KEY (\"artifact_id\", \"name\", \"is_custom_property\"))"),
         "CREATE TABLE \"MLMDEnv\" (\"schema_version\" int PRIMARY KEY)".into(),
-    ];
-    for statement in tables {
+    ]
+}
+
+/// KFP's `metadb` in ML Metadata's schema 10 shape (the columns schema 7 shares), holding what
+/// KFP's driver and launcher record for two runs: r1 ran a step that produced a model and
+/// metrics (its log published as `executor-logs`, gzipped) and a step whose log only Argo
+/// archived (a tgz under the workflow's folder); r2's first step was a cache hit on r1's.
+pub async fn seed_mlmd(metadb: &Fixture, objects: &ArtifactStore, schema_version: i64) {
+    for statement in mlmd_tables(metadb.db) {
         metadb.execute(&statement).await;
     }
     let mut rows: Vec<String> = vec![
@@ -561,6 +565,10 @@ pub async fn seed_mlmd(metadb: &Fixture, objects: &ArtifactStore, schema_version
         metadb.execute(&row.replace("BUCKET", &bucket)).await;
     }
 
+    objects
+        .put("v2/artifacts/train/r1/train-step/salt/model", bytes::Bytes::from_static(b"model weights"))
+        .await
+        .unwrap();
     use std::io::Write;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(b"training...\naccuracy 0.9\n").unwrap();

@@ -54,6 +54,10 @@ pub struct KfpArgs {
     /// or both will trigger them.
     #[arg(long)]
     pub enable_schedules: bool,
+    /// Copy the objects of imported artifacts into weir's artifact store (by default they are
+    /// referenced where KFP wrote them, and KFP's bucket must stay readable).
+    #[arg(long)]
+    pub copy_artifacts: bool,
     /// With --apply, write at most this many rows, then stop; running the import again
     /// continues where it stopped.
     #[arg(long)]
@@ -212,6 +216,7 @@ async fn apply(args: &KfpArgs, options: &PlanOptions) -> anyhow::Result<Result<R
             now_ms: now_ms(),
             progress: &progress,
             max_rows: args.max_rows,
+            copy_artifacts: args.copy_artifacts,
         };
         let report = weir_import_kfp::apply(options, &target).await;
         bar.finish_and_clear();
