@@ -204,6 +204,7 @@ def seed_mlmd(kfp_db: 'KfpInstallation') -> None:
         ('ArtifactProperty', {'artifact_id': 1, 'name': 'accuracy', 'is_custom_property': 1, 'double_value': 0.93}),
     ]
     for name, value in [('task_name', 'say'), ('display_name', 'say'), ('parent_dag_id', 1), ('image', 'python:3.11'),
+                        ('cache_fingerprint', 'f' * 64),
                         ('inputs', mlmd_struct({'message': 'hello'})), ('outputs', mlmd_struct({'Output': 'hello'}))]:
         column = 'int_value' if isinstance(value, int) else 'string_value'
         rows.append(('ExecutionProperty', {'execution_id': 2, 'name': name, 'is_custom_property': 1, column: value}))
@@ -332,7 +333,7 @@ def test_imported_installation_lists_as_kfp_listed(installation, request, weir_b
         assert report['applied']['conflicts'] == {}, report['applied']
         assert {k: v['inserted'] for k, v in report['applied']['kinds'].items()} == {
             'pipeline': 2, 'pipeline_version': 2, 'experiment': 2, 'run': 3, 'recurring_run': 1, 'task': 2,
-            'artifact': 1}
+            'artifact': 1, 'cache entry': 1}
         assert 'backup taken' in applied.stderr, applied.stderr
 
         server = start_weir(weir_bin, backend, data_dir, stores.metadata_url, stores.artifacts_url,
@@ -383,6 +384,17 @@ def test_imported_installation_lists_as_kfp_listed(installation, request, weir_b
                                       params={'message': 'from weir'})
             done = client.wait_for_run_completion(run.run_id, timeout=120)
             assert done.state == 'SUCCEEDED', done
+
+            # The step KFP ran is a weir cache entry: the same step with the same inputs is
+            # taken from it instead of running.
+            again = client.run_pipeline(experiment_id=default.experiment_id, job_name='cached after import',
+                                        pipeline_id='p-train', version_id='v-train-1',
+                                        params={'message': 'hello'}, enable_caching=True)
+            done = client.wait_for_run_completion(again.run_id, timeout=120)
+            assert done.state == 'SUCCEEDED', done
+            tasks = json.loads(http_text(f'{server.url}/apis/weir/v1/runs/{again.run_id}/tasks'))['tasks']
+            step = [t for t in tasks if t['name'] == 'say']
+            assert len(step) == 1 and step[0]['cached'] is True, tasks
         finally:
             stop_process(server.process)
 

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Map, Value};
+use weir_spec::ir::{ComponentSpec, PipelineSpec, TaskSpec};
 use weir_store::{Artifact, ErrorInfo, Run, RuntimeState, StateChange, Task, TaskIo, TaskKind};
 
 use crate::mlmd::{self, RunRecord};
@@ -213,7 +214,54 @@ pub fn build(source: &str, run: &Run, record: &RunRecord, owned_elsewhere: &Hash
             ],
         });
     }
+    cache_keys(run, &mut steps.tasks);
     steps
+}
+
+/// Makes the imported steps weir cache entries: a step KFP completed with caching on gets the
+/// fingerprint weir's engine computes for the same step (`weir_spec::cache::fingerprint`), so
+/// a weir run of the same pipeline with the same inputs reuses it. KFP's own fingerprint
+/// (a hash of KFP's cache-key proto) is not weir's and is not kept. A step weir cannot
+/// place in the run's spec gets none.
+fn cache_keys(run: &Run, tasks: &mut [Task]) {
+    let spec = weir_spec::ir::PipelineSpec::parse(&run.pipeline_spec).ok();
+    let by_id: HashMap<String, Task> = tasks.iter().map(|t| (t.id.clone(), t.clone())).collect();
+    for task in tasks.iter_mut().filter(|t| !t.fingerprint.is_empty()) {
+        task.fingerprint = spec.as_ref().and_then(|spec| weir_fingerprint(spec, &by_id, task)).unwrap_or_default();
+    }
+}
+
+fn weir_fingerprint(spec: &PipelineSpec, tasks: &HashMap<String, Task>, task: &Task) -> Option<String> {
+    if task.kind != TaskKind::Container || task.cached || task.state != RuntimeState::Succeeded {
+        return None;
+    }
+    let (task_spec, component) = spec_task(spec, tasks, task)?;
+    if !task_spec.caching_options.enable_cache {
+        return None;
+    }
+    let container = spec.executor(component.executor_label.as_deref()?).ok()?.container.clone()?;
+    let parameters =
+        weir_spec::values::complete_task_parameters(&component.input_definitions, &task.inputs.parameters, &task.name)
+            .ok()?;
+    Some(weir_spec::cache::fingerprint(task_spec, &container, &parameters, &task.inputs.artifacts, component))
+}
+
+/// The IR task and component a task stands for: its name in its parent's DAG, the parent
+/// found the same way (a loop iteration's DAG is its loop's).
+fn spec_task<'a>(
+    spec: &'a PipelineSpec,
+    tasks: &HashMap<String, Task>,
+    task: &Task,
+) -> Option<(&'a TaskSpec, &'a ComponentSpec)> {
+    let parent = tasks.get(&task.parent_id)?;
+    let component = if parent.parent_id.is_empty() {
+        &spec.root
+    } else {
+        let owner = if parent.kind == TaskKind::Iteration { tasks.get(&parent.parent_id)? } else { parent };
+        spec_task(spec, tasks, owner)?.1
+    };
+    let task_spec = component.dag.as_ref()?.tasks.get(&task.name)?;
+    Some((task_spec, spec.component(&task_spec.component_ref.name).ok()?))
 }
 
 /// A log as KFP's bucket keeps it, as text: plain, gzip, or a gzipped tar holding one file

@@ -5,6 +5,7 @@
 //! accepts them. Validation checks everything a run would trip over later: unknown component
 //! or executor references, dependencies on missing tasks, cycles, the pipeline name rule.
 
+pub mod cache;
 pub mod cel;
 pub mod ir;
 pub mod names;

@@ -82,6 +82,10 @@ impl Applier<'_> {
                     .map_err(|e| ImportError::Target(format!("cannot write {key} to weir's artifact store: {e}")))?;
             }
             self.kind("task").inserted += built.tasks.len() as u64;
+            let cache_entries = built.tasks.iter().filter(|t| !t.fingerprint.is_empty()).count() as u64;
+            if cache_entries > 0 {
+                self.kind("cache entry").inserted += cache_entries;
+            }
             self.kind(ARTIFACT).inserted += built.artifacts.len() as u64;
             let ledger = built
                 .owned
