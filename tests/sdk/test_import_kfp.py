@@ -339,6 +339,9 @@ def test_imported_installation_lists_as_kfp_listed(installation, request, weir_b
         server = start_weir(weir_bin, backend, data_dir, stores.metadata_url, stores.artifacts_url,
                             stores.env)
         try:
+            # While weir serves the storage, an import refuses and writes nothing.
+            refused = import_kfp(weir_bin, installation, stores, '--apply', *storage)
+            assert refused.returncode == 2 and 'stop it first' in refused.stderr, refused.stderr
             client = kfp.Client(host=server.url)
             listed = client.list_pipelines(page_size=100).pipelines
             assert {(p.pipeline_id, p.name, p.display_name, p.description, p.created_at)
