@@ -97,6 +97,7 @@ class KfpInstallation:
         self.kind = kind
         self.database = f'kfp_{uuid.uuid4().hex[:12]}'
         self.mlmd_database = f'{self.database}_mlmd'
+        self.cache_database = f'{self.database}_cache'
         self.url = self.server.database_url(self.database)
         self.s3 = s3
         self.bucket = s3.create_bucket()
@@ -116,7 +117,7 @@ class KfpInstallation:
         assert result.returncode == 0, result.stderr
 
     def _create(self) -> None:
-        for database in (self.database, self.mlmd_database):
+        for database in (self.database, self.mlmd_database, self.cache_database):
             created = self.server._cli(f'CREATE DATABASE {database}')
             assert created.returncode == 0, created.stderr
         long = 'longtext' if self.kind == 'mariadb' else 'text'
@@ -134,6 +135,7 @@ class KfpInstallation:
     def drop(self) -> None:
         self.server.drop(self.database)
         self.server.drop(self.mlmd_database)
+        self.server.drop(self.cache_database)
 
 
 T0 = 1_700_000_000  # KFP keeps seconds
@@ -266,6 +268,15 @@ def seed(kfp_db: KfpInstallation, spec: str) -> dict:
     kfp_db.sql(''.join(insert(table, row) for table, row in rows))
     kfp_db.put('pipelines/v-legacy-1', spec.encode())
     seed_mlmd(kfp_db)
+    # cachedb: KFP v1's cache (backend/src/cache/model/execution_cache.go), counted only.
+    long = 'longtext' if kfp_db.kind == 'mariadb' else 'text'
+    kfp_db.sql(f'CREATE TABLE "execution_caches" ("ID" bigint PRIMARY KEY, "ExecutionCacheKey" varchar(255) NOT NULL, '
+               f'"ExecutionTemplate" {long} NOT NULL, "ExecutionOutput" {long}, "MaxCacheStaleness" bigint NOT NULL, '
+               f'"StartedAtInSec" bigint NOT NULL, "EndedAtInSec" bigint NOT NULL);'
+               + ''.join(insert('execution_caches', {'ID': i, 'ExecutionCacheKey': f'key-{i}', 'ExecutionTemplate': '{}',
+                                                     'ExecutionOutput': '{}', 'MaxCacheStaleness': -1,
+                                                     'StartedAtInSec': T0, 'EndedAtInSec': T0 + 1})
+                         for i in range(3)), database=kfp_db.cache_database)
 
     def at(seconds):
         return datetime.datetime.fromtimestamp(T0 + seconds, tz=datetime.timezone.utc)
@@ -300,6 +311,7 @@ def http_text(url: str) -> str:
 
 def import_kfp(weir_bin, kfp_db: KfpInstallation, stores, *extra) -> subprocess.CompletedProcess:
     argv = [str(weir_bin), 'import', 'kfp', '--mysql', kfp_db.url, '--mlmd-db', kfp_db.mlmd_database,
+            '--cache-db', kfp_db.cache_database,
             '--objects', f's3://{kfp_db.bucket}',
             '--s3-endpoint', kfp_db.s3.endpoint, '--s3-region', S3_REGION, '--output', 'json', *extra]
     env = {**os.environ, **stores.env,
@@ -318,14 +330,18 @@ def test_imported_installation_lists_as_kfp_listed(installation, request, weir_b
     storage = ['--metadata', stores.metadata_url, '--artifacts', stores.artifacts_url,
                '--data-dir', str(data_dir)]
     try:
-        dry = import_kfp(weir_bin, installation, stores)
-        assert dry.returncode == 1, dry.stderr  # warnings: the enabled schedule, the 1.x spec
+        # KFP's schedules were read in Berlin time, weir's are in UTC: the report says so.
+        dry = import_kfp(weir_bin, installation, stores, '--kfp-timezone', 'Europe/Berlin')
+        assert dry.returncode == 1, dry.stderr  # warnings only
         plan = json.loads(dry.stdout)
         assert 'applied' not in plan
         assert {k: c['total'] for k, c in plan['counts'].items()} == {
             'pipelines': 2, 'pipeline versions': 2, 'experiments': 2, 'runs': 3, 'recurring runs': 1,
             'ml metadata executions': 2, 'ml metadata artifacts': 2}
-        assert set(plan['warnings']) == {'SCHEDULE_WOULD_FIRE', 'SPEC_FROM_OBJECT_STORE'}, plan['warnings']
+        assert set(plan['warnings']) == {'SCHEDULE_WOULD_FIRE', 'SPEC_FROM_OBJECT_STORE', 'V1_CACHE_NOT_IMPORTED',
+                                         'CRON_TIMEZONE_DIFFERS'}, plan['warnings']
+        assert plan['warnings']['V1_CACHE_NOT_IMPORTED']['count'] == 3
+        assert 'timezone: Europe/Berlin' in plan['warnings']['CRON_TIMEZONE_DIFFERS']['meaning']
 
         applied = import_kfp(weir_bin, installation, stores, '--apply', *storage)
         assert applied.returncode == 1, applied.stderr

@@ -19,6 +19,9 @@ pub struct PlanOptions {
     pub allow_inflight: bool,
     /// KFP's ML Metadata database (`metadb`), for the runs' steps, artifacts and logs.
     pub mlmd_url: Option<String>,
+    /// KFP's cache database (`cachedb`): it serves v1 pipelines only, so it is counted, not
+    /// imported.
+    pub cache_url: Option<String>,
 }
 
 const PIPELINE_COLUMNS: &[&str] =
@@ -518,6 +521,33 @@ async fn read(
     for (kind, id) in not_ready {
         warnings.add("STATUS_NOT_READY", "being created or deleted in KFP (its API hides it): not imported", &id);
         skip(kind, "STATUS_NOT_READY");
+    }
+    if let Some(url) = &options.cache_url {
+        let mut cache = Source::open(url).await?;
+        let table = cache.tables.keys().find(|t| t.eq_ignore_ascii_case("execution_caches")).cloned();
+        let count = match table {
+            Some(table) => {
+                let sql = match cache.dialect {
+                    crate::source::Dialect::Mysql => format!("SELECT CAST(COUNT(*) AS CHAR) FROM `{table}`"),
+                    crate::source::Dialect::Postgres => format!("SELECT COUNT(*)::text FROM \"{table}\""),
+                };
+                cache.query(&sql, &[], 1).await
+            }
+            None => Ok(Vec::new()),
+        };
+        cache.close().await;
+        let count: u64 = count?.first().and_then(|r| r[0].as_deref()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        if count > 0 {
+            warnings.0.insert(
+                "V1_CACHE_NOT_IMPORTED".into(),
+                crate::Warning {
+                    count,
+                    meaning: "cachedb's entries cache KFP v1 (Argo) steps, which weir does not run: not imported"
+                        .into(),
+                    samples: Vec::new(),
+                },
+            );
+        }
     }
     let mut mlmd = None;
     if let Some(url) = &options.mlmd_url {

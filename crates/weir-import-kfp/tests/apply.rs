@@ -42,6 +42,7 @@ async fn import_some(
         objects: objects.clone(),
         allow_inflight: true,
         mlmd_url: Some(metadb.url.clone()),
+        cache_url: None,
     };
     let progress = |_: &str, _: u64| {};
     let target = Target {

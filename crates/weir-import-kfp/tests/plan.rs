@@ -13,9 +13,15 @@ fn codes(report: &Report) -> BTreeMap<String, Vec<String>> {
 }
 
 async fn planned(fixture: &Fixture, objects: &ArtifactStore, allow_inflight: bool) -> Report {
-    plan(&PlanOptions { database_url: fixture.url.clone(), objects: objects.clone(), allow_inflight, mlmd_url: None })
-        .await
-        .unwrap()
+    plan(&PlanOptions {
+        database_url: fixture.url.clone(),
+        objects: objects.clone(),
+        allow_inflight,
+        mlmd_url: None,
+        cache_url: None,
+    })
+    .await
+    .unwrap()
 }
 
 fn check_report(report: &Report) {
@@ -119,6 +125,7 @@ async fn kfp_2_0_with_1x_rows_on_mariadb() {
         objects: objects.clone(),
         allow_inflight: false,
         mlmd_url: None,
+        cache_url: None,
     })
     .await;
     assert!(wrong.is_err_and(|e| e.to_string().contains("no KFP tables")), "not a KFP database");

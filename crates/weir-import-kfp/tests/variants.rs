@@ -76,6 +76,7 @@ async fn every_kfp_shape_is_recognised_and_imported() {
             objects: objects.clone(),
             allow_inflight: true,
             mlmd_url: Some(metadb.url.clone()),
+            cache_url: None,
         };
         let planned = plan(&options).await.unwrap();
         let case = format!("{shape:?} on {}", if db == Db::Maria { "MariaDB" } else { "PostgreSQL" });
@@ -129,6 +130,7 @@ async fn an_import_in_parts_ends_as_one_import() {
         objects: objects.clone(),
         allow_inflight: true,
         mlmd_url: Some(metadb.url.clone()),
+        cache_url: None,
     };
     let whole = Weir::new().await;
     whole.import(&options, None).await;

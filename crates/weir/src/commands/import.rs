@@ -44,6 +44,14 @@ pub struct KfpArgs {
     /// can be read (otherwise runs come without their steps, and the report says so).
     #[arg(long)]
     pub mlmd_db: Option<String>,
+    /// KFP's cache database (v1 pipelines only: counted, not imported): a database name on the
+    /// same server as --mysql, or a URL. Default: `cachedb` there, when it can be read.
+    #[arg(long)]
+    pub cache_db: Option<String>,
+    /// The timezone KFP's ScheduledWorkflow controller read cron schedules in (its
+    /// CRON_SCHEDULE_TIMEZONE); the report warns when weir's `timezone` differs.
+    #[arg(long, default_value = "UTC")]
+    pub kfp_timezone: String,
     /// Import runs KFP may still be running as canceled, instead of refusing.
     #[arg(long)]
     pub allow_inflight: bool,
@@ -113,13 +121,23 @@ pub async fn run(command: ImportCommand) -> anyhow::Result<ExitCode> {
         S3Settings { endpoint: args.s3_endpoint.clone(), region: args.s3_region.clone(), ..Default::default() };
     let objects = ArtifactStore::open(&args.objects, &settings)
         .with_context(|| format!("cannot open KFP's bucket {}", args.objects))?;
-    let mlmd_url = mlmd_url(&args).await?;
-    let options =
-        PlanOptions { database_url: args.mysql.clone(), objects, allow_inflight: args.allow_inflight, mlmd_url };
-    let plan = weir_import_kfp::plan(&options).await?;
+    let mlmd_url = beside_url(&args, args.mlmd_db.as_deref(), "metadb", "ML Metadata", "--mlmd-db").await?;
+    let cache_url = beside_url(&args, args.cache_db.as_deref(), "cachedb", "cache database", "--cache-db").await?;
+    let options = PlanOptions {
+        database_url: args.mysql.clone(),
+        objects,
+        allow_inflight: args.allow_inflight,
+        mlmd_url,
+        cache_url,
+    };
+    let mut plan = weir_import_kfp::plan(&options).await?;
+    timezone_check(&args, &mut plan)?;
     let report = if args.apply && plan.refused.is_empty() {
         match apply(&args, &options).await? {
-            Ok(report) => report,
+            Ok(mut report) => {
+                timezone_check(&args, &mut report)?;
+                report
+            }
             Err(refusal) => {
                 eprintln!("weir: {refusal}");
                 return Ok(ExitCode::from(2));
@@ -136,30 +154,66 @@ pub async fn run(command: ImportCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(report.exit_code()))
 }
 
-/// KFP's ML Metadata database: as named, or `metadb` beside `mlpipeline` when it is there.
-async fn mlmd_url(args: &KfpArgs) -> anyhow::Result<Option<String>> {
+/// One of KFP's other databases: as named (a name on the same server as --mysql, or a URL),
+/// or `default` beside `mlpipeline` when it is there.
+async fn beside_url(
+    args: &KfpArgs,
+    named: Option<&str>,
+    default: &str,
+    what: &str,
+    flag: &str,
+) -> anyhow::Result<Option<String>> {
     let beside = |database: &str| -> anyhow::Result<String> {
         let mut url = url::Url::parse(&args.mysql).context("--mysql is not a URL")?;
         url.set_path(&format!("/{database}"));
         Ok(url.to_string())
     };
-    match &args.mlmd_db {
-        Some(named) if named.contains("://") => Ok(Some(named.clone())),
+    match named {
+        Some(named) if named.contains("://") => Ok(Some(named.to_string())),
         Some(named) => Ok(Some(beside(named)?)),
         None => {
-            let url = beside("metadb")?;
+            let url = beside(default)?;
             match weir_import_kfp::source::Source::open(&url).await {
                 Ok(source) => {
                     source.close().await;
                     Ok(Some(url))
                 }
                 Err(e) => {
-                    eprintln!("note: KFP's ML Metadata is not read ({e}); name it with --mlmd-db");
+                    eprintln!("note: KFP's {what} is not read ({e}); name it with {flag}");
                     Ok(None)
                 }
             }
         }
     }
+}
+
+/// KFP's ScheduledWorkflow controller reads cron schedules in its `CRON_SCHEDULE_TIMEZONE`
+/// (UTC unless set), weir in its deployment's `timezone`: a difference moves every imported
+/// cron schedule, so the report says so.
+fn timezone_check(args: &KfpArgs, report: &mut Report) -> anyhow::Result<()> {
+    let cron_schedules = report.counts.get("recurring runs").map(|c| c.total).unwrap_or(0);
+    if cron_schedules == 0 {
+        return Ok(());
+    }
+    let kfp: chrono_tz::Tz = args
+        .kfp_timezone
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--kfp-timezone {:?} is not an IANA timezone name", args.kfp_timezone))?;
+    let weir = Settings::resolve(&args.storage(), None, None, None).map(|s| s.timezone).unwrap_or(chrono_tz::UTC);
+    if kfp != weir {
+        report.warnings.insert(
+            "CRON_TIMEZONE_DIFFERS".into(),
+            weir_import_kfp::Warning {
+                count: cron_schedules,
+                meaning: format!(
+                    "KFP read cron schedules in {kfp}, this weir reads them in {weir}: set `timezone: {kfp}` in weir's \
+                     config, or the imported schedules fire at other hours"
+                ),
+                samples: Vec::new(),
+            },
+        );
+    }
+    Ok(())
 }
 
 /// The import into weir's storage: opened as `weir server` opens it (new storage is
