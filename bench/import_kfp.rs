@@ -27,13 +27,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Db, Fixture, Shape};
+use common::{Db, Fixture, Shape, Weir};
 use criterion::{criterion_group, criterion_main, Criterion};
 use weir_artifacts::{ArtifactStore, S3Settings};
-use weir_import_kfp::{apply, plan, PlanOptions, Report, Target};
-use weir_store::{MetadataStore, StoreAdmin};
-use weir_store_sql::testing::TestDatabase;
-use weir_store_sql::{ConnectSettings, Dialect, SqlStore};
+use weir_import_kfp::{plan, PlanOptions};
+use weir_store::StoreAdmin;
+use weir_store_sql::Dialect;
 
 const ROWS_PER_INSERT: usize = 500;
 
@@ -195,37 +194,6 @@ fn run_id(i: usize) -> String {
     format!("00000000-0000-4000-8000-{i:012}")
 }
 
-struct Weir {
-    db: TestDatabase,
-    store: SqlStore,
-    artifacts: ArtifactStore,
-    _folder: tempfile::TempDir,
-}
-
-async fn new_weir() -> Weir {
-    let db = TestDatabase::new(Dialect::Sqlite);
-    let store = SqlStore::connect(&db.url, &ConnectSettings::default()).await.unwrap();
-    store.migrate().await.unwrap();
-    let folder = tempfile::tempdir().unwrap();
-    let artifacts =
-        ArtifactStore::open(&format!("file://{}", folder.path().display()), &S3Settings::default()).unwrap();
-    Weir { db, store, artifacts, _folder: folder }
-}
-
-async fn import(options: &PlanOptions, weir: &Weir) -> Report {
-    let progress = |_: &str, _: u64| {};
-    let target = Target {
-        store: &weir.store as &dyn MetadataStore,
-        artifacts: &weir.artifacts,
-        enable_schedules: false,
-        now_ms: 1_800_000_000_000,
-        progress: &progress,
-        max_rows: None,
-        copy_artifacts: false,
-    };
-    apply(options, &target).await.unwrap()
-}
-
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -247,13 +215,7 @@ fn bench(c: &mut Criterion) {
         (fixture, metadb)
     });
     eprintln!("seeded {n} runs in {:.1} s", started.elapsed().as_secs_f64());
-    let options = PlanOptions {
-        database_url: fixture.url.clone(),
-        objects: objects.clone(),
-        allow_inflight: false,
-        mlmd_url: Some(metadb.url.clone()),
-        cache_url: None,
-    };
+    let options = common::options(&fixture, &metadb, &objects);
 
     if std::env::var_os("WEIR_BENCH_IMPORT_ONCE").is_some() {
         let started = Instant::now();
@@ -283,34 +245,30 @@ fn criterion_samples(c: &mut Criterion, rt: &tokio::runtime::Runtime, options: &
                 // Each apply gets a new weir, made off the clock.
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let weir = new_weir().await;
+                    let weir = Weir::new(Dialect::Sqlite).await;
                     let started = Instant::now();
-                    let report = import(options, &weir).await;
+                    let report = weir.import(options, None, false).await;
                     total += started.elapsed();
                     assert_eq!(report.applied.as_ref().unwrap().kinds["run"].inserted, n as u64);
-                    weir.store.close().await;
-                    weir.db.drop_database().await;
+                    weir.drop().await;
                 }
                 total
             }
         })
     });
     let imported = rt.block_on(async {
-        let weir = new_weir().await;
-        import(options, &weir).await;
+        let weir = Weir::new(Dialect::Sqlite).await;
+        weir.import(options, None, false).await;
         weir
     });
     group.bench_function("apply again", |b| {
         b.to_async(rt).iter(|| async {
-            let report = import(options, &imported).await;
+            let report = imported.import(options, None, false).await;
             assert_eq!(report.applied.as_ref().unwrap().kinds["run"].unchanged, n as u64);
         })
     });
     group.finish();
-    rt.block_on(async {
-        imported.store.close().await;
-        imported.db.drop_database().await;
-    });
+    rt.block_on(imported.drop());
 }
 
 /// One apply and one re-run, timed by hand, with the memory high-water mark reset before the
@@ -319,18 +277,17 @@ fn one_apply(rt: &tokio::runtime::Runtime, options: &PlanOptions, n: usize) {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let before = peak_rss_kib();
     let (seconds, rows, again) = rt.block_on(async {
-        let weir = new_weir().await;
+        let weir = Weir::new(Dialect::Sqlite).await;
         let started = Instant::now();
-        let report = import(options, &weir).await;
+        let report = weir.import(options, None, false).await;
         let seconds = started.elapsed().as_secs_f64();
         let rows: u64 = report.applied.as_ref().unwrap().kinds.values().map(|k| k.inserted).sum();
         let counts = weir.store.table_counts().await.unwrap();
         eprintln!("weir after one apply: {counts:?}");
         let started = Instant::now();
-        import(options, &weir).await;
+        weir.import(options, None, false).await;
         let again = started.elapsed().as_secs_f64();
-        weir.store.close().await;
-        weir.db.drop_database().await;
+        weir.drop().await;
         (seconds, rows, again)
     });
     eprintln!(

@@ -5,57 +5,14 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{bucket, seed, seed_mlmd, Db, Fixture, Shape, IR};
-use weir_artifacts::{ArtifactStore, S3Settings};
-use weir_import_kfp::{apply, KindApplied, PlanOptions, Report, Target};
+use common::{bucket, options, seed, seed_mlmd, Db, Fixture, Shape, Weir, IR, NOW};
+use weir_artifacts::ArtifactStore;
+use weir_import_kfp::{KindApplied, Report};
 use weir_store::{
-    ExperimentStore, MetadataStore, PipelineStore, PipelineVersionStore, RecurringRunStore, RunStore, RuntimeState,
-    StorageState, StoreAdmin, TaskKind, TaskStore, Trigger,
+    ExperimentStore, PipelineStore, PipelineVersionStore, RecurringRunStore, RunStore, RuntimeState, StorageState,
+    TaskKind, TaskStore, Trigger,
 };
-use weir_store_sql::testing::TestDatabase;
-use weir_store_sql::{ConnectSettings, Dialect, SqlStore};
-
-const NOW: i64 = 1_800_000_000_000;
-
-async fn import(
-    fixture: &Fixture,
-    metadb: &Fixture,
-    objects: &ArtifactStore,
-    store: &SqlStore,
-    artifacts: &ArtifactStore,
-    copy_artifacts: bool,
-) -> Report {
-    import_some(fixture, metadb, objects, store, artifacts, None, copy_artifacts).await
-}
-
-async fn import_some(
-    fixture: &Fixture,
-    metadb: &Fixture,
-    objects: &ArtifactStore,
-    store: &SqlStore,
-    artifacts: &ArtifactStore,
-    max_rows: Option<u64>,
-    copy_artifacts: bool,
-) -> Report {
-    let options = PlanOptions {
-        database_url: fixture.url.clone(),
-        objects: objects.clone(),
-        allow_inflight: true,
-        mlmd_url: Some(metadb.url.clone()),
-        cache_url: None,
-    };
-    let progress = |_: &str, _: u64| {};
-    let target = Target {
-        store: store as &dyn MetadataStore,
-        artifacts,
-        enable_schedules: false,
-        now_ms: NOW,
-        progress: &progress,
-        max_rows,
-        copy_artifacts,
-    };
-    apply(&options, &target).await.unwrap()
-}
+use weir_store_sql::{Dialect, SqlStore};
 
 fn kinds(report: &Report) -> BTreeMap<String, (u64, u64, u64)> {
     let applied = report.applied.as_ref().expect("an apply reports what it wrote");
@@ -86,12 +43,9 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
     seed(&fixture, Shape::V2_17).await;
     let metadb = Fixture::empty(db).await;
     seed_mlmd(&metadb, &objects, 10).await;
-    let weir_db = TestDatabase::new(weir_dialect);
-    let store = SqlStore::connect(&weir_db.url, &ConnectSettings::default()).await.unwrap();
-    store.migrate().await.unwrap();
-    let folder = tempfile::tempdir().unwrap();
-    let artifacts =
-        ArtifactStore::open(&format!("file://{}", folder.path().display()), &S3Settings::default()).unwrap();
+    let weir = Weir::new(weir_dialect).await;
+    let (store, artifacts) = (&weir.store, &weir.artifacts);
+    let options = options(&fixture, &metadb, &objects);
     if weir_has_own {
         let mut default = weir_store::testsuite::experiment("Default", 5);
         default.id = "weir-default".into();
@@ -102,7 +56,7 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
     }
 
     // First import.
-    let report = import(&fixture, &metadb, &objects, &store, &artifacts, copy).await;
+    let report = weir.import(&options, None, copy).await;
     assert!(report.refused.is_empty(), "{:?}", report.refused);
     let default = if weir_has_own { "weir-default" } else { "e1" };
     if weir_has_own {
@@ -179,10 +133,10 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
     assert_eq!(j2.trigger, Trigger::Periodic { interval_second: 3600, start_time: None, end_time: None });
     assert_eq!(j2.pipeline_spec["pipelineInfo"]["name"], "train", "unpinned: the version's spec");
 
-    check_steps(&store, &artifacts, copy).await;
+    check_steps(store, artifacts, copy).await;
 
     // Again, nothing changed: nothing written.
-    let again = import(&fixture, &metadb, &objects, &store, &artifacts, copy).await;
+    let again = weir.import(&options, None, copy).await;
     for (kind, (inserted, updated, unchanged)) in kinds(&again) {
         assert_eq!((inserted, updated), (0, 0), "{kind}: nothing new on a re-run");
         assert!(unchanged > 0, "{kind}");
@@ -206,7 +160,7 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
     store.unarchive_experiment("e2").await.unwrap();
     store.delete_run("r6").await.unwrap();
 
-    let changed = import(&fixture, &metadb, &objects, &store, &artifacts, copy).await;
+    let changed = weir.import(&options, None, copy).await;
     let by_kind = kinds(&changed);
     assert_eq!(by_kind["run"], (1, 1, 3), "r7 new, r1 updated, r2 r3 r5 unchanged");
     assert_eq!(by_kind["experiment"], (0, 0, 1));
@@ -221,12 +175,11 @@ async fn round_trip(db: Db, weir_dialect: Dialect, weir_has_own: bool) {
     assert!(store.get_run("r6").await.is_err(), "a run deleted in weir stays deleted");
     assert!(store.get_run("r4").await.is_ok(), "weir keeps what KFP no longer has");
     assert_eq!(by_kind["task"], (3, 0, 0), "r1's steps are replaced with it");
-    check_steps(&store, &artifacts, copy).await;
+    check_steps(store, artifacts, copy).await;
 
     assert!(changed.applied.as_ref().unwrap().notes.is_empty(), "{:?}", changed.applied);
 
-    store.close().await;
-    weir_db.drop_database().await;
+    weir.drop().await;
     fixture.drop().await;
     metadb.drop().await;
 }

@@ -7,50 +7,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{bucket, seed, seed_mlmd, Db, Fixture, Shape};
-use weir_artifacts::{ArtifactStore, S3Settings};
-use weir_import_kfp::{apply, plan, PlanOptions, Report, Target};
-use weir_store::{MetadataStore, RunStore, StoreAdmin, TaskStore};
-use weir_store_sql::testing::TestDatabase;
-use weir_store_sql::{ConnectSettings, Dialect, SqlStore};
-
-struct Weir {
-    db: TestDatabase,
-    store: SqlStore,
-    artifacts: ArtifactStore,
-    _folder: tempfile::TempDir,
-}
-
-impl Weir {
-    async fn new() -> Self {
-        let db = TestDatabase::new(Dialect::Sqlite);
-        let store = SqlStore::connect(&db.url, &ConnectSettings::default()).await.unwrap();
-        store.migrate().await.unwrap();
-        let folder = tempfile::tempdir().unwrap();
-        let artifacts =
-            ArtifactStore::open(&format!("file://{}", folder.path().display()), &S3Settings::default()).unwrap();
-        Self { db, store, artifacts, _folder: folder }
-    }
-
-    async fn import(&self, options: &PlanOptions, max_rows: Option<u64>) -> Report {
-        let progress = |_: &str, _: u64| {};
-        let target = Target {
-            store: &self.store as &dyn MetadataStore,
-            artifacts: &self.artifacts,
-            enable_schedules: false,
-            now_ms: 1_800_000_000_000,
-            progress: &progress,
-            max_rows,
-            copy_artifacts: false,
-        };
-        apply(options, &target).await.unwrap()
-    }
-
-    async fn drop(self) {
-        self.store.close().await;
-        self.db.drop_database().await;
-    }
-}
+use common::{bucket, options, seed, seed_mlmd, Db, Fixture, Shape, Weir};
+use weir_import_kfp::{plan, Report};
+use weir_store::{RunStore, StoreAdmin, TaskStore};
+use weir_store_sql::{Dialect, SqlStore};
 
 fn inserted(report: &Report) -> BTreeMap<String, u64> {
     report.applied.as_ref().unwrap().kinds.iter().map(|(k, v)| (k.clone(), v.inserted)).collect()
@@ -71,13 +31,7 @@ async fn every_kfp_shape_is_recognised_and_imported() {
         let metadb = Fixture::empty(db).await;
         let mlmd_schema = if shape == Shape::V2_0 { 7 } else { 10 };
         seed_mlmd(&metadb, &objects, mlmd_schema).await;
-        let options = PlanOptions {
-            database_url: fixture.url.clone(),
-            objects: objects.clone(),
-            allow_inflight: true,
-            mlmd_url: Some(metadb.url.clone()),
-            cache_url: None,
-        };
+        let options = options(&fixture, &metadb, &objects);
         let planned = plan(&options).await.unwrap();
         let case = format!("{shape:?} on {}", if db == Db::Maria { "MariaDB" } else { "PostgreSQL" });
         assert_eq!(planned.source.variant, shape.variant(), "{case}");
@@ -86,8 +40,8 @@ async fn every_kfp_shape_is_recognised_and_imported() {
         assert_eq!(planned.counts["runs"].total, 6, "{case}");
         run_checksums.push((case.clone(), planned.checksums["runs"].clone(), planned.checksums["experiments"].clone()));
 
-        let weir = Weir::new().await;
-        let report = weir.import(&options, None).await;
+        let weir = Weir::new(Dialect::Sqlite).await;
+        let report = weir.import(&options, None, false).await;
         let expected_versions = 4;
         assert_eq!(
             inserted(&report),
@@ -103,7 +57,7 @@ async fn every_kfp_shape_is_recognised_and_imported() {
             "{case}"
         );
         assert_eq!(weir.store.list_tasks("r1").await.unwrap().len(), 3, "{case}");
-        let again = weir.import(&options, None).await;
+        let again = weir.import(&options, None, false).await;
         assert!(inserted(&again).values().all(|n| *n == 0), "{case}: {:?}", again.applied);
         weir.drop().await;
         fixture.drop().await;
@@ -125,22 +79,16 @@ async fn an_import_in_parts_ends_as_one_import() {
     seed(&fixture, Shape::V2_17).await;
     let metadb = Fixture::empty(Db::Maria).await;
     seed_mlmd(&metadb, &objects, 10).await;
-    let options = PlanOptions {
-        database_url: fixture.url.clone(),
-        objects: objects.clone(),
-        allow_inflight: true,
-        mlmd_url: Some(metadb.url.clone()),
-        cache_url: None,
-    };
-    let whole = Weir::new().await;
-    whole.import(&options, None).await;
+    let options = options(&fixture, &metadb, &objects);
+    let whole = Weir::new(Dialect::Sqlite).await;
+    whole.import(&options, None, false).await;
 
-    let parts = Weir::new().await;
+    let parts = Weir::new(Dialect::Sqlite).await;
     let mut rounds = 0;
     loop {
         rounds += 1;
         assert!(rounds < 20, "the import does not finish");
-        let report = parts.import(&options, Some(3)).await;
+        let report = parts.import(&options, Some(3), false).await;
         let applied = report.applied.as_ref().unwrap();
         let written: u64 = applied
             .kinds

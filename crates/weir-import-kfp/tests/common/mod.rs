@@ -8,6 +8,64 @@ use std::str::FromStr;
 
 use sqlx::{ConnectOptions, Connection};
 use weir_artifacts::{ArtifactStore, S3Settings};
+use weir_import_kfp::{apply, PlanOptions, Report, Target};
+use weir_store::{MetadataStore, StoreAdmin};
+use weir_store_sql::testing::TestDatabase;
+use weir_store_sql::{ConnectSettings, Dialect, SqlStore};
+
+/// The time imports run at.
+pub const NOW: i64 = 1_800_000_000_000;
+
+/// What an import reads: KFP's database, its ML Metadata and bucket (runs in flight allowed).
+pub fn options(fixture: &Fixture, metadb: &Fixture, objects: &ArtifactStore) -> PlanOptions {
+    PlanOptions {
+        database_url: fixture.url.clone(),
+        objects: objects.clone(),
+        allow_inflight: true,
+        mlmd_url: Some(metadb.url.clone()),
+        cache_url: None,
+    }
+}
+
+/// A new weir's storage, imported into: a database of `dialect` and a folder artifact store.
+pub struct Weir {
+    pub db: TestDatabase,
+    pub store: SqlStore,
+    pub artifacts: ArtifactStore,
+    _folder: tempfile::TempDir,
+}
+
+impl Weir {
+    pub async fn new(dialect: Dialect) -> Self {
+        let db = TestDatabase::new(dialect);
+        let store = SqlStore::connect(&db.url, &ConnectSettings::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        let folder = tempfile::tempdir().unwrap();
+        let artifacts =
+            ArtifactStore::open(&format!("file://{}", folder.path().display()), &S3Settings::default()).unwrap();
+        Self { db, store, artifacts, _folder: folder }
+    }
+
+    /// `weir import kfp --apply` into this weir.
+    pub async fn import(&self, options: &PlanOptions, max_rows: Option<u64>, copy_artifacts: bool) -> Report {
+        let progress = |_: &str, _: u64| {};
+        let target = Target {
+            store: &self.store as &dyn MetadataStore,
+            artifacts: &self.artifacts,
+            enable_schedules: false,
+            now_ms: NOW,
+            progress: &progress,
+            max_rows,
+            copy_artifacts,
+        };
+        apply(options, &target).await.unwrap()
+    }
+
+    pub async fn drop(self) {
+        self.store.close().await;
+        self.db.drop_database().await;
+    }
+}
 
 #[derive(Clone, Copy, PartialEq)]
 pub enum Db {
