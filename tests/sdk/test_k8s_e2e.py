@@ -303,7 +303,7 @@ def test_reinstall_on_adopted_volumes_brings_everything_back_and_upgrades(kube, 
                timeout=180, describe=why)
     assert job['status'].get('succeeded') == 1, why()
     backups = [o['Key'] for o in s3.list_objects_v2(Bucket='weir', Prefix='artifacts/.weir/backups/').get('Contents', [])]
-    assert len(backups) == 1 and backups[0].split('/')[-1].startswith('weir-backup-v6-'), backups
+    assert len(backups) == 1 and backups[0].split('/')[-1].startswith(f'weir-backup-v{head - 1}-'), backups
     base = f'http://{wait(lambda: ready_ip(cluster, "weir"), bool, timeout=180, describe=why)}:8888'
     report = deploy_check(weir_bin, cluster)
     assert report['problems'] == [] and report['storage']['schema_version'] == 8, report
