@@ -84,12 +84,30 @@ pub fn spec_format(spec: &str) -> &'static str {
     }
 }
 
-/// The spec a run or recurring run carries itself (v2 IR, else v1 Argo) and its format.
-pub fn own_spec(row: &TextRow) -> (Option<&str>, &'static str) {
+/// The spec a run or recurring run carries itself (v2 IR, else v1 Argo).
+pub fn own_spec(row: &TextRow) -> Option<&str> {
     match (text(row, "PipelineSpecManifest"), text(row, "WorkflowSpecManifest")) {
-        (v2, _) if !v2.trim().is_empty() => (Some(v2), spec_format(v2)),
-        (_, v1) if !v1.trim().is_empty() => (Some(v1), spec_format(v1)),
-        _ => (None, "none"),
+        (v2, _) if !v2.trim().is_empty() => Some(v2),
+        (_, v1) if !v1.trim().is_empty() => Some(v1),
+        _ => None,
+    }
+}
+
+/// Specs' formats by their digest: the runs of one version share their spec, and reading one
+/// is the costliest part of a row.
+#[derive(Default)]
+pub struct Formats(std::collections::HashMap<String, &'static str>);
+
+impl Formats {
+    /// A spec's digest and format.
+    pub fn of(&mut self, spec: Option<&str>) -> (Option<String>, &'static str) {
+        let Some(spec) = spec else { return (None, "none") };
+        let digest = sha256(spec);
+        if self.0.len() >= 256 {
+            self.0.clear();
+        }
+        let format = *self.0.entry(digest.clone()).or_insert_with(|| spec_format(spec));
+        (Some(digest), format)
     }
 }
 

@@ -191,6 +191,7 @@ async fn read(
 ) -> Result<Report, ImportError> {
     let variant = variant(source)?;
     let mut warnings = Warnings::default();
+    let mut formats = map::Formats::default();
     let mut skipped: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut skip =
         |kind: &str, reason: &str| *skipped.entry(kind.into()).or_default().entry(reason.into()).or_default() += 1;
@@ -393,7 +394,8 @@ async fn read(
         if !version.is_empty() && !versions.contains(version) {
             warnings.add("DANGLING_VERSION_REF", "names a pipeline version that is gone; its own spec is kept", &id);
         }
-        let (spec, format) = map::own_spec(&row);
+        let spec = map::own_spec(&row);
+        let (spec_sha256, format) = formats.of(spec);
         if format == "argo" {
             warnings.add("V1_NOT_RUNNABLE", "a KFP v1 (Argo) pipeline: kept as history, weir runs IR only", &id);
         }
@@ -419,7 +421,7 @@ async fn read(
             pipeline_id: text(&row, "PipelineId").to_string(),
             pipeline_version_id: version.to_string(),
             recurring_run_id: text(&row, "JobUUID").to_string(),
-            spec_sha256: spec.map(map::sha256),
+            spec_sha256,
             format,
             parameters: map::parameters(&row),
             pipeline_root: text(&row, "PipelineRoot").to_string(),
@@ -456,7 +458,8 @@ async fn read(
     }
     pages!(source, "jobs", JOB_COLUMNS, |row| {
         let id = text(&row, "UUID").to_string();
-        let (spec, format) = map::own_spec(&row);
+        let spec = map::own_spec(&row);
+        let (spec_sha256, format) = formats.of(spec);
         if spec.is_none() {
             warnings.add(
                 "UNPINNED_SCHEDULE",
@@ -495,7 +498,7 @@ async fn read(
             experiment_id,
             pipeline_id: text(&row, "PipelineId").to_string(),
             pipeline_version_id: text(&row, "PipelineVersionId").to_string(),
-            spec_sha256: spec.map(map::sha256),
+            spec_sha256,
             format,
             cron_dialect: cron.as_ref().map(|_| "robfig-v1"),
             cron,

@@ -115,14 +115,16 @@ impl ImportStore for SqlStore {
             statements
                 .push(Stmt::new(RUN_STATE_HISTORY.insert_sql(chunk.len()), chunk.iter().flatten().cloned().collect()));
         }
+        // Each experiment's newest run of the batch, one statement per experiment.
+        let mut newest: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
         for run in &batch.runs {
+            let at = newest.entry(run.entity.experiment_id.as_str()).or_default();
+            *at = (*at).max(run.entity.created_at);
+        }
+        for (experiment, at) in newest {
             statements.push(Stmt::new(
                 "UPDATE experiments SET last_run_created_at = ? WHERE id = ? AND last_run_created_at < ?",
-                vec![
-                    Bind::Int(run.entity.created_at),
-                    Bind::Text(run.entity.experiment_id.clone()),
-                    Bind::Int(run.entity.created_at),
-                ],
+                vec![Bind::Int(at), Bind::Text(experiment.to_string()), Bind::Int(at)],
             ));
         }
         for chunk in batch.tasks.chunks(ROWS_PER_INSERT) {
@@ -133,15 +135,24 @@ impl ImportStore for SqlStore {
                 .push(Stmt::new(ARTIFACTS.insert_sql(chunk.len()), chunk.iter().flat_map(artifact_binds).collect()));
         }
         writes(&RECURRING_RUNS, &batch.recurring_runs, recurring_binds, &mut statements);
+        // Ledger rows replace earlier ones of the same source row: deleted first, a few
+        // hundred per statement.
+        let mut by_kind: std::collections::BTreeMap<(&str, &str), Vec<&str>> = std::collections::BTreeMap::new();
         for entry in &batch.ledger {
-            statements.push(Stmt::new(
-                "DELETE FROM import_ledger WHERE source = ? AND kind = ? AND source_id = ?",
-                vec![
-                    Bind::Text(entry.source.clone()),
-                    Bind::Text(entry.kind.clone()),
-                    Bind::Text(entry.source_id.clone()),
-                ],
-            ));
+            by_kind.entry((&entry.source, &entry.kind)).or_default().push(&entry.source_id);
+        }
+        for ((source, kind), ids) in by_kind {
+            for chunk in ids.chunks(ROWS_PER_INSERT) {
+                let mut binds = vec![Bind::Text(source.to_string()), Bind::Text(kind.to_string())];
+                binds.extend(chunk.iter().map(|id| Bind::Text(id.to_string())));
+                statements.push(Stmt::new(
+                    format!(
+                        "DELETE FROM import_ledger WHERE source = ? AND kind = ? AND source_id IN ({})",
+                        vec!["?"; chunk.len()].join(", ")
+                    ),
+                    binds,
+                ));
+            }
         }
         for chunk in batch.ledger.chunks(ROWS_PER_INSERT) {
             statements

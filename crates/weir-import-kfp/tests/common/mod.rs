@@ -535,6 +535,11 @@ pub fn mlmd_tables(db: Db) -> Vec<String> {
         format!("CREATE TABLE \"Artifact\" (\"id\" int PRIMARY KEY, \"type_id\" int NOT NULL, \"uri\" {long}, \"state\" int, \"name\" varchar(255), \"create_time_since_epoch\" bigint NOT NULL DEFAULT 0, \"last_update_time_since_epoch\" bigint NOT NULL DEFAULT 0)"),
         format!("CREATE TABLE \"ArtifactProperty\" (\"artifact_id\" int NOT NULL, \"name\" varchar(255) NOT NULL, \"is_custom_property\" smallint NOT NULL, \"int_value\" int, \"double_value\" double precision, \"string_value\" {long}, PRIMARY KEY (\"artifact_id\", \"name\", \"is_custom_property\"))"),
         "CREATE TABLE \"MLMDEnv\" (\"schema_version\" int PRIMARY KEY)".into(),
+        // ML Metadata's own indexes (the same query config), which its readers rely on.
+        "CREATE UNIQUE INDEX uniq_context_type_id_name ON \"Context\" (\"type_id\", \"name\")".into(),
+        "CREATE UNIQUE INDEX uniq_association ON \"Association\" (\"context_id\", \"execution_id\")".into(),
+        "CREATE INDEX idx_event_execution_id ON \"Event\" (\"execution_id\")".into(),
+        "CREATE INDEX idx_eventpath_event_id ON \"EventPath\" (\"event_id\")".into(),
     ]
 }
 
