@@ -65,7 +65,7 @@ impl From<StoreError> for ServiceError {
             StoreError::AlreadyExists(_) => Code::AlreadyExists,
             StoreError::InvalidArgument(_) => Code::InvalidArgument,
             StoreError::FailedPrecondition(_) => Code::FailedPrecondition,
-            StoreError::Aborted(_) => Code::Aborted,
+            StoreError::Aborted(_) | StoreError::Fenced(_) => Code::Aborted,
             // Both pass: a client may send the same request again.
             StoreError::Unavailable(_) | StoreError::Transient(_) => Code::Unavailable,
             StoreError::Internal(_) => Code::Internal,

@@ -218,6 +218,11 @@ pub(crate) fn engine_lease_binds(lease_id: &str, taken_at: i64) -> Vec<Bind> {
     vec![Bind::Int(1), Bind::Text(lease_id.into()), Bind::Int(taken_at)]
 }
 
+/// A run newly taken by `owner`.
+pub(crate) fn run_lease_binds(run_id: &str, owner: &str, taken_at: i64) -> Vec<Bind> {
+    vec![Bind::Text(run_id.into()), Bind::Text(owner.into()), Bind::Int(taken_at), Bind::Int(0)]
+}
+
 #[cfg(test)]
 mod tests {
     use weir_store::testsuite::{experiment, pipeline, recurring_run, run, task, version};
@@ -305,6 +310,7 @@ mod tests {
             ),
             (&schema::SERVER_LEASES, lease_binds(&lease)),
             (&schema::ENGINE_LEASE, engine_lease_binds("l", 1)),
+            (&schema::RUN_LEASES, run_lease_binds("r", "l", 1)),
         ];
         for (table, binds) in &written {
             fits(table, binds);

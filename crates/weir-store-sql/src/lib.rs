@@ -14,6 +14,7 @@ mod pipelines;
 mod portable;
 mod recurring_runs;
 mod rows;
+mod run_leases;
 mod runs;
 mod schema;
 mod step_config;

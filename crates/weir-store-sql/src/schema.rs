@@ -355,6 +355,17 @@ table! {
     }
 }
 
+table! {
+    /// Which replica drives which run (migration 9): a row per run taken, owned by a server
+    /// lease. Not in backups: a restored storage's runs are taken afresh.
+    RUN_LEASES = "run_leases", since 9, order by "run_id", Process {
+        "run_id" Text 9,
+        "owner" Text 9,
+        "taken_at" Int 9,
+        "takeovers" Int 9,
+    }
+}
+
 /// Every weir table. Backups export (and restores load) the tables they carry in this order,
 /// parents before children, since foreign keys are checked row by row; purge drops them in
 /// the reverse order, then the others.
@@ -374,6 +385,7 @@ pub(crate) const TABLES: &[Table] = &[
     SERVER_LEASES,
     RUN_COUNTS,
     ENGINE_LEASE,
+    RUN_LEASES,
 ];
 
 #[cfg(test)]

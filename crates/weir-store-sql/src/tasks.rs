@@ -50,6 +50,9 @@ impl TaskStore for SqlStore {
 
     async fn save_progress(&self, run_id: &str, progress: &Progress) -> StoreResult<()> {
         let mut statements = Vec::new();
+        if let Some(owner) = &progress.owner {
+            statements.push(crate::run_leases::fence(run_id, owner));
+        }
         if let Some(transition) = &progress.run {
             if transition.from.is_empty() {
                 return Err(StoreError::Internal("a run transition needs at least one source state".into()));
@@ -59,6 +62,9 @@ impl TaskStore for SqlStore {
                 .or_fail(StoreError::Aborted(format!("run {run_id} changed state concurrently")));
             statements.push(update);
             statements.push(crate::runs::history_insert(run_id, to, error, now));
+            if to.is_terminal() {
+                statements.push(crate::run_leases::release_ended(run_id));
+            }
         }
         for id in &progress.deleted_tasks {
             statements.push(Stmt::new(
@@ -78,7 +84,7 @@ impl TaskStore for SqlStore {
         for a in &progress.new_artifacts {
             statements.push(Stmt::new(ARTIFACTS.insert_sql(1), artifact_binds(a)));
         }
-        if statements.is_empty() {
+        if statements.len() == usize::from(progress.owner.is_some()) {
             return Ok(());
         }
         self.transaction(statements).await

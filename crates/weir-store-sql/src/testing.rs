@@ -187,8 +187,8 @@ pub async fn live_tables(store: &crate::SqlStore) -> Vec<(String, Vec<String>)> 
 pub async fn undo_head_migration(url: &str) {
     let dialect = Dialect::from_url(url).unwrap();
     let head = crate::migration_versions(dialect).into_iter().max().unwrap();
-    assert_eq!(head, 8, "undo_head_migration knows how to undo migration 8 only");
-    for statement in ["DROP TABLE import_ledger", "DELETE FROM _sqlx_migrations WHERE version = 8"] {
+    assert_eq!(head, 9, "undo_head_migration knows how to undo migration 9 only");
+    for statement in ["DROP TABLE run_leases", "DELETE FROM _sqlx_migrations WHERE version = 9"] {
         execute_raw(url, statement).await;
     }
 }

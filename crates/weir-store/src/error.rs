@@ -21,6 +21,10 @@ pub enum StoreError {
     /// written, and the same call made again can succeed.
     #[error("{0}")]
     Transient(String),
+    /// The write was for a run this replica no longer drives: another weir took it over
+    /// (this one stopped renewing its lease). Nothing was written; the caller lets the run go.
+    #[error("{0}")]
+    Fenced(String),
     #[error("{0}")]
     Internal(String),
 }

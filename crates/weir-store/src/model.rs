@@ -344,6 +344,10 @@ pub struct Progress {
     pub deleted_tasks: Vec<String>,
     pub new_artifacts: Vec<Artifact>,
     pub run: Option<RunTransition>,
+    /// The replica writing it: with several weirs on one database, the write goes through
+    /// only while this replica drives the run ([`crate::RunLeaseStore`]), or fails `Fenced`
+    /// with nothing written. None writes unconditionally (one weir, tests).
+    pub owner: Option<String>,
 }
 
 impl Progress {
@@ -380,6 +384,18 @@ impl TableDump {
 pub struct Snapshot {
     pub schema_version: i64,
     pub tables: Vec<TableDump>,
+}
+
+/// A run the engine may have to drive, with who drives it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveRun {
+    pub id: String,
+    pub state: RuntimeState,
+    /// The lease id of the replica driving it, if one took it.
+    pub owner: Option<String>,
+    /// That replica's lease, as last renewed: None when the lease is gone (its weir stopped).
+    pub owner_heartbeat_at: Option<i64>,
+    pub owner_host: Option<String>,
 }
 
 /// A serving weir's lease: who is serving this storage, renewed by heartbeats.

@@ -212,6 +212,7 @@ pub trait MetadataStore:
     + TaskStore
     + StepConfigStore
     + ImportStore
+    + RunLeaseStore
     + StoreAdmin
 {
 }
@@ -225,8 +226,25 @@ impl<T> MetadataStore for T where
         + TaskStore
         + StepConfigStore
         + ImportStore
+        + RunLeaseStore
         + StoreAdmin
 {
+}
+
+/// Which replica drives which run, when several weirs share one database. A replica's lease
+/// (`server_leases`, renewed by its heartbeat) is the lease of every run it took; a run whose
+/// owner stopped renewing is taken by another, and the old owner's writes are then refused
+/// ([`Progress::owner`]).
+#[async_trait]
+pub trait RunLeaseStore: Send + Sync {
+    /// Runs the engine has to drive (pending, running or being canceled), oldest first, with
+    /// their owners and the owners' leases.
+    async fn active_runs_with_owners(&self) -> StoreResult<Vec<ActiveRun>>;
+    /// Takes `run_id` for `owner`, if its owner is still `previous` (None: no owner yet). Of
+    /// replicas racing for one run exactly one gets true.
+    async fn take_run(&self, run_id: &str, owner: &str, previous: Option<&str>, now: i64) -> StoreResult<bool>;
+    /// Gives back every run `owner` drives (a clean stop), for the others to take at once.
+    async fn release_runs(&self, owner: &str) -> StoreResult<()>;
 }
 
 /// What the engine reads and writes.
