@@ -11,6 +11,7 @@ pub mod error;
 mod inputs;
 mod launch;
 pub mod planner;
+pub mod replica;
 mod runtime;
 pub mod step_env;
 mod telemetry;

@@ -98,6 +98,9 @@ pub struct ExecutorSection {
     pub max_running_runs: Option<usize>,
     /// Fork lightweight Python steps from a warm interpreter (default true).
     pub python_fork_server: Option<bool>,
+    /// Seconds a replica's lease lives without renewal (default 30): with several weirs on one
+    /// database, the runs of one that stops renewing move to the others after this long.
+    pub replica_lease_seconds: Option<u64>,
     /// What steps get of weir's environment beyond the system variables (PATH, HOME, locale):
     /// `NAME` passes weir's value, `NAME=value` sets one. Nothing else reaches a step, store
     /// credentials included.
@@ -178,6 +181,7 @@ pub struct Settings {
     pub work_dir: PathBuf,
     pub max_concurrent_steps: usize,
     pub max_running_runs: usize,
+    pub replica_lease: std::time::Duration,
     pub timezone: chrono_tz::Tz,
     pub scheduler_enabled: bool,
     pub python_fork_server: bool,
@@ -200,6 +204,10 @@ pub struct ExecutorArgs {
     /// How many runs are under way at once; more wait PENDING, oldest first (default 64).
     #[arg(long, env = "WEIR_MAX_RUNNING_RUNS")]
     pub max_running_runs: Option<usize>,
+    /// Seconds a replica's lease lives without renewal; the runs of a weir that stops renewing
+    /// move to the other weirs on the database after this long (default 30).
+    #[arg(long, env = "WEIR_REPLICA_LEASE_SECONDS")]
+    pub replica_lease_seconds: Option<u64>,
     /// Timezone of cron schedules (IANA name, e.g. Europe/Berlin; default UTC).
     #[arg(long, env = "WEIR_TIMEZONE")]
     pub timezone: Option<String>,
@@ -337,6 +345,9 @@ impl Settings {
             work_dir,
             max_concurrent_steps: executor.max_concurrent_steps.or(file.executor.max_concurrent_steps).unwrap_or(8),
             max_running_runs: executor.max_running_runs.or(file.executor.max_running_runs).unwrap_or(64),
+            replica_lease: std::time::Duration::from_secs(
+                executor.replica_lease_seconds.or(file.executor.replica_lease_seconds).unwrap_or(30),
+            ),
             name: args.name.clone().or(file.name.clone()).unwrap_or_else(|| DEFAULT_NAME.into()),
             listen,
             metadata_url,
@@ -359,6 +370,9 @@ impl Settings {
         }
         if self.max_concurrent_steps == 0 {
             bail!("executor.max_concurrent_steps must be at least 1");
+        }
+        if self.replica_lease < std::time::Duration::from_secs(3) {
+            bail!("executor.replica_lease_seconds must be at least 3");
         }
         if self.max_running_runs == 0 {
             bail!("executor.max_running_runs must be at least 1");

@@ -1,6 +1,8 @@
-//! One engine per storage, taken atomically: of weirs started at the same moment on the same
-//! storage (new or already initialised), exactly one serves and the others exit with the
-//! message that names the one serving. On SQLite+folder, PostgreSQL+S3 and MariaDB+S3.
+//! Who serves a storage. SQLite+folder: one weir, taken atomically: of weirs started at the
+//! same moment on the same storage (new or already initialised), exactly one serves and the
+//! others exit with the message that names the one serving. PostgreSQL+S3 and MariaDB+S3:
+//! every weir started together serves (replicas), each under its own lease, released on a
+//! clean stop.
 
 mod common;
 
@@ -81,36 +83,51 @@ async fn sqlite_five_starts_on_new_storage_one_serves() {
 }
 
 #[tokio::test]
-async fn postgres_two_starts_one_serves() {
-    exactly_one_serves(Dialect::Postgres, 2, true).await;
-}
-
-#[tokio::test]
-async fn postgres_five_starts_on_new_storage_one_serves() {
-    exactly_one_serves(Dialect::Postgres, 5, false).await;
-}
-
-#[tokio::test]
-async fn mariadb_two_starts_one_serves() {
-    exactly_one_serves(Dialect::MySql, 2, true).await;
-}
-
-#[tokio::test]
-async fn mariadb_five_starts_on_new_storage_one_serves() {
-    exactly_one_serves(Dialect::MySql, 5, false).await;
-}
-
-#[tokio::test]
 async fn sqlite_five_starts_on_initialised_storage_one_serves() {
     exactly_one_serves(Dialect::Sqlite, 5, true).await;
 }
 
-#[tokio::test]
-async fn postgres_five_starts_on_initialised_storage_one_serves() {
-    exactly_one_serves(Dialect::Postgres, 5, true).await;
+async fn all_serve(dialect: Dialect, n: usize, initialised: bool) {
+    let storage = Storage::new(dialect);
+    if initialised {
+        Weir::start(&storage).stop();
+    }
+    let mut started = start_together(&storage, n);
+    let serving = settle(&mut started).await;
+    let logs: Vec<String> = started.iter().map(Weir::log_text).collect();
+    assert_eq!(serving.len(), n, "every replica serves:\n{}", logs.join("\n----\n"));
+    let status = storage.weir(&["storage", "status", "--output", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let mut pids: Vec<i64> = report["servers"].as_array().unwrap().iter().map(|s| s["pid"].as_i64().unwrap()).collect();
+    pids.sort_unstable();
+    let mut expected: Vec<i64> = started.iter().map(|w| i64::from(w.pid())).collect();
+    expected.sort_unstable();
+    assert_eq!(pids, expected, "{report}");
+    for weir in started {
+        assert!(weir.stop_status().success());
+    }
+    let status = storage.weir(&["storage", "status", "--output", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(report["servers"].as_array().unwrap().len(), 0, "clean stops release: {report}");
+    storage.db.drop_database().await;
 }
 
 #[tokio::test]
-async fn mariadb_five_starts_on_initialised_storage_one_serves() {
-    exactly_one_serves(Dialect::MySql, 5, true).await;
+async fn postgres_three_replicas_on_new_storage_all_serve() {
+    all_serve(Dialect::Postgres, 3, false).await;
+}
+
+#[tokio::test]
+async fn postgres_two_replicas_on_initialised_storage_serve() {
+    all_serve(Dialect::Postgres, 2, true).await;
+}
+
+#[tokio::test]
+async fn mariadb_three_replicas_on_new_storage_all_serve() {
+    all_serve(Dialect::MySql, 3, false).await;
+}
+
+#[tokio::test]
+async fn mariadb_two_replicas_on_initialised_storage_serve() {
+    all_serve(Dialect::MySql, 2, true).await;
 }

@@ -95,6 +95,14 @@ impl Attempts {
         self.map().len()
     }
 
+    /// Marks an attempt that never started as stopped by shutdown: it is recorded pending, to
+    /// run again.
+    pub(super) fn give_up(&self, task_id: &str) {
+        if let Some(attempt) = self.map().get_mut(task_id) {
+            attempt.stop.get_or_insert(Stop::Shutdown);
+        }
+    }
+
     /// Marks a running attempt stopped for `why` and returns its handle, for the caller to
     /// kill. A deleted run overrides any other reason (nothing is recorded then); otherwise the
     /// first reason stands. An attempt not running yet is left alone: the planner asks again.

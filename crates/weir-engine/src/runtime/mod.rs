@@ -18,6 +18,7 @@ use crate::telemetry;
 mod attempts;
 mod files;
 mod recovery;
+mod replicas;
 mod step;
 
 use attempts::{settle, Attempts, Outcome, Settled, Stop};
@@ -54,6 +55,9 @@ pub struct EngineSettings {
     pub private_mounts: bool,
     /// The object store's mount point (`/s3`, `/gcs`) exists: steps see its artifacts there.
     pub object_mounts: bool,
+    /// This weir as one of several on one database: it drives only the runs it took, and
+    /// takes those whose replica died. None: the only weir, driving every run.
+    pub replica: Option<Arc<crate::replica::Replica>>,
 }
 
 /// Checks whether an interpreter can run the kfp executor.
@@ -90,6 +94,9 @@ pub struct Engine {
     views: Mutex<HashMap<String, CachedRun>>,
     /// Steps starting together would race on the files of a Python environment.
     env_locks: tokio::sync::Mutex<()>,
+    /// Runs this replica took that wait for their recovery, with whether the weir before
+    /// ran on this host.
+    unrecovered: Mutex<HashMap<String, bool>>,
 }
 
 /// A run kept in memory between events.
@@ -152,7 +159,14 @@ impl Engine {
             run_locks: Mutex::new(HashMap::new()),
             views: Mutex::new(HashMap::new()),
             env_locks: tokio::sync::Mutex::new(()),
+            unrecovered: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Who the engine's writes are from, so the store refuses them once another replica took
+    /// the run over.
+    fn owner(&self) -> Option<String> {
+        self.settings.replica.as_ref().map(|r| r.id().to_string())
     }
 
     /// Wakes the loop (a run was created, terminated or retried).
@@ -189,6 +203,10 @@ impl Engine {
         // nor settled: it is tried again at every pass until the store lets it finish.
         let mut recovered = false;
         loop {
+            if !recovered && self.settings.replica.is_some() {
+                // Each run is recovered when this replica takes it.
+                recovered = true;
+            }
             if !recovered {
                 match self.recover().await {
                     Ok(()) => recovered = true,
@@ -225,14 +243,20 @@ impl Engine {
     /// together (and the engine's memory stays bounded by the runs under way).
     pub async fn tick_all(self: &Arc<Self>) -> Result<Option<i64>, EngineError> {
         let mut wake: Option<i64> = None;
-        let active = self.store.active_runs().await?;
+        let (active, others) = match self.settings.replica.clone() {
+            Some(replica) => self.replica_runs(&replica).await?,
+            None => (self.store.active_runs().await?, HashSet::new()),
+        };
         {
-            // Runs that ended or were deleted behind the engine's back leave memory.
+            // Runs that ended or were deleted behind the engine's back leave memory; so do
+            // runs another replica took over, but their steps are its to settle now.
             let ids: HashSet<&str> = active.iter().map(|(id, _)| id.as_str()).collect();
             let mut gone = Vec::new();
             self.views.lock().expect("views").retain(|id, cached| {
                 let keep = ids.contains(id.as_str());
-                if !keep {
+                if !keep && others.contains(id) {
+                    tracing::warn!(run.id = %id, "another weir drives this run now");
+                } else if !keep {
                     gone.push(
                         cached
                             .view
@@ -333,6 +357,7 @@ impl Engine {
                             error: err(e.0),
                             now: self.clock.now_ms(),
                         }),
+                        owner: self.owner(),
                         ..Default::default()
                     };
                     self.store.save_progress(run_id, &transition).await?;
@@ -351,10 +376,15 @@ impl Engine {
         let mut step = advance(&mut cached.view, now);
         let claimed = self.claim_new_steps(&mut cached.view, &mut step, now).await;
         if !step.progress.is_empty() {
+            step.progress.owner = self.owner();
             // On any failure the view is dropped: the next event reads the run again.
             if let Err(e) = self.store.save_progress(run_id, &step.progress).await {
                 if matches!(e, StoreError::Aborted(_)) {
                     self.notify.notify_one();
+                    return Ok(None);
+                }
+                if matches!(e, StoreError::Fenced(_)) {
+                    tracing::warn!(run.id = %run_id, "another weir took this run over; letting it go");
                     return Ok(None);
                 }
                 return Err(e.into());
@@ -449,7 +479,8 @@ impl Engine {
     /// Called with the run's lock held.
     async fn save_task_locked(&self, run_id: &str, task: Task, artifacts: Vec<Artifact>) -> Result<(), StoreError> {
         let cached = self.views.lock().expect("views").remove(run_id);
-        let progress = Progress { changed_tasks: vec![task], new_artifacts: artifacts, ..Default::default() };
+        let progress =
+            Progress { changed_tasks: vec![task], new_artifacts: artifacts, owner: self.owner(), ..Default::default() };
         // A failed write drops the view: the next event reads the run again.
         self.store.save_progress(run_id, &progress).await?;
         if let Some(mut cached) = cached {
@@ -617,6 +648,10 @@ impl Engine {
                     tracing::warn!(run.id = %run_id, task.id = %task.id, error = %e, "cannot record a step's result yet; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(StoreError::Fenced(_)) => {
+                    tracing::warn!(run.id = %run_id, task.id = %task.id, "another weir took this run over; it settles the step from its folder");
+                    return false;
                 }
                 Err(e) => {
                     tracing::error!(run.id = %run_id, task.id = %task.id, error = %e, "could not record a step's result; its folder is kept for the next start to settle it");

@@ -24,50 +24,89 @@ impl Engine {
     /// retried under its policy or failed.
     pub async fn recover(self: &Arc<Self>) -> Result<(), EngineError> {
         for (run_id, _) in self.store.active_runs().await? {
-            self.views.lock().expect("views").remove(&run_id);
-            let lock = self.run_lock(&run_id);
-            let _guard = lock.lock().await;
-            let view = self.load(&run_id).await?;
-            let mut changed = Vec::new();
-            let mut new_artifacts = Vec::new();
-            let mut folders: Vec<PathBuf> = Vec::new();
-            // A step already adopted by an earlier, partial recovery is watched already.
-            for task in view.tasks.iter().filter(|t| {
-                t.kind == TaskKind::Container && t.state == RuntimeState::Running && !self.attempts.contains(&t.id)
-            }) {
-                let workdir = self.attempt_dir(&run_id, &task.id, task.attempts);
-                let attempt = AttemptRef { task_id: &task.id, workdir: &workdir, handle: task.pid };
-                let leftover = self.driver.leftover(attempt).await;
-                if let Leftover::Running(handle) = leftover {
-                    tracing::info!(run.id = %run_id, task.id = %task.id, handle, "adopted a step still running from before the restart");
-                    self.attempts.adopt(&task.id, handle);
-                    let mut task = task.clone();
-                    task.pid = handle;
-                    let (engine, run_id) = (self.clone(), run_id.clone());
-                    tokio::spawn(async move {
-                        engine.watch_adopted(&run_id, task).await;
-                    });
-                    continue;
-                }
-                let (outcome, retry) = self.outcome_of(&view, task, leftover).await;
-                match settle(task.clone(), outcome, None, retry.as_ref(), self.clock.now_ms()) {
-                    Settled::Record(task, artifacts) => {
-                        tracing::warn!(run.id = %run_id, task.id = %task.id, task.state = %task.state, "settled a step that ended while weir was stopped");
-                        crate::telemetry::step_finished(&task);
-                        folders.push(workdir);
-                        changed.push(*task);
-                        new_artifacts.extend(artifacts);
-                    }
-                    // The store is still unreachable: the next pass tries again.
-                    Settled::Leave | Settled::Discard => {}
-                }
+            self.recover_run(&run_id, true).await?;
+        }
+        Ok(())
+    }
+
+    /// Recovers one run's steps left RUNNING by an earlier weir (or, with several replicas, by
+    /// the replica this one took the run from). `same_host`: that weir ran on this machine, so
+    /// the attempt folders it made are here to look at.
+    pub(super) async fn recover_run(self: &Arc<Self>, run_id: &str, same_host: bool) -> Result<(), EngineError> {
+        let run_id = run_id.to_string();
+        self.views.lock().expect("views").remove(&run_id);
+        let lock = self.run_lock(&run_id);
+        let _guard = lock.lock().await;
+        let view = self.load(&run_id).await?;
+        let mut changed = Vec::new();
+        let mut new_artifacts = Vec::new();
+        let mut folders: Vec<PathBuf> = Vec::new();
+        // A step already adopted by an earlier, partial recovery is watched already.
+        for task in view.tasks.iter().filter(|t| {
+            t.kind == TaskKind::Container && t.state == RuntimeState::Running && !self.attempts.contains(&t.id)
+        }) {
+            let workdir = self.attempt_dir(&run_id, &task.id, task.attempts);
+            let attempt = AttemptRef { task_id: &task.id, workdir: &workdir, handle: task.pid };
+            let leftover = self.driver.leftover(attempt).await;
+            if let Leftover::Running(handle) = leftover {
+                tracing::info!(run.id = %run_id, task.id = %task.id, handle, "adopted a step still running from before the restart");
+                self.attempts.adopt(&task.id, handle);
+                let mut task = task.clone();
+                task.pid = handle;
+                let (engine, run_id) = (self.clone(), run_id.clone());
+                tokio::spawn(async move {
+                    engine.watch_adopted(&run_id, task).await;
+                });
+                continue;
             }
-            if !changed.is_empty() {
-                let progress = Progress { changed_tasks: changed, new_artifacts, ..Default::default() };
-                self.store.save_progress(&run_id, &progress).await?;
-                for folder in folders {
-                    let _ = tokio::fs::remove_dir_all(folder).await;
+            // Claimed but never started: the weir that claimed it stopped between writing the
+            // claim and starting the process. Taking the attempt's start marker first makes
+            // sure it never starts (a frozen weir that wakes up finds the marker taken), so
+            // the step runs as if for the first time, with no retry spent.
+            if leftover == Leftover::Lost && same_host && super::step::take_start_marker(&workdir).await {
+                tracing::warn!(run.id = %run_id, task.id = %task.id, attempt = task.attempts, "a step was claimed but never started; it runs again");
+                // Every attempt keeps a log; this one's says what became of it.
+                let log = workdir.join(layout::LIVE_LOG);
+                let note = format!(
+                    "[weir] {} attempt {}: the weir that claimed it stopped before the step started; it runs again\n",
+                    task.display_name, task.attempts
+                );
+                let _ = tokio::fs::write(&log, note).await;
+                self.keep_log(&run_id, task, &log).await;
+                let mut task = task.clone();
+                let message = format!(
+                    "attempt {} never started: the weir that claimed it stopped first; the step runs again",
+                    task.attempts
+                );
+                task.set_state(
+                    RuntimeState::Pending,
+                    Some(weir_store::ErrorInfo { code: 2, message }),
+                    self.clock.now_ms(),
+                );
+                task.finished_at = 0;
+                task.pid = 0;
+                changed.push(task);
+                continue;
+            }
+            let (outcome, retry) = self.outcome_of(&view, task, leftover).await;
+            match settle(task.clone(), outcome, None, retry.as_ref(), self.clock.now_ms()) {
+                Settled::Record(task, artifacts) => {
+                    tracing::warn!(run.id = %run_id, task.id = %task.id, task.state = %task.state, "settled a step that ended while weir was stopped");
+                    crate::telemetry::step_finished(&task);
+                    folders.push(workdir);
+                    changed.push(*task);
+                    new_artifacts.extend(artifacts);
                 }
+                // The store is still unreachable: the next pass tries again.
+                Settled::Leave | Settled::Discard => {}
+            }
+        }
+        if !changed.is_empty() {
+            let progress =
+                Progress { changed_tasks: changed, new_artifacts, owner: self.owner(), ..Default::default() };
+            self.store.save_progress(&run_id, &progress).await?;
+            for folder in folders {
+                let _ = tokio::fs::remove_dir_all(folder).await;
             }
         }
         Ok(())

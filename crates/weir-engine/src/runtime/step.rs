@@ -15,7 +15,42 @@ use crate::error::StepError;
 use crate::launch::StepPlan;
 use crate::step_env;
 
+/// Taken, in an attempt's folder, by whoever decides first whether the attempt starts: the weir
+/// starting it, or one recovering it after the claimer stopped. Created exclusively, so of the
+/// two exactly one wins.
+const START_MARKER: &str = ".weir-started";
+
+/// Takes an attempt's start marker (making its folder if need be); false if it was taken.
+pub(super) async fn take_start_marker(workdir: &Path) -> bool {
+    if tokio::fs::create_dir_all(workdir).await.is_err() {
+        return false;
+    }
+    tokio::fs::OpenOptions::new().write(true).create_new(true).open(workdir.join(START_MARKER)).await.is_ok()
+}
+
 impl Engine {
+    /// The last checks before an attempt's process starts: this replica still holds its lease
+    /// (a replica frozen past it may have lost the run), and nobody gave the attempt up (a
+    /// weir that recovered the run while this one was stopped). Either way the attempt is
+    /// given back as if weir had stopped: pending again, written only if this weir still
+    /// drives the run.
+    async fn may_start(&self, task_id: &str, workdir: &Path) -> Result<(), StepError> {
+        let refused = if self.settings.replica.as_ref().is_some_and(|r| !r.holds()) {
+            Some("this weir's lease lapsed before the step started; the step runs again")
+        } else if !take_start_marker(workdir).await {
+            Some("another weir took this attempt over before it started; the step runs again")
+        } else {
+            None
+        };
+        match refused {
+            Some(message) => {
+                self.attempts.give_up(task_id);
+                Err(StepError::Start(crate::driver::StartError::Runner(message.into())))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Prepares the folder, runs the process, collects outputs. The first error is the step's
     /// error.
     pub(super) async fn execute(&self, run_id: &str, task: &Task, plan: &StepPlan) -> Outcome {
@@ -60,6 +95,11 @@ impl Engine {
             run.id = %run_id, task.id = %task.id, task.name = %task.name, image = %plan.image, attempt = task.attempts,
             "starting step on this host (the image is recorded, not pulled)"
         );
+        if let Err(e) = self.may_start(&task.id, &workdir).await {
+            let _ = tokio::fs::write(&log_path, format!("{e}\n")).await;
+            self.keep_log(run_id, task, &log_path).await;
+            return Err(e);
+        }
         let forkable = self.settings.python_driver.as_ref().zip(plan.python_call());
         let started = match forkable {
             Some((python, (source, args))) => {

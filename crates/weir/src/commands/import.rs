@@ -243,6 +243,18 @@ async fn apply(args: &KfpArgs, options: &PlanOptions) -> anyhow::Result<Result<R
             super::storage::describe_leases(&[holder])
         )));
     }
+    // Servers of a PostgreSQL or MySQL storage do not take the engine lease (several serve one
+    // database): any live one refuses the import. Each side writes its lease before looking
+    // at the other's, so of an import and a server starting together one sees the other.
+    let serving: Vec<Lease> =
+        super::storage::live_leases(store.as_ref()).await?.into_iter().filter(|l| l.id != lease.id).collect();
+    if !serving.is_empty() {
+        store.release(&lease.id).await?;
+        return Ok(Err(format!(
+            "refusing to import while weir serves this storage: {}; stop it first",
+            super::storage::describe_leases(&serving)
+        )));
+    }
     let renew = {
         let (store, mut lease) = (store.clone(), lease.clone());
         tokio::spawn(async move {

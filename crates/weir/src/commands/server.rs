@@ -108,8 +108,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    // One engine per storage: two would run the same steps twice. The lease is taken before
-    // anything runs, in one statement that only one of several starting weirs can win.
     let lease = Lease {
         id: uuid::Uuid::new_v4().to_string(),
         deployment: settings.name.clone(),
@@ -120,17 +118,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         started_at: clock.now_ms(),
         heartbeat_at: clock.now_ms(),
     };
-    if let Err(holder) = take_engine_lease(store.as_ref(), &lease).await? {
-        eprintln!(
-            "weir: another weir serves this storage: {}. Weir runs steps from one server per storage (two would \
-             run the same steps twice); stop the other one first. A weir that died on another host is \
-             forgotten {} s after its last heartbeat.",
-            super::storage::describe_leases(&[holder]),
-            super::storage::LEASE_TTL_MS / 1000
-        );
+    let registered = std::time::Instant::now();
+    if let Err(refusal) = register(store.as_ref(), &lease).await? {
+        eprintln!("weir: {refusal}");
         store.close().await;
         return Ok(ExitCode::from(2));
     }
+    let replica =
+        Arc::new(weir_engine::replica::Replica::new(lease.id.clone(), lease.host.clone(), settings.replica_lease));
+    replica.renewed(registered);
     let python_has_kfp = weir_engine::python_has_kfp(&settings.executor_python).await;
     tracing::info!(
         executor.python = %settings.executor_python.display(),
@@ -183,6 +179,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             local_artifact_roots: settings.local_artifact_roots.clone(),
             private_mounts,
             object_mounts,
+            replica: Some(replica.clone()),
         },
         Arc::new(tokio::sync::Notify::new()),
     );
@@ -193,26 +190,27 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let _ = store.release(&lease.id).await;
         anyhow::bail!("cannot create the Default experiment: {}", e.message);
     }
-    // Renews the lease; a weir whose engine lease was taken over (it stopped renewing for
-    // longer than the lease lives, and another weir found it dead) stops at once.
+    // Renews the lease (six times per lifetime, so a beat or two may fail without losing it).
+    // A weir stops when its storage moved on under it: its one-server lease (SQLite) was
+    // taken over, or the schema was upgraded past what it knows (a rolling update's new
+    // image ran the upgrade): it never writes a schema it does not know.
     let lease_lost = Arc::new(tokio::sync::Notify::new());
     let heartbeat_task = {
         let (store, clock, mut lease, lost) = (store.clone(), clock.clone(), lease.clone(), lease_lost.clone());
+        let (replica, one_server) = (replica.clone(), one_server_per_storage(store.as_ref()));
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                tokio::time::sleep(replica.ttl() / 6).await;
                 lease.heartbeat_at = clock.now_ms();
-                if let Err(e) = store.heartbeat(&lease).await {
-                    tracing::warn!(error = %e, "could not renew this server's lease");
+                let sent = std::time::Instant::now();
+                match store.heartbeat(&lease).await {
+                    Ok(()) => replica.renewed(sent),
+                    Err(e) => tracing::warn!(error = %e, "could not renew this server's lease"),
                 }
-                match store.engine_holder().await {
-                    Ok(holder) if holder.as_deref() != Some(lease.id.as_str()) => {
-                        tracing::error!(engine.holder = ?holder, "another weir took over this storage's engine lease; stopping");
-                        lost.notify_one();
-                        return;
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "could not check this server's engine lease"),
+                if let Some(reason) = moved_on(store.as_ref(), &lease, one_server).await {
+                    tracing::error!("{reason}; stopping");
+                    lost.notify_one();
+                    return;
                 }
             }
         })
@@ -264,6 +262,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let _ = engine_task.await;
     engine.drain(std::time::Duration::from_secs(args.shutdown_grace_seconds)).await;
     heartbeat_task.abort();
+    // The runs this weir drove go to the others at once, rather than when its lease runs out.
+    if let Err(e) = weir_store::RunLeaseStore::release_runs(store.as_ref(), &lease.id).await {
+        tracing::warn!(error = %e, "could not give back this server's runs");
+    }
     if let Err(e) = store.release(&lease.id).await {
         tracing::warn!(error = %e, "could not release this server's lease");
     }
@@ -309,6 +311,77 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// Several weirs serve one PostgreSQL or MySQL/MariaDB database, each driving the runs it took;
+/// an SQLite file is one host's embedded storage, served by one weir (a second started by
+/// mistake is refused rather than left to fight over the file's one writer lock).
+fn one_server_per_storage(store: &dyn weir_store::MetadataStore) -> bool {
+    store.dialect() == "sqlite"
+}
+
+/// Records this server's lease, or says why it must not serve: another weir serves this
+/// SQLite storage, or an exclusive operation (`weir import kfp --apply`) is writing to it.
+async fn register(store: &dyn weir_store::MetadataStore, lease: &Lease) -> anyhow::Result<Result<(), String>> {
+    let refusal = |holder: Lease| {
+        format!(
+            "refusing to start: another weir serves this storage: {}. Weir serves an SQLite storage from one \
+             server (several weirs share a PostgreSQL or MySQL database); stop the other one first. A weir \
+             that died on another host is forgotten {} s after its last heartbeat.",
+            super::storage::describe_leases(&[holder]),
+            super::storage::LEASE_TTL_MS / 1000
+        )
+    };
+    if one_server_per_storage(store) {
+        return Ok(take_engine_lease(store, lease).await?.map_err(refusal));
+    }
+    // Leases of weirs on this host that were killed (nothing released them): their runs are
+    // taken at once instead of when the leases run out.
+    for dead in store.leases().await?.into_iter().filter(super::storage::died_here) {
+        store.release(&dead.id).await?;
+    }
+    store.heartbeat(lease).await?;
+    // The engine lease is only taken by exclusive operations now; one that is live refuses
+    // this server (it checks the servers' leases after taking it, so one of two starting
+    // together always sees the other).
+    if let Some(holder) = store.engine_holder().await? {
+        let live = super::storage::live_leases(store).await?;
+        if let Some(found) = live.into_iter().find(|l| l.id == holder) {
+            store.release(&lease.id).await?;
+            return Ok(Err(format!(
+                "refusing to start: an import is writing to this storage ({}); start weir when it has finished",
+                super::storage::describe_leases(&[found])
+            )));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Why this weir must stop serving, if it must: another took its one-server lease, or the
+/// schema holds migrations this binary does not know.
+async fn moved_on(store: &dyn weir_store::MetadataStore, lease: &Lease, one_server: bool) -> Option<String> {
+    if one_server {
+        match store.engine_holder().await {
+            Ok(holder) if holder.as_deref() != Some(lease.id.as_str()) => {
+                return Some(format!("another weir took over this storage's engine lease (held by {holder:?})"));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not check this server's engine lease"),
+        }
+    }
+    match store.schema_state().await {
+        Ok(weir_store::SchemaState::Weir { applied, known, .. }) => {
+            let unknown: Vec<i64> = applied.into_iter().filter(|v| !known.contains(v)).collect();
+            (!unknown.is_empty()).then(|| {
+                format!("the storage holds schema migrations {unknown:?} this weir does not know (a newer weir upgraded it)")
+            })
+        }
+        Ok(weir_store::SchemaState::Empty) => Some("the storage's tables are gone".into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check the storage's schema");
+            None
+        }
+    }
 }
 
 /// Takes this storage's engine lease for `lease`; on refusal returns the live holder. A holder

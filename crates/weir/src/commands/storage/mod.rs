@@ -148,17 +148,13 @@ pub(crate) fn now_ms() -> i64 {
 /// no longer a weir (killed with SIGKILL: nothing released their lease).
 pub(crate) async fn live_leases(store: &dyn MetadataStore) -> anyhow::Result<Vec<Lease>> {
     let now = now_ms();
-    let host = crate::commands::hostname();
-    Ok(store
-        .leases()
-        .await?
-        .into_iter()
-        .filter(|l| now - l.heartbeat_at < LEASE_TTL_MS)
-        .filter(|l| {
-            l.host != host
-                || std::fs::read_to_string(format!("/proc/{}/comm", l.pid)).map(|c| c.trim() == "weir").unwrap_or(false)
-        })
-        .collect())
+    Ok(store.leases().await?.into_iter().filter(|l| now - l.heartbeat_at < LEASE_TTL_MS && !died_here(l)).collect())
+}
+
+/// Whether a lease names a process of this host that is no longer a weir.
+pub(crate) fn died_here(lease: &Lease) -> bool {
+    lease.host == crate::commands::hostname()
+        && !std::fs::read_to_string(format!("/proc/{}/comm", lease.pid)).map(|c| c.trim() == "weir").unwrap_or(false)
 }
 
 pub(crate) fn describe_leases(leases: &[Lease]) -> String {
