@@ -109,28 +109,7 @@ impl TaskStore for SqlStore {
     }
 
     async fn active_runs(&self) -> StoreResult<Vec<(String, RuntimeState)>> {
-        #[derive(sqlx::FromRow)]
-        struct IdRow {
-            id: crate::text::Text,
-            state: crate::text::Text,
-        }
-        let rows = self
-            .fetch_all::<IdRow>(
-                "SELECT id, state FROM runs WHERE state IN (?, ?, ?) ORDER BY created_at, id",
-                &[
-                    Bind::Text(RuntimeState::Pending.as_str().into()),
-                    Bind::Text(RuntimeState::Running.as_str().into()),
-                    Bind::Text(RuntimeState::Canceling.as_str().into()),
-                ],
-            )
-            .await?;
-        rows.into_iter()
-            .map(|r| {
-                let state = RuntimeState::parse(&r.state.0).ok_or_else(|| {
-                    StoreError::Internal(format!("run {} has an unknown state {:?}", r.id.0, r.state.0))
-                })?;
-                Ok((r.id.0, state))
-            })
-            .collect()
+        let runs = weir_store::RunLeaseStore::active_runs_with_owners(self).await?;
+        Ok(runs.into_iter().map(|r| (r.id, r.state)).collect())
     }
 }

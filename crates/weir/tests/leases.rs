@@ -131,3 +131,31 @@ async fn mariadb_three_replicas_on_new_storage_all_serve() {
 async fn mariadb_two_replicas_on_initialised_storage_serve() {
     all_serve(Dialect::MySql, 2, true).await;
 }
+
+/// A rolling update: a newer weir upgraded the schema while this one serves. At its next
+/// heartbeat it notices the migration it does not know, stops, and exits 2 (and a new start
+/// of the same binary is refused).
+#[tokio::test]
+async fn a_replica_stops_when_the_schema_moves_past_it() {
+    let storage = Storage::new(Dialect::Sqlite);
+    let mut weir = Weir::start_with(&storage, &["--replica-lease-seconds", "3"]);
+    weir_store_sql::testing::execute_raw(
+        &storage.db.url,
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (999, 'from a newer weir', 1, X'00', 0)",
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = weir.child().try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "weir kept serving a schema it does not know");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log = weir.log_text();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(log.contains("schema migrations [999] this weir does not know"), "{log}");
+    let again = storage.weir(&["server", "--listen", "127.0.0.1:0"]);
+    assert!(!again.status.success(), "a new start refuses the schema too");
+}

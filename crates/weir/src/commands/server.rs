@@ -193,10 +193,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     // Renews the lease (six times per lifetime, so a beat or two may fail without losing it).
     // A weir stops when its storage moved on under it: its one-server lease (SQLite) was
     // taken over, or the schema was upgraded past what it knows (a rolling update's new
-    // image ran the upgrade): it never writes a schema it does not know.
+    // image ran the upgrade): it starts nothing more, hands its runs back and exits 2.
     let lease_lost = Arc::new(tokio::sync::Notify::new());
+    let moved = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let heartbeat_task = {
         let (store, clock, mut lease, lost) = (store.clone(), clock.clone(), lease.clone(), lease_lost.clone());
+        let moved = moved.clone();
         let (replica, one_server) = (replica.clone(), one_server_per_storage(store.as_ref()));
         tokio::spawn(async move {
             loop {
@@ -209,6 +211,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
                 }
                 if let Some(reason) = moved_on(store.as_ref(), &lease, one_server).await {
                     tracing::error!("{reason}; stopping");
+                    moved.store(true, std::sync::atomic::Ordering::SeqCst);
                     lost.notify_one();
                     return;
                 }
@@ -271,7 +274,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     store.close().await;
     tracing::info!("weir stopped");
-    Ok(ExitCode::SUCCESS)
+    match moved.load(std::sync::atomic::Ordering::SeqCst) {
+        true => Ok(ExitCode::from(2)),
+        false => Ok(ExitCode::SUCCESS),
+    }
 }
 
 fn python_driver(
