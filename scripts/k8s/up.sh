@@ -4,6 +4,9 @@
 # build.sh. Writes DIR/kubeconfig (admin) and DIR/*.pid; stop it with down.sh DIR.
 #
 #   bash scripts/k8s/up.sh BIN_DIR DIR [API_PORT]
+#
+# WEIR_K8S_APISERVER_ARGS adds flags to kube-apiserver (e.g. short watch timeouts, so clients
+# must survive watches ending).
 set -euo pipefail
 bin=$1
 dir=$2
@@ -41,7 +44,7 @@ echo $! > etcd.pid
   --service-account-key-file=pki/sa.pub --service-account-signing-key-file=pki/sa.key \
   --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range=10.96.0.0/24 \
   --allow-privileged=true --kubelet-preferred-address-types=InternalIP --enable-priority-and-fairness=false \
-  --profiling=false > apiserver.log 2>&1 &
+  --profiling=false ${WEIR_K8S_APISERVER_ARGS:-} > apiserver.log 2>&1 &
 echo $! > apiserver.pid
 for _ in $(seq 1 600); do
   if curl -sf --cacert pki/ca.crt -H 'Authorization: Bearer admin-token' "https://127.0.0.1:$port/readyz" >/dev/null; then

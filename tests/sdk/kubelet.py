@@ -67,6 +67,7 @@ class Container:
         self.next_start = 0.0
         self.last_probe = 0.0
         self.waiting_reason = 'ContainerCreating'
+        self.waiting_message = ''
 
     def log_path(self) -> Path:
         return self.log_dir / f'{self.name}.{self.restarts}.log'
@@ -83,6 +84,8 @@ class Pod:
         self.index = index
         self.netns = f'wk{self.uid[:10]}'
         self.containers = [Container(c, self.root / 'logs') for c in obj['spec']['containers']]
+        # Run one at a time, in order, each to its end, before the containers start.
+        self.init_containers = [Container(c, self.root / 'logs') for c in obj['spec'].get('initContainers') or []]
         self.hosts = self.root / 'hosts'
         self.passwd = self.root / 'passwd'
         self.group = self.root / 'group'
@@ -134,6 +137,10 @@ class Kubelet:
     def start(self):
         sh(f'ip link add {self.bridge} type bridge', check=False)
         sh(f'ip addr add {self.subnet}.1/24 dev {self.bridge}', check=False)
+        # A bridge takes the lowest MAC of its ports unless given one: each new pod's veth could
+        # change it, and pods would send to the old one until their ARP entry went stale (~30 s).
+        third = int(self.subnet.split('.')[2])
+        sh(f'ip link set {self.bridge} address 02:77:65:69:72:{third:02x}')
         sh(f'ip link set {self.bridge} up')
         node = {'apiVersion': 'v1', 'kind': 'Node',
                 'metadata': {'name': self.node, 'labels': {'kubernetes.io/hostname': self.node,
@@ -342,6 +349,9 @@ class Kubelet:
 
     def tend(self, pod: Pod):
         policy = pod.obj['spec'].get('restartPolicy', 'Always')
+        if not self.tend_init(pod, policy):
+            self.report(pod)
+            return
         for c in pod.containers:
             if c.terminated:
                 continue
@@ -350,10 +360,7 @@ class Kubelet:
                     try:
                         self.start_container(pod, c)
                     except Exception as e:
-                        c.waiting_reason = 'CreateContainerError'
-                        c.terminated = None
-                        c.next_start = time.time() + 5
-                        self.errors.append(f'{pod.name}/{c.name}: {e!r}')
+                        self.cannot_start(c, e)
                 continue
             code = c.process.poll()
             if code is None:
@@ -372,6 +379,47 @@ class Kubelet:
             else:
                 c.terminated = record
         self.report(pod)
+
+    def tend_init(self, pod: Pod, policy: str) -> bool:
+        """Runs the pod's init containers in order; True once all ended well."""
+        for c in pod.init_containers:
+            if c.terminated and c.terminated['exitCode'] == 0:
+                continue
+            if c.terminated:
+                return False  # failed for good: the pod has failed
+            if c.process is None:
+                if time.time() >= c.next_start:
+                    try:
+                        self.start_container(pod, c)
+                    except Exception as e:
+                        self.cannot_start(c, e)
+                return False
+            code = c.process.poll()
+            if code is None:
+                return False
+            record = {'exitCode': code, 'reason': 'Completed' if code == 0 else 'Error',
+                      'message': self.termination_message(c, code), 'startedAt': c.started_at, 'finishedAt': now()}
+            c.process = None
+            if code != 0 and policy != 'Never':
+                c.last_terminated = record
+                c.restarts += 1
+                c.waiting_reason = 'CrashLoopBackOff'
+                c.next_start = time.time() + min(2 ** min(c.restarts, 4), 10)
+                return False
+            c.terminated = record
+            if code != 0:
+                return False
+        return True
+
+    def cannot_start(self, c: Container, e: Exception):
+        """An image with no local stand-in is one the kubelet cannot pull."""
+        if isinstance(e, PullError):
+            c.waiting_reason, c.waiting_message = 'ImagePullBackOff', str(e)
+        else:
+            c.waiting_reason, c.waiting_message = 'CreateContainerError', repr(e)
+            self.errors.append(f'{c.name}: {e!r}')
+        c.terminated = None
+        c.next_start = time.time() + 5
 
     def termination_message(self, c: Container, code: int) -> str:
         policy = c.spec.get('terminationMessagePolicy', 'File')
@@ -426,7 +474,7 @@ class Kubelet:
         name = image.split('@')[0].rsplit(':', 1)[0] if ':' in image.split('/')[-1] else image
         handler = self.images.get(name)
         if handler is None:
-            raise RuntimeError(f'no local stand-in for image {image}')
+            raise PullError(f'Back-off pulling image "{image}"')
         env = {'PATH': '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
                'HOSTNAME': pod.name, 'HOME': '/root'}
         for key in ('LANG', 'LC_ALL'):
@@ -493,21 +541,33 @@ class Kubelet:
         except Exception:
             c.ready = False
 
+    def container_status(self, c: Container) -> dict:
+        if c.terminated:
+            state = {'terminated': c.terminated}
+        elif c.process is not None:
+            state = {'running': {'startedAt': c.started_at}}
+        else:
+            state = {'waiting': {'reason': c.waiting_reason or 'ContainerCreating'}}
+            if c.waiting_message:
+                state['waiting']['message'] = c.waiting_message
+        status = {'name': c.name, 'ready': c.ready, 'restartCount': c.restarts, 'image': c.spec['image'],
+                  'imageID': '', 'started': c.process is not None, 'state': state}
+        if c.last_terminated:
+            status['lastState'] = {'terminated': c.last_terminated}
+        return status
+
     def report(self, pod: Pod):
-        statuses = []
+        initialising = any(not c.terminated for c in pod.init_containers)
         for c in pod.containers:
-            if c.terminated:
-                state = {'terminated': c.terminated}
-            elif c.process is not None:
-                state = {'running': {'startedAt': c.started_at}}
-            else:
-                state = {'waiting': {'reason': c.waiting_reason or 'ContainerCreating'}}
-            status = {'name': c.name, 'ready': c.ready, 'restartCount': c.restarts, 'image': c.spec['image'],
-                      'imageID': '', 'started': c.process is not None, 'state': state}
-            if c.last_terminated:
-                status['lastState'] = {'terminated': c.last_terminated}
-            statuses.append(status)
-        if all(c.terminated for c in pod.containers):
+            if initialising and c.process is None and not c.terminated:
+                c.waiting_reason = 'PodInitializing'
+            elif c.waiting_reason == 'PodInitializing':
+                c.waiting_reason = 'ContainerCreating'
+        statuses = [self.container_status(c) for c in pod.containers]
+        init_failed = any(c.terminated and c.terminated['exitCode'] != 0 for c in pod.init_containers)
+        if init_failed:
+            phase = 'Failed'
+        elif all(c.terminated for c in pod.containers):
             phase = 'Succeeded' if all(c.terminated['exitCode'] == 0 for c in pod.containers) else 'Failed'
         elif any(c.process is not None for c in pod.containers) or any(c.restarts for c in pod.containers):
             phase = 'Running'
@@ -515,24 +575,26 @@ class Kubelet:
             phase = 'Pending'
         ready = all(c.ready for c in pod.containers)
         conditions = [{'type': t, 'status': s, 'lastTransitionTime': pod.start_time} for t, s in (
-            ('PodScheduled', 'True'), ('Initialized', 'True'),
+            ('PodScheduled', 'True'), ('Initialized', 'False' if initialising else 'True'),
             ('ContainersReady', 'True' if ready else 'False'), ('Ready', 'True' if ready else 'False'))]
         status = {'phase': phase, 'hostIP': f'{self.subnet}.1', 'podIP': pod.ip, 'podIPs': [{'ip': pod.ip}],
                   'startTime': pod.start_time, 'conditions': conditions, 'containerStatuses': statuses}
+        if pod.init_containers:
+            status['initContainerStatuses'] = [self.container_status(c) for c in pod.init_containers]
         key = json.dumps(status, sort_keys=True)
         if key != pod.last_status:
             self.patch_status(pod, status)
             pod.last_status = key
 
     def kill_pod(self, pod: Pod, grace: int):
-        for c in pod.containers:
+        for c in pod.init_containers + pod.containers:
             if c.process and c.process.poll() is None:
                 try:
                     os.killpg(c.process.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
         deadline = time.time() + grace
-        for c in pod.containers:
+        for c in pod.init_containers + pod.containers:
             if c.process:
                 try:
                     c.process.wait(timeout=max(deadline - time.time(), 0.1))
@@ -550,6 +612,10 @@ class Kubelet:
             if pod.ns == namespace and pod.name == name:
                 return '\n'.join(p.read_text(errors='replace') for p in sorted((pod.root / 'logs').iterdir()))
         return ''
+
+
+class PullError(RuntimeError):
+    """The image has no local stand-in: as an image that cannot be pulled."""
 
 
 def expand(text: str, env: Dict[str, str]) -> str:

@@ -98,7 +98,7 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def control_plane(tmp_path_factory, name: str):
+def control_plane(tmp_path_factory, name: str, apiserver_args: str = ''):
     """A control plane on loopback for a module's tests: (its folder, its API port)."""
     bin_dir = os.environ.get('WEIR_K8S_BIN')
     if not bin_dir:
@@ -108,7 +108,8 @@ def control_plane(tmp_path_factory, name: str):
     folder = tmp_path_factory.mktemp(name)
     port = free_port_triple()
     up = subprocess.run(['bash', str(SCRIPTS / 'up.sh'), bin_dir, str(folder), str(port)],
-                        capture_output=True, text=True, timeout=180)
+                        capture_output=True, text=True, timeout=180,
+                        env={**os.environ, 'WEIR_K8S_APISERVER_ARGS': apiserver_args})
     try:
         assert up.returncode == 0, f'the control plane did not start:\n{up.stdout}{up.stderr}'
         yield folder, port

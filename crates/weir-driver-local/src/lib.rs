@@ -241,6 +241,7 @@ mod tests {
             workdir: dir.to_path_buf(),
             log_path: dir.join("log.txt"),
             binds: Vec::new(),
+            pod: None,
         }
     }
 

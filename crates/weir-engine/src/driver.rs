@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
+pub use crate::launch::{ConfigEnv, PodVolume, VolumeSource};
+
 /// One attempt of a step, ready to start.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ProcessSpec {
     pub task_id: String,
     pub argv: Vec<String>,
@@ -20,6 +22,31 @@ pub struct ProcessSpec {
     /// Folders mounted at paths of the step's own mount namespace: (folder, where the step
     /// sees it). Only given when the driver said it can ([`private_mounts`] of the settings).
     pub binds: Vec<(PathBuf, PathBuf)>,
+    /// What a driver that runs steps as pods needs beyond a command line; None for a driver
+    /// that is not [`Driver::remote`].
+    pub pod: Option<Box<PodRequest>>,
+}
+
+/// One attempt as a pod: its image, its resources and its Kubernetes platform configuration,
+/// with the names of its secrets, config maps and claims resolved.
+#[derive(Debug, Clone)]
+pub struct PodRequest {
+    pub run_id: String,
+    pub task_name: String,
+    pub attempt: i64,
+    pub image: String,
+    /// The IR container's `resources` (requests, limits, accelerator), as compiled.
+    pub resources: Option<serde_json::Value>,
+    /// The executor's kfp-kubernetes configuration, for what needs no resolving (node
+    /// selector, tolerations, affinity, pull secrets and policy, labels, annotations, field
+    /// paths, init containers, shared memory, security context).
+    pub platform: weir_spec::platform::ExecutorConfig,
+    /// Variables from secrets and config maps.
+    pub config_env: Vec<crate::launch::ConfigEnv>,
+    /// Volumes mounted at paths of the step's choosing.
+    pub volumes: Vec<crate::launch::PodVolume>,
+    /// `activeDeadlineSeconds`.
+    pub deadline_seconds: Option<u64>,
 }
 
 /// How an attempt ended.
@@ -85,6 +112,11 @@ pub trait RunningStep: Send {
 
 #[async_trait]
 pub trait Driver: Send + Sync {
+    /// Whether steps run away from this host (as pods): then the engine resolves nothing of
+    /// the host for them (no interpreter, no secrets as files) and gives a [`PodRequest`].
+    fn remote(&self) -> bool {
+        false
+    }
     /// Starts a step.
     async fn start(&self, spec: ProcessSpec) -> Result<Box<dyn RunningStep>, StartError>;
     /// Stops a step and everything it started.

@@ -107,6 +107,9 @@ pub struct StepPlan {
     pub config_env: Vec<ConfigEnv>,
     /// Secrets and config maps as files, written at start into folders mounted for the step.
     pub config_files: Vec<ConfigFiles>,
+    /// Volumes at paths when steps run as pods (then they take the place of `binds` and
+    /// `config_files` for what a cluster mounts itself).
+    pub volumes: Vec<PodVolume>,
     /// `activeDeadlineSeconds`: the step is stopped and fails after this long.
     pub deadline_seconds: Option<u64>,
     /// The pod labels and annotations the step would have had (recorded in its log).
@@ -119,6 +122,10 @@ pub struct StepPlan {
     /// pip preamble is skipped.
     pub python_packages: Vec<String>,
     pub image: String,
+    /// The container's `resources` as compiled (requests, limits, accelerator).
+    pub resources: Option<Value>,
+    /// The executor's kfp-kubernetes configuration, for a driver that runs steps as pods.
+    pub platform: weir_spec::platform::ExecutorConfig,
 }
 
 impl StepPlan {
@@ -158,6 +165,21 @@ pub struct ConfigEnv {
     pub optional: bool,
 }
 
+/// A volume a pod mounts at a path of the step's choosing (kfp-kubernetes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodVolume {
+    pub mount_path: String,
+    pub source: VolumeSource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum VolumeSource {
+    Secret { name: String, optional: bool },
+    ConfigMap { name: String, optional: bool },
+    Claim { name: String, sub_path: String },
+    EmptyDir { name: String },
+}
+
 /// A secret's or config map's keys as files in a folder (mounted where the step asked).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigFiles {
@@ -167,12 +189,32 @@ pub struct ConfigFiles {
     pub optional: bool,
 }
 
+/// A container's resources with the placeholders of runtime values (`set_cpu_limit` given a
+/// pipeline parameter compiles to `{{$.inputs.parameters['…']}}`) resolved.
+fn resolve_resources(resources: &Value, ctx: &PlaceholderContext) -> Result<Value, PlanError> {
+    Ok(match resources {
+        Value::String(text) if text.contains("{{$") => {
+            let resolved = resolve_args(std::slice::from_ref(text), ctx)?;
+            Value::String(resolved.into_iter().next().unwrap_or_default())
+        }
+        Value::Object(map) => {
+            let mut out = Map::new();
+            for (key, value) in map {
+                out.insert(key.clone(), resolve_resources(value, ctx)?);
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    })
+}
+
 /// What a step's Kubernetes configuration adds to its plan.
 #[derive(Debug, Default)]
 struct PlatformPlan {
     config_env: Vec<ConfigEnv>,
     config_files: Vec<ConfigFiles>,
     binds: Vec<(PathBuf, PathBuf)>,
+    volumes: Vec<PodVolume>,
 }
 
 /// How the runtime runs steps, as far as planning a step needs to know.
@@ -188,6 +230,8 @@ pub struct StepSettings {
     pub object_mounts: bool,
     /// Where the PVCs of kfp-kubernetes' CreatePVC live, one folder each.
     pub volumes_dir: PathBuf,
+    /// Steps run as pods: volumes are the cluster's, field paths its downward API.
+    pub on_cluster: bool,
 }
 
 /// An object store's artifacts as a step sees them when it has a mount namespace of its own:
@@ -425,12 +469,15 @@ pub fn plan_step(
         binds: mounted.map(|m| (m.folder, m.seen_at)).into_iter().chain(platform_plan.binds).collect(),
         config_env: platform_plan.config_env,
         config_files: platform_plan.config_files,
+        volumes: platform_plan.volumes,
         deadline_seconds: platform.deadline_seconds()?,
         pod_metadata: platform.pod_metadata.clone(),
         pod_name: pod_name(spec, run, task),
         fingerprint,
         python_packages,
         image: container.image.clone(),
+        resources: container.resources.as_ref().map(|r| resolve_resources(r, &ctx)).transpose()?,
+        platform,
     })
 }
 
@@ -453,7 +500,12 @@ fn platform_env(
     use weir_store::StepConfigKind;
     // A run created before weir checked its platform spec, or a recurring run's newer
     // version: what cannot be honoured fails the step rather than running it without.
-    if let Some(problem) = platform.unsupported(&task.name, settings.private_mounts).into_iter().next() {
+    let problems = if settings.on_cluster {
+        platform.deadline_seconds().err().map(|e| e.to_string()).into_iter().collect()
+    } else {
+        platform.unsupported(&task.name, settings.private_mounts)
+    };
+    if let Some(problem) = problems.into_iter().next() {
         return Err(PlanError::Unsupported(problem));
     }
     let pod = weir_spec::platform::PodNames {
@@ -463,7 +515,8 @@ fn platform_env(
         node: std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
         service_account: if run.service_account.is_empty() { "default".into() } else { run.service_account.clone() },
     };
-    for field in &platform.field_path_as_env {
+    // On a cluster the pod's downward API gives them.
+    for field in platform.field_path_as_env.iter().filter(|_| !settings.on_cluster) {
         env.push((field.name.clone(), platform.field_path_value(&field.field_path, &pod)?));
     }
     let mut out = Vec::new();
@@ -496,6 +549,15 @@ fn platform_env(
     let volumes = volumes.chain(platform.config_map_as_volume.iter().map(|m| (StepConfigKind::ConfigMap, m)));
     for (i, (kind, mount)) in volumes.enumerate() {
         let Some(name) = config_name(mount.name_input(), task, tasks)? else { continue };
+        if settings.on_cluster {
+            let optional = mount.optional.unwrap_or(false);
+            let source = match kind {
+                StepConfigKind::Secret => VolumeSource::Secret { name, optional },
+                StepConfigKind::ConfigMap => VolumeSource::ConfigMap { name, optional },
+            };
+            plan.volumes.push(PodVolume { mount_path: mount.mount_path.clone(), source });
+            continue;
+        }
         if !settings.private_mounts {
             return Err(PlanError::Unsupported(format!(
                 "{} {name:?} is mounted at {}: weir cannot make mount namespaces here (it runs without root)",
@@ -512,6 +574,11 @@ fn platform_env(
         let input = weir_spec::platform::NameInput { literal: "", parameter: Some(&parameter) };
         let name = config_name(input, task, tasks)?
             .ok_or_else(|| PlanError::Unsupported(format!("the PVC mounted at {} has no name", mount.mount_path)))?;
+        if settings.on_cluster {
+            let source = VolumeSource::Claim { name, sub_path: mount.sub_path.clone() };
+            plan.volumes.push(PodVolume { mount_path: mount.mount_path.clone(), source });
+            continue;
+        }
         // A PVC of the local driver is a folder of weir's (CreatePVC names it, DeletePVC
         // removes it); one it did not create is made on first use, as a pre-existing volume.
         let mut folder = settings.volumes_dir.join(segment(&name));
@@ -521,6 +588,11 @@ fn platform_env(
         plan.binds.push((folder, PathBuf::from(&mount.mount_path)));
     }
     for mount in &platform.empty_dir_mounts {
+        if settings.on_cluster {
+            let source = VolumeSource::EmptyDir { name: mount.volume_name.clone() };
+            plan.volumes.push(PodVolume { mount_path: mount.mount_path.clone(), source });
+            continue;
+        }
         let folder = workdir.join("empty-dirs").join(segment(&mount.volume_name));
         plan.binds.push((folder, PathBuf::from(&mount.mount_path)));
     }

@@ -54,6 +54,13 @@ impl AppState {
         Self { services: Services::new(context), metrics: self.metrics }
     }
 
+    /// Steps run as pods (the Kubernetes driver): all of kfp-kubernetes is accepted.
+    pub fn with_cluster_steps(self, cluster_steps: bool) -> Self {
+        let mut context = Context::clone(&self.services.context);
+        context.cluster_steps = cluster_steps;
+        Self { services: Services::new(context), metrics: self.metrics }
+    }
+
     /// The stores, clock and wake-ups the services share.
     pub fn context(&self) -> &Context {
         &self.services.context

@@ -48,6 +48,8 @@ pub struct Context {
     /// Whether the engine's steps can have mount namespaces of their own, and so volumes
     /// mounted at paths: runs that need them are refused otherwise.
     pub private_mounts: bool,
+    /// Steps run as pods of a cluster, which honours all of kfp-kubernetes.
+    pub cluster_steps: bool,
 }
 
 impl Context {
@@ -60,6 +62,7 @@ impl Context {
             work_dir: None,
             scheduler: Arc::new(Notify::new()),
             private_mounts: false,
+            cluster_steps: false,
         }
     }
 

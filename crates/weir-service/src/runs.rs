@@ -115,12 +115,16 @@ pub(crate) fn check_parameters(
 /// created, naming each thing and why, rather than failing it half-way.
 pub(crate) fn check_platform(ctx: &Context, platform_spec: &Option<serde_json::Value>) -> ServiceResult<()> {
     let config = weir_spec::platform::PlatformConfig::parse(platform_spec.as_ref())?;
-    let problems = weir_spec::platform::unsupported(&config, ctx.private_mounts);
+    let (problems, driver) = if ctx.cluster_steps {
+        (weir_spec::platform::unsupported_on_cluster(&config), "Kubernetes")
+    } else {
+        (weir_spec::platform::unsupported(&config, ctx.private_mounts), "local")
+    };
     if problems.is_empty() {
         return Ok(());
     }
     Err(ServiceError::invalid(format!(
-        "this pipeline's Kubernetes configuration cannot run on weir's local driver: {}",
+        "this pipeline's Kubernetes configuration cannot run on weir's {driver} driver: {}",
         problems.join("; ")
     )))
 }

@@ -207,7 +207,7 @@ pub struct TaskInputs {
     pub artifacts: BTreeMap<String, InputArtifact>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct InputParameter {
     pub component_input_parameter: Option<String>,
@@ -217,14 +217,14 @@ pub struct InputParameter {
     pub parameter_expression_selector: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct TaskOutputParameter {
     pub producer_task: String,
     pub output_parameter_key: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RuntimeValue {
     pub constant: Option<Value>,
@@ -232,7 +232,7 @@ pub struct RuntimeValue {
     pub constant_value: Option<Value>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct TaskFinalStatus {
     pub producer_task: String,

@@ -47,7 +47,7 @@ impl PlatformConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ExecutorConfig {
     pub secret_as_env: Vec<SecretAsEnv>,
@@ -75,7 +75,7 @@ pub struct ExecutorConfig {
 
 /// The name of a secret, config map or volume: given by an input parameter spec (a constant,
 /// a pipeline input, an upstream output), or by the older literal field.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SecretAsEnv {
     pub secret_name: String,
@@ -84,14 +84,14 @@ pub struct SecretAsEnv {
     pub optional: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SecretKeyToEnv {
     pub secret_key: String,
     pub env_var: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ConfigMapAsEnv {
     pub config_map_name: String,
@@ -100,7 +100,7 @@ pub struct ConfigMapAsEnv {
     pub optional: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ConfigMapKeyToEnv {
     pub config_map_key: String,
@@ -108,7 +108,7 @@ pub struct ConfigMapKeyToEnv {
 }
 
 /// A secret or config map mounted as files.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct NamedMount {
     pub mount_path: String,
@@ -132,7 +132,7 @@ impl NamedMount {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PvcMount {
     pub mount_path: String,
@@ -162,14 +162,14 @@ impl PvcMount {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct EmptyDirMount {
     pub volume_name: String,
     pub mount_path: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct FieldPathAsEnv {
     pub name: String,
@@ -290,6 +290,16 @@ pub struct PodNames {
 /// volumes at paths are mounted for the step alone, and only what needs a cluster is refused.
 pub fn unsupported(config: &PlatformConfig, mounts: bool) -> Vec<String> {
     config.executors.iter().flat_map(|(label, executor)| executor.unsupported(label, mounts)).collect()
+}
+
+/// What a cluster driver cannot honour in a run's platform spec: only what is malformed (a
+/// deadline that is not a number of seconds); everything else is a pod's own.
+pub fn unsupported_on_cluster(config: &PlatformConfig) -> Vec<String> {
+    config
+        .executors
+        .iter()
+        .filter_map(|(label, executor)| executor.deadline_seconds().err().map(|e| format!("executor {label:?}: {e}")))
+        .collect()
 }
 
 impl ExecutorConfig {

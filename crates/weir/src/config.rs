@@ -52,6 +52,35 @@ pub struct FileConfig {
     pub scheduler: SchedulerSection,
     #[serde(default)]
     pub deploy: DeploySection,
+    #[serde(default)]
+    pub kubernetes: KubernetesSection,
+}
+
+/// Steps as Kubernetes Jobs (`executor.driver: kubernetes`; docs/kubernetes-driver.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSection {
+    /// The namespace steps run in (default: weir's own when in a pod, else `default`).
+    pub namespace: Option<String>,
+    /// The service account of steps' pods (default: the namespace's `default`).
+    pub service_account: Option<String>,
+    /// The image the launcher is copied from: weir's own image (required).
+    pub launcher_image: Option<String>,
+    pub launcher_image_pull_policy: Option<String>,
+    /// The S3 endpoint as pods reach it (default: weir's own `artifacts.s3.endpoint`).
+    pub s3_endpoint: Option<String>,
+    /// A Secret with the store's credentials for the launcher (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, optionally `AWS_REGION`).
+    pub artifacts_secret: Option<String>,
+    /// Requests of steps that ask for none (e.g. `100m`, `256Mi`).
+    pub default_cpu_request: Option<String>,
+    pub default_memory_request: Option<String>,
+    /// Seconds a pod may wait for a node or its image before its step fails (default 300).
+    pub pending_timeout_seconds: Option<u64>,
+    /// Variables every step's pod gets, `NAME=value` (a pip index, a proxy).
+    pub step_env: Option<Vec<String>>,
+    /// A kubeconfig file (default: in-cluster configuration, else `KUBECONFIG`).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// How `weir deploy render` lays out the deployment on Kubernetes; its flags override these.
@@ -101,6 +130,9 @@ pub struct ExecutorSection {
     /// Seconds a replica's lease lives without renewal (default 30): with several weirs on one
     /// database, the runs of one that stops renewing move to the others after this long.
     pub replica_lease_seconds: Option<u64>,
+    /// Where steps run: `local` (processes on this host, the default) or `kubernetes` (Jobs,
+    /// configured in the `kubernetes` section).
+    pub driver: Option<String>,
     /// What steps get of weir's environment beyond the system variables (PATH, HOME, locale):
     /// `NAME` passes weir's value, `NAME=value` sets one. Nothing else reaches a step, store
     /// credentials included.
@@ -187,6 +219,8 @@ pub struct Settings {
     pub python_fork_server: bool,
     pub step_env: Vec<String>,
     pub local_artifact_roots: Vec<PathBuf>,
+    /// Steps as Kubernetes Jobs instead of local processes.
+    pub kubernetes: Option<KubernetesSection>,
 }
 
 /// Executor settings from flags and variables (over the file).
@@ -225,6 +259,26 @@ pub struct ExecutorArgs {
     /// A folder importers may read local files from; repeat for more. Replaces the file's list.
     #[arg(long = "allow-local-artifacts", env = "WEIR_ALLOW_LOCAL_ARTIFACTS", value_delimiter = ',')]
     pub local_artifact_roots: Vec<PathBuf>,
+    /// Where steps run: `local` (processes on this host, the default) or `kubernetes` (Jobs;
+    /// the file's `kubernetes` section, or the WEIR_K8S_* variables, say where).
+    #[arg(long, env = "WEIR_DRIVER")]
+    pub driver: Option<String>,
+    /// The namespace steps' Jobs run in (over `kubernetes.namespace`).
+    #[arg(long, env = "WEIR_K8S_NAMESPACE")]
+    pub k8s_namespace: Option<String>,
+    /// The launcher's image: weir's own (over `kubernetes.launcher_image`).
+    #[arg(long, env = "WEIR_K8S_LAUNCHER_IMAGE")]
+    pub k8s_launcher_image: Option<String>,
+    /// The S3 endpoint as steps' pods reach it (over `kubernetes.s3_endpoint`).
+    #[arg(long, env = "WEIR_K8S_S3_ENDPOINT")]
+    pub k8s_s3_endpoint: Option<String>,
+    /// The Secret of the store's credentials for the launcher (over `kubernetes.artifacts_secret`).
+    #[arg(long, env = "WEIR_K8S_ARTIFACTS_SECRET")]
+    pub k8s_artifacts_secret: Option<String>,
+    /// Seconds a step's pod may wait for a node or its image (over
+    /// `kubernetes.pending_timeout_seconds`).
+    #[arg(long, env = "WEIR_K8S_PENDING_TIMEOUT_SECONDS")]
+    pub k8s_pending_timeout_seconds: Option<u64>,
 }
 
 /// Finds a program on PATH, as a shell would.
@@ -323,7 +377,38 @@ impl Settings {
         let timezone: chrono_tz::Tz = timezone_name.parse().map_err(|_| {
             anyhow::anyhow!("unknown timezone {timezone_name:?} (use an IANA name such as Europe/Berlin)")
         })?;
+        let driver = executor.driver.clone().or(file.executor.driver.clone()).unwrap_or_else(|| "local".into());
+        let kubernetes = match driver.as_str() {
+            "local" => None,
+            "kubernetes" => {
+                let mut section = file.kubernetes.clone();
+                let over = |flag: &Option<String>, into: &mut Option<String>| {
+                    if flag.is_some() {
+                        *into = flag.clone();
+                    }
+                };
+                over(&executor.k8s_namespace, &mut section.namespace);
+                over(&executor.k8s_launcher_image, &mut section.launcher_image);
+                over(&executor.k8s_s3_endpoint, &mut section.s3_endpoint);
+                over(&executor.k8s_artifacts_secret, &mut section.artifacts_secret);
+                if executor.k8s_pending_timeout_seconds.is_some() {
+                    section.pending_timeout_seconds = executor.k8s_pending_timeout_seconds;
+                }
+                if section.launcher_image.as_deref().unwrap_or_default().is_empty() {
+                    bail!("the kubernetes driver needs kubernetes.launcher_image (weir's own image; WEIR_K8S_LAUNCHER_IMAGE)");
+                }
+                if artifacts_url.starts_with("file://") {
+                    bail!(
+                        "the kubernetes driver needs an artifact store the steps' pods can reach (s3://, gs://, az://), \
+                         not the local folder {artifacts_url}"
+                    );
+                }
+                Some(section)
+            }
+            other => bail!("unknown executor.driver {other:?} (use local or kubernetes)"),
+        };
         let settings = Settings {
+            kubernetes,
             timezone,
             scheduler_enabled: !executor.disable_scheduler && file.scheduler.enabled.unwrap_or(true),
             python_fork_server: !executor.no_python_fork_server && file.executor.python_fork_server.unwrap_or(true),

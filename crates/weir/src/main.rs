@@ -15,7 +15,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the KFP v2beta1 API on the configured storage.
-    Server(commands::server::ServerArgs),
+    Server(Box<commands::server::ServerArgs>),
     /// Inspect and manage the two stores.
     #[command(subcommand)]
     Storage(commands::storage::StorageCommand),
@@ -34,6 +34,9 @@ enum Command {
     /// Bring another installation's storage over (a dry run: nothing is written).
     #[command(subcommand)]
     Import(commands::import::ImportCommand),
+    /// The Kubernetes driver's launcher, run in steps' pods.
+    #[command(subcommand, hide = true)]
+    Launcher(commands::launcher::LauncherCommand),
     /// Print the OpenAPI document of the HTTP API (what `GET /apis/weir/v1/openapi.json` serves).
     Openapi,
 }
@@ -54,7 +57,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Server(args) => commands::server::run(args).await,
+            Command::Server(args) => commands::server::run(*args).await,
             Command::Storage(command) => commands::storage::run(command).await,
             Command::Run(command) => commands::run::run(command).await,
             Command::Secret(command) => commands::step_config::run(commands::step_config::Kind::Secret, command).await,
@@ -63,6 +66,7 @@ fn main() -> std::process::ExitCode {
             }
             Command::Deploy(command) => commands::deploy::run(command).await,
             Command::Import(command) => commands::import::run(command).await,
+            Command::Launcher(command) => commands::launcher::run(command).await,
             Command::Openapi => Ok(std::process::ExitCode::SUCCESS),
         }
     });

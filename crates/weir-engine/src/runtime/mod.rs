@@ -182,6 +182,7 @@ impl Engine {
             private_mounts: self.settings.private_mounts,
             object_mounts: self.settings.object_mounts,
             volumes_dir: self.settings.work_dir.join("volumes"),
+            on_cluster: self.driver.remote(),
         }
     }
 

@@ -10,7 +10,7 @@ use weir_store::Task;
 use super::attempts::Outcome;
 use super::files::log_tail;
 use super::Engine;
-use crate::driver::{Exit, ProcessSpec, PythonSpec};
+use crate::driver::{Exit, PodRequest, ProcessSpec, PythonSpec};
 use crate::error::StepError;
 use crate::launch::StepPlan;
 use crate::step_env;
@@ -62,35 +62,19 @@ impl Engine {
                 self.fetch(&input.artifact, local).await?;
             }
         }
-        let python_bin = self.python_bin(&plan.python_packages).await?;
-        // The whole environment of the step (see `step_env`): nothing else of weir's reaches it.
-        let mut env = self.settings.step_env.clone();
-        step_env::set(&mut env, "KFP_POD_NAME", plan.pod_name.clone());
-        step_env::set(&mut env, "KFP_POD_UID", task.id.clone());
-        step_env::set(&mut env, "PYTHONUNBUFFERED", "1");
-        for (name, value) in &plan.env {
-            step_env::set(&mut env, name, value.clone());
-        }
-        let configured = async {
-            self.config_files(plan).await?;
-            self.config_values(plan).await
+        let env = if self.driver.remote() {
+            // A pod starts from its image's environment: only the step's own variables.
+            let mut env = Vec::new();
+            step_env::set(&mut env, "PYTHONUNBUFFERED", "1");
+            for (name, value) in &plan.env {
+                step_env::set(&mut env, name, value.clone());
+            }
+            step_env::set(&mut env, "WEIR_TASK_ID", task.id.clone());
+            step_env::set(&mut env, "WEIR_RUN_ID", run_id);
+            env
+        } else {
+            self.local_env(run_id, task, plan, &log_path).await?
         };
-        match configured.await {
-            Ok(values) => {
-                for (name, value) in values {
-                    step_env::set(&mut env, &name, value);
-                }
-            }
-            Err(e) => {
-                let _ = tokio::fs::write(&log_path, format!("{e}\n")).await;
-                self.keep_log(run_id, task, &log_path).await;
-                return Err(e);
-            }
-        }
-        let path = env.iter().find(|(n, _)| n == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
-        step_env::set(&mut env, "PATH", format!("{}:{path}", python_bin.display()));
-        step_env::set(&mut env, "WEIR_TASK_ID", task.id.clone());
-        step_env::set(&mut env, "WEIR_RUN_ID", run_id);
         tracing::info!(
             run.id = %run_id, task.id = %task.id, task.name = %task.name, image = %plan.image, attempt = task.attempts,
             "starting step on this host (the image is recorded, not pulled)"
@@ -115,6 +99,19 @@ impl Engine {
                 python.start_python(spec).await
             }
             None => {
+                let pod = self.driver.remote().then(|| {
+                    Box::new(PodRequest {
+                        run_id: run_id.to_string(),
+                        task_name: task.name.clone(),
+                        attempt: task.attempts,
+                        image: plan.image.clone(),
+                        resources: plan.resources.clone(),
+                        platform: plan.platform.clone(),
+                        config_env: plan.config_env.clone(),
+                        volumes: plan.volumes.clone(),
+                        deadline_seconds: plan.deadline_seconds,
+                    })
+                });
                 let spec = ProcessSpec {
                     task_id: task.id.clone(),
                     argv: plan.argv.clone(),
@@ -122,6 +119,7 @@ impl Engine {
                     workdir: workdir.clone(),
                     log_path: log_path.clone(),
                     binds: plan.binds.clone(),
+                    pod,
                 };
                 self.driver.start(spec).await
             }
@@ -183,6 +181,48 @@ impl Engine {
         outcome
     }
 
+    /// A local process's environment: weir's base environment for steps, the step's own
+    /// variables, those from secrets and config maps (and their files written), and the
+    /// interpreter with the step's packages first on PATH.
+    async fn local_env(
+        &self,
+        run_id: &str,
+        task: &Task,
+        plan: &StepPlan,
+        log_path: &Path,
+    ) -> Result<Vec<(String, String)>, StepError> {
+        let python_bin = self.python_bin(&plan.python_packages).await?;
+        // The whole environment of the step (see `step_env`): nothing else of weir's reaches it.
+        let mut env = self.settings.step_env.clone();
+        step_env::set(&mut env, "KFP_POD_NAME", plan.pod_name.clone());
+        step_env::set(&mut env, "KFP_POD_UID", task.id.clone());
+        step_env::set(&mut env, "PYTHONUNBUFFERED", "1");
+        for (name, value) in &plan.env {
+            step_env::set(&mut env, name, value.clone());
+        }
+        let configured = async {
+            self.config_files(plan).await?;
+            self.config_values(plan).await
+        };
+        match configured.await {
+            Ok(values) => {
+                for (name, value) in values {
+                    step_env::set(&mut env, &name, value);
+                }
+            }
+            Err(e) => {
+                let _ = tokio::fs::write(log_path, format!("{e}\n")).await;
+                self.keep_log(run_id, task, log_path).await;
+                return Err(e);
+            }
+        }
+        let path = env.iter().find(|(n, _)| n == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+        step_env::set(&mut env, "PATH", format!("{}:{path}", python_bin.display()));
+        step_env::set(&mut env, "WEIR_TASK_ID", task.id.clone());
+        step_env::set(&mut env, "WEIR_RUN_ID", run_id);
+        Ok(env)
+    }
+
     /// Makes the attempt's folder afresh, with the folders its outputs go in, and starts its
     /// log with a header line.
     async fn prepare_folder(&self, task: &Task, plan: &StepPlan, workdir: &Path, log: &Path) -> Result<(), StepError> {
@@ -212,12 +252,19 @@ impl Engine {
         if mentioned(&workspace) {
             dirs.insert(workspace);
         }
-        let mut header = format!(
-            "[weir] {} attempt {} on this host as a local process (image {} recorded, not pulled)\n",
-            task.display_name,
-            task.attempts,
-            if plan.image.is_empty() { "none" } else { &plan.image }
-        );
+        let mut header = if self.driver.remote() {
+            format!(
+                "[weir] {} attempt {} as a Kubernetes pod in image {}\n",
+                task.display_name, task.attempts, plan.image
+            )
+        } else {
+            format!(
+                "[weir] {} attempt {} on this host as a local process (image {} recorded, not pulled)\n",
+                task.display_name,
+                task.attempts,
+                if plan.image.is_empty() { "none" } else { &plan.image }
+            )
+        };
         // The pod's labels and annotations are recorded with the step; nothing schedules by them.
         let metadata = &plan.pod_metadata;
         for (what, pairs) in [("labels", &metadata.labels), ("annotations", &metadata.annotations)] {

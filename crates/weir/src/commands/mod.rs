@@ -1,5 +1,6 @@
 pub mod deploy;
 pub mod import;
+pub mod launcher;
 pub mod run;
 pub mod server;
 pub mod step_config;

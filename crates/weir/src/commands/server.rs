@@ -127,46 +127,25 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let replica =
         Arc::new(weir_engine::replica::Replica::new(lease.id.clone(), lease.host.clone(), settings.replica_lease));
     replica.renewed(registered);
-    let python_has_kfp = weir_engine::python_has_kfp(&settings.executor_python).await;
-    tracing::info!(
-        executor.python = %settings.executor_python.display(),
-        executor.kfp = python_has_kfp,
-        "steps run as local processes{}",
-        if python_has_kfp {
-            "; Python components skip the pip preamble"
-        } else {
-            "; the interpreter has no kfp, so Python components run their pip preamble"
+    let on_cluster = settings.kubernetes.is_some();
+    let (driver, python_has_kfp, private_mounts, object_mounts) = match &settings.kubernetes {
+        Some(section) => {
+            let driver = kubernetes_driver(&settings, section, &artifacts).await?;
+            // A pod mounts what it is given and its image runs the SDK's pip preamble, as under KFP.
+            (driver, false, true, mount_point_of(artifacts.url()).is_some())
         }
-    );
-    let step_env = weir_engine::step_env::base_environment(std::env::vars(), &settings.step_env);
-    // With an object store, steps see their artifacts where KFP's SDK puts an object's local
-    // copy (`/s3/…`, `/gcs/…`), in a mount namespace of their own: only when weir may make one.
-    let mount_point = [("s3://", "/s3"), ("gs://", "/gcs")]
-        .into_iter()
-        .find(|(scheme, _)| artifacts.url().starts_with(scheme))
-        .map(|(_, point)| std::path::PathBuf::from(point));
-    let private_mounts = weir_driver_local::private_mounts_available();
-    if private_mounts {
-        tracing::info!("steps get mount namespaces of their own: volumes at paths, and an object store's artifacts at their durable URIs' local paths");
-    } else {
-        tracing::warn!("weir cannot make mount namespaces (it runs without root): runs that mount volumes at paths are refused, and with an object store steps see their artifacts at paths in their attempt's folder");
-    }
-    // The empty folder an object store's artifacts are mounted on, for every step.
-    let object_mounts = match &mount_point {
-        Some(point) if private_mounts => match std::fs::create_dir_all(point) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(mount_point = %point.display(), error = %e, "cannot make the mount point of the object store's artifacts; steps see them at paths in their attempt's folder");
-                false
-            }
-        },
-        _ => false,
+        None => {
+            let (python_has_kfp, private_mounts, object_mounts) = local_steps(&settings, &artifacts).await;
+            let driver: Arc<dyn weir_engine::driver::Driver> = Arc::new(weir_driver_local::LocalDriver);
+            (driver, python_has_kfp, private_mounts, object_mounts)
+        }
     };
+    let step_env = weir_engine::step_env::base_environment(std::env::vars(), &settings.step_env);
     let engine = weir_engine::Engine::new(
         store.clone(),
         artifacts.clone(),
         clock.clone(),
-        Arc::new(weir_driver_local::LocalDriver),
+        driver,
         weir_engine::EngineSettings {
             work_dir: settings.work_dir.clone(),
             max_concurrent_steps: settings.max_concurrent_steps,
@@ -174,7 +153,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             python_has_kfp,
             poll_interval: std::time::Duration::from_secs(2),
             max_running_runs: settings.max_running_runs,
-            python_driver: python_driver(&settings, python_has_kfp, step_env.clone()),
+            python_driver: if on_cluster { None } else { python_driver(&settings, python_has_kfp, step_env.clone()) },
             step_env,
             local_artifact_roots: settings.local_artifact_roots.clone(),
             private_mounts,
@@ -185,7 +164,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     );
     let state = AppState::new(store.clone(), artifacts, clock.clone())
         .with_engine(engine.notifier(), settings.work_dir.clone())
-        .with_private_mounts(private_mounts);
+        .with_private_mounts(private_mounts)
+        .with_cluster_steps(on_cluster);
     if let Err(e) = state.services.experiments.default_experiment().await {
         let _ = store.release(&lease.id).await;
         anyhow::bail!("cannot create the Default experiment: {}", e.message);
@@ -421,4 +401,90 @@ pub(crate) async fn take_engine_lease(
         }
     }
     anyhow::bail!("cannot take this storage's engine lease: {}", last_error.unwrap_or_default())
+}
+
+/// Where an object store's artifacts are mounted for steps (`/s3`, `/gcs`), by its URL.
+fn mount_point_of(url: &str) -> Option<std::path::PathBuf> {
+    [("s3://", "/s3"), ("gs://", "/gcs")]
+        .into_iter()
+        .find(|(scheme, _)| url.starts_with(scheme))
+        .map(|(_, point)| std::path::PathBuf::from(point))
+}
+
+/// What this host gives local steps: whether its interpreter has kfp, whether steps can have
+/// mount namespaces, and whether an object store's artifacts are mounted for them.
+async fn local_steps(settings: &Settings, artifacts: &weir_artifacts::ArtifactStore) -> (bool, bool, bool) {
+    let python_has_kfp = weir_engine::python_has_kfp(&settings.executor_python).await;
+    tracing::info!(
+        executor.python = %settings.executor_python.display(),
+        executor.kfp = python_has_kfp,
+        "steps run as local processes{}",
+        if python_has_kfp {
+            "; Python components skip the pip preamble"
+        } else {
+            "; the interpreter has no kfp, so Python components run their pip preamble"
+        }
+    );
+    // With an object store, steps see their artifacts where KFP's SDK puts an object's local
+    // copy (`/s3/…`, `/gcs/…`), in a mount namespace of their own: only when weir may make one.
+    let mount_point = mount_point_of(artifacts.url());
+    let private_mounts = weir_driver_local::private_mounts_available();
+    if private_mounts {
+        tracing::info!("steps get mount namespaces of their own: volumes at paths, and an object store's artifacts at their durable URIs' local paths");
+    } else {
+        tracing::warn!("weir cannot make mount namespaces (it runs without root): runs that mount volumes at paths are refused, and with an object store steps see their artifacts at paths in their attempt's folder");
+    }
+    // The empty folder an object store's artifacts are mounted on, for every step.
+    let object_mounts = match &mount_point {
+        Some(point) if private_mounts => match std::fs::create_dir_all(point) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(mount_point = %point.display(), error = %e, "cannot make the mount point of the object store's artifacts; steps see them at paths in their attempt's folder");
+                false
+            }
+        },
+        _ => false,
+    };
+    (python_has_kfp, private_mounts, object_mounts)
+}
+
+/// The Kubernetes driver, connected, from the `kubernetes` section.
+async fn kubernetes_driver(
+    settings: &Settings,
+    section: &crate::config::KubernetesSection,
+    artifacts: &weir_artifacts::ArtifactStore,
+) -> anyhow::Result<Arc<dyn weir_engine::driver::Driver>> {
+    let namespace = section.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| {
+        std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+            .map(|n| n.trim().to_string())
+            .unwrap_or_else(|_| "default".into())
+    });
+    let step_env = section
+        .step_env
+        .iter()
+        .flatten()
+        .map(|pair| match pair.split_once('=') {
+            Some((name, value)) => Ok((name.to_string(), value.to_string())),
+            None => Err(anyhow::anyhow!("kubernetes.step_env entry {pair:?} is not NAME=value")),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let k8s = weir_driver_k8s::Settings {
+        namespace,
+        service_account: section.service_account.clone(),
+        launcher_image: section.launcher_image.clone().unwrap_or_default(),
+        launcher_pull_policy: section.launcher_image_pull_policy.clone(),
+        store_url: artifacts.url().to_string(),
+        store_endpoint: section.s3_endpoint.clone().or(settings.s3.endpoint.clone()),
+        store_secret: section.artifacts_secret.clone(),
+        default_cpu_request: section.default_cpu_request.clone(),
+        default_memory_request: section.default_memory_request.clone(),
+        pending_timeout: std::time::Duration::from_secs(section.pending_timeout_seconds.unwrap_or(300)),
+        step_env,
+        deployment: settings.name.clone(),
+        kubeconfig: section.kubeconfig.clone(),
+    };
+    let driver = weir_driver_k8s::KubernetesDriver::connect(k8s, artifacts.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the Kubernetes driver: {e}"))?;
+    Ok(Arc::new(driver))
 }

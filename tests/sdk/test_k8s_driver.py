@@ -1,0 +1,353 @@
+"""Steps as Kubernetes Jobs (the `kubernetes` driver), on a real control plane with the test
+kubelet (kubelet.py: pods as local processes, init containers in order, unknown images as
+images that cannot be pulled).
+
+weir runs on the host against the control plane, its artifacts in an S3 server the pods reach
+over the test bridge. Pipelines compiled by the SDK run with container and Python components,
+artifacts, ParallelFor and kfp-kubernetes features, and end as on the local driver; failures,
+retries, terminate, pods that cannot be scheduled or pulled, and a weir restart mid-step.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+import kfp
+import pytest
+import requests
+from kfp import dsl, kubernetes
+
+from helpers import output_parameter, task_logs, weir_tasks
+from conftest import HEALTHZ_TIMEOUT_S, free_port, http_status, log_tail, stop_process, weir_server_argv
+from kubelet import Kubelet, Launch
+from test_k8s_deploy import Cluster, control_plane
+from test_k8s_e2e import s3s_binary, wait
+
+NS = 'steps'
+BRIDGE, SUBNET = 'weirbr2', '10.244.9'
+DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+
+def images(weir_bin: Path, image_dir: Path) -> dict:
+    """weir's image (the launcher's init container) and the steps' images: their command run
+    with this suite's interpreter (which has kfp, so the SDK's pip preamble finds it)."""
+    shutil.copy2(weir_bin, image_dir / 'weir')
+    os.chmod(image_dir / 'weir', 0o755)
+    python_bin = str(Path(sys.executable).parent)
+    step = lambda spec: Launch([*spec['command'], *spec['args']], env={'PATH': f'{python_bin}:{DEFAULT_PATH}'})
+    return {'weir': lambda spec: Launch([str(image_dir / 'weir'), *spec['args']]),
+            'python': step, 'alpine': step}
+
+
+@pytest.fixture(scope='module')
+def kube(tmp_path_factory, weir_bin):
+    image_dir = Path(tempfile.mkdtemp(prefix='weir-driver-images-', dir='/var/tmp'))
+    os.chmod(image_dir, 0o755)
+    try:
+        # Watches end after 4 to 8 s and etcd is compacted every 5 s, so the driver's watch of
+        # Jobs and Pods must reconnect, and re-list when its resource version is gone, all the
+        # time: every run here outlives several watches.
+        args = '--min-request-timeout=4 --etcd-compaction-interval=5s'
+        with control_plane(tmp_path_factory, 'k8s-driver', apiserver_args=args) as (folder, port):
+            kubelet = Kubelet(folder, port, images(weir_bin, image_dir), bridge=BRIDGE, subnet=SUBNET)
+            try:
+                kubelet.start()
+                yield Cluster(folder / 'kubeconfig'), kubelet, folder
+            finally:
+                kubelet.stop()
+    finally:
+        shutil.rmtree(image_dir, ignore_errors=True)
+
+
+class S3:
+    """s3s-fs on all addresses: weir reaches it on loopback, pods over the bridge."""
+
+    def __init__(self, folder: Path):
+        self.port = free_port()
+        self.root = folder / 's3'
+        (self.root / 'weir').mkdir(parents=True)
+        self.log = folder / 's3s.log'
+        with open(self.log, 'wb') as log:
+            self.process = subprocess.Popen(
+                [s3s_binary(), '--host', '0.0.0.0', '--port', str(self.port), '--access-key', 'weirkey',
+                 '--secret-key', 'weirsecret', str(self.root)], stdout=log, stderr=subprocess.STDOUT)
+        wait(lambda: http_status(f'http://127.0.0.1:{self.port}'), lambda s: s is not None, timeout=30)
+
+    def client(self):
+        return boto3.client('s3', endpoint_url=f'http://127.0.0.1:{self.port}', region_name='us-east-1',
+                            aws_access_key_id='weirkey', aws_secret_access_key='weirsecret')
+
+    def keys(self, prefix: str = ''):
+        listed = self.client().list_objects_v2(Bucket='weir', Prefix=prefix)
+        return [o['Key'] for o in listed.get('Contents', [])]
+
+
+class Weir:
+    def __init__(self, weir_bin: Path, folder: Path, kubeconfig: Path, s3: S3):
+        self.weir_bin, self.folder, self.s3 = weir_bin, folder, s3
+        self.env = {**os.environ,
+                    'AWS_ENDPOINT_URL': f'http://127.0.0.1:{s3.port}', 'AWS_ACCESS_KEY_ID': 'weirkey',
+                    'AWS_SECRET_ACCESS_KEY': 'weirsecret', 'AWS_REGION': 'us-east-1',
+                    'KUBECONFIG': str(kubeconfig), 'WEIR_DRIVER': 'kubernetes', 'WEIR_K8S_NAMESPACE': NS,
+                    'WEIR_K8S_LAUNCHER_IMAGE': 'weir:test',
+                    'WEIR_K8S_S3_ENDPOINT': f'http://{SUBNET}.1:{s3.port}',
+                    'WEIR_K8S_ARTIFACTS_SECRET': 'weir-store', 'WEIR_K8S_PENDING_TIMEOUT_SECONDS': '8'}
+        self.port = free_port()
+        self.url = f'http://127.0.0.1:{self.port}'
+        self.log = folder / 'weir.log'
+        self.process = None
+
+    def start(self):
+        argv = weir_server_argv(self.weir_bin, self.port, self.folder, f'sqlite://{self.folder}/weir.db',
+                                's3://weir/artifacts')
+        with open(self.log, 'ab') as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.folder, env=self.env)
+        deadline = time.monotonic() + HEALTHZ_TIMEOUT_S
+        while http_status(f'{self.url}/apis/v2beta1/healthz') != 200:
+            assert self.process.poll() is None, f'weir exited:\n{log_tail(self.log)}'
+            assert time.monotonic() < deadline, f'weir did not come up:\n{log_tail(self.log)}'
+            time.sleep(0.2)
+        return kfp.Client(host=self.url)
+
+    def kill(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            stop_process(self.process)
+
+
+@pytest.fixture(scope='module')
+def weir(kube, weir_bin, tmp_path_factory):
+    cluster, kubelet, _ = kube
+    folder = tmp_path_factory.mktemp('weir-k8s-driver')
+    cluster.kubectl('create', 'namespace', NS)
+    cluster.kubectl('-n', NS, 'create', 'secret', 'generic', 'weir-store', '--from-literal=AWS_ACCESS_KEY_ID=weirkey',
+                    '--from-literal=AWS_SECRET_ACCESS_KEY=weirsecret', '--from-literal=AWS_REGION=us-east-1')
+    cluster.kubectl('-n', NS, 'create', 'secret', 'generic', 'db-creds', '--from-literal=password=hunter2')
+    cluster.kubectl('-n', NS, 'create', 'configmap', 'settings', '--from-literal=mode=fast')
+    # The namespace's default service account (made by the controller manager) must exist.
+    wait(lambda: cluster.kubectl('-n', NS, 'get', 'serviceaccount', 'default', check=False).returncode,
+         lambda code: code == 0, timeout=60)
+    s3 = S3(folder)
+    server = Weir(weir_bin, folder, cluster.kubeconfig, s3)
+    server.client = server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        stop_process(s3.process)
+
+
+def run_to_end(weir, pipeline, arguments=None, timeout=180):
+    run = weir.client.create_run_from_pipeline_func(pipeline, arguments=arguments or {})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = weir.client.get_run(run.run_id)
+        if got.state in ('SUCCEEDED', 'FAILED', 'CANCELED', 'SKIPPED'):
+            return got
+        time.sleep(1)
+    raise AssertionError(f'run {run.run_id} did not end:\n{log_tail(weir.log, 80)}')
+
+
+def tasks_of(weir, run_id):
+    return weir_tasks(weir.url, run_id).tasks
+
+
+def pod_logs(kubelet, count=4):
+    """The kubelet's logs of the last pods' containers (for a failure's message)."""
+    files = sorted(kubelet.root.glob('pods/*/logs/*'), key=lambda p: p.stat().st_mtime)[-count:]
+    return '\n'.join(f'--- {f}\n{f.read_text(errors="replace")[-2000:]}' for f in files)
+
+
+def jobs(cluster):
+    return cluster.get('jobs', NS)
+
+
+# -- pipelines ------------------------------------------------------------------------------
+
+@dsl.container_component
+def write_text(text: str, data: dsl.Output[dsl.Dataset]):
+    return dsl.ContainerSpec(image='alpine:3.19', command=['sh', '-c', 'mkdir -p "$(dirname "$1")" && printf "%s" "$0" > "$1"'],
+                             args=[text, data.path])
+
+
+@dsl.component(base_image='python:3.11')
+def shout(data: dsl.Input[dsl.Dataset], suffix: str, loud: dsl.Output[dsl.Dataset]) -> str:
+    import os
+    text = open(data.path).read().upper() + suffix
+    with open(loud.path, 'w') as f:
+        f.write(text)
+    return text + '|' + os.environ.get('DB_PASSWORD', '-') + '|' + open('/etc/settings/mode').read()
+
+
+@dsl.component(base_image='python:3.11')
+def square(x: int) -> int:
+    return x * x
+
+
+@dsl.component(base_image='python:3.11')
+def total(values: list) -> int:
+    return sum(values)
+
+
+@dsl.pipeline(name='k8s-driver-all')
+def everything(text: str = 'hello'):
+    written = write_text(text=text)
+    loud = shout(data=written.outputs['data'], suffix='!')
+    kubernetes.use_secret_as_env(loud, secret_name='db-creds', secret_key_to_env={'password': 'DB_PASSWORD'})
+    kubernetes.use_config_map_as_volume(loud, config_map_name='settings', mount_path='/etc/settings')
+    kubernetes.add_pod_label(loud, 'team', 'ml')
+    loud.set_cpu_limit('1').set_memory_limit('256Mi')
+    with dsl.ParallelFor([1, 2, 3]) as x:
+        squared = square(x=x)
+    total(values=dsl.Collected(squared.output))
+
+
+@dsl.component(base_image='python:3.11')
+def fail_loudly():
+    print('about to fail')
+    raise SystemExit(3)
+
+
+@dsl.pipeline(name='k8s-driver-retry')
+def failing():
+    fail_loudly().set_retry(num_retries=1, backoff_duration='0s')
+
+
+@dsl.container_component
+def from_nowhere():
+    return dsl.ContainerSpec(image='registry.invalid/no-such-image:1', command=['true'])
+
+
+@dsl.pipeline(name='k8s-driver-pull')
+def unpullable():
+    from_nowhere()
+
+
+@dsl.container_component
+def greedy():
+    return dsl.ContainerSpec(image='alpine:3.19', command=['true'])
+
+
+@dsl.pipeline(name='k8s-driver-greedy')
+def unschedulable():
+    greedy().set_cpu_request('64').set_cpu_limit('64')
+
+
+@dsl.container_component
+def sleep_then_write(seconds: int, out: dsl.OutputPath(str)):
+    return dsl.ContainerSpec(image='alpine:3.19',
+                             command=['sh', '-c', 'sleep "$0" && mkdir -p "$(dirname "$1")" && echo slept > "$1"'],
+                             args=[seconds, out])
+
+
+@dsl.pipeline(name='k8s-driver-sleep')
+def sleeper(seconds: int = 10):
+    sleep_then_write(seconds=seconds)
+
+
+# -- tests ----------------------------------------------------------------------------------
+
+def test_a_pipeline_runs_as_jobs_to_the_same_end_as_locally(weir, kube):
+    cluster = kube[0]
+    run = run_to_end(weir, everything)
+    tasks = weir_tasks(weir.url, run.run_id)
+    assert run.state == 'SUCCEEDED', (run.error, tasks, pod_logs(kube[1]))
+    assert output_parameter(tasks.one('shout')) == 'HELLO!|hunter2|fast'
+    assert output_parameter(tasks.one('total')) == 14
+    # The Python step's artifact was kept in the store where weir keeps artifacts.
+    loud = [k for k in weir.s3.keys('artifacts/') if '/loud' in k]
+    assert loud and weir.s3.client().get_object(Bucket='weir', Key=loud[0])['Body'].read() == b'HELLO!'
+    # Every Job was settled and removed, and nothing staged is left behind.
+    assert jobs(cluster) == []
+    assert weir.s3.keys('.weir/attempts/') == []
+    # The step's log came back through the launcher, with the step's own output in it.
+    log = task_logs(weir.url, run.run_id, 'shout')
+    assert 'as a Kubernetes pod in image python:3.11' in log and 'Wrote executor output file' in log, log
+
+
+def test_a_job_carries_the_steps_labels_and_resources(weir, kube):
+    cluster = kube[0]
+    run = weir.client.create_run_from_pipeline_func(sleeper, arguments={'seconds': 6})
+    job = wait(lambda: jobs(cluster), lambda j: len(j) == 1, timeout=60)[0]
+    labels = job['metadata']['labels']
+    assert labels['pipelines.weir.dev/run-id'] == run.run_id
+    assert labels['pipelines.weir.dev/attempt'] == '1'
+    pod = job['spec']['template']['spec']
+    assert pod['restartPolicy'] == 'Never' and job['spec']['backoffLimit'] == 0
+    assert pod['initContainers'][0]['image'] == 'weir:test'
+    assert pod['containers'][0]['command'][:3] == ['/weir-launcher/weir', 'launcher', 'run']
+    wait(lambda: weir.client.get_run(run.run_id).state, lambda s: s == 'SUCCEEDED', timeout=90)
+
+
+def test_a_failing_step_is_retried_as_a_new_job_and_fails_with_its_log(weir):
+    run = run_to_end(weir, failing)
+    assert run.state == 'FAILED'
+    task = weir_tasks(weir.url, run.run_id).named('fail-loudly')[-1]
+    assert task['state'] == 'FAILED', task
+    text = str(task) + str(run.error)
+    assert 'exit code 3' in text or 'exited with 3' in text or '3' in text, text
+    assert 'about to fail' in text, text
+    log = log_tail(weir.log, 400)
+    assert log.count('step started as a Job') >= 2, log
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_step_with_the_reason(weir, kube):
+    run = run_to_end(weir, unpullable, timeout=120)
+    assert run.state == 'FAILED'
+    text = str(run.error) + str([t.get('error') for t in tasks_of(weir, run.run_id)])
+    assert 'ImagePullBackOff' in text and 'did not start within 8 s' in text, text
+    assert jobs(kube[0]) == []
+
+
+def test_a_pod_no_node_fits_fails_the_step_with_the_reason(weir, kube):
+    run = run_to_end(weir, unschedulable, timeout=120)
+    assert run.state == 'FAILED'
+    text = str(run.error) + str([t.get('error') for t in tasks_of(weir, run.run_id)])
+    assert 'cannot be scheduled' in text, text
+    assert jobs(kube[0]) == []
+
+
+def test_terminate_deletes_the_runs_jobs(weir, kube):
+    cluster = kube[0]
+    run = weir.client.create_run_from_pipeline_func(sleeper, arguments={'seconds': 120})
+    wait(lambda: jobs(cluster), lambda j: len(j) == 1, timeout=60)
+    wait(lambda: weir.client.get_run(run.run_id).state, lambda s: s == 'RUNNING', timeout=30)
+    weir.client.terminate_run(run.run_id)
+    state = wait(lambda: weir.client.get_run(run.run_id).state, lambda s: s in ('CANCELED', 'FAILED'), timeout=60)
+    assert state == 'CANCELED'
+    wait(lambda: jobs(cluster), lambda j: j == [], timeout=30)
+
+
+def test_a_step_outlives_several_watches(weir, kube):
+    """The API server ends each watch after 4 to 8 s: a 20 s step is seen to end only if the
+    driver's watch reconnected (and re-listed after compaction) in between."""
+    started = time.monotonic()
+    run = run_to_end(weir, sleeper, {'seconds': 20}, timeout=120)
+    assert run.state == 'SUCCEEDED', (run.error, pod_logs(kube[1]))
+    # Seen promptly: not left until some poll far later.
+    assert time.monotonic() - started < 60
+
+
+def test_a_restarted_weir_adopts_the_running_job_without_a_second_attempt(weir, kube):
+    cluster = kube[0]
+    run = weir.client.create_run_from_pipeline_func(sleeper, arguments={'seconds': 8})
+    job = wait(lambda: jobs(cluster), lambda j: len(j) == 1, timeout=60)[0]
+    weir.kill()
+    weir.client = weir.start()
+    got = wait(lambda: weir.client.get_run(run.run_id), lambda r: r.state in ('SUCCEEDED', 'FAILED'), timeout=120)
+    assert got.state == 'SUCCEEDED', (got.error, weir_tasks(weir.url, run.run_id), pod_logs(kube[1]))
+    task = weir_tasks(weir.url, run.run_id).one('sleep-then-write')
+    assert output_parameter(task, 'out').strip() == 'slept'
+    assert task['attempts'] == 1, task
+    # One attempt, in the one Job that was running when weir was killed.
+    assert job['metadata']['name'].endswith('-1')
+    assert log_tail(weir.log, 400).count(job['metadata']['name']) >= 1
+    assert jobs(cluster) == []
