@@ -7,6 +7,7 @@ over the test bridge. Pipelines compiled by the SDK run with container and Pytho
 artifacts, ParallelFor and kfp-kubernetes features, and end as on the local driver; failures,
 retries, terminate, pods that cannot be scheduled or pulled, and a weir restart mid-step.
 """
+import json
 import os
 import shutil
 import signal
@@ -253,6 +254,28 @@ def sleeper(seconds: int = 10):
     sleep_then_write(seconds=seconds)
 
 
+@dsl.component(base_image='python:3.11')
+def write_volume(text: str):
+    with open('/data/note.txt', 'w') as f:
+        f.write(text)
+
+
+@dsl.component(base_image='python:3.11')
+def read_volume() -> str:
+    return open('/data/note.txt').read()
+
+
+@dsl.pipeline(name='k8s-driver-pvc')
+def with_volume(text: str = 'on the claim'):
+    pvc = kubernetes.CreatePVC(pvc_name_suffix='-data', access_modes=['ReadWriteOnce'], size='1Mi',
+                               storage_class_name='manual')
+    written = write_volume(text=text)
+    kubernetes.mount_pvc(written, pvc_name=pvc.outputs['name'], mount_path='/data')
+    read = read_volume().after(written)
+    kubernetes.mount_pvc(read, pvc_name=pvc.outputs['name'], mount_path='/data')
+    kubernetes.DeletePVC(pvc_name=pvc.outputs['name']).after(read)
+
+
 # -- tests ----------------------------------------------------------------------------------
 
 def test_a_pipeline_runs_as_jobs_to_the_same_end_as_locally(weir, kube):
@@ -285,6 +308,25 @@ def test_a_job_carries_the_steps_labels_and_resources(weir, kube):
     assert pod['initContainers'][0]['image'] == 'weir:test'
     assert pod['containers'][0]['command'][:3] == ['/weir-launcher/weir', 'launcher', 'run']
     wait(lambda: weir.client.get_run(run.run_id).state, lambda s: s == 'SUCCEEDED', timeout=90)
+
+
+def test_create_pvc_makes_a_claim_the_steps_mount_and_delete_pvc_removes_it(weir, kube, tmp_path):
+    cluster = kube[0]
+    folder = tmp_path / 'pv'
+    folder.mkdir()
+    pv = {'apiVersion': 'v1', 'kind': 'PersistentVolume', 'metadata': {'name': 'weir-driver-pv'},
+          'spec': {'capacity': {'storage': '1Gi'}, 'accessModes': ['ReadWriteOnce'], 'storageClassName': 'manual',
+                   'persistentVolumeReclaimPolicy': 'Retain', 'hostPath': {'path': str(folder)}}}
+    cluster.kubectl('apply', '-f', '-', stdin=json.dumps(pv))
+    run = run_to_end(weir, with_volume)
+    tasks = weir_tasks(weir.url, run.run_id)
+    assert run.state == 'SUCCEEDED', (run.error, tasks, pod_logs(kube[1]))
+    assert output_parameter(tasks.one('read-volume')) == 'on the claim'
+    # The claim was the cluster's: bound to the volume, written there, and deleted at the end.
+    assert (folder / 'note.txt').read_text() == 'on the claim'
+    name = output_parameter(tasks.one('createpvc'), 'name')
+    assert name.endswith('-data')
+    wait(lambda: [c['metadata']['name'] for c in cluster.get('pvc', NS)], lambda names: name not in names, timeout=30)
 
 
 def test_a_failing_step_is_retried_as_a_new_job_and_fails_with_its_log(weir):

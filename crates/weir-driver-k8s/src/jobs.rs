@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -27,6 +27,7 @@ pub struct Cluster {
     artifacts: ArtifactStore,
     jobs_api: Api<Job>,
     pods_api: Api<Pod>,
+    claims_api: Api<PersistentVolumeClaim>,
     jobs: Store<Job>,
     pods: Store<Pod>,
     /// Bumped on every change the watches see.
@@ -74,7 +75,8 @@ impl Cluster {
         let client = Client::try_from(config).map_err(|e| format!("cannot make a Kubernetes client: {e}"))?;
         let namespace = settings.namespace.clone();
         let jobs_api: Api<Job> = Api::namespaced(client.clone(), &namespace);
-        let pods_api: Api<Pod> = Api::namespaced(client, &namespace);
+        let pods_api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+        let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(client, &namespace);
         let selector = format!("{LABEL_MANAGED}=weir,{LABEL_DEPLOYMENT}={}", settings.deployment);
         let (tx, changes) = tokio::sync::watch::channel(0u64);
         let tx = Arc::new(tx);
@@ -89,7 +91,17 @@ impl Cluster {
             .await
             .map_err(|_| format!("cannot list Jobs and Pods in namespace {namespace:?} (after 60 s)"))?;
         tracing::info!(namespace = %namespace, image = %settings.launcher_image, "steps run as Kubernetes Jobs");
-        Ok(Arc::new(Self { settings, artifacts, jobs_api, pods_api, jobs, pods, changes, known: Mutex::default() }))
+        Ok(Arc::new(Self {
+            settings,
+            artifacts,
+            jobs_api,
+            pods_api,
+            claims_api,
+            jobs,
+            pods,
+            changes,
+            known: Mutex::default(),
+        }))
     }
 
     pub async fn start(self: &Arc<Self>, spec: ProcessSpec) -> Result<RunningJob, String> {
@@ -129,6 +141,30 @@ impl Cluster {
                 tracing::warn!(job = %name, error = %e, "could not delete the step's Job");
             }
         });
+    }
+
+    /// kfp-kubernetes' CreatePVC, as KFP's driver does it (`createPVC` in
+    /// backend/src/v2/driver/k8s.go): a claim that exists already is kept.
+    pub async fn create_volume(
+        &self,
+        name: &str,
+        inputs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), String> {
+        let claim = manifest::claim(&self.settings, name, inputs)?;
+        match self.claims_api.create(&PostParams::default(), &claim).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            Err(e) => Err(format!("cannot create the PVC {name}: {e}")),
+        }
+    }
+
+    /// kfp-kubernetes' DeletePVC: one already gone is fine.
+    pub async fn delete_volume(&self, name: &str) -> Result<(), String> {
+        match self.claims_api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(format!("cannot delete the PVC {name}: {e}")),
+        }
     }
 
     /// What became of an attempt an earlier weir started: its Job running (adopted), ended

@@ -85,6 +85,18 @@ impl Driver for KubernetesDriver {
     async fn leftover(&self, attempt: AttemptRef<'_>) -> Leftover {
         self.cluster.leftover(attempt).await
     }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        inputs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), String> {
+        self.cluster.create_volume(name, inputs).await
+    }
+
+    async fn delete_volume(&self, name: &str) -> Result<(), String> {
+        self.cluster.delete_volume(name).await
+    }
 }
 
 #[async_trait]

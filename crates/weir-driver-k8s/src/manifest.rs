@@ -287,6 +287,36 @@ fn strictly(job: Value) -> Result<Job, String> {
     }
 }
 
+/// kfp-kubernetes' CreatePVC as a claim, from the stub's inputs (`CreatePVC` in
+/// kubernetes_platform/python/kfp/kubernetes/volume.py): access modes, size, a storage class
+/// (the cluster's default when none is named), a volume to bind, annotations.
+pub fn claim(
+    settings: &Settings,
+    name: &str,
+    inputs: &Map<String, Value>,
+) -> Result<k8s_openapi::api::core::v1::PersistentVolumeClaim, String> {
+    let text = |key: &str| inputs.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let size = text("size").ok_or("CreatePVC: size is required")?;
+    let modes = inputs.get("access_modes").cloned().filter(|m| m.as_array().is_some_and(|a| !a.is_empty()));
+    let mut spec = json!({
+        "accessModes": modes.ok_or("CreatePVC: access_modes is required")?,
+        "resources": {"requests": {"storage": size}},
+    });
+    if let Some(class) = text("storage_class_name") {
+        spec["storageClassName"] = json!(class);
+    }
+    if let Some(volume) = text("volume_name") {
+        spec["volumeName"] = json!(volume);
+    }
+    let labels = json!({LABEL_MANAGED: "weir", LABEL_DEPLOYMENT: label_value(&settings.deployment)});
+    let mut metadata = json!({"name": name, "namespace": settings.namespace, "labels": labels});
+    if let Some(annotations) = inputs.get("annotations").filter(|a| is_nonempty(a)) {
+        metadata["annotations"] = annotations.clone();
+    }
+    let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata, "spec": spec});
+    serde_json::from_value(claim).map_err(|e| format!("CreatePVC: {e}"))
+}
+
 /// The first field of `given` that `kept` lacks.
 fn dropped(given: &Value, kept: &Value, at: &str) -> Option<String> {
     match (given, kept) {

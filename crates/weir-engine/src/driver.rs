@@ -124,6 +124,20 @@ pub trait Driver: Send + Sync {
     /// What became of an attempt an earlier weir started: still running, ended (and how), or
     /// lost. Asked once at recovery, then again while an adopted attempt runs.
     async fn leftover(&self, attempt: AttemptRef<'_>) -> Leftover;
+    /// kfp-kubernetes' CreatePVC on a driver whose volumes are the cluster's: makes the claim
+    /// (one that exists already is kept). `inputs` are the stub's (`size`, `access_modes`,
+    /// `storage_class_name`, …). A local driver's volume is a folder made on first use.
+    async fn create_volume(
+        &self,
+        _name: &str,
+        _inputs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+    /// kfp-kubernetes' DeletePVC on a remote driver; the runtime removes a local one's folder.
+    async fn delete_volume(&self, _name: &str) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A lightweight Python component step: the component's source and the executor's arguments

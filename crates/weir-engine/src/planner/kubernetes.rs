@@ -57,6 +57,7 @@ impl Planner<'_> {
                     return;
                 }
                 let name = if name.is_empty() { format!("{}{suffix}", new_id()) } else { name };
+                self.step.created_volumes.push((name.clone(), inputs.parameters.clone()));
                 TaskIo {
                     parameters: [("name".to_string(), Value::String(name))].into_iter().collect(),
                     ..TaskIo::default()

@@ -43,6 +43,9 @@ pub struct Step {
     pub wake_at: Option<i64>,
     /// PVCs DeletePVC removed (their folders go once the rows are written).
     pub deleted_volumes: Vec<String>,
+    /// PVCs CreatePVC made: their names and the stub's inputs (size, access modes, storage
+    /// class, …), for a driver whose volumes are the cluster's.
+    pub created_volumes: Vec<(String, serde_json::Map<String, serde_json::Value>)>,
 }
 
 const ROOT: &str = "root";

@@ -402,7 +402,19 @@ impl Engine {
                 }
             }
         }
+        // Made before the tasks that mount them can start (they launch on a later pass).
+        for (name, inputs) in &step.created_volumes {
+            if let Err(e) = self.driver.create_volume(name, inputs).await {
+                tracing::warn!(run.id = %run_id, volume = %name, error = %e, "could not create the PVC; the steps that mount it will not start");
+            }
+        }
         for name in &step.deleted_volumes {
+            if self.driver.remote() {
+                if let Err(e) = self.driver.delete_volume(name).await {
+                    tracing::warn!(run.id = %run_id, volume = %name, error = %e, "could not delete the PVC");
+                }
+                continue;
+            }
             let folder = self.settings.work_dir.join("volumes").join(layout::segment(name));
             let _ = tokio::fs::remove_dir_all(folder).await;
         }
