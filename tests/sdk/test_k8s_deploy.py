@@ -176,11 +176,13 @@ def test_the_service_account_can_drive_steps_in_its_namespace_only(cluster):
         out = cluster.kubectl('auth', 'can-i', verb, resource, '-n', namespace, f'--as={account}', check=False)
         return out.stdout.strip() == 'yes'
 
+    # PVCs for kfp-kubernetes' CreatePVC and DeletePVC; the driver deletes only claims it made.
     for verb, resource in [('create', 'jobs.batch'), ('watch', 'jobs.batch'), ('delete', 'jobs.batch'),
-                           ('list', 'pods'), ('watch', 'pods'), ('get', 'pods/log')]:
+                           ('list', 'pods'), ('watch', 'pods'), ('get', 'pods/log'),
+                           ('create', 'persistentvolumeclaims'), ('delete', 'persistentvolumeclaims')]:
         assert can(verb, resource, 'rbac'), (verb, resource)
         assert not can(verb, resource, 'default'), (verb, resource, 'outside its namespace')
-    for verb, resource in [('get', 'secrets'), ('create', 'pods'), ('delete', 'persistentvolumeclaims'),
+    for verb, resource in [('get', 'secrets'), ('create', 'pods'), ('delete', 'persistentvolumes'),
                            ('create', 'roles.rbac.authorization.k8s.io'), ('list', 'persistentvolumes')]:
         assert not can(verb, resource, 'rbac'), (verb, resource)
 

@@ -329,6 +329,22 @@ def test_create_pvc_makes_a_claim_the_steps_mount_and_delete_pvc_removes_it(weir
     wait(lambda: [c['metadata']['name'] for c in cluster.get('pvc', NS)], lambda names: name not in names, timeout=30)
 
 
+@dsl.pipeline(name='k8s-driver-delete-foreign')
+def delete_foreign(name: str = 'precious'):
+    kubernetes.DeletePVC(pvc_name=name)
+
+
+def test_delete_pvc_leaves_a_claim_weir_did_not_make(weir, kube):
+    cluster = kube[0]
+    claim = {'apiVersion': 'v1', 'kind': 'PersistentVolumeClaim', 'metadata': {'name': 'precious'},
+             'spec': {'accessModes': ['ReadWriteOnce'], 'resources': {'requests': {'storage': '1Mi'}},
+                      'storageClassName': 'none'}}
+    cluster.kubectl('-n', NS, 'apply', '-f', '-', stdin=json.dumps(claim))
+    run_to_end(weir, delete_foreign)
+    assert 'precious' in [c['metadata']['name'] for c in cluster.get('pvc', NS)]
+    assert 'was not made by a pipeline' in log_tail(weir.log, 200)
+
+
 def test_a_failing_step_is_retried_as_a_new_job_and_fails_with_its_log(weir):
     run = run_to_end(weir, failing)
     assert run.state == 'FAILED'

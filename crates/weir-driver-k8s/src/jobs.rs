@@ -77,7 +77,8 @@ impl Cluster {
         let jobs_api: Api<Job> = Api::namespaced(client.clone(), &namespace);
         let pods_api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
         let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(client, &namespace);
-        let selector = format!("{LABEL_MANAGED}=weir,{LABEL_DEPLOYMENT}={}", settings.deployment);
+        let selector =
+            format!("{LABEL_MANAGED}=weir,{LABEL_DEPLOYMENT}={}", manifest::label_value(&settings.deployment));
         let (tx, changes) = tokio::sync::watch::channel(0u64);
         let tx = Arc::new(tx);
         let jobs = mirror(jobs_api.clone(), &selector, tx.clone());
@@ -158,8 +159,19 @@ impl Cluster {
         }
     }
 
-    /// kfp-kubernetes' DeletePVC: one already gone is fine.
+    /// kfp-kubernetes' DeletePVC: one already gone is fine. Only a claim weir made (its label
+    /// says so) is deleted: weir's own storage may have claims in the same namespace, and a
+    /// pipeline naming one must not take a database's disk away.
     pub async fn delete_volume(&self, name: &str) -> Result<(), String> {
+        let claim = match self.claims_api.get_opt(name).await {
+            Ok(Some(claim)) => claim,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(format!("cannot read the PVC {name}: {e}")),
+        };
+        let labels = claim.metadata.labels.unwrap_or_default();
+        if labels.get(LABEL_MANAGED).map(String::as_str) != Some("weir") {
+            return Err(format!("the PVC {name} was not made by a pipeline's CreatePVC; weir does not delete it"));
+        }
         match self.claims_api.delete(name, &DeleteParams::default()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),

@@ -46,7 +46,7 @@ pub fn stage_prefix(task_id: &str, attempt: i64) -> String {
 }
 
 /// A label value: at most 63 characters of `[A-Za-z0-9._-]`, starting and ending alphanumeric.
-fn label_value(text: &str) -> String {
+pub(crate) fn label_value(text: &str) -> String {
     let cleaned: String =
         text.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).take(63).collect();
     cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
