@@ -460,11 +460,18 @@ class Kubelet:
                         raise RuntimeError(f'config map {ref["name"]} not found')
                     env[item['name']] = cm['data'][ref['key']]
                 elif 'fieldRef' in source:
-                    env[item['name']] = {
-                        'metadata.name': pod.name, 'metadata.namespace': pod.ns, 'status.podIP': pod.ip,
-                        'spec.nodeName': self.node, 'metadata.uid': pod.uid,
-                        'spec.serviceAccountName': pod.obj['spec'].get('serviceAccountName', 'default'),
-                    }[source['fieldRef']['fieldPath']]
+                    path = source['fieldRef']['fieldPath']
+                    meta = pod.obj['metadata']
+                    for kind in ('labels', 'annotations'):
+                        if path.startswith(f"metadata.{kind}['") and path.endswith("']"):
+                            env[item['name']] = (meta.get(kind) or {}).get(path[len(kind) + 11:-2], '')
+                            break
+                    else:
+                        env[item['name']] = {
+                            'metadata.name': pod.name, 'metadata.namespace': pod.ns, 'status.podIP': pod.ip,
+                            'spec.nodeName': self.node, 'metadata.uid': pod.uid,
+                            'spec.serviceAccountName': pod.obj['spec'].get('serviceAccountName', 'default'),
+                        }[path]
             else:
                 env[item['name']] = ''
         return env

@@ -245,7 +245,8 @@ def test_weir_deploy_render_adopts_a_kfp_namespaces_volumes(cluster, weir_bin, t
 
 @pytest.mark.parametrize('args', [
     ['--storage', 'bundled', '--database', 'mysql', '--objects', 'minio'],
-    ['--storage', 'external', '--external', 'db-scheme=mysql', '--external', 'db-host=db.internal'],
+    ['--storage', 'external', '--external', 'db-scheme=mysql', '--external', 'db-host=db.internal',
+     '--replicas', '3'],
 ])
 def test_weir_deploy_render_writes_overlays_that_apply(cluster, weir_bin, tmp_path, args):
     namespace = 'render-' + args[1]
@@ -256,4 +257,7 @@ def test_weir_deploy_render_writes_overlays_that_apply(cluster, weir_bin, tmp_pa
     apply_folder(cluster, out / 'app')
     settings = [c for c in cluster.get('configmaps', namespace) if c['metadata']['name'] == 'weir-storage'][0]
     assert settings['data']['db-scheme'] == 'mysql'
-    assert {d['metadata']['name'] for d in cluster.get('deployments', namespace)} >= {'weir'}
+    weir = [d for d in cluster.get('deployments', namespace) if d['metadata']['name'] == 'weir'][0]
+    replicas = int(args[args.index('--replicas') + 1]) if '--replicas' in args else 1
+    assert weir['spec']['replicas'] == replicas
+    assert weir['spec']['strategy']['type'] == ('RollingUpdate' if replicas > 1 else 'Recreate')

@@ -276,6 +276,29 @@ def with_volume(text: str = 'on the claim'):
     kubernetes.DeletePVC(pvc_name=pvc.outputs['name']).after(read)
 
 
+@dsl.component(base_image='python:3.11')
+def where_am_i() -> str:
+    import os
+    with open('/scratch/probe', 'w') as f:
+        f.write('ok')
+    return '|'.join([os.environ['POD_NAME'], os.environ['NODE'], os.environ['NOTE'], open('/scratch/probe').read()])
+
+
+@dsl.pipeline(name='k8s-driver-platform')
+def platform(cpu: str = '500m', memory: str = '64Mi'):
+    task = where_am_i()
+    task.set_cpu_limit(cpu).set_memory_limit(memory)
+    kubernetes.use_field_path_as_env(task, env_name='POD_NAME', field_path='metadata.name')
+    kubernetes.use_field_path_as_env(task, env_name='NODE', field_path='spec.nodeName')
+    kubernetes.use_field_path_as_env(task, env_name='NOTE', field_path="metadata.annotations['note']")
+    kubernetes.add_pod_annotation(task, 'note', 'from the pipeline')
+    kubernetes.empty_dir_mount(task, volume_name='scratch', mount_path='/scratch')
+    kubernetes.add_node_selector(task, label_key='kubernetes.io/hostname', label_value='weir-test-node')
+    kubernetes.add_toleration(task, key='dedicated', operator='Equal', value='ml', effect='NoSchedule')
+    kubernetes.set_image_pull_policy(task, 'IfNotPresent')
+    kubernetes.set_timeout(task, 120)
+
+
 # -- tests ----------------------------------------------------------------------------------
 
 def test_a_pipeline_runs_as_jobs_to_the_same_end_as_locally(weir, kube):
@@ -343,6 +366,37 @@ def test_delete_pvc_leaves_a_claim_weir_did_not_make(weir, kube):
     run_to_end(weir, delete_foreign)
     assert 'precious' in [c['metadata']['name'] for c in cluster.get('pvc', NS)]
     assert 'was not made by a pipeline' in log_tail(weir.log, 200)
+
+
+def test_platform_features_reach_the_pod_and_runtime_resources_the_job(weir, kube):
+    cluster = kube[0]
+    seen = {}
+
+    def watch_job():
+        # The Job lives only while its step runs: read it then.
+        found = jobs(cluster)
+        if found:
+            seen['job'] = found[0]
+        return found
+
+    run = weir.client.create_run_from_pipeline_func(platform, arguments={'cpu': '250m', 'memory': '96Mi'})
+    wait(watch_job, lambda j: len(j) == 1, timeout=60)
+    got = wait(lambda: weir.client.get_run(run.run_id), lambda r: r.state in ('SUCCEEDED', 'FAILED'), timeout=120)
+    tasks = weir_tasks(weir.url, run.run_id)
+    assert got.state == 'SUCCEEDED', (got.error, tasks, pod_logs(kube[1]))
+    pod_name, node, note, probe = output_parameter(tasks.one('where-am-i')).split('|')
+    job = seen['job']
+    assert pod_name.startswith(job['metadata']['name'] + '-'), (pod_name, job['metadata']['name'])
+    assert (node, note, probe) == ('weir-test-node', 'from the pipeline', 'ok')
+    spec = job['spec']['template']['spec']
+    main = spec['containers'][0]
+    # Runtime values of set_cpu_limit / set_memory_limit, resolved from the run's parameters.
+    assert main['resources']['limits'] == {'cpu': '250m', 'memory': '96Mi'}, main['resources']
+    assert main['imagePullPolicy'] == 'IfNotPresent'
+    assert spec['nodeSelector'] == {'kubernetes.io/hostname': 'weir-test-node'}
+    assert spec['tolerations'][0]['key'] == 'dedicated'
+    assert spec['activeDeadlineSeconds'] == 120
+    assert job['spec']['template']['metadata']['annotations']['note'] == 'from the pipeline'
 
 
 def test_a_failing_step_is_retried_as_a_new_job_and_fails_with_its_log(weir):

@@ -91,6 +91,10 @@ pub struct Options {
     /// With [`Storage::External`]: the settings of ConfigMap weir-storage (db-scheme, db-host,
     /// db-port, db-name, artifacts-url, s3-endpoint, s3-region).
     pub external: BTreeMap<String, String>,
+    /// weir pods serving the database at once. More than one rolls: each replica drives the
+    /// runs it took and takes a dead one's, and a new image's pods come up before old ones go
+    /// (a pod that refuses the schema never becomes ready, so the old ones keep serving).
+    pub replicas: u32,
 }
 
 /// One file of the overlay, by its path under the output folder.
@@ -177,13 +181,28 @@ pub fn render(options: &Options) -> Result<Vec<File>, DeployError> {
         content: credentials("accesskey", "secretkey"),
         keep_existing: true,
     });
-    let app = json!({
+    let mut app = json!({
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "namespace": options.namespace,
         "resources": ["../base/app"],
         "images": [{"name": "weir", "newName": image_name, "newTag": image_tag}],
     });
+    if options.replicas == 0 {
+        return Err(invalid("replicas must be at least 1"));
+    }
+    if options.replicas > 1 {
+        let patch = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "weir"},
+            "spec": {
+                "replicas": options.replicas,
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            },
+        });
+        app["patches"] = json!([{"patch": yaml(&patch)}]);
+    }
     files.push(File {
         path: "app/kustomization.yaml".into(),
         content: format!("{HEADER}{}", yaml(&app)),
@@ -307,7 +326,21 @@ mod tests {
             adopt: vec![],
             storage_class: String::new(),
             external: BTreeMap::new(),
+            replicas: 1,
         }
+    }
+
+    #[test]
+    fn several_replicas_roll_and_one_is_recreated() {
+        let one = render(&options(Storage::Bundled)).unwrap();
+        assert!(!file(&one, "app/kustomization.yaml").contains("RollingUpdate"));
+        let three = render(&Options { replicas: 3, ..options(Storage::Bundled) }).unwrap();
+        let app = file(&three, "app/kustomization.yaml");
+        assert!(
+            app.contains("replicas: 3") && app.contains("RollingUpdate") && app.contains("maxUnavailable: 0"),
+            "{app}"
+        );
+        assert!(render(&Options { replicas: 0, ..options(Storage::Bundled) }).is_err());
     }
 
     fn file<'a>(files: &'a [File], path: &str) -> &'a str {

@@ -119,7 +119,10 @@ impl Cluster {
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 tracing::info!(job = %name, "the attempt's Job exists already; waiting on it")
             }
-            Err(e) => return Err(format!("cannot create the step's Job {name}: {e}")),
+            Err(e) => {
+                stage::remove(&self.artifacts, &prefix).await;
+                return Err(format!("cannot create the step's Job {name}: {e}"));
+            }
         }
         tracing::info!(job = %name, task.id = %spec.task_id, image = %pod.image, "step started as a Job");
         Ok(self.running(name, prefix, spec.workdir.clone(), spec.log_path.clone()))

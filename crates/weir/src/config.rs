@@ -100,6 +100,8 @@ pub struct DeploySection {
     /// Settings of an external database and bucket (storage: external).
     #[serde(default)]
     pub external: std::collections::BTreeMap<String, String>,
+    /// weir pods on the database at once (default 1).
+    pub replicas: Option<u32>,
 }
 
 /// Recurring runs.

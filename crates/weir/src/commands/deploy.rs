@@ -69,6 +69,9 @@ pub struct RenderArgs {
     /// db-name, artifacts-url, s3-endpoint, s3-region).
     #[arg(long = "external")]
     pub external: Vec<String>,
+    /// weir pods on the database at once (default 1); more roll with no gap.
+    #[arg(long)]
+    pub replicas: Option<u32>,
 }
 
 fn server(name: &str) -> anyhow::Result<Server> {
@@ -133,6 +136,7 @@ fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
         adopt,
         storage_class: args.storage_class.or(file.storage_class).unwrap_or_default(),
         external,
+        replicas: args.replicas.or(file.replicas).unwrap_or(1),
     };
     let files = weir_deploy::render(&options)?;
     let (mut written, mut kept) = (0, 0);
