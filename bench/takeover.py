@@ -33,7 +33,9 @@ def main() -> int:
     for round_no in range(args.rounds):
         done = subprocess.run([sys.executable, str(SCENARIO), '--backend', args.backend, '--weir', args.weir],
                               capture_output=True, text=True, timeout=1200)
-        report = json.loads(done.stdout.strip().splitlines()[-1])
+        # The scenario prints its report last, as an indented JSON object.
+        text = done.stdout
+        report = json.loads(text[text.rfind('\n{') + 1:] if '\n{' in text else text)
         if not report.get('ok'):
             print(f'round {round_no}: the scenario failed: {report}', file=sys.stderr)
             return 1

@@ -244,7 +244,12 @@ impl Engine {
         // What is mounted for the step, and where, must exist to be mounted (a mount point
         // missing on the host is made there, empty, as a container runtime makes it in the
         // container's file system).
-        dirs.extend(plan.binds.iter().flat_map(|(folder, seen_at)| [folder.clone(), seen_at.clone()]));
+        // A pod makes its own mount points: on weir's side only the folders are made (weir may
+        // run without the right to make `/s3`).
+        let remote = self.driver.remote();
+        dirs.extend(plan.binds.iter().flat_map(|(folder, seen_at)| {
+            std::iter::once(folder.clone()).chain((!remote).then(|| seen_at.clone()))
+        }));
         if let Some(parent) = plan.executor_output_file.parent().filter(|p| mentioned(p)) {
             dirs.insert(parent.to_path_buf());
         }
