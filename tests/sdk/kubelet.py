@@ -356,29 +356,35 @@ class Kubelet:
             if c.terminated:
                 continue
             if c.process is None:
-                if time.time() >= c.next_start:
-                    try:
-                        self.start_container(pod, c)
-                    except Exception as e:
-                        self.cannot_start(c, e)
+                self.start_when_due(pod, c)
                 continue
             code = c.process.poll()
             if code is None:
                 self.probe(pod, c)
                 continue
             c.ready = False
-            message = self.termination_message(c, code)
-            record = {'exitCode': code, 'reason': 'Completed' if code == 0 else 'Error', 'message': message,
-                      'startedAt': c.started_at, 'finishedAt': now()}
-            c.process = None
-            if policy == 'Always' or (policy == 'OnFailure' and code != 0):
-                c.last_terminated = record
-                c.restarts += 1
-                c.waiting_reason = 'CrashLoopBackOff'
-                c.next_start = time.time() + min(2 ** min(c.restarts, 4), 10)
-            else:
-                c.terminated = record
+            self.ended(c, code, restart=policy == 'Always' or (policy == 'OnFailure' and code != 0))
         self.report(pod)
+
+    def start_when_due(self, pod: Pod, c: Container):
+        if time.time() >= c.next_start:
+            try:
+                self.start_container(pod, c)
+            except Exception as e:
+                self.cannot_start(c, e)
+
+    def ended(self, c: Container, code: int, restart: bool):
+        """Records a container's end: terminated for good, or restarted after a back-off."""
+        record = {'exitCode': code, 'reason': 'Completed' if code == 0 else 'Error',
+                  'message': self.termination_message(c, code), 'startedAt': c.started_at, 'finishedAt': now()}
+        c.process = None
+        if restart:
+            c.last_terminated = record
+            c.restarts += 1
+            c.waiting_reason = 'CrashLoopBackOff'
+            c.next_start = time.time() + min(2 ** min(c.restarts, 4), 10)
+        else:
+            c.terminated = record
 
     def tend_init(self, pod: Pod, policy: str) -> bool:
         """Runs the pod's init containers in order; True once all ended well."""
@@ -388,25 +394,13 @@ class Kubelet:
             if c.terminated:
                 return False  # failed for good: the pod has failed
             if c.process is None:
-                if time.time() >= c.next_start:
-                    try:
-                        self.start_container(pod, c)
-                    except Exception as e:
-                        self.cannot_start(c, e)
+                self.start_when_due(pod, c)
                 return False
             code = c.process.poll()
             if code is None:
                 return False
-            record = {'exitCode': code, 'reason': 'Completed' if code == 0 else 'Error',
-                      'message': self.termination_message(c, code), 'startedAt': c.started_at, 'finishedAt': now()}
-            c.process = None
-            if code != 0 and policy != 'Never':
-                c.last_terminated = record
-                c.restarts += 1
-                c.waiting_reason = 'CrashLoopBackOff'
-                c.next_start = time.time() + min(2 ** min(c.restarts, 4), 10)
-                return False
-            c.terminated = record
+            # An init container that failed runs again unless the pod never restarts.
+            self.ended(c, code, restart=code != 0 and policy != 'Never')
             if code != 0:
                 return False
         return True

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import boto3
@@ -24,7 +25,7 @@ import requests
 from kfp import dsl, kubernetes
 
 from helpers import output_parameter, task_logs, weir_tasks
-from conftest import HEALTHZ_TIMEOUT_S, free_port, http_status, log_tail, stop_process, weir_server_argv
+from conftest import HEALTHZ_TIMEOUT_S, database_server, free_port, http_status, log_tail, stop_process, weir_server_argv
 from kubelet import Kubelet, Launch
 from test_k8s_deploy import Cluster, control_plane
 from test_k8s_e2e import s3s_binary, wait
@@ -89,23 +90,27 @@ class S3:
 
 
 class Weir:
-    def __init__(self, weir_bin: Path, folder: Path, kubeconfig: Path, s3: S3):
+    def __init__(self, weir_bin: Path, folder: Path, kubeconfig: Path, s3: S3, metadata_url: str = None,
+                 artifacts_url: str = 's3://weir/artifacts', extra_args=(), env=None):
         self.weir_bin, self.folder, self.s3 = weir_bin, folder, s3
+        self.metadata_url = metadata_url or f'sqlite://{folder}/weir.db'
+        self.artifacts_url, self.extra_args = artifacts_url, list(extra_args)
         self.env = {**os.environ,
                     'AWS_ENDPOINT_URL': f'http://127.0.0.1:{s3.port}', 'AWS_ACCESS_KEY_ID': 'weirkey',
                     'AWS_SECRET_ACCESS_KEY': 'weirsecret', 'AWS_REGION': 'us-east-1',
                     'KUBECONFIG': str(kubeconfig), 'WEIR_DRIVER': 'kubernetes', 'WEIR_K8S_NAMESPACE': NS,
                     'WEIR_K8S_LAUNCHER_IMAGE': 'weir:test',
                     'WEIR_K8S_S3_ENDPOINT': f'http://{SUBNET}.1:{s3.port}',
-                    'WEIR_K8S_ARTIFACTS_SECRET': 'weir-store', 'WEIR_K8S_PENDING_TIMEOUT_SECONDS': '8'}
+                    'WEIR_K8S_ARTIFACTS_SECRET': 'weir-store', 'WEIR_K8S_PENDING_TIMEOUT_SECONDS': '8',
+                    **(env or {})}
         self.port = free_port()
         self.url = f'http://127.0.0.1:{self.port}'
         self.log = folder / 'weir.log'
         self.process = None
 
     def start(self):
-        argv = weir_server_argv(self.weir_bin, self.port, self.folder, f'sqlite://{self.folder}/weir.db',
-                                's3://weir/artifacts')
+        argv = weir_server_argv(self.weir_bin, self.port, self.folder, self.metadata_url,
+                                self.artifacts_url) + self.extra_args
         with open(self.log, 'ab') as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.folder, env=self.env)
         deadline = time.monotonic() + HEALTHZ_TIMEOUT_S
@@ -463,3 +468,41 @@ def test_a_restarted_weir_adopts_the_running_job_without_a_second_attempt(weir, 
     assert job['metadata']['name'].endswith('-1')
     assert log_tail(weir.log, 400).count(job['metadata']['name']) >= 1
     assert jobs(cluster) == []
+
+
+def test_a_replica_on_another_host_settles_the_job_of_one_that_died(weir, kube, weir_bin, tmp_path):
+    """Two weirs on one PostgreSQL database, each with its own work folder and host name (as two
+    pods): the one that started a step's Job is killed; the other takes the run over when the
+    lease runs out, adopts the running Job and settles it from the object store, with no
+    second attempt."""
+    cluster = kube[0]
+    database = database_server('postgres')
+    name = f'weir_k8s_{uuid.uuid4().hex[:10]}'
+    replicas = []
+    try:
+        for host in ('replica-a', 'replica-b'):
+            folder = tmp_path / host
+            folder.mkdir()
+            replica = Weir(weir_bin, folder, cluster.kubeconfig, weir.s3, metadata_url=database.database_url(name),
+                           artifacts_url='s3://weir/replicas', env={'HOSTNAME': host},
+                           extra_args=['--name', 'replicas', '--replica-lease-seconds', '6',
+                                       '--work-dir', str(folder / 'work')])
+            replica.client = replica.start()
+            replicas.append(replica)
+        run = replicas[0].client.create_run_from_pipeline_func(sleeper, arguments={'seconds': 15})
+        job = wait(lambda: jobs(cluster), lambda j: len(j) == 1, timeout=60)[0]
+        starter = next(r for r in replicas if job['metadata']['name'] in r.log.read_text(errors='replace'))
+        survivor = next(r for r in replicas if r is not starter)
+        starter.kill()
+        got = wait(lambda: survivor.client.get_run(run.run_id), lambda r: r.state in ('SUCCEEDED', 'FAILED'),
+                   timeout=120)
+        task = weir_tasks(survivor.url, run.run_id).one('sleep-then-write')
+        assert got.state == 'SUCCEEDED', (got.error, task, log_tail(survivor.log, 60))
+        assert output_parameter(task, 'out').strip() == 'slept'
+        assert task['attempts'] == 1, task
+        assert 'adopted a step still running' in survivor.log.read_text(errors='replace')
+        wait(lambda: jobs(cluster), lambda j: j == [], timeout=30)
+    finally:
+        for replica in replicas:
+            replica.stop()
+        database.drop(name)

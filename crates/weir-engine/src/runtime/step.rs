@@ -247,9 +247,11 @@ impl Engine {
         // A pod makes its own mount points: on weir's side only the folders are made (weir may
         // run without the right to make `/s3`).
         let remote = self.driver.remote();
-        dirs.extend(plan.binds.iter().flat_map(|(folder, seen_at)| {
-            std::iter::once(folder.clone()).chain((!remote).then(|| seen_at.clone()))
-        }));
+        dirs.extend(
+            plan.binds.iter().flat_map(|(folder, seen_at)| {
+                std::iter::once(folder.clone()).chain((!remote).then(|| seen_at.clone()))
+            }),
+        );
         if let Some(parent) = plan.executor_output_file.parent().filter(|p| mentioned(p)) {
             dirs.insert(parent.to_path_buf());
         }
