@@ -285,7 +285,8 @@ def where_am_i() -> str:
     import os
     with open('/scratch/probe', 'w') as f:
         f.write('ok')
-    return '|'.join([os.environ['POD_NAME'], os.environ['NODE'], os.environ['NOTE'], open('/scratch/probe').read()])
+    return '|'.join([os.environ['POD_NAME'], os.environ['NODE'], os.environ['NOTE'], open('/scratch/probe').read(),
+                     open('/etc/db/password').read()])
 
 
 @dsl.pipeline(name='k8s-driver-platform')
@@ -297,7 +298,12 @@ def platform(cpu: str = '500m', memory: str = '64Mi'):
     kubernetes.use_field_path_as_env(task, env_name='NOTE', field_path="metadata.annotations['note']")
     kubernetes.add_pod_annotation(task, 'note', 'from the pipeline')
     kubernetes.empty_dir_mount(task, volume_name='scratch', mount_path='/scratch')
-    kubernetes.add_node_selector(task, label_key='kubernetes.io/hostname', label_value='weir-test-node')
+    kubernetes.add_node_selector_json(task, node_selector_json={'kubernetes.io/hostname': 'weir-test-node'})
+    kubernetes.add_node_affinity(task, match_expressions=[
+        {'key': 'kubernetes.io/hostname', 'operator': 'In', 'values': ['weir-test-node']}])
+    kubernetes.use_secret_as_volume(task, secret_name='db-creds', mount_path='/etc/db')
+    kubernetes.set_image_pull_secrets(task, ['regcred'])
+    kubernetes.set_security_context(task, run_as_user=0)
     kubernetes.add_toleration(task, key='dedicated', operator='Equal', value='ml', effect='NoSchedule')
     kubernetes.set_image_pull_policy(task, 'IfNotPresent')
     kubernetes.set_timeout(task, 120)
@@ -388,10 +394,10 @@ def test_platform_features_reach_the_pod_and_runtime_resources_the_job(weir, kub
     got = wait(lambda: weir.client.get_run(run.run_id), lambda r: r.state in ('SUCCEEDED', 'FAILED'), timeout=120)
     tasks = weir_tasks(weir.url, run.run_id)
     assert got.state == 'SUCCEEDED', (got.error, tasks, pod_logs(kube[1]))
-    pod_name, node, note, probe = output_parameter(tasks.one('where-am-i')).split('|')
+    pod_name, node, note, probe, password = output_parameter(tasks.one('where-am-i')).split('|')
     job = seen['job']
     assert pod_name.startswith(job['metadata']['name'] + '-'), (pod_name, job['metadata']['name'])
-    assert (node, note, probe) == ('weir-test-node', 'from the pipeline', 'ok')
+    assert (node, note, probe, password) == ('weir-test-node', 'from the pipeline', 'ok', 'hunter2')
     spec = job['spec']['template']['spec']
     main = spec['containers'][0]
     # Runtime values of set_cpu_limit / set_memory_limit, resolved from the run's parameters.
@@ -399,6 +405,11 @@ def test_platform_features_reach_the_pod_and_runtime_resources_the_job(weir, kub
     assert main['imagePullPolicy'] == 'IfNotPresent'
     assert spec['nodeSelector'] == {'kubernetes.io/hostname': 'weir-test-node'}
     assert spec['tolerations'][0]['key'] == 'dedicated'
+    required = spec['affinity']['nodeAffinity']['requiredDuringSchedulingIgnoredDuringExecution']
+    assert required['nodeSelectorTerms'][0]['matchExpressions'][0]['values'] == ['weir-test-node']
+    assert spec['imagePullSecrets'] == [{'name': 'regcred'}]
+    assert main['securityContext'] == {'runAsUser': 0}
+    assert any(v.get('secret', {}).get('secretName') == 'db-creds' for v in spec['volumes'])
     assert spec['activeDeadlineSeconds'] == 120
     assert job['spec']['template']['metadata']['annotations']['note'] == 'from the pipeline'
 

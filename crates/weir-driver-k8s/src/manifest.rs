@@ -202,8 +202,8 @@ pub fn job(settings: &Settings, spec: &ProcessSpec, pod: &PodRequest) -> Result<
     if let Some(policy) = platform.image_pull_policy.as_ref().filter(|p| !p.is_empty()) {
         main["imagePullPolicy"] = json!(policy);
     }
-    if let Some(context) = &platform.security_context {
-        main["securityContext"] = context.clone();
+    if let Some(context) = platform.security_context.as_ref().and_then(security_context) {
+        main["securityContext"] = context;
     }
 
     let mut init = vec![json!({
@@ -233,8 +233,12 @@ pub fn job(settings: &Settings, spec: &ProcessSpec, pod: &PodRequest) -> Result<
     if let Some(seconds) = pod.deadline_seconds {
         pod_spec["activeDeadlineSeconds"] = json!(seconds);
     }
-    if let Some(labels) = platform.node_selector.as_ref().and_then(|s| s.get("labels")).filter(|l| is_nonempty(l)) {
-        pod_spec["nodeSelector"] = labels.clone();
+    // The JSON form (`add_node_selector_json`) takes precedence over the labels, as in KFP.
+    let selector = platform.node_selector.as_ref().and_then(|s| {
+        s.pointer("/nodeSelectorJson/runtimeValue/constant").or_else(|| s.get("labels")).filter(|l| is_nonempty(l))
+    });
+    if let Some(selector) = selector {
+        pod_spec["nodeSelector"] = selector.clone();
     }
     let tolerations: Vec<Value> = platform.tolerations.iter().map(toleration).collect();
     if !tolerations.is_empty() {
@@ -482,6 +486,22 @@ fn affinity(node: &[Value], pod: &[Value]) -> Option<Value> {
         }
     }
     (!affinity.is_empty()).then_some(Value::Object(affinity))
+}
+
+/// kfp-kubernetes' security context (`set_security_context`) as a container's: its int64
+/// fields arrive as strings in the IR's JSON.
+fn security_context(given: &Value) -> Option<Value> {
+    let mut out = Map::new();
+    for key in ["runAsUser", "runAsGroup"] {
+        let number = given.get(key).and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
+        if let Some(number) = number {
+            out.insert(key.into(), json!(number));
+        }
+    }
+    if let Some(flag) = given.get("runAsNonRoot").and_then(Value::as_bool) {
+        out.insert("runAsNonRoot".into(), json!(flag));
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
 }
 
 /// kfp-kubernetes' init container as Kubernetes' (volumes named by their kfp-kubernetes names).

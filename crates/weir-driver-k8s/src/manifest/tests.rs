@@ -91,7 +91,7 @@ fn a_job_carries_every_platform_feature_and_nothing_kubernetes_does_not_know() {
         "enabledSharedMemory": {"volumeName": "shm", "size": "1Gi"},
         "genericEphemeralVolume": [{"volumeName": "eph", "mountPath": "/eph", "accessModes": ["ReadWriteOnce"], "size": "5Gi", "storageClassName": "fast"}],
         "initContainers": [{"name": "prep", "image": "busybox", "command": ["sh", "-c", "true"], "volumeMounts": [{"volumeName": "scratch", "mountPath": "/scratch"}]}],
-        "securityContext": {"runAsUser": 1000, "runAsNonRoot": true}
+        "securityContext": {"runAsUser": "1000", "runAsNonRoot": true}
     }));
     let resources = json!({
         "resourceCpuLimit": "2", "resourceMemoryLimit": "4Gi", "resourceMemoryRequest": "1Gi",
