@@ -366,6 +366,8 @@ impl RunningJob {
     /// what was staged. The launcher's record of the exit is the step's own code.
     async fn settle(&self, code: Option<i32>) -> Exit {
         let cluster = &self.cluster;
+        // Settled once: the handle is not needed to stop it any more.
+        cluster.known.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.handle);
         let recorded = cluster.artifacts.get(&format!("{}{EXIT}", self.prefix)).await.ok();
         let recorded = recorded.and_then(|b| String::from_utf8_lossy(&b).trim().parse::<i32>().ok());
         if let Err(e) = stage::download(&cluster.artifacts, &format!("{}{OUT}", self.prefix), &self.workdir, &[]).await

@@ -77,7 +77,12 @@ impl Engine {
         };
         tracing::info!(
             run.id = %run_id, task.id = %task.id, task.name = %task.name, image = %plan.image, attempt = task.attempts,
-            "starting step on this host (the image is recorded, not pulled)"
+            "{}",
+            if self.driver.remote() {
+                "starting step as a pod in its image"
+            } else {
+                "starting step on this host (the image is recorded, not pulled)"
+            }
         );
         if let Err(e) = self.may_start(&task.id, &workdir).await {
             let _ = tokio::fs::write(&log_path, format!("{e}\n")).await;
