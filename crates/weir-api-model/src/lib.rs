@@ -18,6 +18,7 @@ pub mod execution;
 pub mod filter;
 pub mod page_token;
 pub mod requests;
+pub mod retention;
 pub mod schema;
 pub mod serde_helpers;
 pub mod step_config;

@@ -23,6 +23,27 @@ pub fn package_key(pipeline_id: &str, version_id: &str, file_name: &str) -> Stri
     format!("pipelines/{pipeline_id}/{version_id}/{file}")
 }
 
+/// The key of a run's pipeline root inside the store: the run's own root, else the pipeline's
+/// default, when either is inside the store at `store_url`; else [`DEFAULT_ROOT`].
+pub fn root_key(run_root: &str, default_root: Option<&str>, store_url: &str) -> String {
+    [run_root, default_root.unwrap_or_default()]
+        .into_iter()
+        .filter(|root| !root.is_empty())
+        .find_map(|root| key_for_uri(store_url, root.trim_end_matches('/')))
+        .filter(|key| !key.is_empty())
+        .unwrap_or_else(|| DEFAULT_ROOT.to_string())
+}
+
+/// The folder of everything a run's steps wrote under its root (`<root>/<pipeline>/<run>/`).
+pub fn run_outputs_prefix(root: &str, pipeline: &str, run_id: &str) -> String {
+    format!("{root}/{}/{run_id}/", segment(pipeline))
+}
+
+/// The folder of a run's logs.
+pub fn run_logs_prefix(run_id: &str) -> String {
+    format!("logs/{run_id}/")
+}
+
 /// Where an attempt's log is kept.
 pub fn log_key(run_id: &str, task_id: &str, attempt: i64) -> String {
     format!("logs/{run_id}/{task_id}/{attempt}.log")

@@ -640,12 +640,7 @@ fn config_name(
 /// The key prefix artifacts go under: the run's pipeline root, else the spec's default root,
 /// when it is inside weir's store; otherwise weir's default root `artifacts`.
 pub fn root_key(spec: &PipelineSpec, run: &Run, store_url: &str) -> String {
-    [run.pipeline_root.as_str(), spec.default_pipeline_root.as_deref().unwrap_or_default()]
-        .into_iter()
-        .filter(|root| !root.is_empty())
-        .find_map(|root| key_for_uri(store_url, root.trim_end_matches('/')))
-        .filter(|key| !key.is_empty())
-        .unwrap_or_else(|| layout::DEFAULT_ROOT.to_string())
+    layout::root_key(&run.pipeline_root, spec.default_pipeline_root.as_deref(), store_url)
 }
 
 /// The run's workspace (`dsl.WorkspaceConfig`), shared by its steps as KFP's workspace volume

@@ -61,6 +61,15 @@ impl AppState {
         Self { services: Services::new(context), metrics: self.metrics }
     }
 
+    /// The deployment's retention: policies shown for experiments without their own, and
+    /// whether removals keep artifacts.
+    pub fn with_retention(self, policies: Vec<weir_store::RetentionPolicy>, keep_artifacts: bool) -> Self {
+        let mut context = Context::clone(&self.services.context);
+        context.retention_policies = policies;
+        context.keep_artifacts = keep_artifacts;
+        Self { services: Services::new(context), metrics: self.metrics }
+    }
+
     /// The stores, clock and wake-ups the services share.
     pub fn context(&self) -> &Context {
         &self.services.context
@@ -109,6 +118,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/apis/weir/v1/configmaps/{name}",
             get(api::step_config::get_config_map).delete(api::step_config::delete_config_map),
+        )
+        .route("/apis/weir/v1/gc/history", get(api::retention::history))
+        .route(
+            "/apis/weir/v1/experiments/{id}/retention",
+            get(api::retention::get).put(api::retention::set).delete(api::retention::clear),
         )
         .route("/metrics", get(observability::metrics_endpoint))
         .route("/readyz", get(healthz::readyz))

@@ -75,11 +75,18 @@ impl ExperimentService {
         Ok(self.ctx.store.unarchive_experiment(id).await?)
     }
 
-    /// Deletes an experiment; the `Default` one stays.
-    pub async fn delete(&self, id: &str) -> ServiceResult<()> {
+    /// Deletes an experiment; the `Default` one stays. Without `cascade` its runs and
+    /// recurring runs are kept, as in KFP; with it they are removed first (their objects
+    /// too), by the collector, and the experiment goes last.
+    pub async fn delete(&self, id: &str, cascade: bool) -> ServiceResult<()> {
         let experiment = self.ctx.store.get_experiment(id).await?;
         if experiment.display_name == DEFAULT_EXPERIMENT && experiment.namespace.is_empty() {
             return Err(ServiceError::new(Code::Aborted, "the Default experiment cannot be deleted"));
+        }
+        if cascade {
+            self.ctx.collector().remove_experiment(id, "api", self.ctx.now()).await?;
+            self.ctx.wake_gc();
+            return Ok(());
         }
         Ok(self.ctx.store.delete_experiment(id).await?)
     }

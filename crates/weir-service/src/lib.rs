@@ -7,6 +7,7 @@ pub mod execution;
 pub mod experiments;
 pub mod pipelines;
 pub mod recurring_runs;
+pub mod retention;
 pub mod runs;
 pub mod scheduler;
 pub mod step_config;
@@ -27,6 +28,7 @@ pub use execution::ExecutionService;
 pub use experiments::{ExperimentService, DEFAULT_EXPERIMENT};
 pub use pipelines::{PipelineService, UploadParams};
 pub use recurring_runs::RecurringRunService;
+pub use retention::RetentionService;
 pub use runs::RunService;
 pub use scheduler::Scheduler;
 pub use step_config::StepConfigService;
@@ -50,6 +52,13 @@ pub struct Context {
     pub private_mounts: bool,
     /// Steps run as pods of a cluster, which honours all of kfp-kubernetes.
     pub cluster_steps: bool,
+    /// Wakes the collector when a removal leaves objects to delete.
+    pub gc: Arc<Notify>,
+    /// Removals keep the runs' artifacts (`retention.keep_artifacts`).
+    pub keep_artifacts: bool,
+    /// The deployment's retention policies (`weir.yaml`), shown for experiments without
+    /// their own.
+    pub retention_policies: Vec<weir_store::RetentionPolicy>,
 }
 
 impl Context {
@@ -63,7 +72,15 @@ impl Context {
             scheduler: Arc::new(Notify::new()),
             private_mounts: false,
             cluster_steps: false,
+            gc: Arc::new(Notify::new()),
+            keep_artifacts: false,
+            retention_policies: Vec::new(),
         }
+    }
+
+    /// The collector over this context's stores.
+    pub fn collector(&self) -> weir_gc::Collector {
+        weir_gc::Collector::new(self.store.clone(), self.artifacts.clone(), self.clock.clone())
     }
 
     /// Wakes `engine` on run changes, and reads live logs from its working folder.
@@ -81,6 +98,10 @@ impl Context {
         self.engine.notify_one();
     }
 
+    pub(crate) fn wake_gc(&self) {
+        self.gc.notify_one();
+    }
+
     pub(crate) fn wake_scheduler(&self) {
         self.scheduler.notify_one();
     }
@@ -94,6 +115,7 @@ pub struct Services {
     pub experiments: ExperimentService,
     pub runs: RunService,
     pub recurring_runs: RecurringRunService,
+    pub retention: RetentionService,
     pub execution: ExecutionService,
     pub step_config: StepConfigService,
     pub storage: StorageService,
@@ -108,6 +130,7 @@ impl Services {
             experiments: ExperimentService::new(context.clone()),
             runs: RunService::new(context.clone()),
             recurring_runs: RecurringRunService::new(context.clone()),
+            retention: RetentionService::new(context.clone()),
             execution: ExecutionService::new(context.clone()),
             step_config: StepConfigService::new(context.clone()),
             storage: StorageService::new(context.clone()),

@@ -199,16 +199,20 @@ impl RunService {
         Ok(self.ctx.store.list_runs(&query).await?)
     }
 
+    /// Removes a run: its rows at once (with its cache entries, and the artifacts no other
+    /// run's cache hits use), its objects right after, by the collector.
     pub async fn delete(&self, id: &str) -> ServiceResult<()> {
-        Ok(self.ctx.store.delete_run(id).await?)
+        self.ctx.collector().remove_run(id, "api", self.ctx.keep_artifacts, self.ctx.now()).await?;
+        self.ctx.wake_gc();
+        Ok(())
     }
 
     pub async fn archive(&self, id: &str) -> ServiceResult<()> {
-        Ok(self.ctx.store.set_run_storage_state(id, StorageState::Archived).await?)
+        Ok(self.ctx.store.set_run_storage_state(id, StorageState::Archived, self.ctx.now()).await?)
     }
 
     pub async fn unarchive(&self, id: &str) -> ServiceResult<()> {
-        Ok(self.ctx.store.set_run_storage_state(id, StorageState::Available).await?)
+        Ok(self.ctx.store.set_run_storage_state(id, StorageState::Available, self.ctx.now()).await?)
     }
 
     /// Terminate: a run that has not started ends CANCELED at once; a running one goes to

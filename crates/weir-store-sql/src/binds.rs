@@ -3,8 +3,8 @@
 //! each function against its definition, value by value.
 
 use weir_store::{
-    Artifact, ErrorInfo, Experiment, Lease, LedgerEntry, Pipeline, PipelineVersion, RecurringRun, Run, RuntimeState,
-    StepConfig, StorageIdentity, Task,
+    Artifact, ErrorInfo, Experiment, GcRecord, Lease, LedgerEntry, PendingDeletion, Pipeline, PipelineVersion,
+    RecurringRun, RetentionPolicy, Run, RuntimeState, StepConfig, StorageIdentity, Task,
 };
 
 use crate::rows::{error_text, history_text, tags_text};
@@ -223,6 +223,43 @@ pub(crate) fn run_lease_binds(run_id: &str, owner: &str, taken_at: i64) -> Vec<B
     vec![Bind::Text(run_id.into()), Bind::Text(owner.into()), Bind::Int(taken_at), Bind::Int(0)]
 }
 
+/// A removal's history record.
+pub(crate) fn gc_record_binds(r: &GcRecord) -> Vec<Bind> {
+    vec![
+        Bind::Text(r.id.clone()),
+        Bind::Int(r.at),
+        Bind::Text(r.kind.clone()),
+        Bind::Text(r.target_id.clone()),
+        Bind::Text(r.display_name.clone()),
+        Bind::Text(r.policy.clone()),
+        Bind::Text(json_text(&r.detail)),
+        Bind::Int(r.objects),
+        Bind::Int(r.bytes),
+        Bind::Int(r.done_at),
+    ]
+}
+
+/// A journal entry of object deletions still to do.
+pub(crate) fn pending_binds(p: &PendingDeletion) -> Vec<Bind> {
+    vec![
+        Bind::Text(p.id.clone()),
+        Bind::Text(p.history_id.clone()),
+        Bind::Text(p.prefix.clone()),
+        Bind::Int(p.created_at),
+    ]
+}
+
+/// An experiment's own retention policies.
+pub(crate) fn retention_binds(experiment_id: &str, policies: &[RetentionPolicy], updated_at: i64) -> Vec<Bind> {
+    vec![Bind::Text(experiment_id.into()), Bind::Text(json_text(&policies)), Bind::Int(updated_at)]
+}
+
+/// When a run was archived. (Weir writes these rows with `INSERT … SELECT`; restores bind them.)
+#[cfg(test)]
+pub(crate) fn archived_binds(run_id: &str, archived_at: i64) -> Vec<Bind> {
+    vec![Bind::Text(run_id.into()), Bind::Int(archived_at)]
+}
+
 #[cfg(test)]
 mod tests {
     use weir_store::testsuite::{experiment, pipeline, recurring_run, run, task, version};
@@ -306,6 +343,32 @@ mod tests {
                     weir_id: "r".into(),
                     weir_sha256: "b".into(),
                     imported_at: 1,
+                }),
+            ),
+            (&schema::RUN_ARCHIVED, archived_binds("r", 1)),
+            (&schema::RETENTION, retention_binds("e", &[], 1)),
+            (
+                &schema::GC_HISTORY,
+                gc_record_binds(&GcRecord {
+                    id: "h".into(),
+                    at: 1,
+                    kind: "run".into(),
+                    target_id: "r".into(),
+                    display_name: "r".into(),
+                    policy: "api".into(),
+                    detail: serde_json::json!({}),
+                    objects: 0,
+                    bytes: 0,
+                    done_at: 0,
+                }),
+            ),
+            (
+                &schema::GC_PENDING,
+                pending_binds(&PendingDeletion {
+                    id: "p".into(),
+                    history_id: "h".into(),
+                    prefix: "logs/r/".into(),
+                    created_at: 1,
                 }),
             ),
             (&schema::SERVER_LEASES, lease_binds(&lease)),

@@ -59,6 +59,7 @@ impl ExperimentStore for SqlStore {
                 "UPDATE runs SET storage_state = ? WHERE experiment_id = ?",
                 vec![archived, Bind::Text(id.into())],
             ),
+            crate::gc::stamp_archived_where("r.experiment_id = ?", vec![Bind::Text(id.into())], now),
             Stmt::new(
                 "UPDATE recurring_runs SET enabled = ?, updated_at = ? WHERE experiment_id = ? AND enabled = ?",
                 vec![Bind::Bool(false), Bind::Int(now), Bind::Text(id.into()), Bind::Bool(true)],
@@ -77,9 +78,13 @@ impl ExperimentStore for SqlStore {
     }
 
     async fn delete_experiment(&self, id: &str) -> StoreResult<()> {
-        // As in KFP, the experiment's runs and recurring runs are kept.
-        self.transaction(vec![Stmt::new("DELETE FROM experiments WHERE id = ?", vec![Bind::Text(id.into())])
-            .or_fail(StoreError::not_found("experiment", id))])
-            .await
+        // As in KFP, the experiment's runs and recurring runs are kept (a cascade removes them
+        // first); its own retention policies go with it.
+        self.transaction(vec![
+            Stmt::new("DELETE FROM retention WHERE experiment_id = ?", vec![Bind::Text(id.into())]),
+            Stmt::new("DELETE FROM experiments WHERE id = ?", vec![Bind::Text(id.into())])
+                .or_fail(StoreError::not_found("experiment", id)),
+        ])
+        .await
     }
 }

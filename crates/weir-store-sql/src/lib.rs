@@ -7,6 +7,7 @@
 mod admin;
 mod binds;
 mod experiments;
+mod gc;
 mod import;
 mod leases;
 mod list;

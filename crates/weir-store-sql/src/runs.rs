@@ -159,13 +159,20 @@ impl RunStore for SqlStore {
         Ok(Page::from_rows(items, total, query))
     }
 
-    async fn set_run_storage_state(&self, id: &str, state: StorageState) -> StoreResult<()> {
+    async fn set_run_storage_state(&self, id: &str, state: StorageState, now: i64) -> StoreResult<()> {
         let key = [Bind::Text(id.into())];
         let update = [Bind::Text(state.as_str().into()), Bind::Text(id.into())];
         check_text(&key)?;
         let experiment_sql = self.sql("SELECT experiment_id FROM runs WHERE id = ?");
         let archived_sql = self.sql("SELECT COUNT(*) FROM experiments WHERE id = ? AND storage_state = ?");
         let update_sql = self.sql("UPDATE runs SET storage_state = ? WHERE id = ?");
+        let mut archived = match state {
+            StorageState::Archived => crate::gc::stamp_archived_where("r.id = ?", vec![Bind::Text(id.into())], now),
+            StorageState::Available => {
+                Stmt::new("DELETE FROM run_archived WHERE run_id = ?", vec![Bind::Text(id.into())])
+            }
+        };
+        archived.sql = self.sql(&archived.sql);
         // The experiment is read in the transaction that writes, so the run cannot come back
         // into an experiment archived meanwhile; a failed read fails the call.
         write_tx!(self, |tx| {
@@ -191,6 +198,7 @@ impl RunStore for SqlStore {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::not_found("run", id));
             }
+            bind_all!(sqlx::query(&archived.sql), &archived.binds).execute(&mut *tx).await.map_err(map_err)?;
             Ok(())
         })
     }
@@ -198,6 +206,7 @@ impl RunStore for SqlStore {
     async fn delete_run(&self, id: &str) -> StoreResult<()> {
         self.transaction(vec![
             Stmt::new("DELETE FROM run_state_history WHERE run_id = ?", vec![Bind::Text(id.into())]),
+            Stmt::new("DELETE FROM run_archived WHERE run_id = ?", vec![Bind::Text(id.into())]),
             Stmt::new("DELETE FROM tasks WHERE run_id = ?", vec![Bind::Text(id.into())]),
             Stmt::new("DELETE FROM artifacts WHERE run_id = ?", vec![Bind::Text(id.into())]),
             Stmt::new("DELETE FROM runs WHERE id = ?", vec![Bind::Text(id.into())])

@@ -322,6 +322,51 @@ table! {
 }
 
 table! {
+    /// When each archived run was archived (migration 10): retention counts "archived for"
+    /// from here. A row goes when its run is unarchived or deleted.
+    RUN_ARCHIVED = "run_archived", since 10, order by "run_id", Data {
+        "run_id" Text 10,
+        "archived_at" Int 10,
+    }
+}
+
+table! {
+    /// An experiment's own retention policies, as JSON (migration 10).
+    RETENTION = "retention", since 10, order by "experiment_id", Data {
+        "experiment_id" Text 10,
+        "policies" Text 10,
+        "updated_at" Int 10,
+    }
+}
+
+table! {
+    /// Every removal, for the history the API and UI show (migration 10).
+    GC_HISTORY = "gc_history", since 10, order by "at, id", Data {
+        "id" Text 10,
+        "at" Int 10,
+        "kind" Text 10,
+        "target_id" Text 10,
+        "display_name" Text 10,
+        "policy" Text 10,
+        "detail" Text 10,
+        "objects" Int 10,
+        "bytes" Int 10,
+        "done_at" Int 10,
+    }
+}
+
+table! {
+    /// The journal of object deletions still to do (migration 10). Backups carry it: a
+    /// restored deployment finishes what the original had started.
+    GC_PENDING = "gc_pending", since 10, order by "created_at, id", Data {
+        "id" Text 10,
+        "history_id" Text 10,
+        "prefix" Text 10,
+        "created_at" Int 10,
+    }
+}
+
+table! {
     /// Servers' leases. Backups carry the table (its rows are dropped by `weir storage backup`,
     /// which knows they describe processes).
     SERVER_LEASES = "server_leases", since 3, order by "id", Data {
@@ -382,6 +427,10 @@ pub(crate) const TABLES: &[Table] = &[
     ARTIFACTS,
     STEP_CONFIG,
     IMPORT_LEDGER,
+    RUN_ARCHIVED,
+    RETENTION,
+    GC_HISTORY,
+    GC_PENDING,
     SERVER_LEASES,
     RUN_COUNTS,
     ENGINE_LEASE,
@@ -430,6 +479,10 @@ mod tests {
                 "artifacts",
                 "step_config",
                 "import_ledger",
+                "run_archived",
+                "retention",
+                "gc_history",
+                "gc_pending",
                 "server_leases",
             ]
         );

@@ -53,6 +53,17 @@ impl TaskStore for SqlStore {
         if let Some(owner) = &progress.owner {
             statements.push(crate::run_leases::fence(run_id, owner));
         }
+        // A cache hit holds its sources: a removal deleting one waits for this write (and then
+        // sees the hit as a user of the source's artifacts), or wins, and this write fails.
+        for source in &progress.cache_sources {
+            statements.push(
+                Stmt::new(
+                    "UPDATE tasks SET cached = ? WHERE id = ? AND cached = ?",
+                    vec![Bind::Bool(false), Bind::Text(source.clone()), Bind::Bool(false)],
+                )
+                .or_fail(StoreError::Aborted(format!("the cache source {source} was removed"))),
+            );
+        }
         if let Some(transition) = &progress.run {
             if transition.from.is_empty() {
                 return Err(StoreError::Internal("a run transition needs at least one source state".into()));

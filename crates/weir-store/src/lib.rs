@@ -6,6 +6,7 @@
 
 mod clock;
 mod error;
+mod gc;
 mod list;
 mod model;
 mod traits;
@@ -15,6 +16,7 @@ pub mod testsuite;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{StoreError, StoreResult};
+pub use gc::*;
 pub use list::{
     Entity, Field, FieldKind, ListQuery, Listable, Page, ResolvedPredicate, ResolvedValue, DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,

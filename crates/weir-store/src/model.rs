@@ -348,6 +348,10 @@ pub struct Progress {
     /// only while this replica drives the run ([`crate::RunLeaseStore`]), or fails `Fenced`
     /// with nothing written. None writes unconditionally (one weir, tests).
     pub owner: Option<String>,
+    /// Tasks whose outputs a cache hit in this progress reuses. The write goes through only
+    /// while each is still there (and holds it against a concurrent removal until it
+    /// commits); a source removed meanwhile fails it `Aborted`, and the step runs instead.
+    pub cache_sources: Vec<String>,
 }
 
 impl Progress {

@@ -285,13 +285,13 @@ async fn experiments_crud_and_archive(store: &dyn MetadataStore) {
     assert!(!disabled.enabled);
     assert_eq!(disabled.updated_at, 4_000);
     // A run cannot come back while its experiment is archived.
-    let err = store.set_run_storage_state(&r.id, StorageState::Available).await.unwrap_err();
+    let err = store.set_run_storage_state(&r.id, StorageState::Available, 5_000).await.unwrap_err();
     assert!(matches!(err, StoreError::FailedPrecondition(_)), "{err:?}");
 
     store.unarchive_experiment(&e.id).await.unwrap();
     assert_eq!(store.get_experiment(&e.id).await.unwrap().storage_state, StorageState::Available);
     assert_eq!(store.get_run(&r.id).await.unwrap().storage_state, StorageState::Archived);
-    store.set_run_storage_state(&r.id, StorageState::Available).await.unwrap();
+    store.set_run_storage_state(&r.id, StorageState::Available, 5_000).await.unwrap();
 
     assert!(matches!(store.archive_experiment("missing", 1).await, Err(StoreError::NotFound(_))));
     store.delete_experiment(&e.id).await.unwrap();
@@ -343,7 +343,7 @@ async fn runs_crud_history_and_transitions(store: &dyn MetadataStore) {
         Err(StoreError::NotFound(_))
     ));
 
-    store.set_run_storage_state(&r.id, StorageState::Archived).await.unwrap();
+    store.set_run_storage_state(&r.id, StorageState::Archived, 5_000).await.unwrap();
     assert_eq!(store.get_run(&r.id).await.unwrap().storage_state, StorageState::Archived);
     store.delete_run(&r.id).await.unwrap();
     assert!(matches!(store.get_run(&r.id).await, Err(StoreError::NotFound(_))));
@@ -712,14 +712,14 @@ async fn run_totals_follow_every_change(store: &dyn MetadataStore) {
         store.create_run(r).await.unwrap();
     }
     assert_eq!(totals().await, [5, 5, 5, 1]);
-    store.set_run_storage_state(&runs[1].id, StorageState::Archived).await.unwrap();
+    store.set_run_storage_state(&runs[1].id, StorageState::Archived, 5_000).await.unwrap();
     assert_eq!(totals().await, [5, 4, 4, 1]);
     store.delete_run(&runs[2].id).await.unwrap();
     assert_eq!(totals().await, [4, 3, 3, 1]);
     store.archive_experiment(&e.id, 3_000).await.unwrap();
     assert_eq!(totals().await, [4, 0, 0, 1]);
     store.unarchive_experiment(&e.id).await.unwrap();
-    store.set_run_storage_state(&runs[0].id, StorageState::Available).await.unwrap();
+    store.set_run_storage_state(&runs[0].id, StorageState::Available, 5_000).await.unwrap();
     assert_eq!(totals().await, [4, 1, 1, 1]);
     let all = store.list_runs(&q(Entity::Run, "", "", Some("1"), "", &[])).await.unwrap().total_size;
     store.delete_run(&runs[0].id).await.unwrap();

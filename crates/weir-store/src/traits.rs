@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 
 use crate::error::StoreResult;
+use crate::gc::GcStore;
 use crate::list::{ListQuery, Page};
 use crate::model::*;
 
@@ -38,7 +39,8 @@ pub trait ExperimentStore: Send + Sync {
     async fn get_experiment(&self, id: &str) -> StoreResult<Experiment>;
     async fn get_experiment_by_name(&self, namespace: &str, name: &str) -> StoreResult<Experiment>;
     async fn list_experiments(&self, query: &ListQuery) -> StoreResult<Page<Experiment>>;
-    /// Archives the experiment and its runs and disables its recurring runs, atomically.
+    /// Archives the experiment and its runs (recording when) and disables its recurring runs,
+    /// atomically.
     async fn archive_experiment(&self, id: &str, now: i64) -> StoreResult<()>;
     /// Makes the experiment available again; its runs stay as they are (as in KFP).
     async fn unarchive_experiment(&self, id: &str) -> StoreResult<()>;
@@ -53,7 +55,8 @@ pub trait RunStore: Send + Sync {
     async fn create_run(&self, run: &Run) -> StoreResult<()>;
     async fn get_run(&self, id: &str) -> StoreResult<Run>;
     async fn list_runs(&self, query: &ListQuery) -> StoreResult<Page<Run>>;
-    async fn set_run_storage_state(&self, id: &str, state: StorageState) -> StoreResult<()>;
+    /// Archives or unarchives a run; archiving records when (`now`), for retention.
+    async fn set_run_storage_state(&self, id: &str, state: StorageState, now: i64) -> StoreResult<()>;
     async fn delete_run(&self, id: &str) -> StoreResult<()>;
     /// Moves a run to `to` if it is in one of `from` (compare-and-set), appending to its state
     /// history; `finished_at` is set when `to` is terminal and cleared otherwise. Fails with
@@ -213,6 +216,7 @@ pub trait MetadataStore:
     + StepConfigStore
     + ImportStore
     + RunLeaseStore
+    + GcStore
     + StoreAdmin
 {
 }
@@ -227,6 +231,7 @@ impl<T> MetadataStore for T where
         + StepConfigStore
         + ImportStore
         + RunLeaseStore
+        + GcStore
         + StoreAdmin
 {
 }

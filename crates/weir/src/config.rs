@@ -54,6 +54,9 @@ pub struct FileConfig {
     pub deploy: DeploySection,
     #[serde(default)]
     pub kubernetes: KubernetesSection,
+    /// Retention policies and the collector (docs/retention.md).
+    #[serde(default)]
+    pub retention: weir_gc::worker::RetentionSettings,
 }
 
 /// Steps as Kubernetes Jobs (`executor.driver: kubernetes`; docs/kubernetes-driver.md).
@@ -223,6 +226,7 @@ pub struct Settings {
     pub local_artifact_roots: Vec<PathBuf>,
     /// Steps as Kubernetes Jobs instead of local processes.
     pub kubernetes: Option<KubernetesSection>,
+    pub retention: weir_gc::worker::RetentionSettings,
 }
 
 /// Executor settings from flags and variables (over the file).
@@ -409,7 +413,9 @@ impl Settings {
             }
             other => bail!("unknown executor.driver {other:?} (use local or kubernetes)"),
         };
+        file.retention.validate().map_err(|e| anyhow::anyhow!("invalid retention section: {e}"))?;
         let settings = Settings {
+            retention: file.retention.clone(),
             kubernetes,
             timezone,
             scheduler_enabled: !executor.disable_scheduler && file.scheduler.enabled.unwrap_or(true),

@@ -491,9 +491,25 @@ impl Engine {
     /// Writes a task's new row (and its output artifacts), then the same into the run's view.
     /// Called with the run's lock held.
     async fn save_task_locked(&self, run_id: &str, task: Task, artifacts: Vec<Artifact>) -> Result<(), StoreError> {
+        self.save_task_with(run_id, task, artifacts, Vec::new()).await
+    }
+
+    /// [`Self::save_task_locked`] for a cache hit, whose write holds its sources.
+    async fn save_task_with(
+        &self,
+        run_id: &str,
+        task: Task,
+        artifacts: Vec<Artifact>,
+        cache_sources: Vec<String>,
+    ) -> Result<(), StoreError> {
         let cached = self.views.lock().expect("views").remove(run_id);
-        let progress =
-            Progress { changed_tasks: vec![task], new_artifacts: artifacts, owner: self.owner(), ..Default::default() };
+        let progress = Progress {
+            changed_tasks: vec![task],
+            new_artifacts: artifacts,
+            owner: self.owner(),
+            cache_sources,
+            ..Default::default()
+        };
         // A failed write drops the view: the next event reads the run again.
         self.store.save_progress(run_id, &progress).await?;
         if let Some(mut cached) = cached {
@@ -712,8 +728,17 @@ impl Engine {
                 task.cached = true;
                 task.set_state(RuntimeState::Succeeded, None, now);
                 tracing::info!(run.id = %run_id, task.id = %task.id, cache.source = %hit.id, "cache hit");
-                telemetry::step_finished(&task);
-                self.save_task_locked(run_id, task, Vec::new()).await?;
+                let finished = task.clone();
+                match self.save_task_with(run_id, task, Vec::new(), vec![hit.id.clone()]).await {
+                    Ok(()) => telemetry::step_finished(&finished),
+                    // The source's run was removed between the lookup and this write: the
+                    // task stays pending, and its next claim looks again (or runs it).
+                    Err(StoreError::Aborted(reason)) => {
+                        tracing::info!(run.id = %run_id, task.id = %task_id, cache.source = %hit.id, %reason, "cache source removed; looking again");
+                        return Box::pin(self.claim(run_id, task_id)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 Ok(None)
             }
             Prepared::Run(plan, retry) => {

@@ -8,7 +8,7 @@ use super::empty;
 use crate::convert;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{split_verb, ApiJson, ApiQuery};
-use crate::openapi::params::ExperimentFilter;
+use crate::openapi::params::{DeleteExperimentQuery, ExperimentFilter};
 use crate::openapi::responses::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable};
 use crate::AppState;
 
@@ -79,7 +79,7 @@ pub async fn list(
     operation_id = "deleteExperiment",
     tag = "ExperimentService",
     summary = "Delete an experiment (not `Default`).",
-    params(("experiment_id" = String, Path, description = "Experiment id (a UUID).")),
+    params(("experiment_id" = String, Path, description = "Experiment id (a UUID)."), DeleteExperimentQuery),
     responses(
         (status = 200, description = "OK", body = Empty),
         (status = 400, response = BadRequest),
@@ -88,9 +88,20 @@ pub async fn list(
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Empty>> {
-    state.services.experiments.delete(&id).await?;
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<DeleteParams>,
+) -> ApiResult<Json<Empty>> {
+    let cascade = matches!(params.cascade.as_deref(), Some("true" | "1" | "True"));
+    state.services.experiments.delete(&id, cascade).await?;
     Ok(empty())
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct DeleteParams {
+    cascade: Option<String>,
 }
 
 /// `POST /experiments/{id}:archive` and `:unarchive`: KFP's custom methods reach axum as one

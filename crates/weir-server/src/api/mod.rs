@@ -7,6 +7,7 @@ pub mod experiments;
 pub mod healthz;
 pub mod pipelines;
 pub mod recurring_runs;
+pub mod retention;
 pub mod runs;
 pub mod step_config;
 pub mod upload;

@@ -14,6 +14,9 @@ use weir_api_model::filter::{FilterIntValues, FilterOperation, FilterStringValue
 use weir_api_model::requests::{
     ExperimentInput, PipelineInput, PipelineVersionInput, RecurringRunInput, RunInput, TimestampInput, TriggerInput,
 };
+use weir_api_model::retention::{
+    ExperimentRetention, GcRecordInfo, ListGcHistoryResponse, RetentionPolicyInfo, SetExperimentRetention,
+};
 use weir_api_model::schema::{
     PipelineSpec, RecurringRunMode, RecurringRunStatus, RuntimeState, StorageState, TaskKind, Timestamp,
 };
@@ -86,6 +89,10 @@ const DESCRIPTION: &str = "The Kubeflow Pipelines v2beta1 REST API as weir serve
         crate::api::step_config::list_config_maps,
         crate::api::step_config::get_config_map,
         crate::api::step_config::delete_config_map,
+        crate::api::retention::history,
+        crate::api::retention::get,
+        crate::api::retention::set,
+        crate::api::retention::clear,
         crate::openapi_json,
         crate::api::healthz::readyz,
         crate::api::healthz::storage,
@@ -102,7 +109,8 @@ const DESCRIPTION: &str = "The Kubeflow Pipelines v2beta1 REST API as weir serve
             RecurringRunMode, RecurringRunStatus, RecurringRunInput, ListRecurringRunsResponse, PipelineFilter,
             PipelineVersionFilter, ExperimentFilter, RunFilter, RecurringRunFilter, FilterOperation, Int64Input,
             FilterIntValues, FilterStringValues, ArtifactType, Artifact, TaskIo, TaskKind, Task, ListTasksResponse,
-            Readiness, StorageInfo, UploadForm, UploadBadRequest,
+            Readiness, StorageInfo, UploadForm, UploadBadRequest, RetentionPolicyInfo, ExperimentRetention,
+            SetExperimentRetention, GcRecordInfo, ListGcHistoryResponse,
         ),
         responses(BadRequest, NotFound, Conflict, PayloadTooLarge, Unavailable),
     ),

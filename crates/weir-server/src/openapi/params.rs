@@ -145,6 +145,34 @@ impl IntoParams for DeletePipelineQuery {
     }
 }
 
+/// `DELETE /experiments/{id}`'s query (weir's addition).
+pub struct DeleteExperimentQuery;
+
+impl IntoParams for DeleteExperimentQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let boolean = ObjectBuilder::new().schema_type(Type::Boolean);
+        vec![query(
+            "cascade",
+            "Remove the experiment's runs (with their artifacts) and recurring runs too (`true`, `True` or `1`); \
+             weir's addition.",
+            boolean,
+        )]
+    }
+}
+
+/// `GET /apis/weir/v1/gc/history`'s query.
+pub struct GcHistoryQuery;
+
+impl IntoParams for GcHistoryQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let integer = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(500));
+        vec![
+            query("page_size", "Records per page (1 to 500, default 50).", integer),
+            query("page_token", "The previous page's next_page_token.", string()),
+        ]
+    }
+}
+
 /// `GET /pipelines/names/{name}`'s query.
 pub struct NamespaceQuery;
 

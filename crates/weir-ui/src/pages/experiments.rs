@@ -138,7 +138,7 @@ pub(crate) async fn details(State(ui): State<Ui>, chrome: Chrome, Path(id): Path
     })
 }
 
-/// `POST /experiments/{id}/actions/{archive|unarchive|delete}`.
+/// `POST /experiments/{id}/actions/{archive|unarchive|delete|delete-with-runs}`.
 pub(crate) async fn action(
     State(ui): State<Ui>,
     chrome: Chrome,
@@ -149,8 +149,13 @@ pub(crate) async fn action(
         "archive" => experiments.archive(&id).await?,
         "unarchive" => experiments.unarchive(&id).await?,
         "delete" => {
-            experiments.delete(&id).await?;
+            experiments.delete(&id, false).await?;
             return Ok(chrome.see_other("/experiments"));
+        }
+        // Its runs (with their artifacts) and recurring runs too; the collector finishes it.
+        "delete-with-runs" => {
+            experiments.delete(&id, true).await?;
+            return Ok(chrome.see_other("/storage"));
         }
         other => return Err(UiError::bad_request(format!("unknown experiment action {other:?}"))),
     }

@@ -1,5 +1,5 @@
 //! The storage page: identity, schema and pending migrations, the weirs serving it, row and
-//! object counts, and the last `weir storage check`.
+//! object counts, the last `weir storage check` and the latest removals.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -31,6 +31,18 @@ pub(crate) struct LastCheck {
     pub problems: Vec<String>,
 }
 
+/// One removal of the history.
+pub(crate) struct Removal {
+    pub at: String,
+    pub kind: String,
+    pub target: String,
+    pub policy: String,
+    pub action: String,
+    pub objects: i64,
+    pub bytes: i64,
+    pub done: bool,
+}
+
 #[derive(Template)]
 #[template(path = "storage.html")]
 struct StoragePage {
@@ -41,6 +53,7 @@ struct StoragePage {
     pending: String,
     servers: Vec<Server>,
     last_check: Option<LastCheck>,
+    removals: Vec<Removal>,
 }
 
 pub(crate) async fn page(State(ui): State<Ui>, chrome: Chrome, Query(q): Query<StorageQuery>) -> UiResult {
@@ -70,6 +83,28 @@ pub(crate) async fn page(State(ui): State<Ui>, chrome: Chrome, Query(q): Query<S
             .map(|p| p.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
             .unwrap_or_default(),
     });
+    let removals = ui
+        .services
+        .retention
+        .history(Some(50), "")
+        .await?
+        .records
+        .into_iter()
+        .map(|r| Removal {
+            at: time(r.at),
+            target: if r.display_name.is_empty() {
+                r.target_id
+            } else {
+                format!("{} ({})", r.display_name, r.target_id)
+            },
+            kind: r.kind,
+            policy: r.policy,
+            action: r.detail["action"].as_str().unwrap_or("delete").to_string(),
+            objects: r.objects,
+            bytes: r.bytes,
+            done: r.done_at > 0,
+        })
+        .collect();
     let pending = if status.pending_migrations.is_empty() {
         "none".to_string()
     } else {
@@ -82,6 +117,7 @@ pub(crate) async fn page(State(ui): State<Ui>, chrome: Chrome, Query(q): Query<S
         pending,
         servers,
         last_check,
+        removals,
         status,
     })
 }

@@ -165,7 +165,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let state = AppState::new(store.clone(), artifacts, clock.clone())
         .with_engine(engine.notifier(), settings.work_dir.clone())
         .with_private_mounts(private_mounts)
-        .with_cluster_steps(on_cluster);
+        .with_cluster_steps(on_cluster)
+        .with_retention(settings.retention.policies.clone(), settings.retention.keep_artifacts);
     if let Err(e) = state.services.experiments.default_experiment().await {
         let _ = store.release(&lease.id).await;
         anyhow::bail!("cannot create the Default experiment: {}", e.message);
@@ -213,6 +214,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         None
     };
 
+    // The collector finishes removals cut short by a stop, then follows new ones and applies
+    // the retention policies.
+    let stop_gc = Arc::new(tokio::sync::Notify::new());
+    let gc_task = tokio::spawn(weir_gc::worker::run(
+        state.context().collector(),
+        settings.retention.clone(),
+        state.context().gc.clone(),
+        stop_gc.clone(),
+    ));
+
     tracing::info!(
         listen = %settings.listen,
         metadata = %redact_url(&settings.metadata_url),
@@ -241,6 +252,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if let Some(task) = scheduler_task {
         let _ = task.await;
     }
+    // A deletion under way stops between objects; the journal keeps the rest for the next
+    // start.
+    stop_gc.notify_one();
+    gc_task.abort();
     let _ = stop_engine.send(());
     let _ = engine_task.await;
     engine.drain(std::time::Duration::from_secs(args.shutdown_grace_seconds)).await;

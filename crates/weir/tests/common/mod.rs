@@ -67,6 +67,18 @@ impl Storage {
         ]
     }
 
+    /// The artifact store, opened as weir opens it.
+    pub fn artifact_store(&self) -> weir_artifacts::ArtifactStore {
+        let s3 = weir_artifacts::S3Settings {
+            endpoint: std::env::var("WEIR_TEST_S3_ENDPOINT").ok(),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("test".into()),
+            secret_access_key: Some("test".into()),
+            ..Default::default()
+        };
+        weir_artifacts::ArtifactStore::open(&self.artifacts_url, &s3).unwrap()
+    }
+
     /// Runs `weir <args> <storage flags>` to completion.
     pub fn weir(&self, args: &[&str]) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_weir"))

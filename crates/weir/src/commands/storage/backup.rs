@@ -15,9 +15,9 @@ use weir_store::{SchemaState, StoreAdmin, TableDump};
 use weir_store_sql::{redact_url, SqlStore};
 
 use super::archive::{Manifest, Writer, FORMAT, FORMAT_VERSION};
-use super::references::{covered, references, Reference};
 use super::{object_keys, open};
 use crate::config::{Settings, StorageArgs};
+use weir_gc::references::{covered, references, Reference};
 
 pub async fn run(args: &StorageArgs, output: &Path) -> anyhow::Result<ExitCode> {
     let opened = open(args).await?;

@@ -1,14 +1,12 @@
 //! `weir storage check`: every object the metadata refers to exists; objects nothing refers to
 //! are listed. Exits 1 when something the metadata needs is missing or the stores disagree.
 
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use serde_json::json;
-use weir_store::{SchemaState, StoreAdmin, TableDump};
+use weir_store::{SchemaState, StoreAdmin};
 
-use super::references::{covered, references};
-use super::{now_ms, object_keys, open, Output};
+use super::{now_ms, open, Output};
 use crate::config::StorageArgs;
 
 pub async fn run(args: &StorageArgs, output: Output) -> anyhow::Result<ExitCode> {
@@ -27,29 +25,10 @@ pub async fn run(args: &StorageArgs, output: Output) -> anyhow::Result<ExitCode>
             marker.as_deref().unwrap_or("no deployment")
         ));
     }
-    let keys = object_keys(artifacts).await?;
-    // The metadata streams past, chunk by chunk: only the object listing is held in memory.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<TableDump>(8);
-    let mut used: BTreeSet<&String> = BTreeSet::new();
-    // A key several rows refer to (a cached step's outputs) is reported once.
-    let mut missing = BTreeSet::new();
-    let mut referenced = 0usize;
-    let tally = async {
-        while let Some(chunk) = rx.recv().await {
-            for reference in references(&chunk, artifacts.url()) {
-                referenced += 1;
-                match covered(&reference, &keys) {
-                    Some(found) => used.extend(found),
-                    None => {
-                        missing.insert(format!("{} ({})", reference.key, reference.what));
-                    }
-                }
-            }
-        }
-    };
-    let (exported, ()) = tokio::join!(store.export_tables(tx), tally);
-    exported?;
-    let orphans: Vec<&String> = keys.iter().filter(|k| !used.contains(k)).collect();
+    let scan = weir_gc::orphans::scan(store.as_ref(), artifacts).await?;
+    let (missing, referenced) = (&scan.missing, scan.referenced);
+    let orphans: Vec<&String> = scan.orphans.iter().map(|o| &o.key).collect();
+    let objects = scan.objects.len();
     if !missing.is_empty() {
         problems.push(format!("{} object(s) the metadata refers to are missing", missing.len()));
     }
@@ -60,7 +39,7 @@ pub async fn run(args: &StorageArgs, output: Output) -> anyhow::Result<ExitCode>
     if identity.is_some() && identity == marker {
         let report = json!({
             "at": now_ms(), "ok": ok, "problems": problems, "missing": missing.len(), "orphans": orphans.len(),
-            "referenced": referenced, "objects": keys.len(),
+            "referenced": referenced, "objects": objects,
         });
         if let Err(e) = artifacts.put(weir_artifacts::LAST_CHECK_KEY, serde_json::to_vec(&report)?.into()).await {
             eprintln!("warning: could not record this check's report: {e}");
@@ -71,12 +50,12 @@ pub async fn run(args: &StorageArgs, output: Output) -> anyhow::Result<ExitCode>
             "{}",
             serde_json::to_string_pretty(&json!({
                 "ok": ok, "problems": problems, "missing": missing, "orphans": orphans,
-                "referenced": referenced, "objects": keys.len(),
+                "referenced": referenced, "objects": objects,
             }))?
         );
     } else {
-        println!("checked {referenced} references against {} objects", keys.len());
-        for m in &missing {
+        println!("checked {referenced} references against {objects} objects");
+        for m in missing {
             println!("missing: {m}");
         }
         for o in &orphans {

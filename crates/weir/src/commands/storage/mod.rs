@@ -4,8 +4,8 @@ mod archive;
 mod backup;
 mod backups;
 mod check;
+mod gc;
 mod purge;
-mod references;
 mod restore;
 mod status;
 mod upgrade;
@@ -40,6 +40,22 @@ pub enum StorageCommand {
     Check {
         #[command(flatten)]
         storage: StorageArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// What the retention policies would remove, and orphan objects (a dry run); --apply
+    /// removes them.
+    Gc {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Remove what the dry run lists: runs the policies choose, unfinished deletions, and
+        /// orphan objects older than the grace period.
+        #[arg(long)]
+        apply: bool,
+        /// Orphan objects younger than this are left (over retention.orphan_grace_seconds;
+        /// default one day).
+        #[arg(long)]
+        grace_seconds: Option<u64>,
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
@@ -108,6 +124,9 @@ pub async fn run(command: StorageCommand) -> anyhow::Result<ExitCode> {
     match command {
         StorageCommand::Status { storage, output } => status::run(&storage, output).await,
         StorageCommand::Check { storage, output } => check::run(&storage, output).await,
+        StorageCommand::Gc { storage, apply, grace_seconds, output } => {
+            gc::run(&storage, apply, grace_seconds, output).await
+        }
         StorageCommand::Upgrade { storage, dry_run, backup_to } => upgrade::run(&storage, dry_run, backup_to).await,
         StorageCommand::Backups { storage, get, output_file, output } => {
             backups::run(&storage, get.as_deref(), output_file.as_deref(), output).await
