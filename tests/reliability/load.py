@@ -31,6 +31,12 @@ What happens:
 7. Weir gets SIGTERM (with --shutdown-grace-seconds 5) and must exit 0 within 30 s; then
    `weir storage status` counts the rows of the runs table in the metadata store itself.
 
+With `--gc`, the collector works during the load: weir applies retention policies every second,
+a second experiment (`doomed`) has a policy keeping none of its finished runs, and a quarter of
+the creates go there. The load's own runs must all stay (the one-to-one check above leaves the
+doomed experiment out), the collector must have removed doomed runs, and once weir has stopped
+`weir storage check` must find nothing missing.
+
 With `--max-backlog N`, a client lists instead of creating while N created runs are unfinished.
 Without it (the default) 50 clients create runs far faster than the engine of a small machine
 finishes them; the backlog then grows for as long as the load lasts, and with it weir's memory
@@ -90,6 +96,8 @@ OPERATIONS = ['create', 'list', 'list_next', 'get']
 # Relative weights of create : list : get; `list` is split between first and next pages.
 WEIGHTS = {'create': 1, 'list': 3, 'get': 1}
 NEXT_PAGE_SHARE = 1 / 3
+# With --gc, the share of creates that go to the doomed experiment.
+DOOMED_SHARE = 0.25
 RSS_GROWTH_FACTOR = 1.5
 RSS_GROWTH_SLACK_MB = 20.0
 ENGINE_POLL_S = 2.0
@@ -140,7 +148,8 @@ def compile_pipeline(path: Path) -> dict:
 
 
 class Weir:
-    def __init__(self, weir_bin: Path, work: Path, stores: Stores, max_steps: Optional[int]):
+    def __init__(self, weir_bin: Path, work: Path, stores: Stores, max_steps: Optional[int],
+                 gc: bool = False):
         self.weir_bin = weir_bin
         self.stores = stores
         self.data_dir = work / 'data'
@@ -157,6 +166,8 @@ class Weir:
             self.argv += ['--max-concurrent-steps', str(max_steps)]
         self.process: Optional[subprocess.Popen] = None
         self.shutdown_s: Optional[float] = None
+        # A retention pass every second; the policies are the doomed experiment's own.
+        self.env = {**os.environ, 'WEIR_RETENTION_INTERVAL_SECONDS': '1'} if gc else None
 
     @property
     def pid(self) -> int:
@@ -168,7 +179,8 @@ class Weir:
         with open(self.log_path, 'wb') as log:
             # Its own session: a Ctrl-C on this script reaches weir only through stop().
             self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                            cwd=self.data_dir, start_new_session=True)
+                                            cwd=self.data_dir, start_new_session=True,
+                                            env=self.env)
         deadline = time.monotonic() + HEALTHZ_TIMEOUT_S
         while True:
             if self.process.poll() is not None:
@@ -210,6 +222,19 @@ class Weir:
             raise LoadError(f'weir storage status exited {result.returncode}:\n'
                             f'{result.stdout}{result.stderr}')
         return json.loads(result.stdout)['metadata']['rows']
+
+    def storage_check(self) -> dict:
+        """`weir storage check`'s report (its exit status says whether it is ok)."""
+        argv = [str(self.weir_bin), 'storage', 'check', '--data-dir', str(self.data_dir),
+                '--metadata', self.stores.metadata_url, '--artifacts',
+                self.stores.artifacts_url, '--output', 'json']
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=600,
+                                cwd=self.data_dir)
+        try:
+            return json.loads(result.stdout)
+        except ValueError:
+            raise LoadError(f'weir storage check exited {result.returncode}:\n'
+                            f'{result.stdout}{result.stderr}')
 
     def read_log(self, limit: int = 10) -> 'LogSummary':
         """WARN/ERROR lines of weir's log (counted, the first few distinct ones kept) and the
@@ -344,7 +369,8 @@ class Client(threading.Thread):
     """Loops create / list / next page / get until told to stop."""
 
     def __init__(self, index: int, url: str, experiment_id: str, spec: dict, seed: int,
-                 started: float, stop: threading.Event, pace: Pace):
+                 started: float, stop: threading.Event, pace: Pace,
+                 doomed_experiment_id: Optional[str] = None):
         super().__init__(name=f'client-{index}', daemon=True)
         import requests
         self.index = index
@@ -363,6 +389,8 @@ class Client(threading.Thread):
         self.last_page: Optional[dict] = None  # the previous list answer, for its next token
         self.seen: List[str] = []  # run ids of the last page, for gets
         self.crash: Optional[BaseException] = None
+        self.doomed_experiment_id = doomed_experiment_id
+        self.doomed_created = 0
 
     def run(self) -> None:
         try:
@@ -422,6 +450,9 @@ class Client(threading.Thread):
                 Failure(time.monotonic() - self.started, op, 200, f'invalid answer: {detail}'))
 
     def create(self) -> None:
+        if self.doomed_experiment_id and self.rng.random() < DOOMED_SHARE:
+            self.create_doomed()
+            return
         # Numbered by attempt, so a create that got no answer (and may be stored) is never
         # confused with the next one.
         name = f'load-c{self.index}-{len(self.attempts):05d}'
@@ -437,6 +468,14 @@ class Client(threading.Thread):
         self.attempts[name] = run['run_id']
         self.created.append(run['run_id'])
         self.pace.count_created()
+
+    def create_doomed(self) -> None:
+        """A run the collector removes once it has finished."""
+        name = f'doomed-c{self.index}-{self.doomed_created:05d}'
+        body = {'display_name': name, 'experiment_id': self.doomed_experiment_id,
+                'pipeline_spec': self.spec, 'runtime_config': {'parameters': {'token': name}}}
+        if self.call('create', 'POST', '/runs', json=body) is not None:
+            self.doomed_created += 1
 
     def list_params(self, token: Optional[str] = None) -> dict:
         params = {'experiment_id': self.experiment_id, 'page_size': PAGE_SIZE,
@@ -711,6 +750,10 @@ class Report:
     max_backlog: int = 0
     creates_deferred: int = 0
     weir_exit: Optional[int] = None
+    gc: bool = False
+    gc_doomed_created: int = 0
+    gc_removed: int = 0  # doomed runs the collector removed during the load
+    gc_missing: Optional[int] = None  # objects `weir storage check` found missing afterwards
     failures: List[str] = field(default_factory=list)
 
     @property
@@ -730,6 +773,10 @@ class Report:
         if self.max_backlog:
             lines.append(f'creates held back while {self.max_backlog} runs were unfinished: '
                          f'{self.creates_deferred} times (a list was made instead)')
+        if self.gc:
+            lines.append(f'collector: {self.gc_doomed_created} doomed runs created, '
+                         f'{self.gc_removed} removed during the load; objects missing '
+                         f'afterwards: {self.gc_missing}')
         lines.append('')
         header = (f'{"operation":<10} {"count":>7} {"errors":>6} {"ops/s":>6} {"p50":>8} '
                   f'{"p95":>8} {"p99":>8} {"max":>8}  {"p95 1st/2nd half":>18}')
@@ -903,6 +950,12 @@ def check(report: Report) -> None:
                                f'{report.longest_step_gap_s:.1f}s')
     if report.runs_failed:
         report.failures.append(f'{report.runs_failed} runs of `sh -c true` FAILED')
+    if report.gc and report.gc_removed == 0:
+        report.failures.append(f'the collector removed none of the {report.gc_doomed_created} '
+                               f'doomed runs during the load')
+    if report.gc and report.gc_missing != 0:
+        report.failures.append(f'after the load with the collector, `weir storage check` found '
+                               f'{report.gc_missing} object(s) missing')
     if report.weir_exit not in (None, 0):
         report.failures.append(f'weir exited with {report.weir_exit} after SIGTERM'
                                + (f' (still running {report.shutdown_s:.0f}s after it)'
@@ -931,8 +984,10 @@ def list_every_run(url: str) -> List[Dict[str, Any]]:
 
 
 def reconcile(report: Report, listed: List[Dict[str, Any]], clients: List[Client],
-              experiment_id: str, smoke: Dict[str, str]) -> None:
-    """The runs the clients were told about are the runs weir lists, one to one."""
+              experiment_id: str, smoke: Dict[str, str], doomed: Optional[str] = None) -> None:
+    """The runs the clients were told about are the runs weir lists, one to one (the doomed
+    experiment's, which the collector removes, left out)."""
+    listed = [r for r in listed if doomed is None or r.get('experiment_id') != doomed]
     report.runs_listed = len(listed)
     expected: Dict[str, str] = dict(smoke)  # run id -> display name (= its token)
     unanswered: Dict[str, str] = {}  # name -> client, for creates that got no 2xx answer
@@ -971,6 +1026,35 @@ def reconcile(report: Report, listed: List[Dict[str, Any]], clients: List[Client
                                      f'weir does not have it')
 
 
+def doomed_experiment(url: str) -> str:
+    """An experiment whose own retention policy keeps none of its finished runs."""
+    import requests
+    created = requests.post(f'{url}{API}/experiments', json={'display_name': 'doomed'}, timeout=30)
+    created.raise_for_status()
+    experiment_id = created.json()['experiment_id']
+    policy = {'policies': [{'name': 'keep-none', 'keep_last': 0}]}
+    response = requests.put(f'{url}/apis/weir/v1/experiments/{experiment_id}/retention',
+                            json=policy, timeout=30)
+    if response.status_code != 200:
+        raise LoadError(f'setting the doomed experiment\'s policy: {response.status_code} '
+                        f'{response.text}')
+    return experiment_id
+
+
+def removed_by_collector(url: str, doomed: str) -> int:
+    """Runs of the doomed experiment in the collector's history."""
+    import requests
+    removed, token = 0, ''
+    while True:
+        page = requests.get(f'{url}/apis/weir/v1/gc/history',
+                            params={'page_size': 500, 'page_token': token}, timeout=60).json()
+        removed += sum(1 for r in page.get('records', [])
+                       if r.get('kind') == 'run' and r.get('detail', {}).get('experiment_id') == doomed)
+        token = page.get('next_page_token', '')
+        if not token:
+            return removed
+
+
 def failed_examples(url: str, experiment_id: str) -> List[str]:
     import requests
     params = {'experiment_id': experiment_id, 'page_size': 3, 'filter': json.dumps(
@@ -998,7 +1082,8 @@ def run(args: argparse.Namespace) -> Report:
     package = work / 'noop.yaml'
     spec = compile_pipeline(package)
     stores = Stores(args.backend, work, args.postgres_url, args.mysql_url, prefix='weir_load')
-    weir = Weir(weir_bin, work, stores, args.max_concurrent_steps)
+    weir = Weir(weir_bin, work, stores, args.max_concurrent_steps, gc=args.gc)
+    report.gc = args.gc
     stop = threading.Event()
     clients: List[Client] = []
     monitor: Optional[Monitor] = None
@@ -1006,11 +1091,13 @@ def run(args: argparse.Namespace) -> Report:
     try:
         weir.start()
         experiment_id, smoke_runs = smoke_check(weir.url, package, spec)
+        doomed = doomed_experiment(weir.url) if args.gc else None
+        doomed_left = 0
         started, start_wall = time.monotonic(), time.time()
         pace = Pace(args.max_backlog)
         monitor = Monitor(weir, experiment_id, started, stop, pace)
         monitor.start()
-        clients = [Client(i, weir.url, experiment_id, spec, seed, started, stop, pace)
+        clients = [Client(i, weir.url, experiment_id, spec, seed, started, stop, pace, doomed)
                    for i in range(args.clients)]
         for client in clients:
             client.start()
@@ -1048,7 +1135,12 @@ def run(args: argparse.Namespace) -> Report:
             report.server = server_latencies(weir.url)
             if report.runs_failed:
                 report.failed_examples = failed_examples(weir.url, experiment_id)
-            reconcile(report, list_every_run(weir.url), clients, experiment_id, smoke_runs)
+            listed = list_every_run(weir.url)
+            reconcile(report, listed, clients, experiment_id, smoke_runs, doomed)
+            if doomed:
+                report.gc_doomed_created = sum(c.doomed_created for c in clients)
+                report.gc_removed = removed_by_collector(weir.url, doomed)
+                doomed_left = sum(1 for r in listed if r.get('experiment_id') == doomed)
         else:
             report.mismatches.append('weir was gone before the runs could be compared')
         report.weir_exit = weir.stop()
@@ -1057,10 +1149,15 @@ def run(args: argparse.Namespace) -> Report:
         rows = weir.stored_rows()
         report.run_rows = rows.get('runs')
         stored = len(smoke_runs) + report.runs_created
+        # Doomed runs still there when the runs were listed may have gone since.
+        if doomed and report.run_rows is not None and stored <= report.run_rows <= stored + doomed_left:
+            stored = report.run_rows
         if report.run_rows != stored:
             report.mismatches.append(f'the metadata store holds {report.run_rows} run rows, '
                                      f'{stored} runs were created with an answer '
                                      f'(tables: {rows})')
+        if doomed:
+            report.gc_missing = len(weir.storage_check().get('missing', []))
         summarize_engine_log(report, weir.read_log(), start_wall, load_s)
         check(report)
         finished = True
@@ -1095,6 +1192,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--mysql-url', default=DEFAULT_MYSQL_URL,
                         help='MariaDB server without database (default $WEIR_TEST_MYSQL_URL '
                              'or mysql://root@127.0.0.1:3306)')
+    parser.add_argument('--gc', action='store_true',
+                        help='apply retention every second and remove runs of a second '
+                             'experiment during the load (see above)')
     parser.add_argument('--progress', type=float, default=0.0,
                         help='print a progress line to stderr every N seconds (0: never)')
     parser.add_argument('--work-root', help='where the work folder is made (default: $TMPDIR)')

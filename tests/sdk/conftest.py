@@ -47,6 +47,13 @@ BACKENDS = ['sqlite', 'mariadb', 'postgres']
 HEALTHZ_TIMEOUT_S = 60.0
 S3_REGION = 'us-east-1'
 
+# The collector is on in every weir this suite starts: it applies a retention policy every
+# 2 s (one that matches no run of these tests: they must pass with retention running) and
+# deletes the objects of every run a test deletes. A test that sets its own keeps its own.
+os.environ.setdefault('WEIR_RETENTION_INTERVAL_SECONDS', '2')
+os.environ.setdefault('WEIR_RETENTION_POLICIES',
+                      json.dumps([{'name': 'canceled-30d', 'states': ['CANCELED'], 'older_than': '30d'}]))
+
 
 # --------------------------------------------------------------------------------------------
 # Small process and network utilities

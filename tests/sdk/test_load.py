@@ -2,7 +2,10 @@
 error, weir's memory stays bounded, the engine keeps executing runs, and the runs created are
 the runs stored, one to one (every run id a create answered exists once with the display name
 and parameters sent, no other run exists, and the store's runs table has exactly that many
-rows), on SQLite, MariaDB and PostgreSQL.
+rows), on SQLite, MariaDB and PostgreSQL. The collector works all along (`--gc`): it applies
+retention every second and removes the finished runs of a second experiment that a quarter of
+the creates go to; the load's own runs must all stay, and `weir storage check` must find
+nothing missing afterwards.
 
 The load itself is tests/reliability/load.py (runnable on its own, see its docstring); CI time
 is short, so this runs it for 60 s per backend. By hand, run it for longer, e.g.
@@ -40,7 +43,7 @@ MAX_BACKLOG = int(os.environ.get('WEIR_LOAD_MAX_BACKLOG', 0))
 def test_load(backend, weir_bin, tmp_path):
     args = load.parse_args([
         '--backend', backend, '--clients', str(CLIENTS), '--duration', str(DURATION_S),
-        '--max-backlog', str(MAX_BACKLOG), '--weir', str(weir_bin),
+        '--max-backlog', str(MAX_BACKLOG), '--weir', str(weir_bin), '--gc',
         '--work-root', str(tmp_path), '--out', str(tmp_path / 'report.json')])
     try:
         report = load.run(args)
@@ -48,6 +51,7 @@ def test_load(backend, weir_bin, tmp_path):
         pytest.fail(f'the load could not run: {error}', pytrace=False)
     print(report.summary())
     assert report.runs_created > 0 and report.steps_finished > 0
+    assert report.gc_removed > 0 and report.gc_missing == 0, report.summary()
     if not report.ok:
         pytest.fail(f'load on {backend} broke: {"; ".join(report.failures)} (report in the '
                     f'captured stdout below, weir log in {report.work})', pytrace=False)

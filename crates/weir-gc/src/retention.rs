@@ -76,10 +76,14 @@ pub async fn apply(
     progress: &(dyn Fn(Drained) + Sync),
 ) -> GcResult<Applied> {
     let store = collector.store().as_ref();
-    // Runs archived before weir recorded when count from now.
-    store.stamp_archived(collector.now()).await?;
+    let scopes = scopes(store, global).await?;
+    // Runs archived before weir recorded when count from now (only asked when a policy
+    // counts from archiving).
+    if scopes.iter().flat_map(|s| &s.policies).any(|p| p.archived_for.is_some()) {
+        store.stamp_archived(collector.now()).await?;
+    }
     let mut applied = Applied::default();
-    for scope in scopes(store, global).await? {
+    for scope in scopes {
         for policy in &scope.policies {
             let label = policy_label(scope.experiment_id.as_deref(), policy);
             loop {

@@ -61,8 +61,8 @@ impl RetentionSettings {
 pub async fn run(collector: Collector, settings: RetentionSettings, wake: Arc<Notify>, stop: Arc<Notify>) {
     let quiet = |_: Drained| {};
     let interval = (settings.interval_seconds > 0).then(|| Duration::from_secs(settings.interval_seconds));
-    // The first policy pass waits a little: a start is busy enough.
-    let mut next_pass = interval.map(|_| tokio::time::Instant::now() + Duration::from_secs(30));
+    // The first policy pass waits a little (at most 30 s): a start is busy enough.
+    let mut next_pass = interval.map(|every| tokio::time::Instant::now() + every.min(Duration::from_secs(30)));
     loop {
         match collector.drain(&quiet).await {
             Ok(d) if d.entries > 0 => {

@@ -68,6 +68,10 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/apis/weir/v1/configmaps", "/apis/weir/v1/configmaps"),
     ("GET", "/apis/weir/v1/configmaps/x", "/apis/weir/v1/configmaps/{name}"),
     ("DELETE", "/apis/weir/v1/configmaps/x", "/apis/weir/v1/configmaps/{name}"),
+    ("GET", "/apis/weir/v1/gc/history", "/apis/weir/v1/gc/history"),
+    ("GET", "/apis/weir/v1/experiments/x/retention", "/apis/weir/v1/experiments/{experiment_id}/retention"),
+    ("PUT", "/apis/weir/v1/experiments/x/retention", "/apis/weir/v1/experiments/{experiment_id}/retention"),
+    ("DELETE", "/apis/weir/v1/experiments/x/retention", "/apis/weir/v1/experiments/{experiment_id}/retention"),
     ("GET", "/metrics", "/metrics"),
     ("GET", "/readyz", "/readyz"),
 ];

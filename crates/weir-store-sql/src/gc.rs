@@ -383,12 +383,26 @@ impl GcStore for SqlStore {
     }
 
     async fn stamp_archived(&self, now: i64) -> StoreResult<u64> {
-        let stmt =
-            stamp_archived_where("r.storage_state = ?", vec![Bind::Text(StorageState::Archived.as_str().into())], now);
-        let sql = self.sql(&stmt.sql);
-        write_tx!(self, |tx| {
-            Ok(bind_all!(sqlx::query(&sql), &stmt.binds).execute(&mut *tx).await.map_err(map_err)?.rows_affected())
-        })
+        // Found by a plain read, then stamped one run at a time: an `INSERT … SELECT` over
+        // every archived run would hold a shared lock on each of them (MariaDB), stalling the
+        // engine's writes for as long as it runs.
+        let missing = self
+            .fetch_all::<(Text,)>(
+                "SELECT r.id FROM runs r LEFT JOIN run_archived a ON a.run_id = r.id \
+                 WHERE r.storage_state = ? AND a.run_id IS NULL",
+                &[Bind::Text(StorageState::Archived.as_str().into())],
+            )
+            .await?;
+        let mut stamped = 0u64;
+        for chunk in missing.chunks(CHUNK) {
+            let statements: Vec<Stmt> = chunk
+                .iter()
+                .map(|(id,)| stamp_archived_where("r.id = ?", vec![Bind::Text(id.0.clone())], now))
+                .collect();
+            stamped += statements.len() as u64;
+            self.transaction(statements).await?;
+        }
+        Ok(stamped)
     }
 
     async fn experiment_policies(&self) -> StoreResult<Vec<(String, Vec<RetentionPolicy>)>> {

@@ -10,7 +10,9 @@ use serde_json::json;
 
 use crate::*;
 
+mod gc;
 mod leases;
+use gc::{removals_keep_what_others_use, retention_chooses_runs};
 use leases::{engine_lease_is_taken_once, runs_are_taken_once_and_old_owners_fenced};
 
 pub type Check =
@@ -41,6 +43,8 @@ checks!(
     run_totals_follow_every_change,
     nul_characters_are_refused_everywhere,
     step_configs_crud,
+    removals_keep_what_others_use,
+    retention_chooses_runs,
 );
 
 /// Runs every check in order, panicking with the check's name on the first failure.

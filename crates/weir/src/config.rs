@@ -413,9 +413,21 @@ impl Settings {
             }
             other => bail!("unknown executor.driver {other:?} (use local or kubernetes)"),
         };
-        file.retention.validate().map_err(|e| anyhow::anyhow!("invalid retention section: {e}"))?;
+        // The variables override the file, as flags do elsewhere: the storage commands read
+        // them too, so `weir storage gc` sees what the server applies.
+        let mut retention = file.retention.clone();
+        if let Ok(v) = std::env::var("WEIR_RETENTION_INTERVAL_SECONDS") {
+            retention.interval_seconds = v
+                .parse()
+                .with_context(|| format!("WEIR_RETENTION_INTERVAL_SECONDS={v:?} is not a number of seconds"))?;
+        }
+        if let Ok(v) = std::env::var("WEIR_RETENTION_POLICIES") {
+            retention.policies = serde_json::from_str(&v)
+                .with_context(|| "WEIR_RETENTION_POLICIES is not a JSON list of retention policies")?;
+        }
+        retention.validate().map_err(|e| anyhow::anyhow!("invalid retention settings: {e}"))?;
         let settings = Settings {
-            retention: file.retention.clone(),
+            retention,
             kubernetes,
             timezone,
             scheduler_enabled: !executor.disable_scheduler && file.scheduler.enabled.unwrap_or(true),
