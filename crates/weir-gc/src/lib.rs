@@ -28,6 +28,8 @@ pub enum GcError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Artifacts(#[from] ArtifactError),
+    #[error("{0} deletions failed; the next pass retries them")]
+    Stuck(usize),
 }
 
 pub type GcResult<T> = Result<T, GcError>;
@@ -37,6 +39,8 @@ const JOURNAL_BATCH: i64 = 100;
 /// Objects checked against the metadata per query, and deleted at once.
 const OBJECT_BATCH: usize = 200;
 const DELETES_IN_FLIGHT: usize = 16;
+/// Journal entries whose objects are deleted at once.
+const ENTRIES_IN_FLIGHT: usize = 8;
 
 /// What a drain deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -142,7 +146,7 @@ impl Collector {
     /// objects deleted.
     pub async fn drain(&self, progress: &(dyn Fn(Drained) + Sync)) -> GcResult<Drained> {
         let mut total = Drained::default();
-        // Entries that failed this round are not retried in it: the next drain does.
+        // Entries that failed in this drain are not retried in it: the next drain does.
         let mut failed: BTreeSet<String> = BTreeSet::new();
         loop {
             let entries = self.store.pending_deletions(JOURNAL_BATCH + failed.len() as i64).await?;
@@ -150,43 +154,79 @@ impl Collector {
             if todo.is_empty() {
                 return Ok(total);
             }
-            for entry in todo {
-                match self.carry_out(&entry, progress, &mut total).await {
-                    Ok(()) => total.entries += 1,
+            let (cascades, plain): (Vec<_>, Vec<_>) =
+                todo.into_iter().partition(|e| e.prefix.starts_with(CASCADE_EXPERIMENT));
+            self.delete_entries(plain, progress, &mut total, &mut failed).await?;
+            for entry in cascades {
+                let experiment_id = entry.prefix.trim_start_matches(CASCADE_EXPERIMENT).to_string();
+                let outcome = self.cascade_experiment(&experiment_id, progress, &mut total).await;
+                match outcome {
+                    Ok(()) => {
+                        self.store.finish_deletions(&[(entry, 0, 0)], self.now()).await?;
+                        total.entries += 1;
+                    }
                     Err(e) => {
-                        tracing::warn!(gc.entry = %entry.prefix, error = %e, "could not finish a deletion; the next pass retries it");
+                        tracing::warn!(experiment.id = %experiment_id, error = %e, "could not finish removing an experiment; the next pass retries it");
                         failed.insert(entry.id.clone());
-                        if failed.len() > JOURNAL_BATCH as usize {
-                            return Err(e);
-                        }
                     }
                 }
+            }
+            if failed.len() > JOURNAL_BATCH as usize {
+                return Err(GcError::Stuck(failed.len()));
             }
         }
     }
 
-    async fn carry_out(
+    /// Deletes the objects of several entries at once, then ends them in one transaction.
+    async fn delete_entries(
         &self,
-        entry: &PendingDeletion,
+        entries: Vec<PendingDeletion>,
         progress: &(dyn Fn(Drained) + Sync),
         total: &mut Drained,
+        failed: &mut BTreeSet<String>,
     ) -> GcResult<()> {
-        if let Some(experiment_id) = entry.prefix.strip_prefix(CASCADE_EXPERIMENT) {
-            self.cascade_experiment(experiment_id, entry, progress, total).await?;
-            self.store.finish_deletion(entry, 0, 0, self.now()).await?;
+        if entries.is_empty() {
             return Ok(());
         }
-        let objects = self.objects_of(&entry.prefix).await?;
-        let (deleted, bytes, kept) = self.delete_unreferenced(&objects, progress, total).await?;
-        self.store.finish_deletion(entry, deleted as i64, bytes as i64, self.now()).await?;
-        tracing::debug!(gc.entry = %entry.prefix, objects = deleted, bytes, kept, "deleted");
+        // Owned futures (a clone of the collector each): see `delete_objects`.
+        let results: Vec<(PendingDeletion, GcResult<(u64, u64, u64)>)> =
+            futures::stream::iter(entries.into_iter().map(|entry| {
+                let this = self.clone();
+                async move {
+                    let outcome = match this.objects_of(&entry.prefix).await {
+                        Ok(objects) => this.delete_objects(&objects).await,
+                        Err(e) => Err(e),
+                    };
+                    (entry, outcome)
+                }
+            }))
+            .buffer_unordered(ENTRIES_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut ended = Vec::new();
+        for (entry, outcome) in results {
+            match outcome {
+                Ok((deleted, bytes, kept)) => {
+                    total.objects += deleted;
+                    total.bytes += bytes;
+                    total.kept += kept;
+                    ended.push((entry, deleted as i64, bytes as i64));
+                }
+                Err(e) => {
+                    tracing::warn!(gc.entry = %entry.prefix, error = %e, "could not finish a deletion; the next pass retries it");
+                    failed.insert(entry.id.clone());
+                }
+            }
+        }
+        self.store.finish_deletions(&ended, self.now()).await?;
+        total.entries += ended.len() as u64;
+        progress(*total);
         Ok(())
     }
 
     async fn cascade_experiment(
         &self,
         experiment_id: &str,
-        entry: &PendingDeletion,
         progress: &(dyn Fn(Drained) + Sync),
         total: &mut Drained,
     ) -> GcResult<()> {
@@ -210,34 +250,22 @@ impl Collector {
                 }
             }
             // The runs' objects go before the next batch of rows: the journal stays short.
-            Box::pin(self.drain_except(entry, progress, total)).await?;
+            let mut failed = BTreeSet::new();
+            loop {
+                let entries = self.store.pending_deletions(JOURNAL_BATCH + failed.len() as i64).await?;
+                let plain: Vec<PendingDeletion> = entries
+                    .into_iter()
+                    .filter(|e| !e.prefix.starts_with(CASCADE_EXPERIMENT) && !failed.contains(&e.id))
+                    .collect();
+                if plain.is_empty() {
+                    break;
+                }
+                Box::pin(self.delete_entries(plain, progress, total, &mut failed)).await?;
+            }
         }
         match self.store.delete_experiment(experiment_id).await {
             Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Carries out the journal's other entries (a cascade's runs), leaving `current`.
-    async fn drain_except(
-        &self,
-        current: &PendingDeletion,
-        progress: &(dyn Fn(Drained) + Sync),
-        total: &mut Drained,
-    ) -> GcResult<()> {
-        loop {
-            let entries = self.store.pending_deletions(JOURNAL_BATCH + 1).await?;
-            let todo: Vec<PendingDeletion> = entries
-                .into_iter()
-                .filter(|e| e.id != current.id && !e.prefix.starts_with(CASCADE_EXPERIMENT))
-                .collect();
-            if todo.is_empty() {
-                return Ok(());
-            }
-            for entry in todo {
-                self.carry_out(&entry, progress, total).await?;
-                total.entries += 1;
-            }
         }
     }
 
@@ -268,13 +296,27 @@ impl Collector {
     }
 
     /// Deletes the objects no artifact row refers to (by the object's URI or a folder above
-    /// it). Returns (deleted, bytes, kept).
+    /// it), telling `progress` after each batch. Returns (deleted, bytes, kept).
     pub async fn delete_unreferenced(
         &self,
         objects: &[ObjectInfo],
         progress: &(dyn Fn(Drained) + Sync),
         total: &mut Drained,
     ) -> GcResult<(u64, u64, u64)> {
+        let (mut deleted, mut bytes, mut kept) = (0u64, 0u64, 0u64);
+        for chunk in objects.chunks(OBJECT_BATCH) {
+            let (d, b, k) = self.delete_objects(chunk).await?;
+            (deleted, bytes, kept) = (deleted + d, bytes + b, kept + k);
+            total.objects += d;
+            total.bytes += b;
+            total.kept += k;
+            progress(*total);
+        }
+        Ok((deleted, bytes, kept))
+    }
+
+    /// [`Collector::delete_unreferenced`] without the progress. Returns (deleted, bytes, kept).
+    async fn delete_objects(&self, objects: &[ObjectInfo]) -> GcResult<(u64, u64, u64)> {
         let (mut deleted, mut bytes, mut kept) = (0u64, 0u64, 0u64);
         for chunk in objects.chunks(OBJECT_BATCH) {
             let referenced = self.referenced(chunk.iter().map(|o| o.key.as_str())).await?;
@@ -292,10 +334,6 @@ impl Collector {
             futures::stream::iter(deletes).buffer_unordered(DELETES_IN_FLIGHT).try_collect::<Vec<()>>().await?;
             deleted += doomed.len() as u64;
             bytes += doomed.iter().map(|o| o.size).sum::<u64>();
-            total.objects += doomed.len() as u64;
-            total.bytes += doomed.iter().map(|o| o.size).sum::<u64>();
-            total.kept += (chunk.len() - doomed.len()) as u64;
-            progress(*total);
         }
         Ok((deleted, bytes, kept))
     }

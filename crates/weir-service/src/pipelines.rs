@@ -259,8 +259,8 @@ impl PipelineService {
         Ok(self.ctx.store.list_pipelines(&query).await?)
     }
 
-    /// Deletes a pipeline (with `cascade`, its versions too), then the packages of the deleted
-    /// versions. A package that cannot be removed is logged and left for `weir storage check`.
+    /// Deletes a pipeline (with `cascade`, its versions too); the collector then deletes the
+    /// packages of the deleted versions.
     pub async fn delete(&self, id: &str, cascade: bool) -> ServiceResult<()> {
         let versions = self.ctx.store.delete_pipeline(id, cascade).await?;
         for version in versions {
@@ -303,9 +303,37 @@ impl PipelineService {
         Ok(())
     }
 
+    /// Records the version's removal with a journal entry for its package, which the
+    /// collector deletes (and retries until it can). Should the record fail, the package is
+    /// deleted here; one left behind is an orphan `weir storage gc` collects.
     async fn remove_package(&self, version: &PipelineVersion) {
-        if let Err(e) = self.ctx.artifacts.delete(&version.package_key).await {
-            tracing::warn!(artifact.key = %version.package_key, error = %e, "could not remove the package of a deleted version");
+        let (now, id) = (self.ctx.now(), crate::new_id());
+        let record = weir_store::GcRecord {
+            id: id.clone(),
+            at: now,
+            kind: "pipeline_version".into(),
+            target_id: version.id.clone(),
+            display_name: version.display_name.clone(),
+            policy: "api".into(),
+            detail: serde_json::json!({"action": "delete", "pipeline_id": version.pipeline_id}),
+            objects: 0,
+            bytes: 0,
+            done_at: 0,
+        };
+        let entry = weir_store::PendingDeletion {
+            id: format!("{id}-0"),
+            history_id: id,
+            prefix: version.package_key.clone(),
+            created_at: now,
+        };
+        match self.ctx.store.record_removal(&record, &[entry]).await {
+            Ok(()) => self.ctx.wake_gc(),
+            Err(e) => {
+                tracing::warn!(pipeline_version.id = %version.id, error = %e, "could not record a version's removal; deleting its package now");
+                if let Err(e) = self.ctx.artifacts.delete(&version.package_key).await {
+                    tracing::warn!(artifact.key = %version.package_key, error = %e, "could not remove the package of a deleted version");
+                }
+            }
         }
     }
 }

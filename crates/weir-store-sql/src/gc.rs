@@ -260,28 +260,40 @@ impl GcStore for SqlStore {
             .collect())
     }
 
-    async fn finish_deletion(&self, entry: &PendingDeletion, objects: i64, bytes: i64, now: i64) -> StoreResult<()> {
+    async fn finish_deletions(&self, done: &[(PendingDeletion, i64, i64)], now: i64) -> StoreResult<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        for (entry, _, _) in done {
+            check_text(&[Bind::Text(entry.id.clone()), Bind::Text(entry.history_id.clone())])?;
+        }
         let delete_sql = self.sql("DELETE FROM gc_pending WHERE id = ?");
         let add_sql = self.sql("UPDATE gc_history SET objects = objects + ?, bytes = bytes + ? WHERE id = ?");
         let left_sql = self.sql("SELECT COUNT(*) FROM gc_pending WHERE history_id = ?");
-        let done_sql = self.sql("UPDATE gc_history SET done_at = ? WHERE id = ?");
-        let id = [Bind::Text(entry.id.clone())];
-        let history = [Bind::Text(entry.history_id.clone())];
+        let done_sql = self.sql("UPDATE gc_history SET done_at = ? WHERE id = ? AND done_at = 0");
         write_tx!(self, |tx| {
-            let gone = bind_all!(sqlx::query(&delete_sql), &id).execute(&mut *tx).await.map_err(map_err)?;
-            // Another collector finished it first: its counts are in already.
-            if gone.rows_affected() == 0 {
-                return Ok(());
+            let mut records: BTreeSet<&str> = BTreeSet::new();
+            for (entry, objects, bytes) in done {
+                let id = [Bind::Text(entry.id.clone())];
+                let gone = bind_all!(sqlx::query(&delete_sql), &id).execute(&mut *tx).await.map_err(map_err)?;
+                // Another collector ended it first: its counts are in already.
+                if gone.rows_affected() == 0 {
+                    continue;
+                }
+                let add = [Bind::Int(*objects), Bind::Int(*bytes), Bind::Text(entry.history_id.clone())];
+                bind_all!(sqlx::query(&add_sql), &add).execute(&mut *tx).await.map_err(map_err)?;
+                records.insert(&entry.history_id);
             }
-            let add = [Bind::Int(objects), Bind::Int(bytes), Bind::Text(entry.history_id.clone())];
-            bind_all!(sqlx::query(&add_sql), &add).execute(&mut *tx).await.map_err(map_err)?;
-            let left = bind_all!(sqlx::query_scalar::<_, i64>(&left_sql), &history)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            if left == 0 {
-                let done = [Bind::Int(now), Bind::Text(entry.history_id.clone())];
-                bind_all!(sqlx::query(&done_sql), &done).execute(&mut *tx).await.map_err(map_err)?;
+            for record in records {
+                let key = [Bind::Text(record.to_string())];
+                let left = bind_all!(sqlx::query_scalar::<_, i64>(&left_sql), &key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if left == 0 {
+                    let stamp = [Bind::Int(now), Bind::Text(record.to_string())];
+                    bind_all!(sqlx::query(&done_sql), &stamp).execute(&mut *tx).await.map_err(map_err)?;
+                }
             }
             Ok(())
         })

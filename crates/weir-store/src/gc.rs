@@ -225,9 +225,10 @@ pub trait GcStore: Send + Sync {
     async fn record_removal(&self, record: &GcRecord, pending: &[PendingDeletion]) -> StoreResult<()>;
     /// Journal entries, oldest first.
     async fn pending_deletions(&self, limit: i64) -> StoreResult<Vec<PendingDeletion>>;
-    /// Ends a journal entry, adding what it deleted to its history record (done when it was
-    /// the record's last entry).
-    async fn finish_deletion(&self, entry: &PendingDeletion, objects: i64, bytes: i64, now: i64) -> StoreResult<()>;
+    /// Ends journal entries in one transaction, adding what each deleted (objects, bytes) to
+    /// its history record (done when it was the record's last entry). An entry already ended
+    /// (by another collector) counts nothing.
+    async fn finish_deletions(&self, done: &[(PendingDeletion, i64, i64)], now: i64) -> StoreResult<()>;
     /// Which of these URIs an artifact row refers to.
     async fn referenced_uris(&self, uris: &[String]) -> StoreResult<BTreeSet<String>>;
     /// Up to `limit` runs and recurring runs of an experiment (what a cascade removes).

@@ -115,9 +115,9 @@ pub(super) async fn removals_keep_what_others_use(store: &dyn MetadataStore) {
 
     // Finishing the journal entries completes the records.
     for entry in store.pending_deletions(1_000).await.unwrap().iter().filter(|p| p.history_id == first.id) {
-        store.finish_deletion(entry, 2, 10, 9_500).await.unwrap();
+        store.finish_deletions(&[(entry.clone(), 2, 10)], 9_500).await.unwrap();
         // Finishing an entry twice (two collectors) counts it once.
-        store.finish_deletion(entry, 2, 10, 9_500).await.unwrap();
+        store.finish_deletions(&[(entry.clone(), 2, 10)], 9_500).await.unwrap();
     }
     let history = store.gc_history(1_000, None).await.unwrap();
     let done = history.iter().find(|r| r.id == first.id).unwrap();
