@@ -39,6 +39,9 @@ const JOURNAL_BATCH: i64 = 100;
 /// Objects checked against the metadata per query, and deleted at once.
 const OBJECT_BATCH: usize = 200;
 const DELETES_IN_FLIGHT: usize = 16;
+/// Objects deleted, their bytes, and objects kept because a row refers to them.
+type Counts = (u64, u64, u64);
+
 /// Journal entries whose objects are deleted at once.
 const ENTRIES_IN_FLIGHT: usize = 8;
 
@@ -189,7 +192,7 @@ impl Collector {
             return Ok(());
         }
         // Owned futures (a clone of the collector each): see `delete_objects`.
-        let results: Vec<(PendingDeletion, GcResult<(u64, u64, u64)>)> =
+        let results: Vec<(PendingDeletion, GcResult<Counts>)> =
             futures::stream::iter(entries.into_iter().map(|entry| {
                 let this = self.clone();
                 async move {
@@ -316,7 +319,7 @@ impl Collector {
     }
 
     /// [`Collector::delete_unreferenced`] without the progress. Returns (deleted, bytes, kept).
-    async fn delete_objects(&self, objects: &[ObjectInfo]) -> GcResult<(u64, u64, u64)> {
+    async fn delete_objects(&self, objects: &[ObjectInfo]) -> GcResult<Counts> {
         let (mut deleted, mut bytes, mut kept) = (0u64, 0u64, 0u64);
         for chunk in objects.chunks(OBJECT_BATCH) {
             let referenced = self.referenced(chunk.iter().map(|o| o.key.as_str())).await?;
