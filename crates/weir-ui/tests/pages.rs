@@ -11,7 +11,9 @@ use tower::ServiceExt;
 use weir_artifacts::{ArtifactStore, S3Settings};
 use weir_server::lifecycle::{open_storage, UpgradePolicy};
 use weir_service::{Context, Services};
-use weir_store::{Artifact, ManualClock, Progress, RunStore, RuntimeState, StorageState, TaskKind, TaskStore};
+use weir_store::{
+    Artifact, ExperimentStore, ManualClock, Progress, RunStore, RuntimeState, StorageState, TaskKind, TaskStore,
+};
 use weir_store_sql::{ConnectSettings, SqlStore};
 
 struct App {
@@ -302,4 +304,35 @@ async fn the_storage_page_shows_the_last_check() {
     assert!(page.body.contains("1 object(s) the metadata refers to are missing"));
     // weir's own files are not counted among the objects.
     assert!(page.body.contains("<dt>Objects</dt><dd>0</dd>"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn the_storage_page_lists_removals_and_an_experiment_goes_with_its_runs() {
+    let app = app().await;
+    let experiment = app
+        .services
+        .experiments
+        .create(&weir_api_model::Experiment { display_name: "short-lived".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let page = app.get(&format!("/experiments/{}", experiment.id)).await;
+    assert!(page.body.contains("actions/delete-with-runs"), "{}", page.body);
+    let token = page.cookie_token();
+    let done = app
+        .post_form(
+            &format!("/experiments/{}/actions/delete-with-runs", experiment.id),
+            Some(&token),
+            &format!("csrf={token}"),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    // The removal is recorded at once; the collector (not running here) finishes it.
+    let page = app.get("/storage").await;
+    assert!(page.body.contains("aria-label=\"Removals\""), "{}", page.body);
+    assert!(page.body.contains(&format!("short-lived ({})", experiment.id)), "{}", page.body);
+    assert!(page.body.contains("(deleting)"), "{}", page.body);
+    app.services.context.collector().drain(&|_| {}).await.unwrap();
+    assert!(app.store.get_experiment(&experiment.id).await.is_err(), "the cascade removed the experiment");
+    let page = app.get("/storage").await;
+    assert!(!page.body.contains("(deleting)"), "{}", page.body);
 }
