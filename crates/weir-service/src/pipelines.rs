@@ -303,9 +303,10 @@ impl PipelineService {
         Ok(())
     }
 
-    /// Records the version's removal with a journal entry for its package, which the
-    /// collector deletes (and retries until it can). Should the record fail, the package is
-    /// deleted here; one left behind is an orphan `weir storage gc` collects.
+    /// Records the version's removal with a journal entry for its package, then deletes the
+    /// package and ends the entry; what fails is left to the collector, which retries it.
+    /// Should the record itself fail, the package is deleted here all the same; one left
+    /// behind is an orphan `weir storage gc` collects.
     async fn remove_package(&self, version: &PipelineVersion) {
         let (now, id) = (self.ctx.now(), crate::new_id());
         let record = weir_store::GcRecord {
@@ -326,8 +327,19 @@ impl PipelineService {
             prefix: version.package_key.clone(),
             created_at: now,
         };
-        match self.ctx.store.record_removal(&record, &[entry]).await {
-            Ok(()) => self.ctx.wake_gc(),
+        match self.ctx.store.record_removal(&record, std::slice::from_ref(&entry)).await {
+            // Done at once, as the request expects; what fails here the collector retries.
+            Ok(()) => {
+                let key = &version.package_key;
+                let size = self.ctx.artifacts.get_head(key, 0).await.map(|(_, size)| size as i64).unwrap_or(0);
+                let done = match self.ctx.artifacts.delete(key).await {
+                    Ok(()) => self.ctx.store.finish_deletions(&[(entry, 1, size)], self.ctx.now()).await.is_ok(),
+                    Err(_) => false,
+                };
+                if !done {
+                    self.ctx.wake_gc();
+                }
+            }
             Err(e) => {
                 tracing::warn!(pipeline_version.id = %version.id, error = %e, "could not record a version's removal; deleting its package now");
                 if let Err(e) = self.ctx.artifacts.delete(&version.package_key).await {

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use weir_api_model::{self as wire, Empty, ListParams};
 
-use super::empty;
+use super::{empty, DeleteParams};
 use crate::convert;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{split_verb, ApiJson, ApiQuery};
@@ -93,15 +93,8 @@ pub async fn delete(
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<DeleteParams>,
 ) -> ApiResult<Json<Empty>> {
-    let cascade = matches!(params.cascade.as_deref(), Some("true" | "1" | "True"));
-    state.services.experiments.delete(&id, cascade).await?;
+    state.services.experiments.delete(&id, params.cascade()).await?;
     Ok(empty())
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-pub struct DeleteParams {
-    cascade: Option<String>,
 }
 
 /// `POST /experiments/{id}:archive` and `:unarchive`: KFP's custom methods reach axum as one

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use weir_api_model::{self as wire, Empty, ListParams};
 
-use super::empty;
+use super::{empty, DeleteParams};
 use crate::convert;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiQuery};
@@ -114,12 +114,6 @@ pub async fn list(
     }))
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-pub struct DeleteParams {
-    cascade: Option<String>,
-}
-
 #[utoipa::path(
     delete,
     path = "/apis/v2beta1/pipelines/{pipeline_id}",
@@ -139,8 +133,7 @@ pub async fn delete(
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<DeleteParams>,
 ) -> ApiResult<Json<Empty>> {
-    let cascade = matches!(params.cascade.as_deref(), Some("true" | "1" | "True"));
-    state.services.pipelines.delete(&id, cascade).await?;
+    state.services.pipelines.delete(&id, params.cascade()).await?;
     Ok(empty())
 }
 
