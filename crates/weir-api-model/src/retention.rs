@@ -7,8 +7,10 @@ use utoipa::ToSchema;
 
 use crate::schema::Timestamp;
 
-/// A retention policy: which finished runs go (or are archived), and when.
+/// A retention policy: which finished runs go (or are archived), and when. A field it does
+/// not know is refused (a misspelt `keep_last` must not pass as a policy without it).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RetentionPolicyInfo {
     /// Unique within its set; the history names it.
     pub name: String,
@@ -43,6 +45,7 @@ pub struct ExperimentRetention {
 
 /// An experiment's own policies, replacing the deployment's for its runs (none: keep all).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SetExperimentRetention {
     pub policies: Vec<RetentionPolicyInfo>,
 }

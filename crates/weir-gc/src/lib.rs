@@ -61,11 +61,19 @@ pub struct Collector {
     store: Arc<dyn MetadataStore>,
     artifacts: ArtifactStore,
     clock: Arc<dyn Clock>,
+    /// The deployment's `retention.keep_artifacts`, for the runs a cascade removes.
+    keep_artifacts: bool,
 }
 
 impl Collector {
     pub fn new(store: Arc<dyn MetadataStore>, artifacts: ArtifactStore, clock: Arc<dyn Clock>) -> Self {
-        Self { store, artifacts, clock }
+        Self { store, artifacts, clock, keep_artifacts: false }
+    }
+
+    /// Keeps the artifacts of the runs an experiment's cascade removes.
+    pub fn keeping_artifacts(mut self, keep: bool) -> Self {
+        self.keep_artifacts = keep;
+        self
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -247,7 +255,7 @@ impl Collector {
                 }
             }
             for id in runs {
-                match self.remove_run(&id, &policy, false, self.now()).await {
+                match self.remove_run(&id, &policy, self.keep_artifacts, self.now()).await {
                     Ok(_) | Err(StoreError::NotFound(_)) => {}
                     Err(e) => return Err(e.into()),
                 }

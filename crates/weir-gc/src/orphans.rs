@@ -21,8 +21,8 @@ pub struct Scan {
     pub referenced: usize,
     /// Referenced keys that are missing (with what refers to them).
     pub missing: BTreeSet<String>,
-    /// Objects nothing refers to, and staged files of attempts that ended or whose task is
-    /// gone.
+    /// Objects nothing refers to (outside the folders of runs still under way), and staged
+    /// files of attempts that ended or whose task is gone.
     pub orphans: Vec<ObjectInfo>,
 }
 
@@ -59,9 +59,23 @@ pub async fn scan(store: &dyn MetadataStore, artifacts: &ArtifactStore) -> GcRes
     let mut referenced = 0usize;
     // The state of each task that has staged files.
     let mut task_states: BTreeMap<String, String> = BTreeMap::new();
+    // Runs still under way: their steps write outputs (in place, in a folder store) before
+    // the rows naming them exist, for as long as a step runs.
+    let mut active_runs: BTreeSet<String> = BTreeSet::new();
     let url = artifacts.url().to_string();
     let tally = async {
         while let Some(chunk) = rx.recv().await {
+            if chunk.name == "runs" {
+                let id = chunk.columns.iter().position(|c| c == "id");
+                let state = chunk.columns.iter().position(|c| c == "state");
+                for row in &chunk.rows {
+                    let text =
+                        |i: Option<usize>| i.and_then(|i| row.get(i)).and_then(|v| v.as_str()).unwrap_or_default();
+                    if RuntimeState::parse(text(state)).is_none_or(|s| !s.is_terminal()) {
+                        active_runs.insert(text(id).to_string());
+                    }
+                }
+            }
             if chunk.name == "tasks" && !staged_tasks.is_empty() {
                 let id = chunk.columns.iter().position(|c| c == "id");
                 let state = chunk.columns.iter().position(|c| c == "state");
@@ -86,7 +100,11 @@ pub async fn scan(store: &dyn MetadataStore, artifacts: &ArtifactStore) -> GcRes
     };
     let (exported, ()) = tokio::join!(store.export_tables(tx), tally);
     exported?;
-    let mut orphans: Vec<ObjectInfo> = objects.iter().filter(|o| !used.contains(&o.key)).cloned().collect();
+    // An object under a run still under way (`logs/<run>/…`, `<root>/<pipeline>/<run>/…`) is
+    // that run's, referred to or not yet.
+    let of_active_run = |key: &str| key.split('/').any(|segment| active_runs.contains(segment));
+    let mut orphans: Vec<ObjectInfo> =
+        objects.iter().filter(|o| !used.contains(&o.key) && !of_active_run(&o.key)).cloned().collect();
     // A staged file is left over once its attempt can no longer need it: its task ended or
     // was removed. (A running step's files are its own.)
     orphans.extend(staged.into_iter().filter(|o| {

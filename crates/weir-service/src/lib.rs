@@ -81,6 +81,7 @@ impl Context {
     /// The collector over this context's stores.
     pub fn collector(&self) -> weir_gc::Collector {
         weir_gc::Collector::new(self.store.clone(), self.artifacts.clone(), self.clock.clone())
+            .keeping_artifacts(self.keep_artifacts)
     }
 
     /// Wakes `engine` on run changes, and reads live logs from its working folder.

@@ -549,6 +549,28 @@ mod tests {
     }
 
     #[test]
+    fn refuses_retention_policies_that_are_not_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.yaml");
+        let write = |policies: &str| {
+            std::fs::write(&path, format!("version: 1\nretention:\n  policies: {policies}\n")).unwrap()
+        };
+        write("[{name: all}]");
+        let e = format!("{:#}", Settings::resolve(&args(Some(path.clone())), None, None, None).unwrap_err());
+        assert!(e.contains("invalid retention settings") && e.contains("older_than, keep_last or archived_for"), "{e}");
+        write("[{name: a, keep_last: 1}, {name: a, older_than: 1d}]");
+        let e = format!("{:#}", Settings::resolve(&args(Some(path.clone())), None, None, None).unwrap_err());
+        assert!(e.contains("two retention policies are named \"a\""), "{e}");
+        write("[{name: a, keep_lst: 1}]");
+        let e = format!("{:#}", load_file(&path).unwrap_err());
+        assert!(e.contains("keep_lst"), "{e}");
+        write("[{name: failed, states: [FAILED], older_than: 30d}]");
+        let s = Settings::resolve(&args(Some(path.clone())), None, None, None).unwrap();
+        assert_eq!(s.retention.policies[0].name, "failed");
+        assert_eq!(s.retention.interval_seconds, 3600);
+    }
+
+    #[test]
     fn embedded_default_under_data_dir() {
         let dir = tempfile::tempdir().unwrap();
         let mut a = args(None);

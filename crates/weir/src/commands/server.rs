@@ -235,7 +235,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     // the retention policies.
     let stop_gc = Arc::new(tokio::sync::Notify::new());
     let gc_task = tokio::spawn(weir_gc::worker::run(
-        weir_gc::Collector::new(engine_store.clone(), state.context().artifacts.clone(), clock.clone()),
+        weir_gc::Collector::new(engine_store.clone(), state.context().artifacts.clone(), clock.clone())
+            .keeping_artifacts(settings.retention.keep_artifacts),
         settings.retention.clone(),
         state.context().gc.clone(),
         stop_gc.clone(),

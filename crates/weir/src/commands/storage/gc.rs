@@ -61,7 +61,8 @@ pub async fn run(
     }
     let retention = &settings.retention;
     let grace_ms = grace_seconds.unwrap_or(retention.orphan_grace_seconds) as i64 * 1000;
-    let collector = Collector::new(store.clone() as Arc<dyn MetadataStore>, artifacts.clone(), Arc::new(SystemClock));
+    let collector = Collector::new(store.clone() as Arc<dyn MetadataStore>, artifacts.clone(), Arc::new(SystemClock))
+        .keeping_artifacts(retention.keep_artifacts);
     let result = if apply {
         collect(&collector, retention, grace_ms, output).await
     } else {
