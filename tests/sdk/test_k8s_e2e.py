@@ -242,7 +242,7 @@ def test_reinstall_on_adopted_volumes_brings_everything_back_and_upgrades(kube, 
     assert [(c['name'], c['phase'], c['volume'], c['reclaim_policy']) for c in report['claims']] == [
         ('postgres-pvc', 'Bound', 'e2e-postgres', 'Retain'), ('seaweedfs-pvc', 'Bound', 'e2e-objects', 'Retain')]
     assert report['storage']['identity'] == json.loads(identity)['id'] == report['storage']['artifact_identity']
-    assert report['storage']['schema_version'] == report['storage']['head_version'] == 10, report
+    assert report['storage']['schema_version'] == report['storage']['head_version'] == 11, report
     assert report['app']['image'] == 'weir:e2e'
 
     # Delete the app: the weir pod goes, nothing else.
@@ -281,9 +281,10 @@ def test_reinstall_on_adopted_volumes_brings_everything_back_and_upgrades(kube, 
     url = f'postgres://{database_env["username"]}:{database_env["password"]}@{pg_ip}:5432/weir'
     head = int(subprocess.run(['psql', url, '-tAc', 'SELECT max(version) FROM _sqlx_migrations'],
                               capture_output=True, text=True, check=True).stdout)
-    assert head == 10, 'update the undo below with the newest migration'
-    subprocess.run(['psql', url, '-qc', 'DROP TABLE gc_history, gc_pending, retention, run_archived; '
-                    'DROP INDEX artifacts_uri, runs_state_finished_at; DELETE FROM _sqlx_migrations WHERE version = 10'],
+    assert head == 11, 'update the undo below with the newest migration'
+    subprocess.run(['psql', url, '-qc', 'DROP INDEX tasks_run_version; ALTER TABLE tasks DROP COLUMN version; '
+                    'ALTER TABLE runs DROP COLUMN tasks_version, DROP COLUMN tasks_reset; '
+                    'DELETE FROM _sqlx_migrations WHERE version = 11'],
                    check=True)
     cluster.kubectl('scale', '-n', NS, 'deployment/weir', '--replicas=1')
 
@@ -307,7 +308,7 @@ def test_reinstall_on_adopted_volumes_brings_everything_back_and_upgrades(kube, 
     assert len(backups) == 1 and backups[0].split('/')[-1].startswith(f'weir-backup-v{head - 1}-'), backups
     base = f'http://{wait(lambda: ready_ip(cluster, "weir"), bool, timeout=180, describe=why)}:8888'
     report = deploy_check(weir_bin, cluster)
-    assert report['problems'] == [] and report['storage']['schema_version'] == 10, report
+    assert report['problems'] == [] and report['storage']['schema_version'] == 11, report
     assert report['storage']['identity'] == json.loads(identity)['id']
     after = snapshot(base, s3, 'weir')
     for key in ('pipelines', 'versions', 'experiments', 'runs'):

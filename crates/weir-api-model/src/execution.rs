@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
@@ -91,4 +91,15 @@ pub struct Task {
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct ListTasksResponse {
     pub tasks: Vec<Task>,
+    /// The token of the next page; absent on the last page, and when no page size was asked.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub next_page_token: String,
+}
+
+/// `GET /apis/weir/v1/runs/{id}/tasks` parameters: every task when `page_size` is absent.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListTasksParams {
+    pub page_size: Option<i64>,
+    #[serde(default)]
+    pub page_token: String,
 }

@@ -12,6 +12,8 @@ use weir_spec::values::{complete_task_parameters, integral_numbers};
 use weir_spec::SpecError;
 use weir_store::{Artifact, Run, Task, TaskKind};
 
+use crate::planner::Tasks;
+
 /// Why a step cannot be planned: the run's spec and its rows do not fit together, or the
 /// step's inputs do not fit its component. The step fails with this message.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -43,15 +45,15 @@ pub enum PlanError {
 /// reference: the root component of a large pipeline is costly to copy).
 pub fn task_spec_ref<'a>(
     spec: &'a PipelineSpec,
-    tasks: &[Task],
+    tasks: &Tasks,
     task: &Task,
 ) -> Result<(&'a TaskSpec, &'a ComponentSpec), PlanError> {
-    let parent = tasks.iter().find(|t| t.id == task.parent_id).ok_or_else(|| PlanError::NoParent(task.id.clone()))?;
+    let parent = tasks.get(&task.parent_id).ok_or_else(|| PlanError::NoParent(task.id.clone()))?;
     let parent_component = if parent.parent_id.is_empty() {
         &spec.root
     } else {
         let owner = if parent.kind == TaskKind::Iteration {
-            tasks.iter().find(|t| t.id == parent.parent_id).ok_or(PlanError::IterationWithoutLoop)?
+            tasks.get(&parent.parent_id).ok_or(PlanError::IterationWithoutLoop)?
         } else {
             parent
         };
@@ -271,7 +273,7 @@ impl Mounted {
 pub fn plan_step(
     spec: &PipelineSpec,
     run: &Run,
-    tasks: &[Task],
+    tasks: &Tasks,
     task: &Task,
     artifacts: &HashMap<i64, Artifact>,
     workdir: &Path,
@@ -491,7 +493,7 @@ fn platform_env(
     platform: &weir_spec::platform::ExecutorConfig,
     run: &Run,
     task: &Task,
-    tasks: &[Task],
+    tasks: &Tasks,
     spec: &PipelineSpec,
     settings: &StepSettings,
     workdir: &Path,
@@ -610,7 +612,7 @@ pub fn pod_name(spec: &PipelineSpec, run: &Run, task: &Task) -> String {
 fn config_name(
     input: weir_spec::platform::NameInput<'_>,
     task: &Task,
-    tasks: &[Task],
+    tasks: &Tasks,
 ) -> Result<Option<String>, PlanError> {
     let Some(parameter) = input.parameter else {
         return Ok((!input.literal.is_empty()).then(|| input.literal.to_string()));
@@ -618,11 +620,10 @@ fn config_name(
     let value = if let Some(constant) = &parameter.runtime_value {
         constant.constant.clone().or_else(|| constant.constant_value.clone())
     } else if let Some(source) = &parameter.component_input_parameter {
-        let parent =
-            tasks.iter().find(|t| t.id == task.parent_id).ok_or_else(|| PlanError::NoParent(task.id.clone()))?;
+        let parent = tasks.get(&task.parent_id).ok_or_else(|| PlanError::NoParent(task.id.clone()))?;
         parent.inputs.parameters.get(source).cloned()
     } else if let Some(output) = &parameter.task_output_parameter {
-        let producer = tasks.iter().find(|t| t.parent_id == task.parent_id && t.name == output.producer_task);
+        let producer = tasks.child(&task.parent_id, &output.producer_task);
         producer.and_then(|p| p.outputs.parameters.get(&output.output_parameter_key).cloned())
     } else {
         None

@@ -40,7 +40,7 @@ fn view(name: &str, parameters: Value) -> RunView {
     RunView {
         run,
         spec: std::sync::Arc::new(weir_spec::ir::PipelineSpec::parse(&pipeline_spec).unwrap()),
-        tasks: Vec::new(),
+        tasks: Default::default(),
         artifacts: HashMap::new(),
     }
 }

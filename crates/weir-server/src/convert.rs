@@ -197,7 +197,9 @@ fn pod_name(t: &domain::Task) -> String {
 }
 
 /// KFP's `V2beta1PipelineTaskDetail` for one task row.
-pub fn task_detail(t: &domain::Task, tasks: &[domain::Task]) -> wire::PipelineTaskDetail {
+/// A task's detail without its children (`child_tasks`), which the run's answer adds: see
+/// `run_details.rs`.
+pub fn task_detail(t: &domain::Task) -> wire::PipelineTaskDetail {
     wire::PipelineTaskDetail {
         run_id: t.run_id.clone(),
         task_id: t.id.clone(),
@@ -211,11 +213,7 @@ pub fn task_detail(t: &domain::Task, tasks: &[domain::Task]) -> wire::PipelineTa
         error: status(&t.error),
         inputs: artifact_ids(&t.inputs),
         outputs: artifact_ids(&t.outputs),
-        child_tasks: tasks
-            .iter()
-            .filter(|c| c.parent_id == t.id)
-            .map(|c| wire::ChildTask { task_id: c.id.clone(), pod_name: pod_name(c) })
-            .collect(),
+        child_tasks: Vec::new(),
         state_history: t
             .state_history
             .iter()
@@ -226,6 +224,11 @@ pub fn task_detail(t: &domain::Task, tasks: &[domain::Task]) -> wire::PipelineTa
             })
             .collect(),
     }
+}
+
+/// A task as its parent's detail lists it.
+pub fn child_task(t: &domain::Task) -> wire::ChildTask {
+    wire::ChildTask { task_id: t.id.clone(), pod_name: pod_name(t) }
 }
 
 pub(crate) fn wire_time(ms: i64) -> String {

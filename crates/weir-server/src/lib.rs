@@ -8,6 +8,7 @@ pub mod extract;
 pub mod lifecycle;
 pub mod observability;
 pub mod openapi;
+mod run_details;
 
 use std::sync::Arc;
 
@@ -29,6 +30,8 @@ pub const MAX_BODY_BYTES: usize = weir_spec::MAX_PACKAGE_BYTES + (1 << 20);
 pub struct AppState {
     pub services: Services,
     pub metrics: PrometheusHandle,
+    /// Runs' task details as `get_run` answers them, kept between reads.
+    run_details: Arc<run_details::RunDetailsCache>,
 }
 
 impl AppState {
@@ -37,28 +40,32 @@ impl AppState {
     }
 
     pub fn from_context(context: Context) -> Self {
-        Self { services: Services::new(context), metrics: observability::metrics_handle() }
+        Self {
+            services: Services::new(context),
+            metrics: observability::metrics_handle(),
+            run_details: Default::default(),
+        }
     }
 
     /// Wakes `engine` when a run is created, terminated or retried, and reads the logs of
     /// running steps from its working folder.
     pub fn with_engine(self, engine: Arc<tokio::sync::Notify>, work_dir: std::path::PathBuf) -> Self {
         let context = Context::clone(&self.services.context).with_engine(engine, work_dir);
-        Self { services: Services::new(context), metrics: self.metrics }
+        Self { services: Services::new(context), metrics: self.metrics, run_details: self.run_details }
     }
 
     /// Steps can have volumes mounted at paths (the engine can make mount namespaces).
     pub fn with_private_mounts(self, private_mounts: bool) -> Self {
         let mut context = Context::clone(&self.services.context);
         context.private_mounts = private_mounts;
-        Self { services: Services::new(context), metrics: self.metrics }
+        Self { services: Services::new(context), metrics: self.metrics, run_details: self.run_details }
     }
 
     /// Steps run as pods (the Kubernetes driver): all of kfp-kubernetes is accepted.
     pub fn with_cluster_steps(self, cluster_steps: bool) -> Self {
         let mut context = Context::clone(&self.services.context);
         context.cluster_steps = cluster_steps;
-        Self { services: Services::new(context), metrics: self.metrics }
+        Self { services: Services::new(context), metrics: self.metrics, run_details: self.run_details }
     }
 
     /// The deployment's retention: policies shown for experiments without their own, and
@@ -67,7 +74,7 @@ impl AppState {
         let mut context = Context::clone(&self.services.context);
         context.retention_policies = policies;
         context.keep_artifacts = keep_artifacts;
-        Self { services: Services::new(context), metrics: self.metrics }
+        Self { services: Services::new(context), metrics: self.metrics, run_details: self.run_details }
     }
 
     /// The stores, clock and wake-ups the services share.

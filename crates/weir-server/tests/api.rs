@@ -336,3 +336,127 @@ async fn metrics_count_requests() {
 }
 
 use tower::ServiceExt;
+
+/// `get_run` answers from each task's kept JSON plus the tasks written since the last read:
+/// after new, changed and removed tasks its answer is the one a server reading everything
+/// afresh gives, and a run's tasks page in creation order.
+#[tokio::test]
+async fn run_details_follow_task_writes_and_tasks_page() {
+    use weir_store::{Progress, RuntimeState, Task, TaskIo, TaskKind, TaskStore};
+
+    let app = TestApp::new().await;
+    let store = std::sync::Arc::new(
+        weir_store_sql::SqlStore::connect(&app.db.url, &weir_store_sql::ConnectSettings::default()).await.unwrap(),
+    );
+    // A second server on the same database, whose reads start from nothing each time.
+    let fresh = || {
+        let folder = format!("file://{}", app.artifacts_dir.path().display());
+        let artifacts = weir_artifacts::ArtifactStore::open(&folder, &Default::default()).unwrap();
+        let state = weir_server::AppState::new(store.clone(), artifacts, app.clock.clone());
+        weir_server::router(state)
+    };
+    let get_fresh = |path: String| {
+        let router = fresh();
+        async move {
+            use tower::ServiceExt;
+            let request = axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+            let response = router.oneshot(request).await.unwrap();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        }
+    };
+    let created = app.post(&format!("{V2}/runs"), json!({"display_name": "big", "pipeline_spec": spec_json()})).await;
+    let run_id = created.body["run_id"].as_str().unwrap().to_string();
+    let path = format!("{V2}/runs/{run_id}");
+    let before = app.get(&path).await.body;
+    assert_eq!(before["pipeline_spec"], created.body["pipeline_spec"]);
+    assert!(before.get("run_details").is_none());
+
+    let task = |name: &str, parent: &str, at: i64| Task {
+        id: uuid::Uuid::new_v4().to_string(),
+        run_id: run_id.clone(),
+        parent_id: parent.to_string(),
+        name: name.to_string(),
+        display_name: name.to_string(),
+        kind: if parent.is_empty() { TaskKind::Dag } else { TaskKind::Container },
+        iteration_index: None,
+        state: RuntimeState::Pending,
+        attempts: 0,
+        inputs: TaskIo::default(),
+        outputs: TaskIo::default(),
+        fingerprint: String::new(),
+        pipeline_name: "p".into(),
+        cached: false,
+        image: String::new(),
+        error: None,
+        created_at: at,
+        started_at: 0,
+        finished_at: 0,
+        retry_at: 0,
+        pid: 0,
+        state_history: Vec::new(),
+    };
+    let root = task("root", "", 1);
+    let mut children: Vec<Task> = (0..3).map(|i| task(&format!("step-{i}"), &root.id, 2 + i)).collect();
+    let mut first = vec![root.clone()];
+    first.extend(children.iter().cloned());
+    store.save_progress(&run_id, &Progress { new_tasks: first, ..Default::default() }).await.unwrap();
+    let read = app.get(&path).await.body;
+    assert_eq!(read, get_fresh(path.clone()).await);
+    let details = read["run_details"]["task_details"].as_array().unwrap();
+    assert_eq!(details.len(), 4);
+    let child_ids: Vec<&str> =
+        details[0]["child_tasks"].as_array().unwrap().iter().map(|c| c["task_id"].as_str().unwrap()).collect();
+    assert_eq!(child_ids, children.iter().map(|c| c.id.as_str()).collect::<Vec<_>>());
+    assert_eq!(read["pipeline_spec"], created.body["pipeline_spec"]);
+
+    // A changed task and a new one; then a removal.
+    children[1].set_state(RuntimeState::Running, None, 10);
+    let late = task("step-late", &root.id, 20);
+    store
+        .save_progress(
+            &run_id,
+            &Progress { changed_tasks: vec![children[1].clone()], new_tasks: vec![late.clone()], ..Default::default() },
+        )
+        .await
+        .unwrap();
+    let read = app.get(&path).await.body;
+    assert_eq!(read, get_fresh(path.clone()).await);
+    assert_eq!(read["run_details"]["task_details"][2]["state"], json!("RUNNING"));
+    assert_eq!(read["run_details"]["task_details"][0]["child_tasks"].as_array().unwrap().len(), 4);
+    let removed = Progress { deleted_tasks: vec![children[0].id.clone()], ..Default::default() };
+    store.save_progress(&run_id, &removed).await.unwrap();
+    let read = app.get(&path).await.body;
+    assert_eq!(read, get_fresh(path.clone()).await);
+    assert_eq!(read["run_details"]["task_details"].as_array().unwrap().len(), 4);
+    assert!(!read.to_string().contains(&children[0].id));
+
+    // Pages of two, in the order of the whole listing.
+    let tasks_path = format!("/apis/weir/v1/runs/{run_id}/tasks");
+    let all: Vec<serde_json::Value> = app.get(&tasks_path).await.body["tasks"].as_array().unwrap().clone();
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = app.get(&format!("{tasks_path}?page_size=2&page_token={token}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        let tasks = page.body["tasks"].as_array().unwrap();
+        assert!(tasks.len() <= 2);
+        paged.extend(tasks.iter().cloned());
+        match page.body.get("next_page_token").and_then(|t| t.as_str()) {
+            Some(next) => token = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    assert_eq!(all.len(), 4);
+    for bad in ["page_size=0", "page_size=1001", "page_size=2&page_token=nonsense", "page_size=x"] {
+        let answer = app.get(&format!("{tasks_path}?{bad}")).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{bad}: {:?}", answer.body);
+    }
+    assert_eq!(app.get("/apis/weir/v1/runs/nope/tasks?page_size=2").await.status, StatusCode::NOT_FOUND);
+
+    // A deleted run's details go with it.
+    assert_eq!(app.delete(&path).await.status, StatusCode::OK);
+    assert_eq!(app.get(&path).await.status, StatusCode::NOT_FOUND);
+    app.finish().await;
+}

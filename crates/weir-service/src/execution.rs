@@ -11,6 +11,9 @@ use weir_store::{Artifact, Task, TaskKind};
 use crate::error::{ServiceError, ServiceResult};
 use crate::Context;
 
+/// The most tasks a page of a run's tasks holds.
+pub const MAX_TASK_PAGE: i64 = 1000;
+
 #[derive(Clone)]
 pub struct ExecutionService {
     ctx: Arc<Context>,
@@ -24,21 +27,60 @@ impl ExecutionService {
     /// A run's tasks, and every artifact they name by id: the run's own and those it read
     /// from other runs.
     pub async fn tasks(&self, run_id: &str) -> ServiceResult<(Vec<Task>, HashMap<i64, Artifact>)> {
-        self.ctx.store.get_run(run_id).await?;
-        let tasks = self.ctx.store.list_tasks(run_id).await?;
-        let mut artifacts: HashMap<i64, Artifact> =
-            self.ctx.store.list_artifacts(run_id).await?.into_iter().map(|a| (a.id, a)).collect();
-        let mut missing: Vec<i64> = tasks
-            .iter()
-            .flat_map(|t| t.inputs.artifact_ids().chain(t.outputs.artifact_ids()))
-            .filter(|id| !artifacts.contains_key(id))
-            .collect();
-        missing.sort_unstable();
-        missing.dedup();
-        for a in self.ctx.store.get_artifacts(&missing).await? {
-            artifacts.insert(a.id, a);
-        }
+        let (tasks, artifacts, _) = self.tasks_page(run_id, None, "").await?;
         Ok((tasks, artifacts))
+    }
+
+    /// A page of a run's tasks in creation order (all of them without `page_size`), the
+    /// artifacts they name by id, and the next page's token (`created_at:id` of the page's
+    /// last task; empty on the last page).
+    pub async fn tasks_page(
+        &self,
+        run_id: &str,
+        page_size: Option<i64>,
+        page_token: &str,
+    ) -> ServiceResult<(Vec<Task>, HashMap<i64, Artifact>, String)> {
+        if let Some(size) = page_size {
+            if !(1..=MAX_TASK_PAGE).contains(&size) {
+                return Err(ServiceError::invalid(format!(
+                    "page_size must be between 1 and {MAX_TASK_PAGE}, got {size}"
+                )));
+            }
+        }
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            let parsed = page_token
+                .split_once(':')
+                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.to_string())))
+                .ok_or_else(|| ServiceError::invalid(format!("invalid page_token {page_token:?}")))?;
+            Some(parsed)
+        };
+        self.ctx.store.get_run(run_id).await?;
+        let (tasks, next) = match page_size {
+            None if after.is_none() => (self.ctx.store.list_tasks(run_id).await?, String::new()),
+            size => {
+                let size = size.unwrap_or(MAX_TASK_PAGE);
+                let mut tasks = self.ctx.store.list_tasks_page(run_id, after, size + 1).await?;
+                let next = if tasks.len() as i64 > size {
+                    tasks.truncate(size as usize);
+                    tasks.last().map(|t| format!("{}:{}", t.created_at, t.id)).unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                (tasks, next)
+            }
+        };
+        // Only the artifacts the page names: a big run's page reads a page of them.
+        let mut ids: Vec<i64> =
+            tasks.iter().flat_map(|t| t.inputs.artifact_ids().chain(t.outputs.artifact_ids())).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut artifacts = HashMap::new();
+        for chunk in ids.chunks(1000) {
+            artifacts.extend(self.ctx.store.get_artifacts(chunk).await?.into_iter().map(|a| (a.id, a)));
+        }
+        Ok((tasks, artifacts, next))
     }
 
     /// The artifacts a run's own steps made (the UI's metric columns and comparisons).

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use weir_api_model::{self as wire, ListParams};
-use weir_store::{Entity, ErrorInfo, Page, Run, RuntimeState, StateChange, StorageState, StoreError, Task};
+use weir_store::{
+    Entity, ErrorInfo, Page, Run, RuntimeState, StateChange, StorageState, StoreError, Task, TaskChanges,
+};
 
 use crate::error::{Code, ServiceError, ServiceResult};
 use crate::experiments::ExperimentService;
@@ -190,6 +192,16 @@ impl RunService {
         let run = self.ctx.store.get_run(id).await?;
         let tasks = self.ctx.store.list_tasks(id).await?;
         Ok((run, tasks))
+    }
+
+    /// A run with its spec as the stored text (see `RunStore::get_run_raw`).
+    pub async fn get_raw(&self, id: &str) -> ServiceResult<(Run, String)> {
+        Ok(self.ctx.store.get_run_raw(id).await?)
+    }
+
+    /// The run's tasks written since task version `after` (see `TaskStore::task_changes`).
+    pub async fn task_changes(&self, id: &str, after: Option<i64>) -> weir_store::StoreResult<TaskChanges> {
+        self.ctx.store.task_changes(id, after).await
     }
 
     /// Runs, within the experiment `params.experiment_id` (which must exist) when given.

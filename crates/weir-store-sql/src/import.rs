@@ -102,6 +102,15 @@ impl ImportStore for SqlStore {
             }
         }
         writes(&RUNS, &batch.runs, run_binds, &mut statements);
+        // Readers that fetch only changed tasks read a replaced run's tasks again (migration 11).
+        for run in batch.runs.iter().filter(|r| r.replace) {
+            for sql in [
+                "UPDATE runs SET tasks_version = tasks_version + 1 WHERE id = ?",
+                "UPDATE runs SET tasks_reset = tasks_version WHERE id = ?",
+            ] {
+                statements.push(Stmt::new(sql, vec![Bind::Text(run.entity.id.clone())]));
+            }
+        }
         let history: Vec<Vec<Bind>> = batch
             .runs
             .iter()

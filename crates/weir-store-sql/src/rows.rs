@@ -176,8 +176,18 @@ pub(crate) struct RunRow {
 }
 
 impl RunRow {
-    pub(crate) fn into_domain(self, state_history: Vec<StateChange>) -> StoreResult<Run> {
-        Ok(Run {
+    pub(crate) fn into_domain(mut self, state_history: Vec<StateChange>) -> StoreResult<Run> {
+        let spec = std::mem::take(&mut self.pipeline_spec.0);
+        let mut run = self.into_domain_raw(state_history)?.0;
+        run.pipeline_spec = parse_json(&spec, "pipeline spec")?;
+        Ok(run)
+    }
+
+    /// The run with its spec left as the stored text (`pipeline_spec` is null), for answers
+    /// that pass it through.
+    pub(crate) fn into_domain_raw(self, state_history: Vec<StateChange>) -> StoreResult<(Run, String)> {
+        let spec = self.pipeline_spec.0;
+        let run = Run {
             id: self.id.0,
             experiment_id: self.experiment_id.0,
             display_name: self.display_name.0,
@@ -186,7 +196,7 @@ impl RunRow {
             storage_state: storage_state(&self.storage_state.0)?,
             pipeline_id: self.pipeline_id.0,
             pipeline_version_id: self.pipeline_version_id.0,
-            pipeline_spec: parse_json(&self.pipeline_spec.0, "pipeline spec")?,
+            pipeline_spec: serde_json::Value::Null,
             platform_spec: opt_json(self.platform_spec, "platform spec")?,
             parameters: object(&self.parameters.0, "run parameters")?,
             pipeline_root: self.pipeline_root.0,
@@ -198,7 +208,8 @@ impl RunRow {
             error: error_from(self.error)?,
             recurring_run_id: self.recurring_run_id.0,
             state_history,
-        })
+        };
+        Ok((run, spec))
     }
 
     pub(crate) fn id(&self) -> &str {

@@ -153,6 +153,15 @@ impl RunStore for SqlStore {
         Ok(runs.remove(0))
     }
 
+    async fn get_run_raw(&self, id: &str) -> StoreResult<(Run, String)> {
+        let row = self
+            .fetch_optional::<RunRow>(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"), &[Bind::Text(id.into())])
+            .await?
+            .ok_or_else(|| StoreError::not_found("run", id))?;
+        let mut histories = self.histories(&[id]).await?;
+        row.into_domain_raw(histories.remove(id).unwrap_or_default())
+    }
+
     async fn list_runs(&self, query: &ListQuery) -> StoreResult<Page<Run>> {
         let (rows, total) = self.list_rows::<RunRow>("runs", RUN_COLUMNS, query).await?;
         let items = self.runs_with_history(rows).await?;

@@ -209,6 +209,8 @@ table! {
         "state" Text 1,
         "error" OptText 1,
         "recurring_run_id" Text 1,
+        "tasks_version" Int 11 internal,
+        "tasks_reset" Int 11 internal,
     }
 }
 
@@ -280,6 +282,7 @@ table! {
         "retry_at" Int 2,
         "pid" Int 2,
         "state_history" Text 2,
+        "version" Int 11 internal,
     }
 }
 

@@ -8,6 +8,12 @@ use crate::rows::{ArtifactRow, TaskRow, ARTIFACT_COLUMNS, TASK_COLUMNS};
 use crate::schema::{ARTIFACTS, TASKS};
 use crate::{Bind, SqlStore, Stmt};
 
+#[derive(sqlx::FromRow)]
+struct TaskVersions {
+    tasks_version: i64,
+    tasks_reset: i64,
+}
+
 #[async_trait]
 impl TaskStore for SqlStore {
     async fn list_tasks(&self, run_id: &str) -> StoreResult<Vec<Task>> {
@@ -19,6 +25,62 @@ impl TaskStore for SqlStore {
         .into_iter()
         .map(TaskRow::into_domain)
         .collect()
+    }
+
+    async fn list_tasks_page(&self, run_id: &str, after: Option<(i64, String)>, limit: i64) -> StoreResult<Vec<Task>> {
+        let (created_at, id) = after.unwrap_or((i64::MIN, String::new()));
+        self.fetch_all::<TaskRow>(
+            &format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? AND (created_at > ? OR (created_at = ? AND id > ?)) \
+                 ORDER BY created_at, id LIMIT ?"
+            ),
+            &[
+                Bind::Text(run_id.into()),
+                Bind::Int(created_at),
+                Bind::Int(created_at),
+                Bind::Text(id),
+                Bind::Int(limit),
+            ],
+        )
+        .await?
+        .into_iter()
+        .map(TaskRow::into_domain)
+        .collect()
+    }
+
+    async fn task_changes(&self, run_id: &str, after: Option<i64>) -> StoreResult<TaskChanges> {
+        let TaskVersions { tasks_version: version, tasks_reset: reset } = self
+            .fetch_optional::<TaskVersions>(
+                "SELECT tasks_version, tasks_reset FROM runs WHERE id = ?",
+                &[Bind::Text(run_id.into())],
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("run", run_id))?;
+        // Versions commit in order (each write takes the next one under the run's row lock), so
+        // every task up to `version` is visible now; later ones are left for the next read. A
+        // version below what the reader saw means the run was replaced (an import, a restore).
+        let complete = match after {
+            Some(seen) => reset > seen || version < seen,
+            None => true,
+        };
+        let tasks = if complete {
+            self.list_tasks(run_id).await?
+        } else if after == Some(version) {
+            Vec::new()
+        } else {
+            self.fetch_all::<TaskRow>(
+                &format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? AND version > ? AND version <= ? \
+                     ORDER BY created_at, id"
+                ),
+                &[Bind::Text(run_id.into()), Bind::Int(after.unwrap_or_default()), Bind::Int(version)],
+            )
+            .await?
+            .into_iter()
+            .map(TaskRow::into_domain)
+            .collect::<StoreResult<_>>()?
+        };
+        Ok(TaskChanges { version, complete, tasks })
     }
 
     async fn list_artifacts(&self, run_id: &str) -> StoreResult<Vec<Artifact>> {
@@ -91,6 +153,36 @@ impl TaskStore for SqlStore {
                 Stmt::new(TASKS.update_by_id_sql(), id_last(task_binds(task)))
                     .or_fail(StoreError::not_found("task", &task.id)),
             );
+        }
+        // The tasks written take the run's next task version, for readers that fetch only
+        // what changed (migration 11); removals tell them to read everything again.
+        let written: Vec<&str> =
+            progress.new_tasks.iter().chain(&progress.changed_tasks).map(|t| t.id.as_str()).collect();
+        if !written.is_empty() || !progress.deleted_tasks.is_empty() {
+            statements.push(Stmt::new(
+                "UPDATE runs SET tasks_version = tasks_version + 1 WHERE id = ?",
+                vec![Bind::Text(run_id.into())],
+            ));
+            if !progress.deleted_tasks.is_empty() {
+                statements.push(Stmt::new(
+                    "UPDATE runs SET tasks_reset = tasks_version WHERE id = ?",
+                    vec![Bind::Text(run_id.into())],
+                ));
+            }
+            for chunk in written.chunks(500) {
+                let placeholders = vec!["?"; chunk.len()].join(", ");
+                let mut binds = vec![Bind::Text(run_id.into())];
+                binds.extend(chunk.iter().map(|id| Bind::Text((*id).into())));
+                // By primary key alone: with `run_id` in the condition SQLite may pick a run
+                // index and visit every task of the run.
+                statements.push(Stmt::new(
+                    format!(
+                        "UPDATE tasks SET version = (SELECT tasks_version FROM runs WHERE id = ?) \
+                         WHERE id IN ({placeholders})"
+                    ),
+                    binds,
+                ));
+            }
         }
         for a in &progress.new_artifacts {
             statements.push(Stmt::new(ARTIFACTS.insert_sql(1), artifact_binds(a)));

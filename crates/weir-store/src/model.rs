@@ -336,6 +336,17 @@ pub struct RunTransition {
     pub now: i64,
 }
 
+/// A run's tasks as [`crate::TaskStore::task_changes`] finds them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskChanges {
+    /// The run's task version these tasks bring a reader to.
+    pub version: i64,
+    /// Whether `tasks` are all of the run's tasks (forget what was read before), or only those
+    /// written since the version asked for.
+    pub complete: bool,
+    pub tasks: Vec<Task>,
+}
+
 /// One step of the engine, written atomically (before the actions it causes are carried out).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Progress {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::*;
 
@@ -40,6 +40,7 @@ checks!(
     list_sorting_and_paging,
     paging_survives_inserts,
     tasks_and_artifacts,
+    task_versions_and_pages,
     run_totals_follow_every_change,
     nul_characters_are_refused_everywhere,
     step_configs_crud,
@@ -588,6 +589,73 @@ pub fn task(run_id: &str, name: &str, kind: TaskKind, now: i64) -> Task {
         pid: 0,
         state_history: vec![StateChange { update_time: now, state: RuntimeState::Pending, error: None }],
     }
+}
+
+/// `task_changes` gives a reader what changed since the version it saw, everything after a
+/// removal, and a missing run is not found; `list_tasks_page` pages in creation order;
+/// `get_run_raw` keeps the spec's text.
+async fn task_versions_and_pages(store: &dyn MetadataStore) {
+    let e = experiment(&uid("versions"), 1_000);
+    store.create_experiment(&e).await.unwrap();
+    let r = run(&e.id, "big", 2_000);
+    store.create_run(&r).await.unwrap();
+    let (raw, spec) = store.get_run_raw(&r.id).await.unwrap();
+    assert_eq!(raw.pipeline_spec, Value::Null);
+    assert_eq!(serde_json::from_str::<Value>(&spec).unwrap(), r.pipeline_spec);
+    assert_eq!(raw.display_name, r.display_name);
+
+    let first = store.task_changes(&r.id, None).await.unwrap();
+    assert!(first.complete && first.tasks.is_empty(), "{first:?}");
+    let root = task(&r.id, "root", TaskKind::Dag, 2_000);
+    let mut steps: Vec<Task> = (0..5)
+        .map(|i| Task { parent_id: root.id.clone(), ..task(&r.id, &format!("s{i}"), TaskKind::Container, 2_001 + i) })
+        .collect();
+    let mut created = vec![root.clone()];
+    created.extend(steps.iter().cloned());
+    store.save_progress(&r.id, &Progress { new_tasks: created.clone(), ..Default::default() }).await.unwrap();
+    let all = store.task_changes(&r.id, Some(first.version)).await.unwrap();
+    assert!(!all.complete && all.version > first.version);
+    assert_eq!(all.tasks, created);
+    let none = store.task_changes(&r.id, Some(all.version)).await.unwrap();
+    assert_eq!((none.version, none.complete, none.tasks.len()), (all.version, false, 0));
+
+    // Only what a write touched comes back, in creation order.
+    steps[3].set_state(RuntimeState::Running, None, 3_000);
+    steps[1].set_state(RuntimeState::Running, None, 3_000);
+    let changed = Progress { changed_tasks: vec![steps[3].clone(), steps[1].clone()], ..Default::default() };
+    store.save_progress(&r.id, &changed).await.unwrap();
+    let delta = store.task_changes(&r.id, Some(all.version)).await.unwrap();
+    assert!(!delta.complete);
+    assert_eq!(delta.tasks, vec![steps[1].clone(), steps[3].clone()]);
+    // A write that changes no task leaves the version as it is.
+    store.save_progress(&r.id, &Progress { owner: None, ..Default::default() }).await.unwrap();
+    assert_eq!(store.task_changes(&r.id, Some(delta.version)).await.unwrap().version, delta.version);
+
+    // A removal makes readers start over.
+    let removed = Progress { deleted_tasks: vec![steps[4].id.clone()], ..Default::default() };
+    store.save_progress(&r.id, &removed).await.unwrap();
+    let again = store.task_changes(&r.id, Some(delta.version)).await.unwrap();
+    assert!(again.complete);
+    assert_eq!(again.tasks.len(), 5);
+    assert!(again.tasks.iter().all(|t| t.id != steps[4].id));
+
+    // Pages in creation order, each after the previous page's last task.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_tasks_page(&r.id, after.clone(), 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        after = page.last().map(|t| (t.created_at, t.id.clone()));
+        seen.extend(page.into_iter().map(|t| t.id));
+    }
+    let listed: Vec<String> = store.list_tasks(&r.id).await.unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(seen, listed);
+
+    assert!(matches!(store.task_changes("no-such-run", None).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.get_run_raw("no-such-run").await, Err(StoreError::NotFound(_))));
 }
 
 async fn tasks_and_artifacts(store: &dyn MetadataStore) {

@@ -54,6 +54,9 @@ pub trait RunStore: Send + Sync {
     /// `last_run_created_at`, atomically. Fails if the experiment does not exist.
     async fn create_run(&self, run: &Run) -> StoreResult<()>;
     async fn get_run(&self, id: &str) -> StoreResult<Run>;
+    /// A run with its spec as the stored JSON text, not parsed (`pipeline_spec` is null): for
+    /// answers that pass the spec through unchanged.
+    async fn get_run_raw(&self, id: &str) -> StoreResult<(Run, String)>;
     async fn list_runs(&self, query: &ListQuery) -> StoreResult<Page<Run>>;
     /// Archives or unarchives a run; archiving records when (`now`), for retention.
     async fn set_run_storage_state(&self, id: &str, state: StorageState, now: i64) -> StoreResult<()>;
@@ -256,6 +259,13 @@ pub trait RunLeaseStore: Send + Sync {
 #[async_trait]
 pub trait TaskStore: Send + Sync {
     async fn list_tasks(&self, run_id: &str) -> StoreResult<Vec<Task>>;
+    /// Up to `limit` of the run's tasks in creation order, after the task at `after`
+    /// (`created_at`, id): a page of a big run's tasks.
+    async fn list_tasks_page(&self, run_id: &str, after: Option<(i64, String)>, limit: i64) -> StoreResult<Vec<Task>>;
+    /// The run's tasks written since task version `after`, in creation order: only those, or
+    /// all of them (`complete`) when `after` is `None` or tasks were removed or replaced
+    /// since. Pass the answer's `version` next time. Not found for a missing run.
+    async fn task_changes(&self, run_id: &str, after: Option<i64>) -> StoreResult<TaskChanges>;
     async fn list_artifacts(&self, run_id: &str) -> StoreResult<Vec<Artifact>>;
     async fn get_artifacts(&self, ids: &[i64]) -> StoreResult<Vec<Artifact>>;
     /// Applies one engine step in one transaction. With a run transition whose `from` does not

@@ -19,6 +19,9 @@ use weir_spec::values::{complete_parameters, complete_task_parameters, integral_
 use weir_spec::SpecError;
 
 mod kubernetes;
+mod tasks;
+
+pub use tasks::Tasks;
 
 /// Everything the planner looks at for one run.
 #[derive(Debug, Clone)]
@@ -26,7 +29,7 @@ pub struct RunView {
     pub run: Run,
     /// Shared, so a pass over the run borrows the spec instead of copying it.
     pub spec: Arc<PipelineSpec>,
-    pub tasks: Vec<Task>,
+    pub tasks: Tasks,
     pub artifacts: HashMap<i64, Artifact>,
 }
 
@@ -66,10 +69,7 @@ pub fn advance(view: &mut RunView, now: i64) -> Step {
         changed: BTreeSet::new(),
         step: Step::default(),
         new_artifacts: Vec::new(),
-        by_id: HashMap::new(),
-        by_place: HashMap::new(),
     };
-    planner.reindex();
     planner.run();
     planner.finish()
 }
@@ -81,10 +81,6 @@ pub(crate) struct Planner<'a> {
     changed: BTreeSet<String>,
     step: Step,
     new_artifacts: Vec<Artifact>,
-    /// Task id → position in `view.tasks`, and (parent id, name) → the first such task: a pass
-    /// looks tasks up by these many times, and scanning made a pass quadratic in the run's size.
-    by_id: HashMap<String, usize>,
-    by_place: HashMap<String, HashMap<String, usize>>,
 }
 
 fn new_id() -> String {
@@ -133,45 +129,31 @@ impl Planner<'_> {
         self.step.launches.retain(|id| seen.insert(id.clone()));
         let mut seen = BTreeSet::new();
         self.step.kills.retain(|id| seen.insert(id.clone()));
+        // Only the rows this pass touched (a pass over a big run touches few of its rows), in
+        // the order of the rows: parents before their children.
         let tasks = &self.view.tasks;
-        self.step.progress.new_tasks = tasks.iter().filter(|t| self.created.contains(&t.id)).cloned().collect();
-        self.step.progress.changed_tasks =
-            tasks.iter().filter(|t| self.changed.contains(&t.id) && !self.created.contains(&t.id)).cloned().collect();
+        let rows = |ids: Vec<&String>| -> Vec<Task> {
+            let mut at: Vec<usize> = ids.into_iter().filter_map(|id| tasks.position(id)).collect();
+            at.sort_unstable();
+            at.into_iter().map(|i| tasks.as_slice()[i].clone()).collect()
+        };
+        self.step.progress.new_tasks = rows(self.created.iter().collect());
+        self.step.progress.changed_tasks = rows(self.changed.iter().filter(|id| !self.created.contains(*id)).collect());
         self.step.progress.new_artifacts = self.new_artifacts;
         self.step
     }
 
-    /// Builds the lookups again (after tasks were removed).
-    fn reindex(&mut self) {
-        self.by_id.clear();
-        self.by_place.clear();
-        for (i, task) in self.view.tasks.iter().enumerate() {
-            self.by_id.insert(task.id.clone(), i);
-            self.by_place.entry(task.parent_id.clone()).or_default().entry(task.name.clone()).or_insert(i);
-        }
-    }
-
-    fn index(&self, id: &str) -> Option<usize> {
-        self.by_id.get(id).copied()
-    }
-
     fn task(&self, id: &str) -> &Task {
-        &self.view.tasks[self.index(id).expect("task exists")]
+        self.view.tasks.get(id).expect("task exists")
     }
 
     fn child(&self, parent_id: &str, name: &str) -> Option<&Task> {
-        self.by_place.get(parent_id)?.get(name).map(|i| &self.view.tasks[*i])
-    }
-
-    fn children(&self, parent_id: &str) -> Vec<Task> {
-        let mut children: Vec<Task> = self.view.tasks.iter().filter(|t| t.parent_id == parent_id).cloned().collect();
-        children.sort_by_key(|t| (t.iteration_index, t.created_at));
-        children
+        self.view.tasks.child(parent_id, name)
     }
 
     fn update(&mut self, id: &str, change: impl FnOnce(&mut Task)) {
-        if let Some(i) = self.index(id) {
-            change(&mut self.view.tasks[i]);
+        if let Some(task) = self.view.tasks.get_mut(id) {
+            change(task);
             self.changed.insert(id.to_string());
         }
     }
@@ -225,9 +207,6 @@ impl Planner<'_> {
             pid: 0,
             state_history: history,
         };
-        let at = self.view.tasks.len();
-        self.by_id.insert(id.clone(), at);
-        self.by_place.entry(task.parent_id.clone()).or_default().entry(task.name.clone()).or_insert(at);
         self.view.tasks.push(task);
         self.created.insert(id.clone());
         id
@@ -251,6 +230,7 @@ impl Planner<'_> {
     /// A run that comes back to PENDING with tasks (a retry) keeps what succeeded: steps that
     /// did not succeed are forgotten (they run again), DAGs around them are reopened.
     fn prepare_retry(&mut self) {
+        self.view.tasks.forget_settled();
         let ids: Vec<(String, TaskKind, RuntimeState)> =
             self.view.tasks.iter().map(|t| (t.id.clone(), t.kind, t.state)).collect();
         for (id, kind, state) in ids {
@@ -260,7 +240,6 @@ impl Planner<'_> {
             match kind {
                 TaskKind::Container | TaskKind::Importer => {
                     self.view.tasks.retain(|t| t.id != id);
-                    self.reindex();
                     self.changed.remove(&id);
                     self.step.progress.deleted_tasks.push(id);
                 }
@@ -268,7 +247,6 @@ impl Planner<'_> {
                     // Skipped branches are decided again too; a skipped DAG is simply recreated.
                     if state == RuntimeState::Skipped {
                         self.view.tasks.retain(|t| t.id != id && t.parent_id != id);
-                        self.reindex();
                         self.step.progress.deleted_tasks.push(id);
                         continue;
                     }
@@ -538,30 +516,40 @@ impl Planner<'_> {
     fn walk_loop(&mut self, loop_id: &str, spec: &TaskSpec) {
         let pipeline = self.spec();
         let Some(component) = pipeline.components.get(&spec.component_ref.name) else { return };
-        let loop_task = self.task(loop_id).clone();
-        let items = loop_task.inputs.items.clone().unwrap_or_default();
         let limit = spec.iterator_policy.parallelism_limit.max(0) as usize;
-        let iterations = self.children(loop_id);
-        for iteration in iterations.iter().filter(|t| !t.state.is_terminal()) {
-            self.walk_dag(&iteration.id, component);
+        // Only the iterations still open are looked at, and only their ids copied: a loop of
+        // 10,000 items is walked once per finished step.
+        let open_ids: Vec<String> = self
+            .view
+            .tasks
+            .unsettled_children(loop_id)
+            .into_iter()
+            .filter(|t| !t.state.is_terminal())
+            .map(|t| t.id.clone())
+            .collect();
+        for id in &open_ids {
+            self.walk_dag(id, component);
         }
-        let mut open = self.children(loop_id).iter().filter(|t| !t.state.is_terminal()).count();
-        let mut next = iterations.len();
-        while next < items.len() && (limit == 0 || open < limit) {
+        let mut open = self.view.tasks.unsettled_children(loop_id).iter().filter(|t| !t.state.is_terminal()).count();
+        let mut next = self.view.tasks.count_children(loop_id);
+        let total = self.task(loop_id).inputs.items.as_ref().map_or(0, Vec::len);
+        while next < total && (limit == 0 || open < limit) {
+            let loop_task = self.task(loop_id);
+            let item = loop_task.inputs.items.as_ref().map(|items| items[next].clone()).unwrap_or_default();
             let mut inputs = TaskIo {
                 parameters: loop_task.inputs.parameters.clone(),
                 artifacts: loop_task.inputs.artifacts.clone(),
                 items: None,
             };
+            let display = format!("{}-{next}", loop_task.display_name);
             if let Some(iterator) = &spec.parameter_iterator {
-                inputs.parameters.insert(iterator.item_input.clone(), integral_numbers(&items[next]));
+                inputs.parameters.insert(iterator.item_input.clone(), integral_numbers(&item));
             }
             if let Some(iterator) = &spec.artifact_iterator {
                 // An artifact loop iterates over artifact ids.
-                let id = items[next].as_i64().into_iter().collect();
+                let id = item.as_i64().into_iter().collect();
                 inputs.artifacts.insert(iterator.item_input.clone(), id);
             }
-            let display = format!("{}-{next}", loop_task.display_name);
             let id = self.create(NewTask {
                 iteration_index: Some(next as i64),
                 ..NewTask::running(loop_id, "iteration", &display, TaskKind::Iteration, inputs)
@@ -572,42 +560,40 @@ impl Planner<'_> {
             }
             next += 1;
         }
-        let iterations = self.children(loop_id);
-        if iterations.len() == items.len() && iterations.iter().all(|t| t.state.is_terminal()) {
-            let outputs = collect_loop_outputs(component, &iterations);
-            let failed = iterations.iter().find(|t| matches!(t.state, RuntimeState::Failed | RuntimeState::Canceled));
-            let (state, err) = match failed {
-                Some(t) => {
-                    (RuntimeState::Failed, error(format!("iteration {} failed", t.iteration_index.unwrap_or_default())))
-                }
-                None => (RuntimeState::Succeeded, None),
-            };
-            self.update(loop_id, |t| t.outputs = outputs);
-            self.set_state(loop_id, state, err);
+        if self.view.tasks.count_children(loop_id) != total || !self.view.tasks.unsettled_children(loop_id).is_empty() {
+            return;
         }
+        let tasks = &self.view.tasks;
+        let iterations = tasks.children_sorted(loop_id);
+        let outputs = collect_loop_outputs(component, &iterations);
+        let failed = iterations.iter().find(|t| matches!(t.state, RuntimeState::Failed | RuntimeState::Canceled));
+        let (state, err) = match failed {
+            Some(t) => {
+                (RuntimeState::Failed, error(format!("iteration {} failed", t.iteration_index.unwrap_or_default())))
+            }
+            None => (RuntimeState::Succeeded, None),
+        };
+        self.update(loop_id, |t| t.outputs = outputs);
+        self.set_state(loop_id, state, err);
     }
 
     fn complete_dag(&mut self, dag_task_id: &str, dag: &DagSpec) {
-        // Checked by lookup first: most passes end here, and need no copies.
+        // Checked by lookup first: most passes end here.
         let all_done =
             dag.tasks.keys().all(|name| self.child(dag_task_id, name).is_some_and(|c| c.state.is_terminal()));
         if !all_done {
             return;
         }
-        let children = self.children(dag_task_id);
-        let by_name: HashMap<&str, &Task> = children.iter().map(|c| (c.name.as_str(), c)).collect();
-        let failed: Vec<&str> = children
-            .iter()
-            .filter(|c| matches!(c.state, RuntimeState::Failed | RuntimeState::Canceled))
-            .map(|c| c.name.as_str())
-            .collect();
+        let children = self.view.tasks.children_sorted(dag_task_id);
+        let by_name: HashMap<&str, &Task> = children.iter().map(|c| (c.name.as_str(), *c)).collect();
+        let failed = children.iter().find(|c| matches!(c.state, RuntimeState::Failed | RuntimeState::Canceled));
         let outputs = dag_outputs(dag, &by_name);
-        let (state, err) = if failed.is_empty() {
-            (RuntimeState::Succeeded, None)
-        } else {
-            let first = by_name[failed[0]];
-            let detail = first.error.as_ref().map(|e| e.message.clone()).unwrap_or_default();
-            (RuntimeState::Failed, error(format!("task {:?} failed: {detail}", first.display_name)))
+        let (state, err) = match failed {
+            None => (RuntimeState::Succeeded, None),
+            Some(first) => {
+                let detail = first.error.as_ref().map(|e| e.message.clone()).unwrap_or_default();
+                (RuntimeState::Failed, error(format!("task {:?} failed: {detail}", first.display_name)))
+            }
         };
         self.update(dag_task_id, |t| t.outputs = outputs);
         self.set_state(dag_task_id, state, err);
@@ -715,7 +701,7 @@ fn dag_outputs(dag: &DagSpec, children: &HashMap<&str, &Task>) -> TaskIo {
 
 /// A loop's outputs are its iterations' outputs collected in iteration order
 /// (`dsl.Collected`): parameter values into a list, artifact lists concatenated.
-fn collect_loop_outputs(component: &ComponentSpec, iterations: &[Task]) -> TaskIo {
+fn collect_loop_outputs(component: &ComponentSpec, iterations: &[&Task]) -> TaskIo {
     let mut parameters = Map::new();
     let mut artifacts = BTreeMap::new();
     if let Some(dag) = &component.dag {

@@ -319,7 +319,7 @@ impl Engine {
         for artifact in self.store.get_artifacts(&missing).await? {
             artifacts.insert(artifact.id, artifact);
         }
-        Ok(RunView { run, spec: Arc::new(spec), tasks, artifacts })
+        Ok(RunView { run, spec: Arc::new(spec), tasks: tasks.into(), artifacts })
     }
 
     /// The run's view: from memory, or loaded when it is not there.
@@ -519,10 +519,7 @@ impl Engine {
             // the tasks written now can bring new ones.
             let missing = referenced_artifacts(&changed_tasks, &cached.view.artifacts);
             for task in changed_tasks {
-                match cached.view.tasks.iter_mut().find(|t| t.id == task.id) {
-                    Some(slot) => *slot = task,
-                    None => cached.view.tasks.push(task),
-                }
+                cached.view.tasks.upsert(task);
             }
             if !missing.is_empty() {
                 match self.store.get_artifacts(&missing).await {
@@ -591,7 +588,7 @@ impl Engine {
             let mut task = step.progress.new_tasks[at].clone();
             start_attempt(&mut task, &plan, now);
             step.progress.new_tasks[at] = task.clone();
-            if let Some(slot) = view.tasks.iter_mut().find(|t| t.id == task.id) {
+            if let Some(slot) = view.tasks.get_mut(&task.id) {
                 *slot = task.clone();
             }
             claimed.push(Claimed { task, plan, retry, permit });
@@ -703,7 +700,7 @@ impl Engine {
             self.put_view(cached);
             return Ok(None);
         }
-        let Some(mut task) = view.tasks.iter().find(|t| t.id == task_id).cloned() else {
+        let Some(mut task) = view.tasks.get(task_id).cloned() else {
             self.put_view(cached);
             return Ok(None);
         };

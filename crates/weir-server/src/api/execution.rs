@@ -6,12 +6,12 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use weir_api_model::execution::{Artifact, ListTasksResponse};
+use weir_api_model::execution::{Artifact, ListTasksParams, ListTasksResponse};
 
 use crate::convert;
 use crate::error::{ApiResult, StatusBody};
 use crate::extract::ApiQuery;
-use crate::openapi::params::LogsQuery;
+use crate::openapi::params::{LogsQuery, TasksQuery};
 use crate::openapi::responses::{BadRequest, FileBytes, NotFound, Unavailable};
 use crate::AppState;
 
@@ -20,17 +20,27 @@ use crate::AppState;
     path = "/apis/weir/v1/runs/{run_id}/tasks",
     operation_id = "listRunTasks",
     tag = "weir",
-    summary = "Every task of a run with its parameters and artifacts spelled out.",
-    params(("run_id" = String, Path, description = "Run id (a UUID).")),
+    summary = "A run's tasks in creation order, with their parameters and artifacts spelled out: \
+               every task without `page_size`, else a page.",
+    params(("run_id" = String, Path, description = "Run id (a UUID)."), TasksQuery),
     responses(
         (status = 200, description = "OK", body = ListTasksResponse),
+        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn tasks(State(state): State<AppState>, Path(run_id): Path<String>) -> ApiResult<Json<ListTasksResponse>> {
-    let (tasks, artifacts) = state.services.execution.tasks(&run_id).await?;
-    Ok(Json(ListTasksResponse { tasks: tasks.iter().map(|t| convert::task_full(t, &artifacts)).collect() }))
+pub async fn tasks(
+    State(state): State<AppState>,
+    Path(run_id): Path<String>,
+    ApiQuery(params): ApiQuery<ListTasksParams>,
+) -> ApiResult<Json<ListTasksResponse>> {
+    let (tasks, artifacts, next_page_token) =
+        state.services.execution.tasks_page(&run_id, params.page_size, &params.page_token).await?;
+    Ok(Json(ListTasksResponse {
+        tasks: tasks.iter().map(|t| convert::task_full(t, &artifacts)).collect(),
+        next_page_token,
+    }))
 }
 
 #[utoipa::path(

@@ -1,6 +1,8 @@
 //! RunService.
 
 use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use weir_api_model::{self as wire, Empty, ListParams};
 
@@ -43,16 +45,20 @@ pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<wire::
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<wire::Run>> {
-    let (run, tasks) = state.services.runs.get(&id).await?;
-    let mut wire_run = convert::run(&run);
-    if !tasks.is_empty() {
-        wire_run.run_details = Some(wire::RunDetails {
-            task_details: tasks.iter().map(|t| convert::task_detail(t, &tasks)).collect(),
-            ..Default::default()
-        });
-    }
-    Ok(Json(wire_run))
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let (run, spec) = match state.services.runs.get_raw(&id).await {
+        Ok(found) => found,
+        Err(e) => {
+            state.run_details.forget(&id);
+            return Err(e.into());
+        }
+    };
+    let body = state
+        .run_details
+        .answer(&run, &spec, |after| state.services.runs.task_changes(&id, after))
+        .await
+        .map_err(weir_service::ServiceError::from)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 #[utoipa::path(
@@ -95,6 +101,7 @@ pub async fn list(
 )]
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Empty>> {
     state.services.runs.delete(&id).await?;
+    state.run_details.forget(&id);
     Ok(empty())
 }
 

@@ -160,6 +160,20 @@ impl IntoParams for DeleteExperimentQuery {
     }
 }
 
+/// `GET /apis/weir/v1/runs/{id}/tasks`'s query.
+pub struct TasksQuery;
+
+impl IntoParams for TasksQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let max = weir_service::execution::MAX_TASK_PAGE as f64;
+        let integer = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(max));
+        vec![
+            query("page_size", "Tasks per page (1 to 1000); every task when absent.", integer),
+            query("page_token", "The previous page's next_page_token.", string()),
+        ]
+    }
+}
+
 /// `GET /apis/weir/v1/gc/history`'s query.
 pub struct GcHistoryQuery;
 

@@ -1,0 +1,245 @@
+"""A big run, tried as a new user tries it: a ParallelFor of 10,000 `sh -c true` container steps
+(parallelism 64), submitted with `kfp.Client.create_run_from_pipeline_package` to a weir with
+its default settings, and watched with `kfp.Client.get_run` once a second until it ends.
+
+While it runs, `--pollers` more clients call `GET /apis/v2beta1/runs/{id}` back to back (each
+waits for its answer, then asks again), and one pages through the run's tasks with
+`GET /apis/weir/v1/runs/{id}/tasks`; every latency is kept. The server's RSS is read from /proc
+every 100 ms.
+
+    .venv/bin/python bench/big_run.py --weir target/release/weir                     # SQLite + folder
+    .venv/bin/python bench/big_run.py --weir target/release/weir --backend postgres  # a fresh database
+    .venv/bin/python bench/big_run.py --weir /tmp/weir-before --items 2000           # a peer binary
+
+It prints one JSON object: the wall time from the create request to the run's end as
+`get_run` reports it (the 1 s polling adds up to a second), the run's own start-to-end from its
+timestamps, tasks, server peak RSS, and get_run / task-page latency percentiles."""
+import argparse
+import json
+import re
+import multiprocessing
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import kfp
+from kfp import compiler, dsl
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@dsl.container_component
+def noop():
+    return dsl.ContainerSpec(image='alpine:3.19', command=['sh', '-c', 'true'])
+
+
+def compile_fan_out(items: int, parallelism: int, path: Path) -> None:
+    @dsl.pipeline(name=f'fan-out-{items}')
+    def fan_out():
+        with dsl.ParallelFor(items=list(range(items)), parallelism=parallelism):
+            noop().set_caching_options(False)
+
+    compiler.Compiler().compile(fan_out, str(path))
+
+
+def percentile(values, q):
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def summary(values):
+    if not values:
+        return {}
+    return {'n': len(values), 'median_ms': round(statistics.median(values), 2),
+            'p99_ms': round(percentile(values, 0.99), 2), 'max_ms': round(max(values), 2)}
+
+
+def rss_mib(pid: int) -> float:
+    with open(f'/proc/{pid}/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def poll_get(url, run_id_box, stop, results, interval):
+    latencies = []
+    while not stop.is_set():
+        run_id = run_id_box.value.decode()
+        if not run_id:
+            time.sleep(0.05)
+            continue
+        started = time.perf_counter()
+        with urllib.request.urlopen(f'{url}/apis/v2beta1/runs/{run_id}', timeout=60) as answer:
+            answer.read()
+        latencies.append((time.perf_counter() - started) * 1000)
+        time.sleep(max(0.0, interval - (time.perf_counter() - started)))
+    results.put(('get', latencies))
+
+
+def page_tasks(url, run_id_box, stop, results):
+    latencies = []
+    while not stop.is_set():
+        run_id = run_id_box.value.decode()
+        if not run_id:
+            time.sleep(0.05)
+            continue
+        token = ''
+        while not stop.is_set():
+            started = time.perf_counter()
+            query = f'?page_size=500&page_token={token}'
+            with urllib.request.urlopen(f'{url}/apis/weir/v1/runs/{run_id}/tasks{query}', timeout=60) as answer:
+                page = json.loads(answer.read())
+            latencies.append((time.perf_counter() - started) * 1000)
+            token = page.get('next_page_token') or ''
+            if not token:
+                break
+        time.sleep(1.0)
+    results.put(('page', latencies))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process and its reaped children (the steps it started)."""
+    fields = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
+    ticks = os.sysconf('SC_CLK_TCK')
+    own = (int(fields[11]) + int(fields[12])) / ticks
+    children = (int(fields[13]) + int(fields[14])) / ticks
+    return own, children
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--weir', required=True, type=Path)
+    parser.add_argument('--backend', choices=['sqlite', 'postgres'], default='sqlite')
+    parser.add_argument('--items', type=int, default=10_000)
+    parser.add_argument('--parallelism', type=int, default=64)
+    parser.add_argument('--pollers', type=int, default=4, help='processes polling GET /runs/{id}')
+    parser.add_argument('--poll-interval', type=float, default=1.0, help='seconds between one poller\'s requests')
+    parser.add_argument('--client-poll', type=float, default=1.0,
+                        help='seconds between kfp.Client.get_run calls (0: watch the state with plain HTTP)')
+    parser.add_argument('--pager', action=argparse.BooleanOptionalAction, default=True,
+                        help='a process paging through the run\'s tasks, 500 at a time')
+    parser.add_argument('--timeout', type=float, default=1800)
+    parser.add_argument('--keep', action='store_true', help='keep the data folder')
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix='weir-big-'))
+    package = work / 'fan-out.yaml'
+    compile_fan_out(args.items, args.parallelism, package)
+    env = {**os.environ, 'WEIR_LOG': 'warn'}
+    database = None
+    command = [str(args.weir), 'server', '--listen', f'127.0.0.1:{free_port()}', '--data-dir', str(work / 'data')]
+    if args.backend == 'postgres':
+        database = f'weir_big_{os.getpid()}'
+        subprocess.run(['psql', '-h', '127.0.0.1', '-U', 'postgres', '-qc', f'CREATE DATABASE {database}'], check=True)
+        command += ['--metadata', f'postgres://postgres@127.0.0.1:5432/{database}']
+    url = 'http://' + command[3]
+    log = open(work / 'weir.log', 'wb')
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f'{url}/apis/v2beta1/healthz', timeout=2)
+                break
+            except Exception:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit(f'weir did not start; see {work / "weir.log"}')
+                time.sleep(0.1)
+        rss_idle = rss_mib(server.pid)
+        client = kfp.Client(host=url)
+        stop = threading.Event()
+        peak = [rss_idle]
+
+        def sample_rss():
+            while not stop.is_set():
+                peak[0] = max(peak[0], rss_mib(server.pid))
+                time.sleep(0.1)
+
+        sampler = threading.Thread(target=sample_rss, daemon=True)
+        sampler.start()
+        # Readers in processes of their own, so the client's parsing in this one (seconds of
+        # Python per get_run of a big run) does not hold them up.
+        context = multiprocessing.get_context('spawn')
+        manager_stop = context.Event()
+        results = context.Queue()
+        run_id_box = context.Array('c', 64)
+        readers = [context.Process(target=poll_get, args=(url, run_id_box, manager_stop, results, args.poll_interval))
+                   for _ in range(args.pollers)]
+        if args.pager:
+            readers.append(context.Process(target=page_tasks, args=(url, run_id_box, manager_stop, results)))
+        for reader in readers:
+            reader.start()
+
+        cpu_before = cpu_seconds(server.pid)
+        submitted = time.monotonic()
+        result = client.create_run_from_pipeline_package(str(package), arguments={}, enable_caching=False)
+        run_id_box.value = result.run_id.encode()
+        client_gets = []
+        state = None
+        while time.monotonic() - submitted < args.timeout:
+            started = time.perf_counter()
+            if args.client_poll > 0:
+                run = client.get_run(result.run_id)
+                client_gets.append((time.perf_counter() - started) * 1000)
+                state = run.state
+            else:
+                # The run's own fields come before its tasks' in weir's answer.
+                with urllib.request.urlopen(f'{url}/apis/v2beta1/runs/{result.run_id}', timeout=60) as a:
+                    state = re.search(rb'"state":"(\w+)"', a.read()).group(1).decode()
+            if state in ('SUCCEEDED', 'FAILED', 'CANCELED', 'SKIPPED'):
+                break
+            interval = args.client_poll if args.client_poll > 0 else 0.2
+            time.sleep(max(0.0, interval - (time.perf_counter() - started)))
+        wall = time.monotonic() - submitted
+        cpu_after = cpu_seconds(server.pid)
+        stop.set()
+        manager_stop.set()
+        get_latencies, page_latencies = [], []
+        for _ in readers:
+            kind, values = results.get(timeout=120)
+            (get_latencies if kind == 'get' else page_latencies).extend(values)
+        for reader in readers:
+            reader.join(timeout=60)
+        run = client.get_run(result.run_id)
+        tasks = len(run.run_details.task_details) if run.run_details else 0
+        own = (run.finished_at - run.created_at).total_seconds() if run.finished_at else None
+        print(json.dumps({
+            'backend': args.backend, 'items': args.items, 'parallelism': args.parallelism,
+            'state': state, 'wall_s': round(wall, 2), 'run_created_to_finished_s': own, 'tasks': tasks,
+            'server_cpu_s': round(cpu_after[0] - cpu_before[0], 2),
+            'steps_cpu_s': round(cpu_after[1] - cpu_before[1], 2),
+            'rss_idle_mib': round(rss_idle, 1), 'rss_peak_mib': round(peak[0], 1),
+            'client_get_run': summary(client_gets), 'http_get_run': summary(get_latencies),
+            'task_pages': summary(page_latencies),
+        }, indent=1))
+    finally:
+        server.terminate()
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if database:
+            subprocess.run(['psql', '-h', '127.0.0.1', '-U', 'postgres', '-qc', f'DROP DATABASE {database}'])
+        if args.keep:
+            print(f'kept {work}', file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()
