@@ -13,10 +13,11 @@
 //! (or a run changed by the engine of another) answer the same; a few runs are kept, the
 //! least recently read go first.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use bytes::Bytes;
 use serde::Serialize;
 use weir_store::{Run, Task};
 
@@ -31,38 +32,37 @@ const MAX_BYTES: usize = 96 << 20;
 type Key = (i64, String);
 
 /// One task's JSON, without its children (they change as tasks are created under it).
-struct Fragment {
+struct Slot {
     key: Key,
-    parent: String,
     /// `PipelineTaskDetail` without `child_tasks`: a JSON object, ending in `}`.
     detail: Vec<u8>,
     /// Its `ChildTask` entry in its parent's detail.
     as_child: Vec<u8>,
+    /// Its children's slots, in order.
+    children: BTreeMap<Key, usize>,
 }
 
-impl Fragment {
-    fn new(task: &Task) -> Self {
-        Self {
-            key: (task.created_at, task.id.clone()),
-            parent: task.parent_id.clone(),
-            detail: to_json(&convert::task_detail(task)),
-            as_child: to_json(&convert::child_task(task)),
-        }
-    }
-
+impl Slot {
     fn size(&self) -> usize {
-        self.detail.len() + self.as_child.len() + self.key.1.len() + self.parent.len()
+        self.detail.len() + self.as_child.len() + self.key.1.len() + 48 * (1 + self.children.len())
     }
 }
 
+/// A run's tasks as slots, found by position while the answer is written: writing 20,000
+/// tasks by looking each one and its children up by id spent most of a read hashing.
 #[derive(Default)]
 struct Entry {
     /// The task version read so far; `None` until the first read.
     version: Option<i64>,
-    order: BTreeSet<Key>,
-    tasks: HashMap<String, Fragment>,
-    children: HashMap<String, BTreeSet<Key>>,
+    slots: Vec<Slot>,
+    by_id: HashMap<String, usize>,
+    order: BTreeMap<Key, usize>,
+    /// Children read before their parent, by the parent's id.
+    orphans: HashMap<String, BTreeMap<Key, usize>>,
     bytes: usize,
+    /// `task_details` as last written, and the version it was written at: a run that did not
+    /// change since is answered without writing it again.
+    written: Option<(i64, Bytes)>,
 }
 
 impl Entry {
@@ -71,49 +71,78 @@ impl Entry {
     }
 
     fn upsert(&mut self, task: &Task) {
-        let fragment = Fragment::new(task);
-        if let Some(old) = self.tasks.remove(&task.id) {
-            self.bytes -= old.size();
-            self.order.remove(&old.key);
-            if let Some(siblings) = self.children.get_mut(&old.parent) {
-                siblings.remove(&old.key);
+        let key: Key = (task.created_at, task.id.clone());
+        let detail = to_json(&convert::task_detail(task));
+        let as_child = to_json(&convert::child_task(task));
+        if let Some(&at) = self.by_id.get(&task.id) {
+            let slot = &mut self.slots[at];
+            self.bytes -= slot.size();
+            let old_key = std::mem::replace(&mut slot.key, key.clone());
+            slot.detail = detail;
+            slot.as_child = as_child;
+            self.bytes += slot.size();
+            if old_key != key {
+                self.order.remove(&old_key);
+                self.order.insert(key.clone(), at);
+                if let Some(&parent) = self.by_id.get(&task.parent_id) {
+                    let siblings = &mut self.slots[parent].children;
+                    siblings.remove(&old_key);
+                    siblings.insert(key, at);
+                }
             }
-        }
-        self.bytes += fragment.size();
-        self.order.insert(fragment.key.clone());
-        self.children.entry(fragment.parent.clone()).or_default().insert(fragment.key.clone());
-        self.tasks.insert(task.id.clone(), fragment);
-    }
-
-    /// `,"run_details":{"task_details":[…]}` for the answer, or nothing for a run without
-    /// tasks (as the answer leaves `run_details` out then).
-    fn write_details(&self, out: &mut Vec<u8>) {
-        if self.order.is_empty() {
             return;
         }
-        out.extend_from_slice(b",\"run_details\":{\"task_details\":[");
-        for (i, (_, id)) in self.order.iter().enumerate() {
+        let at = self.slots.len();
+        let children = self.orphans.remove(&task.id).unwrap_or_default();
+        let slot = Slot { key: key.clone(), detail, as_child, children };
+        self.bytes += slot.size();
+        self.slots.push(slot);
+        self.by_id.insert(task.id.clone(), at);
+        self.order.insert(key.clone(), at);
+        match self.by_id.get(&task.parent_id) {
+            Some(&parent) => {
+                self.slots[parent].children.insert(key, at);
+            }
+            None => {
+                self.orphans.entry(task.parent_id.clone()).or_default().insert(key, at);
+            }
+        }
+    }
+
+    /// `"task_details":[…]` as the answer's `run_details` holds it.
+    fn task_details(&mut self) -> Bytes {
+        let version = self.version.unwrap_or_default();
+        if let Some((at, written)) = &self.written {
+            if *at == version {
+                return written.clone();
+            }
+        }
+        let mut out = Vec::with_capacity(self.bytes + 32);
+        out.extend_from_slice(b"\"task_details\":[");
+        for (i, &at) in self.order.values().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            let fragment = &self.tasks[id];
-            match self.children.get(id).filter(|c| !c.is_empty()) {
-                None => out.extend_from_slice(&fragment.detail),
-                Some(children) => {
-                    // The detail's closing brace makes way for its children.
-                    out.extend_from_slice(&fragment.detail[..fragment.detail.len() - 1]);
-                    out.extend_from_slice(b",\"child_tasks\":[");
-                    for (j, (_, child)) in children.iter().enumerate() {
-                        if j > 0 {
-                            out.push(b',');
-                        }
-                        out.extend_from_slice(&self.tasks[child].as_child);
-                    }
-                    out.extend_from_slice(b"]}");
-                }
+            let slot = &self.slots[at];
+            if slot.children.is_empty() {
+                out.extend_from_slice(&slot.detail);
+                continue;
             }
+            // The detail's closing brace makes way for its children.
+            out.extend_from_slice(&slot.detail[..slot.detail.len() - 1]);
+            out.extend_from_slice(b",\"child_tasks\":[");
+            for (j, &child) in slot.children.values().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&self.slots[child].as_child);
+            }
+            out.extend_from_slice(b"]}");
         }
-        out.extend_from_slice(b"]}");
+        out.push(b']');
+        let written = Bytes::from(out);
+        self.written = Some((version, written.clone()));
+        written
     }
 }
 
@@ -159,9 +188,10 @@ impl RunDetailsCache {
         }
     }
 
-    /// The run's answer: `run` (as converted for the wire), its stored spec text spliced in,
-    /// and its tasks, brought up to date through `changes`.
-    pub async fn answer<F, Fut>(&self, run: &Run, spec: &str, changes: F) -> Result<Vec<u8>, weir_store::StoreError>
+    /// The run's answer, in parts to send one after the other: `run` (as converted for the
+    /// wire), its stored spec text spliced in, and its tasks, brought up to date through
+    /// `changes`.
+    pub async fn answer<F, Fut>(&self, run: &Run, spec: &str, changes: F) -> Result<Vec<Bytes>, weir_store::StoreError>
     where
         F: FnOnce(Option<i64>) -> Fut,
         Fut: std::future::Future<Output = Result<weir_store::TaskChanges, weir_store::StoreError>>,
@@ -177,29 +207,40 @@ impl RunDetailsCache {
         }
         entry.version = Some(changed.version);
 
+        let details = (!entry.order.is_empty()).then(|| entry.task_details());
+        drop(entry);
+
         let mut wire_run = convert::run(run);
         let inline_spec = wire_run.pipeline_spec.take().is_some();
-        let mut out = to_json(&wire_run);
-        out.reserve(spec.len() + entry.bytes + 64);
-        out.pop(); // the closing brace: the spec and the details follow
+        let mut head = to_json(&wire_run);
+        head.reserve(spec.len() + 64);
+        head.pop(); // the closing brace: the spec and the details follow
         if inline_spec {
-            out.extend_from_slice(b",\"pipeline_spec\":");
+            head.extend_from_slice(b",\"pipeline_spec\":");
             match &run.platform_spec {
                 // KFP answers `{pipeline_spec, platform_spec}` for a run with a platform spec.
                 Some(platform) => {
-                    out.extend_from_slice(b"{\"pipeline_spec\":");
-                    out.extend_from_slice(spec.as_bytes());
-                    out.extend_from_slice(b",\"platform_spec\":");
-                    out.extend_from_slice(&to_json(platform));
-                    out.push(b'}');
+                    head.extend_from_slice(b"{\"pipeline_spec\":");
+                    head.extend_from_slice(spec.as_bytes());
+                    head.extend_from_slice(b",\"platform_spec\":");
+                    head.extend_from_slice(&to_json(platform));
+                    head.push(b'}');
                 }
-                None => out.extend_from_slice(spec.as_bytes()),
+                None => head.extend_from_slice(spec.as_bytes()),
             }
         }
-        entry.write_details(&mut out);
-        out.push(b'}');
-        drop(entry);
+        // The details are shared, not copied, into the answer.
+        let parts = match details {
+            Some(details) => {
+                head.extend_from_slice(b",\"run_details\":{");
+                vec![Bytes::from(head), details, Bytes::from_static(b"}}")]
+            }
+            None => {
+                head.push(b'}');
+                vec![Bytes::from(head)]
+            }
+        };
         self.trim();
-        Ok(out)
+        Ok(parts)
     }
 }

@@ -133,7 +133,7 @@ impl Engine {
             Ok::<_, EngineError>(outcome)
         };
         match settled.await {
-            Ok((outcome, retry)) => self.finish_attempt(run_id, task.clone(), outcome, retry.as_ref()).await,
+            Ok((outcome, retry)) => self.finish_attempt(run_id, task.clone(), outcome, retry.as_ref(), None).await,
             Err(e) => {
                 tracing::error!(run.id = %run_id, task.id = %task.id, error = %e, "could not settle an adopted step")
             }

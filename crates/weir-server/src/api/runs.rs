@@ -53,12 +53,15 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
             return Err(e.into());
         }
     };
-    let body = state
+    let parts = state
         .run_details
         .answer(&run, &spec, |after| state.services.runs.task_changes(&id, after))
         .await
         .map_err(weir_service::ServiceError::from)?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let length: usize = parts.iter().map(|p| p.len()).sum();
+    let body = axum::body::Body::from_stream(futures::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>)));
+    Ok(([(header::CONTENT_TYPE, "application/json".to_string()), (header::CONTENT_LENGTH, length.to_string())], body)
+        .into_response())
 }
 
 #[utoipa::path(
