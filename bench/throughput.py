@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -129,18 +130,23 @@ def one(binary: Path, backend: str, spec: dict, clients: int, runs_per_client: i
             thread.join()
         stop.set()
         cpu = cpu_seconds(server.pid)[0] - cpu_before
-        # The end as weir records it: the last run's finished_at.
+        # The end as weir records it, in milliseconds (the API gives whole seconds, as KFP's).
         finished = []
         token = ''
         while True:
             page = requests.get(f'{url}/apis/v2beta1/runs?page_size=200&page_token={token}').json()
-            for run in page.get('runs', []):
-                finished.append((run['state'], run['finished_at']))
+            finished.extend((run['state'], run['run_id']) for run in page.get('runs', []))
             token = page.get('next_page_token') or ''
             if not token:
                 break
-        from datetime import datetime
-        ends = [datetime.fromisoformat(f.replace('Z', '+00:00')).timestamp() for _, f in finished]
+        query = 'SELECT max(finished_at) FROM runs'
+        if database:
+            last = subprocess.run(['psql', '-h', '127.0.0.1', '-U', 'postgres', '-d', database, '-tAc', query],
+                                  capture_output=True, text=True, check=True).stdout
+        else:
+            with sqlite3.connect(f'file:{work / "data" / "weir.db"}?mode=ro', uri=True) as db:
+                last = db.execute(query).fetchone()[0]
+        ends = [int(last) / 1000]
         states = {s for s, _ in finished}
         elapsed = max(ends) - began
         total = clients * runs_per_client

@@ -70,6 +70,11 @@ impl Entry {
         *self = Entry::default();
     }
 
+    /// The bytes the entry holds: its slots and the details last written.
+    fn held(&self) -> usize {
+        self.bytes + self.written.as_ref().map_or(0, |(_, written)| written.len())
+    }
+
     fn upsert(&mut self, task: &Task) {
         let key: Key = (task.created_at, task.id.clone());
         let detail = to_json(&convert::task_detail(task));
@@ -176,7 +181,7 @@ impl RunDetailsCache {
         let mut entries = self.entries.lock().expect("run details");
         let mut sizes: Vec<(String, Instant, usize)> = entries
             .iter()
-            .map(|(id, (entry, used))| (id.clone(), *used, entry.try_lock().map_or(0, |e| e.bytes)))
+            .map(|(id, (entry, used))| (id.clone(), *used, entry.try_lock().map_or(0, |e| e.held())))
             .collect();
         sizes.sort_by_key(|(_, used, _)| std::cmp::Reverse(*used));
         let mut total = 0;

@@ -81,7 +81,7 @@ impl Table {
         self.data_columns().filter(|c| c.since <= version).map(|c| (c.name, c.col)).collect()
     }
 
-    fn data_list(&self) -> String {
+    pub(crate) fn data_list(&self) -> String {
         self.data_columns().map(|c| c.name).collect::<Vec<_>>().join(", ")
     }
 

@@ -8,6 +8,28 @@ use crate::rows::{ArtifactRow, TaskRow, ARTIFACT_COLUMNS, TASK_COLUMNS};
 use crate::schema::{ARTIFACTS, TASKS};
 use crate::{Bind, SqlStore, Stmt};
 
+/// The run's task version, as a task write stamps it (migration 11).
+const RUN_TASK_VERSION: &str = "(SELECT tasks_version FROM runs WHERE id = ?)";
+
+/// Rows per INSERT of new tasks (23 values each).
+const TASKS_PER_INSERT: usize = 100;
+
+/// `INSERT INTO tasks (…, version) VALUES (…, <the run's task version>), …`: bound by each
+/// task's binds followed by its run's id.
+fn insert_tasks_sql(rows: usize) -> String {
+    let width = TASKS.data_columns().count();
+    let row = format!("({}, {RUN_TASK_VERSION})", vec!["?"; width].join(", "));
+    format!("INSERT INTO tasks ({}, version) VALUES {}", TASKS.data_list(), vec![row; rows].join(", "))
+}
+
+/// The whole-row UPDATE of a task, stamping the run's task version: bound by the task's binds
+/// with the id last and its run's id before it.
+fn update_task_sql() -> String {
+    let sql = TASKS.update_by_id_sql();
+    let (set, key) = sql.rsplit_once(" WHERE ").expect("an UPDATE has a WHERE");
+    format!("{set}, version = {RUN_TASK_VERSION} WHERE {key}")
+}
+
 #[derive(sqlx::FromRow)]
 struct TaskVersions {
     tasks_version: i64,
@@ -145,20 +167,11 @@ impl TaskStore for SqlStore {
                 vec![Bind::Text(id.clone()), Bind::Text(run_id.into())],
             ));
         }
-        for task in &progress.new_tasks {
-            statements.push(Stmt::new(TASKS.insert_sql(1), task_binds(task)));
-        }
-        for task in &progress.changed_tasks {
-            statements.push(
-                Stmt::new(TASKS.update_by_id_sql(), id_last(task_binds(task)))
-                    .or_fail(StoreError::not_found("task", &task.id)),
-            );
-        }
         // The tasks written take the run's next task version, for readers that fetch only
-        // what changed (migration 11); removals tell them to read everything again.
-        let written: Vec<&str> =
-            progress.new_tasks.iter().chain(&progress.changed_tasks).map(|t| t.id.as_str()).collect();
-        if !written.is_empty() || !progress.deleted_tasks.is_empty() {
+        // what changed (migration 11); removals tell them to read everything again. The
+        // version is taken first and stamped by the writes themselves: on a server database
+        // each statement is a round trip.
+        if !progress.new_tasks.is_empty() || !progress.changed_tasks.is_empty() || !progress.deleted_tasks.is_empty() {
             statements.push(Stmt::new(
                 "UPDATE runs SET tasks_version = tasks_version + 1 WHERE id = ?",
                 vec![Bind::Text(run_id.into())],
@@ -169,20 +182,23 @@ impl TaskStore for SqlStore {
                     vec![Bind::Text(run_id.into())],
                 ));
             }
-            for chunk in written.chunks(500) {
-                let placeholders = vec!["?"; chunk.len()].join(", ");
-                let mut binds = vec![Bind::Text(run_id.into())];
-                binds.extend(chunk.iter().map(|id| Bind::Text((*id).into())));
-                // By primary key alone: with `run_id` in the condition SQLite may pick a run
-                // index and visit every task of the run.
-                statements.push(Stmt::new(
-                    format!(
-                        "UPDATE tasks SET version = (SELECT tasks_version FROM runs WHERE id = ?) \
-                         WHERE id IN ({placeholders})"
-                    ),
-                    binds,
-                ));
-            }
+        }
+        for chunk in progress.new_tasks.chunks(TASKS_PER_INSERT) {
+            let binds = chunk
+                .iter()
+                .flat_map(|task| {
+                    let mut binds = task_binds(task);
+                    binds.push(Bind::Text(run_id.into()));
+                    binds
+                })
+                .collect();
+            statements.push(Stmt::new(insert_tasks_sql(chunk.len()), binds));
+        }
+        for task in &progress.changed_tasks {
+            // The id stays last, after the version's run.
+            let mut binds = id_last(task_binds(task));
+            binds.insert(binds.len() - 1, Bind::Text(run_id.into()));
+            statements.push(Stmt::new(update_task_sql(), binds).or_fail(StoreError::not_found("task", &task.id)));
         }
         for a in &progress.new_artifacts {
             statements.push(Stmt::new(ARTIFACTS.insert_sql(1), artifact_binds(a)));

@@ -59,7 +59,12 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
         .await
         .map_err(weir_service::ServiceError::from)?;
     let length: usize = parts.iter().map(|p| p.len()).sum();
-    let body = axum::body::Body::from_stream(futures::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>)));
+    // A small answer is one write; a big one is sent as its shared parts, not copied.
+    let body = if length <= 1 << 20 {
+        axum::body::Body::from(parts.concat())
+    } else {
+        axum::body::Body::from_stream(futures::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>)))
+    };
     Ok(([(header::CONTENT_TYPE, "application/json".to_string()), (header::CONTENT_LENGTH, length.to_string())], body)
         .into_response())
 }

@@ -254,6 +254,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let ui = weir_ui::UiConfig { base_path: ui_base_path, timezone: settings.timezone };
         app = app.merge(weir_ui::router(state.services.clone(), ui));
     }
+    // Answers go out as soon as they are written: with Nagle's algorithm an answer sent in
+    // parts (a run's head, then its tasks) waits for the client's delayed ACK, up to 40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown({
             let lost = lease_lost.clone();
