@@ -2,18 +2,20 @@
 (parallelism 64), submitted with `kfp.Client.create_run_from_pipeline_package` to a weir with
 its default settings, and watched with `kfp.Client.get_run` once a second until it ends.
 
-While it runs, `--pollers` more clients call `GET /apis/v2beta1/runs/{id}` back to back (each
-waits for its answer, then asks again), and one pages through the run's tasks with
-`GET /apis/weir/v1/runs/{id}/tasks`; every latency is kept. The server's RSS is read from /proc
-every 100 ms.
+While it runs, `--pollers` processes each call `GET /apis/v2beta1/runs/{id}` once a second and
+one process pages through the run's tasks (`GET /apis/weir/v1/runs/{id}/tasks`, 500 a page,
+then a second's pause); every latency is kept. Readers are processes of their own, so the
+client's parsing in this one does not hold up their clocks. The server's RSS is read from
+/proc every 100 ms, its CPU and its steps' CPU before and after.
 
     .venv/bin/python bench/big_run.py --weir target/release/weir                     # SQLite + folder
     .venv/bin/python bench/big_run.py --weir target/release/weir --backend postgres  # a fresh database
+    .venv/bin/python bench/big_run.py --weir target/release/weir --pollers 0 --client-poll 0 --no-pager
     .venv/bin/python bench/big_run.py --weir /tmp/weir-before --items 2000           # a peer binary
 
-It prints one JSON object: the wall time from the create request to the run's end as
-`get_run` reports it (the 1 s polling adds up to a second), the run's own start-to-end from its
-timestamps, tasks, server peak RSS, and get_run / task-page latency percentiles."""
+It prints one JSON object: the wall time from the create request to the client seeing the run's
+end (the client's last parse included), the run's own start-to-end from its timestamps, tasks,
+CPU, RSS idle and at its peak, and get_run / task-page latency percentiles."""
 import argparse
 import json
 import re
