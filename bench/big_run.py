@@ -78,28 +78,77 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def poll_get(url, run_id_box, stop, results, interval):
+class Server:
+    """`weir server` with default settings on fresh storage: SQLite + folder in `work`, or a new
+    PostgreSQL database (dropped by `stop`)."""
+
+    def __init__(self, binary: Path, backend: str, work: Path):
+        port = free_port()
+        self.url = f'http://127.0.0.1:{port}'
+        self.work = work
+        self.database = None
+        command = [str(binary), 'server', '--listen', f'127.0.0.1:{port}', '--data-dir', str(work / 'data')]
+        if backend == 'postgres':
+            self.database = f'weir_bench_{os.getpid()}_{port}'
+            self.psql(f'CREATE DATABASE {self.database}')
+            command += ['--metadata', f'postgres://postgres@127.0.0.1:5432/{self.database}']
+        log = open(work / 'weir.log', 'wb')
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, 'WEIR_LOG': 'warn'})
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f'{self.url}/apis/v2beta1/healthz', timeout=2)
+                return
+            except Exception:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise SystemExit(f'weir did not start; see {work / "weir.log"}')
+                time.sleep(0.1)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @staticmethod
+    def psql(sql: str, database: str = 'postgres') -> str:
+        return subprocess.run(['psql', '-h', '127.0.0.1', '-U', 'postgres', '-d', database, '-tAqc', sql],
+                              capture_output=True, text=True, check=True).stdout
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        if self.database:
+            self.psql(f'DROP DATABASE IF EXISTS {self.database}')
+
+
+def readers_loop(run_id_box, stop, read):
+    """Calls `read(run_id)` until `stop`, once the run's id is known; returns its latencies."""
     latencies = []
     while not stop.is_set():
         run_id = run_id_box.value.decode()
         if not run_id:
             time.sleep(0.05)
             continue
+        read(run_id, latencies)
+    return latencies
+
+
+def poll_get(url, run_id_box, stop, results, interval):
+    def read(run_id, latencies):
         started = time.perf_counter()
         with urllib.request.urlopen(f'{url}/apis/v2beta1/runs/{run_id}', timeout=60) as answer:
             answer.read()
         latencies.append((time.perf_counter() - started) * 1000)
         time.sleep(max(0.0, interval - (time.perf_counter() - started)))
-    results.put(('get', latencies))
+    results.put(('get', readers_loop(run_id_box, stop, read)))
 
 
 def page_tasks(url, run_id_box, stop, results):
-    latencies = []
-    while not stop.is_set():
-        run_id = run_id_box.value.decode()
-        if not run_id:
-            time.sleep(0.05)
-            continue
+    def read(run_id, latencies):
         token = ''
         while not stop.is_set():
             started = time.perf_counter()
@@ -111,7 +160,7 @@ def page_tasks(url, run_id_box, stop, results):
             if not token:
                 break
         time.sleep(1.0)
-    results.put(('page', latencies))
+    results.put(('page', readers_loop(run_id_box, stop, read)))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -142,26 +191,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix='weir-big-'))
     package = work / 'fan-out.yaml'
     compile_fan_out(args.items, args.parallelism, package)
-    env = {**os.environ, 'WEIR_LOG': 'warn'}
-    database = None
-    command = [str(args.weir), 'server', '--listen', f'127.0.0.1:{free_port()}', '--data-dir', str(work / 'data')]
-    if args.backend == 'postgres':
-        database = f'weir_big_{os.getpid()}'
-        subprocess.run(['psql', '-h', '127.0.0.1', '-U', 'postgres', '-qc', f'CREATE DATABASE {database}'], check=True)
-        command += ['--metadata', f'postgres://postgres@127.0.0.1:5432/{database}']
-    url = 'http://' + command[3]
-    log = open(work / 'weir.log', 'wb')
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    server = Server(args.weir, args.backend, work)
+    url = server.url
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f'{url}/apis/v2beta1/healthz', timeout=2)
-                break
-            except Exception:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f'weir did not start; see {work / "weir.log"}')
-                time.sleep(0.1)
         rss_idle = rss_mib(server.pid)
         client = kfp.Client(host=url)
         stop = threading.Event()
@@ -230,13 +262,7 @@ def main() -> None:
             'task_pages': summary(page_latencies),
         }, indent=1))
     finally:
-        server.terminate()
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        if database:
-            subprocess.run(['psql', '-h', '127.0.0.1', '-U', 'postgres', '-qc', f'DROP DATABASE {database}'])
+        server.stop()
         if args.keep:
             print(f'kept {work}', file=sys.stderr)
         else:

@@ -13,16 +13,13 @@ it), the p99 and median of every API request the clients made meanwhile (creates
 gets), the server's CPU and peak RSS; medians over the rounds with the range."""
 import argparse
 import json
-import os
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import requests
@@ -30,7 +27,7 @@ import yaml
 from kfp import compiler, dsl
 
 sys.path.insert(0, str(Path(__file__).parent))
-from big_run import cpu_seconds, free_port, percentile, rss_mib  # noqa: E402
+from big_run import Server, cpu_seconds, percentile, rss_mib  # noqa: E402
 
 DONE = ('SUCCEEDED', 'FAILED', 'CANCELED', 'SKIPPED')
 
@@ -56,26 +53,9 @@ def compile_chain(steps: int, path: Path) -> dict:
 
 def one(binary: Path, backend: str, spec: dict, clients: int, runs_per_client: int, steps: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix='weir-throughput-'))
-    port = free_port()
-    url = f'http://127.0.0.1:{port}'
-    command = [str(binary), 'server', '--listen', f'127.0.0.1:{port}', '--data-dir', str(work / 'data')]
-    database = None
-    if backend == 'postgres':
-        database = f'weir_tp_{os.getpid()}_{port}'
-        subprocess.run(['psql', '-h', '127.0.0.1', '-U', 'postgres', '-qc', f'CREATE DATABASE {database}'], check=True)
-        command += ['--metadata', f'postgres://postgres@127.0.0.1:5432/{database}']
-    log = open(work / 'weir.log', 'wb')
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, 'WEIR_LOG': 'warn'})
+    server = Server(binary, backend, work)
+    url = server.url
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f'{url}/apis/v2beta1/healthz', timeout=2)
-                break
-            except Exception:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f'weir did not start; see {work / "weir.log"}')
-                time.sleep(0.1)
         experiments = []
         for i in range(clients):
             answer = requests.post(f'{url}/apis/v2beta1/experiments', json={'display_name': f'client-{i}'})
@@ -140,9 +120,8 @@ def one(binary: Path, backend: str, spec: dict, clients: int, runs_per_client: i
             if not token:
                 break
         query = 'SELECT max(finished_at) FROM runs'
-        if database:
-            last = subprocess.run(['psql', '-h', '127.0.0.1', '-U', 'postgres', '-d', database, '-tAc', query],
-                                  capture_output=True, text=True, check=True).stdout
+        if server.database:
+            last = Server.psql(query, server.database)
         else:
             with sqlite3.connect(f'file:{work / "data" / "weir.db"}?mode=ro', uri=True) as db:
                 last = db.execute(query).fetchone()[0]
@@ -158,13 +137,7 @@ def one(binary: Path, backend: str, spec: dict, clients: int, runs_per_client: i
             'requests': len(latencies), 'server_cpu_s': cpu, 'rss_peak_mib': peak[0],
         }
     finally:
-        server.terminate()
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        if database:
-            subprocess.run(['psql', '-h', '127.0.0.1', '-U', 'postgres', '-qc', f'DROP DATABASE {database}'])
+        server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
