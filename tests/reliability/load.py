@@ -754,6 +754,7 @@ class Report:
     gc_doomed_created: int = 0
     gc_removed: int = 0  # doomed runs the collector removed during the load
     gc_missing: Optional[int] = None  # objects `weir storage check` found missing afterwards
+    gc_missing_examples: list = field(default_factory=list)
     failures: List[str] = field(default_factory=list)
 
     @property
@@ -776,7 +777,7 @@ class Report:
         if self.gc:
             lines.append(f'collector: {self.gc_doomed_created} doomed runs created, '
                          f'{self.gc_removed} removed during the load; objects missing '
-                         f'afterwards: {self.gc_missing}')
+                         f'afterwards: {self.gc_missing} {self.gc_missing_examples or ""}')
         lines.append('')
         header = (f'{"operation":<10} {"count":>7} {"errors":>6} {"ops/s":>6} {"p50":>8} '
                   f'{"p95":>8} {"p99":>8} {"max":>8}  {"p95 1st/2nd half":>18}')
@@ -1157,7 +1158,9 @@ def run(args: argparse.Namespace) -> Report:
                                      f'{stored} runs were created with an answer '
                                      f'(tables: {rows})')
         if doomed:
-            report.gc_missing = len(weir.storage_check().get('missing', []))
+            missing = weir.storage_check().get('missing', [])
+            report.gc_missing = len(missing)
+            report.gc_missing_examples = missing[:5]
         summarize_engine_log(report, weir.read_log(), start_wall, load_s)
         check(report)
         finished = True

@@ -56,11 +56,19 @@ pub fn references(chunk: &TableDump, store_url: &str) -> Vec<Reference> {
         "tasks" => {
             let (id, run, kind, attempts) =
                 (column(chunk, "id"), column(chunk, "run_id"), column(chunk, "kind"), column(chunk, "attempts"));
+            let state = column(chunk, "state");
             for row in &chunk.rows {
                 if text(row, kind) != "container" {
                     continue;
                 }
-                for attempt in 1..=int(row, attempts) {
+                // A running task's last attempt keeps its log in its folder until it ends (or
+                // until the next start settles it, after a stop in between): only the attempts
+                // that ended have one in the store.
+                let mut ended = int(row, attempts);
+                if text(row, state) == "RUNNING" {
+                    ended -= 1;
+                }
+                for attempt in 1..=ended {
                     let key = weir_artifacts::layout::log_key(&text(row, run), &text(row, id), attempt);
                     out.push(Reference {
                         key,
@@ -83,4 +91,27 @@ pub fn covered<'a>(reference: &Reference, keys: &'a BTreeSet<String>) -> Option<
     let prefix = format!("{}/", reference.key);
     let under: Vec<&String> = keys.range(prefix.clone()..).take_while(|k| k.starts_with(&prefix)).collect();
     (under.len() as i64 >= reference.objects).then_some(under)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_running_task_needs_the_logs_of_its_ended_attempts_only() {
+        let columns = ["id", "run_id", "kind", "state", "attempts"].map(String::from).to_vec();
+        let rows = vec![
+            vec![json!("done"), json!("r"), json!("container"), json!("SUCCEEDED"), json!(2)],
+            vec![json!("now"), json!("r"), json!("container"), json!("RUNNING"), json!(2)],
+            vec![json!("first"), json!("r"), json!("container"), json!("RUNNING"), json!(1)],
+            vec![json!("waiting"), json!("r"), json!("container"), json!("PENDING"), json!(1)],
+            vec![json!("dag"), json!("r"), json!("dag"), json!("SUCCEEDED"), json!(0)],
+        ];
+        let dump = TableDump { name: "tasks".into(), columns, rows };
+        let keys: Vec<String> = references(&dump, "file:///store").into_iter().map(|r| r.key).collect();
+        let log = |task: &str, attempt: i64| weir_artifacts::layout::log_key("r", task, attempt);
+        assert_eq!(keys, vec![log("done", 1), log("done", 2), log("now", 1), log("waiting", 1)]);
+    }
 }

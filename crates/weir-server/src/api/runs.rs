@@ -53,11 +53,14 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
             return Err(e.into());
         }
     };
-    let parts = state
-        .run_details
-        .answer(&run, &spec, |after| state.services.runs.task_changes(&id, after))
-        .await
-        .map_err(weir_service::ServiceError::from)?;
+    let parts =
+        state.run_details.answer(&run, &spec, |after| state.services.runs.task_changes(&id, after)).await.map_err(
+            |e| {
+                // Deleted between the two reads, or the store failed: the next read starts over.
+                state.run_details.forget(&id);
+                weir_service::ServiceError::from(e)
+            },
+        )?;
     let length: usize = parts.iter().map(|p| p.len()).sum();
     // A small answer is one write; a big one is sent as its shared parts, not copied.
     let body = if length <= 1 << 20 {
