@@ -342,7 +342,7 @@ use tower::ServiceExt;
 /// afresh gives, and a run's tasks page in creation order.
 #[tokio::test]
 async fn run_details_follow_task_writes_and_tasks_page() {
-    use weir_store::{Progress, RuntimeState, Task, TaskIo, TaskKind, TaskStore};
+    use weir_store::{Progress, RuntimeState, Task, TaskKind, TaskStore};
 
     let app = TestApp::new().await;
     let store = std::sync::Arc::new(
@@ -372,29 +372,10 @@ async fn run_details_follow_task_writes_and_tasks_page() {
     assert_eq!(before["pipeline_spec"], created.body["pipeline_spec"]);
     assert!(before.get("run_details").is_none());
 
-    let task = |name: &str, parent: &str, at: i64| Task {
-        id: uuid::Uuid::new_v4().to_string(),
-        run_id: run_id.clone(),
-        parent_id: parent.to_string(),
-        name: name.to_string(),
-        display_name: name.to_string(),
-        kind: if parent.is_empty() { TaskKind::Dag } else { TaskKind::Container },
-        iteration_index: None,
-        state: RuntimeState::Pending,
-        attempts: 0,
-        inputs: TaskIo::default(),
-        outputs: TaskIo::default(),
-        fingerprint: String::new(),
-        pipeline_name: "p".into(),
-        cached: false,
-        image: String::new(),
-        error: None,
-        created_at: at,
-        started_at: 0,
-        finished_at: 0,
-        retry_at: 0,
-        pid: 0,
-        state_history: Vec::new(),
+    // The store suite's task, placed in this run's tree.
+    let task = |name: &str, parent: &str, at: i64| {
+        let kind = if parent.is_empty() { TaskKind::Dag } else { TaskKind::Container };
+        Task { parent_id: parent.to_string(), ..weir_store::testsuite::task(&run_id, name, kind, at) }
     };
     let root = task("root", "", 1);
     let mut children: Vec<Task> = (0..3).map(|i| task(&format!("step-{i}"), &root.id, 2 + i)).collect();
