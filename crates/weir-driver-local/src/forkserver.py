@@ -4,35 +4,109 @@ lightweight Python step, so a step costs a fork instead of an interpreter start 
 Protocol (one JSON object per line): weir writes requests on stdin
   {"id": N, "source": "<component source>", "args": [...], "env": {...}, "cwd": "...", "log": "...", "name": "..."}
 and reads on stdout {"id": N, "pid": P} when the step has started, {"id": N, "error": "..."} if
-it could not start, and {"id": N, "exit": CODE} or {"id": N, "signal": S} when it ends.
+it could not start, and {"id": N, "exit": CODE} or {"id": N, "signal": S} when it ends. A step
+reports its own exit as its last act, and the server reports it again when it reaps the process
+(or only then, for a step killed by a signal); weir takes the first.
 Each step is its own process and session (so weir can stop its whole group), with its own
 folder, environment and log, exactly as when it is started from its command line.
+
+What makes a step cheap, beyond the fork:
+- The server runs one step of its own before it says it is ready, so the modules, caches and
+  translations the executor loads on first use (argparse's, gettext's, logging's) are loaded
+  once and inherited; `gc.freeze()` then keeps the collector of a step off the inherited objects.
+- The next step's process is forked while the current one runs (the spare), and rehearses a step
+  while it waits: a forked Python copies a page of memory the first time it writes to it (every
+  object it touches, through its reference count), about a thousand pages for a step, and the
+  spare pays for those before it is asked, off the step's path. A spare that already has its
+  step waiting skips the rehearsal.
 """
 import ctypes
+import gc
 import json
 import os
 import select
+import shutil
 import signal
 import sys
 import tempfile
+import warnings
 
 os.environ['_KFP_RUNTIME'] = 'true'
 from kfp.dsl import executor_main  # noqa: E402  (imported once, inherited by every step)
 
 OUT = sys.stdout.fileno()
 IN = sys.stdin.fileno()
-
-
 EXIT_FILE = '.weir-exit'
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+REHEARSAL_SOURCE = '''import kfp
+from kfp import dsl
+from kfp.dsl import *
+from typing import *
+
+def weir_rehearsal(x: int, text: str, items: List[int], data: Input[Artifact], out: Output[Artifact]) -> NamedTuple('Outputs', [('a', int), ('b', str)]):
+    with open(data.path) as f:
+        text += f.read()
+    with open(out.path, 'w') as f:
+        f.write(text)
+    out.metadata['n'] = x + len(items)
+    return (x + 1, text)
+'''
 
 
 def send(message):
     os.write(OUT, (json.dumps(message) + '\n').encode())
 
 
+def rehearse():
+    """Runs a step of weir's own in this process, its output thrown away, and leaves the
+    process as it was (but for what the executor loaded and cached)."""
+    saved = os.dup(1), os.dup(2)
+    argv, cwd = sys.argv, os.getcwd()
+    folder = tempfile.mkdtemp(prefix='weir-rehearsal-')
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        module = os.path.join(folder, 'ephemeral_component.py')
+        with open(module, 'w') as f:
+            f.write(REHEARSAL_SOURCE)
+        with open(os.path.join(folder, 'data'), 'w') as f:
+            f.write('!')
+        artifact = lambda name: {'artifacts': [{  # noqa: E731
+            'name': name, 'type': {'schemaTitle': 'system.Artifact'}, 'uri': 'file://' + os.path.join(folder, name)}]}
+        executor_input = {
+            'inputs': {'parameterValues': {'x': 1, 'text': 'a', 'items': [1]}, 'artifacts': {'data': artifact('data')}},
+            'outputs': {
+                'parameters': {n: {'outputFile': os.path.join(folder, n)} for n in ('a', 'b')},
+                'artifacts': {'out': artifact('out')},
+                'outputFile': os.path.join(folder, 'executor_output.json'),
+            },
+        }
+        sys.argv = ['kfp.dsl.executor_main', '--component_module_path', module,
+                    '--executor_input', json.dumps(executor_input), '--function_to_execute', 'weir_rehearsal']
+        with warnings.catch_warnings():
+            executor_main.executor_main()
+    except BaseException:
+        pass  # a rehearsal that fails only leaves the step slower
+    finally:
+        sys.argv = argv
+        os.chdir(cwd)
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+        import logging
+        # A step configures its logging itself, to its own stdout.
+        for handler in list(logging.root.handlers):
+            logging.root.removeHandler(handler)
+        sys.modules.pop('ephemeral_component', None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def set_name(name):
     try:
-        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+        LIBC.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
     except Exception:
         pass
 
@@ -44,33 +118,49 @@ MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 def private_mounts(binds):
     """A mount namespace of the step's own with each folder mounted where the step sees it
     (what weir's local driver does for steps it starts itself, crates/weir-driver-local/src/mounts.rs)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
-    if libc.unshare(CLONE_NEWNS) != 0:
+    LIBC.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+    if LIBC.unshare(CLONE_NEWNS) != 0:
         raise OSError(ctypes.get_errno(), 'unshare(CLONE_NEWNS)')
-    if libc.mount(None, b'/', None, MS_REC | MS_PRIVATE, None) != 0:
+    if LIBC.mount(None, b'/', None, MS_REC | MS_PRIVATE, None) != 0:
         raise OSError(ctypes.get_errno(), 'mount --make-rprivate /')
     for folder, seen_at in binds:
-        if libc.mount(folder.encode(), seen_at.encode(), None, MS_BIND | MS_REC, None) != 0:
+        if LIBC.mount(folder.encode(), seen_at.encode(), None, MS_BIND | MS_REC, None) != 0:
             raise OSError(ctypes.get_errno(), f'mount --bind {folder} {seen_at}')
 
 
-def child(request, wake_r, wake_w):
+def spare(inbox, report, wake_r, wake_w):
+    """The forked process of the next step: everything that does not depend on the step is done
+    before it is asked for."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.close(wake_r)
     os.close(wake_w)
     os.setsid()
-    set_name(request.get('name', 'weir-step'))
-    log = os.open(request['log'], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
+    if not select.select([inbox], [], [], 0)[0]:
+        rehearse()
+    chunks = []
+    while True:
+        data = os.read(inbox, 1 << 20)
+        if not data:
+            break
+        chunks.append(data)
+    os.close(inbox)
+    if not chunks:
+        os._exit(0)  # the server went away
+    run_step(json.loads(b''.join(chunks)), report)
+
+
+def run_step(request, report):
     code = 1
     try:
+        set_name(request.get('name', 'weir-step'))
+        log = os.open(request['log'], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
         if request.get('binds'):
             private_mounts(request['binds'])
         os.chdir(request['cwd'])
@@ -104,7 +194,18 @@ def child(request, wake_r, wake_w):
                 f.write(str(code))
         except Exception:
             pass
+        # Weir learns of the end now rather than after the process is torn down and reaped.
+        try:
+            os.write(report, (json.dumps({'id': request['id'], 'exit': code}) + '\n').encode())
+        except Exception:
+            pass
         os._exit(code)
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def main():
@@ -112,9 +213,26 @@ def main():
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    rehearse()
+    gc.collect()
+    gc.freeze()
+    # Each step holds a copy of this (not inherited by the programs it starts), to say when it
+    # ends: so weir's end of the pipe closes only once the server and every step are gone.
+    report = os.dup(OUT)
+
+    def fork_spare():
+        inbox, sender = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(sender)
+            spare(inbox, report, wake_r, wake_w)
+        os.close(inbox)
+        return pid, sender
+
     running = {}
     buffer = b''
     send({'ready': True, 'pid': os.getpid()})
+    current = fork_spare()
     while True:
         readable, _, _ = select.select([IN, wake_r], [], [])
         if wake_r in readable:
@@ -128,23 +246,39 @@ def main():
                 line, buffer = buffer.split(b'\n', 1)
                 if not line.strip():
                     continue
-                request = json.loads(line)
+                request_id = json.loads(line)['id']
+                if current is None:
+                    try:
+                        current = fork_spare()
+                    except OSError as e:
+                        send({'id': request_id, 'error': f'cannot fork the step: {e}'})
+                        continue
+                pid, sender = current
+                current = None
+                # Started before it is handed its step: the step may end before this process
+                # is scheduled again.
+                running[pid] = request_id
+                send({'id': request_id, 'pid': pid})
                 try:
-                    pid = os.fork()
-                except OSError as e:
-                    send({'id': request['id'], 'error': f'cannot fork the step: {e}'})
-                    continue
-                if pid == 0:
-                    child(request, wake_r, wake_w)
-                running[pid] = request['id']
-                send({'id': request['id'], 'pid': pid})
-        while running:
+                    write_all(sender, line)
+                except OSError:
+                    pass  # the spare died: reaped below and reported as killed
+                os.close(sender)
+                try:
+                    current = fork_spare()
+                except OSError:
+                    current = None  # tried again at the next step
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
+            if current is not None and pid == current[0]:
+                os.close(current[1])  # an idle spare died; the next step forks another
+                current = None
+                continue
             step = running.pop(pid, None)
             if step is None:
                 continue

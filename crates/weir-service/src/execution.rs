@@ -147,7 +147,15 @@ impl ExecutionService {
                 let key = weir_artifacts::layout::log_key(run_id, &task.id, attempt);
                 let body = match self.ctx.artifacts.get(&key).await {
                     Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                    Err(ArtifactError::NotFound(_)) => self.live_log(run_id, &task.id, attempt).await,
+                    Err(ArtifactError::NotFound(_)) => match self.live_log(run_id, &task.id, attempt).await {
+                        Some(text) => text,
+                        // Moved into the store between the two reads, as a step ends.
+                        None => match self.ctx.artifacts.get(&key).await {
+                            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                            Err(ArtifactError::NotFound(_)) => String::new(),
+                            Err(e) => return Err(e.into()),
+                        },
+                    },
                     Err(e) => return Err(e.into()),
                 };
                 text.push_str(&format!("==> {} (task {}, attempt {attempt}) <==\n", task.display_name, task.id));
@@ -160,12 +168,12 @@ impl ExecutionService {
         Ok(text)
     }
 
-    /// The log of a step still running on this host.
-    async fn live_log(&self, run_id: &str, task_id: &str, attempt: i64) -> String {
-        let Some(work_dir) = &self.ctx.work_dir else { return String::new() };
+    /// The log of a step still running on this host; `None` when there is no such file.
+    async fn live_log(&self, run_id: &str, task_id: &str, attempt: i64) -> Option<String> {
+        let Some(work_dir) = &self.ctx.work_dir else { return Some(String::new()) };
         let path = weir_artifacts::layout::attempt_dir(work_dir, run_id, task_id, attempt)
             .join(weir_artifacts::layout::LIVE_LOG);
-        tokio::fs::read_to_string(path).await.unwrap_or_default()
+        tokio::fs::read(path).await.ok().map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
     }
 }
 

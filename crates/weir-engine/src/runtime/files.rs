@@ -19,8 +19,11 @@ use crate::planner::new_artifact_id;
 
 impl Engine {
     pub(super) async fn keep_log(&self, run_id: &str, task: &Task, log_path: &Path) {
-        let bytes = tokio::fs::read(log_path).await.unwrap_or_default();
         let key = layout::log_key(run_id, &task.id, task.attempts);
+        if self.move_into_local_store(log_path, &key).await {
+            return;
+        }
+        let bytes = tokio::fs::read(log_path).await.unwrap_or_default();
         let bytes = Bytes::from(bytes);
         // The result is recorded after the log is kept (the logs endpoint reads the store once
         // the step's folder is gone), so a step waits out an outage for its log too.
@@ -44,6 +47,26 @@ impl Engine {
                 tracing::error!(artifact.key = %key, "gave up keeping a step's log: the artifact store stayed unreachable");
             });
         }
+    }
+
+    /// Moves a file into a store that is a folder (`file://`), by rename: nothing is read or
+    /// copied, and the object appears whole. False when the store is not a folder or the
+    /// rename failed (another file system, say): the caller then copies it.
+    async fn move_into_local_store(&self, file: &Path, key: &str) -> bool {
+        let Some(root) = layout::local_store_root(self.artifacts.url()) else { return false };
+        // Only keys whose object path is the key itself (the store escapes other characters).
+        if !key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_')) {
+            return false;
+        }
+        let (from, to) = (file.to_path_buf(), root.join(key));
+        let moved = tokio::task::spawn_blocking(move || {
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::rename(&from, &to)
+        })
+        .await;
+        matches!(moved, Ok(Ok(())))
     }
 
     /// The folder whose `python3` steps use: the configured interpreter, or a cached

@@ -162,7 +162,6 @@ impl Engine {
             );
             let _ = tokio::fs::write(&log, note).await;
         }
-        self.keep_log(&run_id, task, &log).await;
         let retry = task_spec_ref(&view.spec, &view.tasks, task).ok().and_then(|(spec, _)| spec.retry_policy.clone());
         let outcome = match leftover {
             Leftover::Ended(exit) if exit.success() => {
@@ -175,6 +174,8 @@ impl Engine {
             Leftover::Ended(exit) => Err(exit_error(exit, &log).await),
             Leftover::Running(_) | Leftover::Lost => Err(StepError::Lost(task.attempts)),
         };
+        // After the error has quoted the log's tail: keeping it may move it into the store.
+        self.keep_log(&run_id, task, &log).await;
         (outcome, retry)
     }
 }

@@ -20,6 +20,9 @@ use crate::step_env;
 /// two exactly one wins.
 const START_MARKER: &str = ".weir-started";
 
+/// How long a step runs before its process id is written to its row.
+const PID_RECORD_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Takes an attempt's start marker (making its folder if need be); false if it was taken.
 pub(super) async fn take_start_marker(workdir: &Path) -> bool {
     if tokio::fs::create_dir_all(workdir).await.is_err() {
@@ -143,6 +146,7 @@ impl Engine {
         with_handle.pid = handle;
         // The handle is only for recovery (to find or stop the step), so it is written while
         // the step runs; both finish before the result is written, which keeps them ordered.
+        // Kills go through the attempts this weir keeps in memory, never through the row.
         let record = async {
             if let Err(e) = self.save_task(run_id, with_handle, Vec::new()).await {
                 tracing::warn!(task.id = %task.id, error = %e, "could not record the step's process id");
@@ -162,7 +166,15 @@ impl Engine {
                 }
             }
         };
-        let ((), (exit, deadline)) = tokio::join!(record, wait);
+        // A step that ends within [`PID_RECORD_DELAY`] never has its process id written (one
+        // transaction less per short step): recovery finds a step without it (the driver's
+        // `leftover` looks for the task's process or Job), as it does for one whose weir stopped
+        // before the write.
+        tokio::pin!(wait);
+        let (exit, deadline) = tokio::select! {
+            ended = &mut wait => ended,
+            () = tokio::time::sleep(PID_RECORD_DELAY) => tokio::join!(record, wait).1,
+        };
         if let Some(seconds) = deadline {
             let tail = log_tail(&log_path).await;
             self.keep_log(run_id, task, &log_path).await;
@@ -171,14 +183,16 @@ impl Engine {
             }
             return Err(StepError::Deadline { seconds, tail });
         }
-        // The log is kept while the outputs are read: neither needs the other.
-        let outcome = async {
-            match exit {
-                Exit::Code(0) => self.collect(run_id, task, plan).await,
-                other => Err(exit_error(other, &log_path).await),
+        let outcome = match exit {
+            // The log is kept while the outputs are read: neither needs the other.
+            Exit::Code(0) => tokio::join!(self.keep_log(run_id, task, &log_path), self.collect(run_id, task, plan)).1,
+            // The error quotes the log's tail, read before the log moves into the store.
+            other => {
+                let error = exit_error(other, &log_path).await;
+                self.keep_log(run_id, task, &log_path).await;
+                Err(error)
             }
         };
-        let ((), outcome) = tokio::join!(self.keep_log(run_id, task, &log_path), outcome);
         if outcome.is_err() && plan.store_root.is_some() {
             // What a failed step wrote in a local store is nobody's artifact.
             let _ = tokio::fs::remove_dir_all(&plan.task_root_dir).await;
