@@ -20,6 +20,7 @@ What makes a step cheap, beyond the fork:
   spare pays for those before it is asked, off the step's path. A spare that already has its
   step waiting skips the rehearsal.
 """
+import collections
 import ctypes
 import gc
 import json
@@ -38,6 +39,9 @@ OUT = sys.stdout.fileno()
 IN = sys.stdin.fileno()
 EXIT_FILE = '.weir-exit'
 LIBC = ctypes.CDLL(None, use_errno=True)
+# Spares kept forked. One: with two (each with two steps' time to rehearse) a chain of steps was
+# measured slower on two cores.
+SPARES = 1
 
 REHEARSAL_SOURCE = '''import kfp
 from kfp import dsl
@@ -224,7 +228,10 @@ def main():
         inbox, sender = os.pipe()
         pid = os.fork()
         if pid == 0:
-            os.close(sender)
+            # Only the server may hold a spare's way in: its step is whatever it reads before
+            # the server closes it.
+            for fd in [sender, *(other for _, other in spares)]:
+                os.close(fd)
             spare(inbox, report, wake_r, wake_w)
         os.close(inbox)
         return pid, sender
@@ -232,7 +239,16 @@ def main():
     running = {}
     buffer = b''
     send({'ready': True, 'pid': os.getpid()})
-    current = fork_spare()
+    spares = collections.deque()
+
+    def refill():
+        while len(spares) < SPARES:
+            try:
+                spares.append(fork_spare())
+            except OSError:
+                return  # tried again at the next step
+
+    refill()
     while True:
         readable, _, _ = select.select([IN, wake_r], [], [])
         if wake_r in readable:
@@ -247,14 +263,14 @@ def main():
                 if not line.strip():
                     continue
                 request_id = json.loads(line)['id']
-                if current is None:
+                if not spares:
                     try:
-                        current = fork_spare()
+                        spares.append(fork_spare())
                     except OSError as e:
                         send({'id': request_id, 'error': f'cannot fork the step: {e}'})
                         continue
-                pid, sender = current
-                current = None
+                # The oldest spare: the likeliest to have finished its rehearsal.
+                pid, sender = spares.popleft()
                 # Started before it is handed its step: the step may end before this process
                 # is scheduled again.
                 running[pid] = request_id
@@ -264,10 +280,7 @@ def main():
                 except OSError:
                     pass  # the spare died: reaped below and reported as killed
                 os.close(sender)
-                try:
-                    current = fork_spare()
-                except OSError:
-                    current = None  # tried again at the next step
+                refill()
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -275,9 +288,10 @@ def main():
                 break
             if pid == 0:
                 break
-            if current is not None and pid == current[0]:
-                os.close(current[1])  # an idle spare died; the next step forks another
-                current = None
+            idle = [spare for spare in spares if spare[0] == pid]
+            if idle:
+                os.close(idle[0][1])  # an idle spare died; another is forked at the next step
+                spares.remove(idle[0])
                 continue
             step = running.pop(pid, None)
             if step is None:

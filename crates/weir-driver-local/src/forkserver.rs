@@ -190,3 +190,109 @@ pub fn is_forked_step(pid: i64, task_id: &str) -> bool {
         format!("w{}", task_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(14).collect::<String>());
     std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|comm| comm.trim() == expected).unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_engine::driver::Driver;
+
+    /// The test environment's interpreter, which has kfp (`scripts/test.sh` makes it first).
+    fn python() -> PathBuf {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+        assert!(venv.exists(), "{} is missing: run `bash scripts/test.sh --venv-only`", venv.display());
+        venv
+    }
+
+    const SOURCE: &str = "import kfp\nfrom kfp import dsl\nfrom kfp.dsl import *\nfrom typing import *\n\n\
+        def add(x: int, fail: bool) -> int:\n    import os, time\n    print('adding', x, os.environ.get('GREETING'))\n    \
+        if fail:\n        raise ValueError('asked to fail')\n    if x < 0:\n        time.sleep(60)\n    return x + 1\n";
+
+    /// A step of `add(x, fail)`, as the engine asks for it, in a folder of its own.
+    fn spec(dir: &Path, task_id: &str, x: i64, fail: bool) -> PythonSpec {
+        let workdir = dir.join(task_id);
+        std::fs::create_dir_all(&workdir).unwrap();
+        let executor_input = json!({
+            "inputs": {"parameterValues": {"x": x, "fail": fail}},
+            "outputs": {
+                "parameters": {"Output": {"outputFile": workdir.join("Output")}},
+                "outputFile": workdir.join("executor_output.json"),
+            },
+        });
+        PythonSpec {
+            task_id: task_id.into(),
+            source: SOURCE.into(),
+            args: vec![
+                "--executor_input".into(),
+                executor_input.to_string(),
+                "--function_to_execute".into(),
+                "add".into(),
+            ],
+            env: vec![("GREETING".into(), format!("hello-{task_id}")), ("PATH".into(), "/usr/bin:/bin".into())],
+            log_path: workdir.join("log.txt"),
+            workdir,
+            binds: Vec::new(),
+        }
+    }
+
+    fn read(path: PathBuf) -> String {
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// Steps one after another and side by side: each gets its own inputs, environment, folder
+    /// and log, reports how it ended once (the server's second report of the same end is
+    /// ignored), and a failure is the step's alone.
+    #[tokio::test]
+    async fn forked_steps_run_report_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = ForkServer::new(&python(), &dir.path().join("server"), Vec::new()).unwrap();
+        for x in 0..4 {
+            let task = format!("t{x}");
+            let step = server.start_python(spec(dir.path(), &task, x, false)).await.unwrap();
+            assert!(step.handle() > 0);
+            assert_eq!(step.wait().await, Exit::Code(0), "{}", read(dir.path().join(&task).join("log.txt")));
+            let output: Value =
+                serde_json::from_str(&read(dir.path().join(&task).join("executor_output.json"))).unwrap();
+            assert_eq!(output["parameterValues"]["Output"], json!(x + 1));
+            assert!(read(dir.path().join(&task).join("log.txt")).contains(&format!("adding {x} hello-{task}")));
+            assert_eq!(read(dir.path().join(&task).join(crate::EXIT_FILE)), "0");
+        }
+        let (ok, failing) = tokio::join!(
+            server.start_python(spec(dir.path(), "side-ok", 10, false)),
+            server.start_python(spec(dir.path(), "side-fail", 20, true)),
+        );
+        let (ok, failing) = tokio::join!(ok.unwrap().wait(), failing.unwrap().wait());
+        assert_eq!(ok, Exit::Code(0));
+        assert_eq!(failing, Exit::Code(1));
+        let log = read(dir.path().join("side-fail").join("log.txt"));
+        assert!(log.contains("ValueError: asked to fail"), "{log}");
+        assert_eq!(read(dir.path().join("side-fail").join(crate::EXIT_FILE)), "1");
+        let output: Value =
+            serde_json::from_str(&read(dir.path().join("side-ok").join("executor_output.json"))).unwrap();
+        assert_eq!(output["parameterValues"]["Output"], json!(11));
+    }
+
+    /// A forked step is its own process group, named for its task: the local driver stops
+    /// it by its handle and a restarted weir recognises it.
+    #[tokio::test]
+    async fn forked_steps_are_stopped_and_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = ForkServer::new(&python(), &dir.path().join("server"), Vec::new()).unwrap();
+        let step = server.start_python(spec(dir.path(), "sleeper", -1, false)).await.unwrap();
+        let pid = step.handle();
+        let log = dir.path().join("sleeper").join("log.txt");
+        for _ in 0..200 {
+            if std::fs::read_to_string(&log).is_ok_and(|l| l.contains("adding -1")) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(is_forked_step(pid, "sleeper") && !is_forked_step(pid, "other"));
+        assert!(crate::LocalDriver.is_running_step(pid, "sleeper"));
+        crate::LocalDriver.kill(pid);
+        let exit = tokio::time::timeout(std::time::Duration::from_secs(10), step.wait()).await.unwrap();
+        assert_eq!(exit, Exit::Signal(9));
+        // The server carries on with the next step.
+        let next = server.start_python(spec(dir.path(), "after", 1, false)).await.unwrap();
+        assert_eq!(next.wait().await, Exit::Code(0));
+    }
+}

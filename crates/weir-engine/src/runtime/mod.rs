@@ -423,10 +423,10 @@ impl Engine {
     }
 
     /// One attempt of a container task, start to finish.
-    async fn launch(self: &Arc<Self>, run_id: &str, task_id: &str) {
-        let Ok(permit) = self.slots.clone().acquire_owned().await else { return };
+    async fn launch(self: &Arc<Self>, run_id: &str, task_id: &str) -> Option<PathBuf> {
+        let Ok(permit) = self.slots.clone().acquire_owned().await else { return None };
         if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-            return;
+            return None;
         }
         // Claim the task under the run's lock: it must still be pending and due.
         let claimed = {
@@ -440,8 +440,8 @@ impl Engine {
                 }
             }
         };
-        let Some((task, plan, retry)) = claimed else { return };
-        self.run_claimed(run_id, task, plan, retry, permit).await;
+        let (task, plan, retry) = claimed?;
+        self.run_claimed(run_id, task, plan, retry, permit).await
     }
 
     /// Claims, in memory, the steps this pass creates and can start at once (a free slot, no
@@ -485,7 +485,8 @@ impl Engine {
         claimed
     }
 
-    /// Runs a claimed attempt to its end and records the result.
+    /// Runs a claimed attempt to its end and records the result; returns the attempt's folder
+    /// when it is for the caller to remove (see [`Engine::finish_attempt`]).
     #[tracing::instrument(skip_all, fields(run.id = %run_id, task.id = %task.id, attempt = task.attempts))]
     async fn run_claimed(
         self: &Arc<Self>,
@@ -494,21 +495,37 @@ impl Engine {
         plan: StepPlan,
         retry: Option<weir_spec::ir::RetryPolicy>,
         permit: OwnedSemaphorePermit,
-    ) {
+    ) -> Option<PathBuf> {
         let claimed = std::time::Instant::now();
         telemetry::step_started();
         let task_id = task.id.clone();
         let outcome = self.execute(run_id, &task, &plan).await;
-        self.finish_attempt(run_id, task, outcome, retry.as_ref(), Some(permit)).await;
+        let folder = self.finish_attempt(run_id, task, outcome, retry.as_ref(), Some(permit)).await;
         if let Some(ran) = self.attempts.ran(&task_id) {
             telemetry::orchestration(claimed.elapsed().saturating_sub(ran));
+        }
+        folder
+    }
+
+    /// After a step's attempt is over: its folder goes while the run's next pass starts the
+    /// steps it lets start, which is done at once (see [`Engine::advance_after_step`]).
+    pub(super) async fn after_attempt(self: &Arc<Self>, run_id: &str, task_id: &str, folder: Option<PathBuf>) {
+        self.attempts.end(task_id);
+        let remove = async {
+            if let Some(folder) = folder {
+                let _ = tokio::fs::remove_dir_all(folder).await;
+            }
+        };
+        let ((), advanced) = tokio::join!(remove, self.advance_after_step(run_id));
+        if !advanced {
+            self.notify.notify_one();
         }
     }
 
     /// Settles an attempt whose process is over (started here, or adopted after a restart)
     /// and records it. The step's folder goes only once the result is recorded: until then
     /// the exit status it left there is how a restarted weir learns that the step already ran,
-    /// and how it ended.
+    /// and how it ended. Returns the folder of a recorded attempt, for the caller to remove.
     async fn finish_attempt(
         self: &Arc<Self>,
         run_id: &str,
@@ -516,7 +533,7 @@ impl Engine {
         outcome: Outcome,
         retry: Option<&weir_spec::ir::RetryPolicy>,
         permit: Option<OwnedSemaphorePermit>,
-    ) {
+    ) -> Option<PathBuf> {
         // The process is over: its slot is free for the step the result lets start.
         drop(permit);
         let stop = self.attempts.ended(&task.id);
@@ -526,19 +543,17 @@ impl Engine {
                 tracing::info!(run.id = %run_id, task.id = %task.id, task.name = %task.name, task.state = %task.state, attempt = task.attempts, "step finished");
                 telemetry::step_finished(&task);
                 let stored = self.save_result(run_id, *task, artifacts).await;
-                // The next step need not wait for the folder to go.
-                self.notify.notify_one();
-                if stored {
-                    let _ = tokio::fs::remove_dir_all(&workdir).await;
-                }
+                stored.then_some(workdir)
             }
             Settled::Leave => {
                 tracing::warn!(run.id = %run_id, "leaving a finished step to the next start: the artifact store is unreachable");
+                None
             }
             Settled::Discard => {
                 // Its run is gone: there is nowhere to record it, and nothing to settle later.
                 let _ = tokio::fs::remove_dir_all(&workdir).await;
                 let _ = tokio::fs::remove_dir(layout::run_dir(&self.settings.work_dir, run_id)).await;
+                None
             }
         }
     }

@@ -13,6 +13,31 @@ impl Engine {
     /// Advances one run whose stored state is `state`: decide, write, then launch or kill.
     #[tracing::instrument(level = "debug", skip_all, fields(run.id = %run_id))]
     pub async fn tick(self: &Arc<Self>, run_id: &str, state: RuntimeState) -> Result<Option<i64>, EngineError> {
+        self.pass(run_id, state).await.map(|(wake, _)| wake)
+    }
+
+    /// Advances a run as soon as one of its steps has ended, in the task that ran the step:
+    /// its next step starts without waiting for the engine's loop to wake and list the active
+    /// runs. True when the pass started a step; otherwise the loop is due (the freed slot may
+    /// be another run's, or the run ended and another may be admitted). A run the API changed
+    /// meanwhile (terminated, say) is read again by the loop, which the API wakes.
+    ///
+    /// Boxed: the pass it makes spawns the steps that call it again when they end.
+    pub(super) fn advance_after_step<'a>(
+        self: &'a Arc<Self>,
+        run_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            let state = self.views.lock().expect("views").get(run_id).map(|cached| cached.view.run.state);
+            if state != Some(RuntimeState::Running) {
+                return false;
+            }
+            matches!(self.pass(run_id, RuntimeState::Running).await, Ok((_, started)) if started > 0)
+        })
+    }
+
+    /// [`Engine::tick`], also returning how many steps the pass started.
+    async fn pass(self: &Arc<Self>, run_id: &str, state: RuntimeState) -> Result<(Option<i64>, usize), EngineError> {
         let lock = self.run_lock(run_id);
         let _guard = lock.lock().await;
         let mut cached = match self.views.lock().expect("views").remove(run_id) {
@@ -35,7 +60,7 @@ impl Engine {
                         ..Default::default()
                     };
                     self.store.save_progress(run_id, &transition).await?;
-                    return Ok(None);
+                    return Ok((None, 0));
                 }
                 Err(e) => return Err(e),
             };
@@ -45,7 +70,7 @@ impl Engine {
         if cached.settled && cached.wake_at.is_none_or(|at| at > now) {
             let wake = cached.wake_at;
             self.put_view(cached);
-            return Ok(wake);
+            return Ok((wake, 0));
         }
         let mut step = advance(&mut cached.view, now);
         let claimed = self.claim_new_steps(&mut cached.view, &mut step, now).await;
@@ -55,11 +80,11 @@ impl Engine {
             if let Err(e) = self.store.save_progress(run_id, &step.progress).await {
                 if matches!(e, StoreError::Aborted(_)) {
                     self.notify.notify_one();
-                    return Ok(None);
+                    return Ok((None, 0));
                 }
                 if matches!(e, StoreError::Fenced(_)) {
                     tracing::warn!(run.id = %run_id, "another weir took this run over; letting it go");
-                    return Ok(None);
+                    return Ok((None, 0));
                 }
                 return Err(e.into());
             }
@@ -97,28 +122,29 @@ impl Engine {
         for task_id in step.kills {
             self.kill(&task_id);
         }
+        let mut started = 0;
         for claim in claimed {
             self.attempts.begin(&claim.task.id);
+            started += 1;
             let engine = self.clone();
             let run_id = run_id.to_string();
             tokio::spawn(async move {
                 let task_id = claim.task.id.clone();
-                engine.run_claimed(&run_id, claim.task, claim.plan, claim.retry, claim.permit).await;
-                engine.attempts.end(&task_id);
-                engine.notify.notify_one();
+                let folder = engine.run_claimed(&run_id, claim.task, claim.plan, claim.retry, claim.permit).await;
+                engine.after_attempt(&run_id, &task_id, folder).await;
             });
         }
         for task_id in step.launches {
             if self.attempts.begin(&task_id) {
+                started += 1;
                 let engine = self.clone();
                 let run_id = run_id.to_string();
                 tokio::spawn(async move {
-                    engine.launch(&run_id, &task_id).await;
-                    engine.attempts.end(&task_id);
-                    engine.notify.notify_one();
+                    let folder = engine.launch(&run_id, &task_id).await;
+                    engine.after_attempt(&run_id, &task_id, folder).await;
                 });
             }
         }
-        Ok(step.wake_at)
+        Ok((step.wake_at, started))
     }
 }

@@ -133,7 +133,11 @@ impl Engine {
             Ok::<_, EngineError>(outcome)
         };
         match settled.await {
-            Ok((outcome, retry)) => self.finish_attempt(run_id, task.clone(), outcome, retry.as_ref(), None).await,
+            Ok((outcome, retry)) => {
+                if let Some(folder) = self.finish_attempt(run_id, task.clone(), outcome, retry.as_ref(), None).await {
+                    let _ = tokio::fs::remove_dir_all(folder).await;
+                }
+            }
             Err(e) => {
                 tracing::error!(run.id = %run_id, task.id = %task.id, error = %e, "could not settle an adopted step")
             }
