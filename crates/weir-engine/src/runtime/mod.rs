@@ -398,8 +398,16 @@ impl Engine {
             cache_sources,
             ..Default::default()
         };
-        // A failed write drops the view: the next event reads the run again.
-        self.store.save_progress(run_id, &progress).await?;
+        // A failed write drops the view: the next event reads the run again. Except a fenced
+        // one (the run was deleted, or another weir took it): the view stays as it was, so the
+        // loop's next pass finds the run gone and stops its running steps (a step's process id
+        // is written once it has run a while, possibly after its run was deleted).
+        if let Err(e) = self.store.save_progress(run_id, &progress).await {
+            if let (StoreError::Fenced(_), Some(cached)) = (&e, cached) {
+                self.put_view(cached);
+            }
+            return Err(e);
+        }
         if let Some(mut cached) = cached {
             let Progress { changed_tasks, new_artifacts, .. } = progress;
             cached.view.artifacts.extend(new_artifacts.into_iter().map(|a| (a.id, a)));
