@@ -171,6 +171,8 @@ def run_step(request, report):
         os.environ.clear()
         os.environ.update(request['env'])
         os.environ['_KFP_RUNTIME'] = 'true'
+        # The rehearsal cached the server's temporary folder; the step's own TMPDIR decides.
+        tempfile.tempdir = None
         # What the SDK's launch script does: the component source in a module file.
         folder = tempfile.mkdtemp()
         module = os.path.join(folder, 'ephemeral_component.py')
@@ -200,7 +202,8 @@ def run_step(request, report):
             pass
         # Weir learns of the end now rather than after the process is torn down and reaped.
         try:
-            os.write(report, (json.dumps({'id': request['id'], 'exit': code}) + '\n').encode())
+            # As the process's status will say it (`os._exit` keeps the low 8 bits).
+            os.write(report, (json.dumps({'id': request['id'], 'exit': code & 0xFF}) + '\n').encode())
         except Exception:
             pass
         os._exit(code)

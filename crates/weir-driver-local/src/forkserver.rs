@@ -204,13 +204,13 @@ mod tests {
     }
 
     const SOURCE: &str = "import kfp\nfrom kfp import dsl\nfrom kfp.dsl import *\nfrom typing import *\n\n\
-        def add(x: int, fail: bool) -> int:\n    import os, time\n    print('adding', x, os.environ.get('GREETING'))\n    \
+        def add(x: int, fail: bool) -> int:\n    import os, time\n    import tempfile\n    print('adding', x, os.environ.get('GREETING'), tempfile.gettempdir())\n    \
         if fail:\n        raise ValueError('asked to fail')\n    if x < 0:\n        time.sleep(60)\n    return x + 1\n";
 
     /// A step of `add(x, fail)`, as the engine asks for it, in a folder of its own.
     fn spec(dir: &Path, task_id: &str, x: i64, fail: bool) -> PythonSpec {
         let workdir = dir.join(task_id);
-        std::fs::create_dir_all(&workdir).unwrap();
+        std::fs::create_dir_all(workdir.join("tmp")).unwrap();
         let executor_input = json!({
             "inputs": {"parameterValues": {"x": x, "fail": fail}},
             "outputs": {
@@ -227,7 +227,11 @@ mod tests {
                 "--function_to_execute".into(),
                 "add".into(),
             ],
-            env: vec![("GREETING".into(), format!("hello-{task_id}")), ("PATH".into(), "/usr/bin:/bin".into())],
+            env: vec![
+                ("GREETING".into(), format!("hello-{task_id}")),
+                ("PATH".into(), "/usr/bin:/bin".into()),
+                ("TMPDIR".into(), workdir.join("tmp").display().to_string()),
+            ],
             log_path: workdir.join("log.txt"),
             workdir,
             binds: Vec::new(),
@@ -253,7 +257,10 @@ mod tests {
             let output: Value =
                 serde_json::from_str(&read(dir.path().join(&task).join("executor_output.json"))).unwrap();
             assert_eq!(output["parameterValues"]["Output"], json!(x + 1));
-            assert!(read(dir.path().join(&task).join("log.txt")).contains(&format!("adding {x} hello-{task}")));
+            // Its own environment, TMPDIR included (the server's rehearsal used the server's).
+            let tmp = dir.path().join(&task).join("tmp");
+            let log = read(dir.path().join(&task).join("log.txt"));
+            assert!(log.contains(&format!("adding {x} hello-{task} {}", tmp.display())), "{log}");
             assert_eq!(read(dir.path().join(&task).join(crate::EXIT_FILE)), "0");
         }
         let (ok, failing) = tokio::join!(
