@@ -104,12 +104,13 @@ impl GcStore for SqlStore {
             ))
         };
         let delete_tasks = self.sql("DELETE FROM tasks WHERE run_id = ?");
-        let mut statements: Vec<Stmt> = Vec::new();
         let record_id = removal.history_id.clone();
         let keep = removal.keep_artifacts;
         let prefixes = removal.prefixes.clone();
         let now = removal.now;
         let record = write_tx!(self, |tx| {
+            // Built afresh on each attempt: a transaction the database aborted runs again.
+            let mut statements: Vec<Stmt> = Vec::new();
             let deleted_tasks =
                 bind_all!(sqlx::query(&delete_tasks), &key).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
             // Artifact ids other runs' cache hits use: they share this run's fingerprints.
@@ -221,7 +222,7 @@ impl GcStore for SqlStore {
                     created_at: now,
                 }));
             }
-            for stmt in std::mem::take(&mut statements) {
+            for stmt in statements {
                 check_text(&stmt.binds)?;
                 let sql = self.sql(&stmt.sql);
                 let result = bind_all!(sqlx::query(&sql), &stmt.binds).execute(&mut *tx).await.map_err(map_err)?;

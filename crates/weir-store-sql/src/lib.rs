@@ -86,15 +86,35 @@ pub(crate) use on_pool;
 /// Runs `$body` with `$tx` bound to a transaction on the pool that writes (SQLite's one writer,
 /// or the dialect's pool), once per dialect like [`on_pool!`], so a write and the reads that
 /// decide it share one transaction. `$body` gives a `StoreResult`: the transaction commits
-/// when it is `Ok`; otherwise (or when `$body` returns early) it is dropped, which rolls it back.
+/// when it is `Ok`; otherwise it is dropped, which rolls it back.
+///
+/// A transaction the database aborted for a reason of the moment (a deadlock, a serialisation
+/// failure, a lock wait timeout: [`StoreError::Transient`]) is run again from the start, a few
+/// times, as MySQL's and PostgreSQL's manuals ask of their clients. InnoDB picks a deadlock's
+/// victim among ordinary writers (a run's delete against the engine saving its tasks), and the
+/// caller should not see that. `$body` therefore runs once per attempt and must not leave
+/// anything behind outside the transaction.
+///
+/// [`StoreError::Transient`]: weir_store::StoreError::Transient
 macro_rules! write_tx {
     (@in $pool:expr, |$tx:ident| $body:expr) => {{
-        let mut $tx = $pool.begin().await.map_err($crate::map_err)?;
-        let outcome: ::weir_store::StoreResult<_> = $body;
-        // An error leaves here, dropping the transaction, which rolls it back.
-        let value = outcome?;
-        $tx.commit().await.map_err($crate::map_err)?;
-        Ok::<_, ::weir_store::StoreError>(value)
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let outcome: ::weir_store::StoreResult<_> = async {
+                let mut $tx = $pool.begin().await.map_err($crate::map_err)?;
+                let value = $body?;
+                $tx.commit().await.map_err($crate::map_err)?;
+                Ok(value)
+            }
+            .await;
+            match outcome {
+                Err(::weir_store::StoreError::Transient(_)) if attempt < $crate::WRITE_ATTEMPTS => {
+                    ::tokio::time::sleep($crate::retry_pause(attempt)).await;
+                }
+                other => break other,
+            }
+        }
     }};
     ($store:expr, |$tx:ident| $body:expr) => {{
         match (&$store.sqlite_writer, &$store.pools) {
@@ -104,6 +124,16 @@ macro_rules! write_tx {
             (None, $crate::Pools::Postgres(pool)) => $crate::write_tx!(@in pool, |$tx| $body),
         }
     }};
+}
+/// How many times [`write_tx!`] runs a transaction the database aborted for the moment.
+pub(crate) const WRITE_ATTEMPTS: u32 = 5;
+
+/// The pause before attempt `attempt + 1`: doubling from 5 ms, with jitter so two writers
+/// that deadlocked each other do not collide again in step.
+pub(crate) fn retry_pause(attempt: u32) -> Duration {
+    let base = 5u64 << attempt.min(6);
+    let jitter = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    Duration::from_millis(base + u64::from(jitter) % base)
 }
 pub(crate) use write_tx;
 
@@ -524,13 +554,13 @@ impl SqlStore {
             check_text(&stmt.binds)?;
         }
         write_tx!(self, |tx| {
-            for stmt in statements {
+            for stmt in &statements {
                 let sql = self.sql(&stmt.sql);
                 let result = bind_all!(sqlx::query(&sql), &stmt.binds).execute(&mut *tx).await.map_err(map_err)?;
                 if result.rows_affected() == 0 {
-                    if let Some(error) = stmt.on_zero_rows {
+                    if let Some(error) = &stmt.on_zero_rows {
                         // Dropping the transaction rolls it back.
-                        return Err(error);
+                        return Err(error.clone());
                     }
                 }
             }
@@ -667,6 +697,52 @@ mod transient_tests {
         assert!(matches!(bad, StoreError::Internal(_)), "{bad:?}");
         let _ = holder.close().await;
         let _ = other.close().await;
+        db.drop_database().await;
+    }
+
+    /// Two writers that take the same rows in opposite orders deadlock; InnoDB rolls one back,
+    /// and `write_tx!` runs that one again, so both writes land and neither caller sees an error.
+    #[tokio::test]
+    async fn a_deadlocked_write_is_run_again() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::Arc;
+
+        let db = TestDatabase::new(Dialect::MySql);
+        let store = SqlStore::connect(&db.url, &ConnectSettings::default()).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER) ENGINE=InnoDB; INSERT INTO t VALUES (1, 0), (2, 0)",
+        )
+        .execute(&mut MySqlConnectOptions::from_str(&db.url).unwrap().connect().await.unwrap())
+        .await
+        .unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let attempts = Arc::new(AtomicU32::new(0));
+        let writer = |first: i64, second: i64| {
+            let (store, barrier, attempts) = (store.clone(), barrier.clone(), attempts.clone());
+            tokio::spawn(async move {
+                let mut mine = 0;
+                write_tx!(store, |tx| {
+                    mine += 1;
+                    attempts.fetch_add(1, Ordering::SeqCst);
+                    let bump = "UPDATE t SET v = v + 1 WHERE k = ?";
+                    sqlx::query(bump).bind(first).execute(&mut *tx).await.map_err(map_err)?;
+                    // Only the first attempts meet here, each holding the row the other wants next.
+                    if mine == 1 {
+                        barrier.wait().await;
+                    }
+                    sqlx::query(bump).bind(second).execute(&mut *tx).await.map_err(map_err)?;
+                    Ok(())
+                })
+            })
+        };
+        let (a, b) = (writer(1, 2), writer(2, 1));
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+        assert!(attempts.load(Ordering::SeqCst) >= 3, "one of the writers deadlocked and ran again");
+        let values: Vec<(i32, i32)> =
+            on_pool!(store, |pool| sqlx::query_as("SELECT k, v FROM t ORDER BY k").fetch_all(pool).await.unwrap());
+        assert_eq!(values, vec![(1, 2), (2, 2)], "each writer's two updates landed once");
+        store.close().await;
         db.drop_database().await;
     }
 }
