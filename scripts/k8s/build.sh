@@ -21,7 +21,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 # The cache is keyed by the source package's version, which the binary package built from it
 # (kubernetes-client) tells without fetching source lists.
-version=$(apt-cache show kubernetes-client 2>/dev/null | awk '/^Version:/ {print $2; exit}')
+# awk reads to the end: stopping at the first match would end apt-cache with SIGPIPE, which
+# pipefail turns into this script's failure.
+version=$(apt-cache show kubernetes-client 2>/dev/null | awk '/^Version:/ && !v {v = $2} END {print v}')
 if [ -n "$version" ]; then
   bin=$cache/k8s-${version//[^A-Za-z0-9.+-]/_}/bin
   if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kube-controller-manager" ] && [ -x "$bin/kube-scheduler" ]; then
@@ -40,7 +42,7 @@ else
 fi
 apt_opts=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$work/apt/parts" -o "Dir::State::Lists=$work/apt/lists")
 apt-get "${apt_opts[@]}" update -qq >/dev/null
-version=$(apt-cache "${apt_opts[@]}" showsrc kubernetes | awk '/^Version:/ {print $2; exit}')
+version=$(apt-cache "${apt_opts[@]}" showsrc kubernetes | awk '/^Version:/ && !v {v = $2} END {print v}')
 bin=$cache/k8s-${version//[^A-Za-z0-9.+-]/_}/bin
 if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kube-controller-manager" ] && [ -x "$bin/kube-scheduler" ]; then
   echo "$bin"
@@ -49,7 +51,7 @@ fi
 echo "== building Kubernetes $version from Debian's source package into $bin" >&2
 started=$SECONDS
 (cd "$work/src" && apt-get "${apt_opts[@]}" source --download-only -qq kubernetes >/dev/null && tar xzf kubernetes_*.orig.tar.gz)
-tree=$(find "$work/src" -maxdepth 1 -type d -name 'kubernetes-*' | head -1)
+tree=$(find "$work/src" -maxdepth 1 -type d -name 'kubernetes-*' -print -quit)
 upstream=$(basename "$tree" | sed 's/^kubernetes-//')
 (cd "$tree" && env -u GOPATH GOCACHE="$work/gocache" GOPROXY=off GOFLAGS= CGO_ENABLED=0 \
   KUBE_GIT_VERSION="v$upstream" KUBE_GIT_TREE_STATE=clean \
