@@ -228,20 +228,23 @@ impl Engine {
     /// Reads the step's outputs: parameters from executor_output.json or their files, output
     /// artifacts uploaded to the store with the metadata the step wrote.
     pub(super) async fn collect(&self, run_id: &str, task: &Task, plan: &StepPlan) -> Outcome {
-        let mut executor_output_file = plan.executor_output_file.clone();
-        if plan.store_root.is_some() {
-            // In a local store it would sit among the task's outputs: it moves into the
-            // attempt's folder (atomically), where a weir restarted half-way through finds it
-            // to collect the step again, and which goes once the result is recorded.
-            let moved = plan.workdir.join("executor_output.json");
-            let renamed = tokio::fs::rename(&executor_output_file, &moved).await.is_ok();
-            if renamed || tokio::fs::try_exists(&moved).await.unwrap_or(false) {
-                executor_output_file = moved;
-            }
-        }
-        let executor_output: Value = match tokio::fs::read(&executor_output_file).await {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(StepError::ExecutorOutput)?,
-            Err(_) => json!({}),
+        let written = plan.executor_output_file.clone();
+        // In a local store it would sit among the task's outputs: it moves into the attempt's
+        // folder (atomically), where a weir restarted half-way through finds it to collect the
+        // step again, and which goes once the result is recorded.
+        let moved = plan.store_root.is_some().then(|| plan.workdir.join("executor_output.json"));
+        // One trip to the blocking pool for the move and the read.
+        let read = tokio::task::spawn_blocking(move || {
+            let file = match moved {
+                Some(moved) if std::fs::rename(&written, &moved).is_ok() || moved.exists() => moved,
+                _ => written,
+            };
+            std::fs::read(file)
+        })
+        .await;
+        let executor_output: Value = match read {
+            Ok(Ok(bytes)) => serde_json::from_slice(&bytes).map_err(StepError::ExecutorOutput)?,
+            _ => json!({}),
         };
         let mut parameters = Map::new();
         for (name, (path, kind)) in &plan.output_parameters {

@@ -25,10 +25,14 @@ const PID_RECORD_DELAY: std::time::Duration = std::time::Duration::from_millis(2
 
 /// Takes an attempt's start marker (making its folder if need be); false if it was taken.
 pub(super) async fn take_start_marker(workdir: &Path) -> bool {
-    if tokio::fs::create_dir_all(workdir).await.is_err() {
-        return false;
-    }
-    tokio::fs::OpenOptions::new().write(true).create_new(true).open(workdir.join(START_MARKER)).await.is_ok()
+    // One trip to the blocking pool for both calls.
+    let workdir = workdir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&workdir).is_ok()
+            && std::fs::OpenOptions::new().write(true).create_new(true).open(workdir.join(START_MARKER)).is_ok()
+    })
+    .await
+    .unwrap_or(false)
 }
 
 impl Engine {
