@@ -63,7 +63,10 @@ impl Engine {
             // claim and starting the process. Taking the attempt's start marker first makes
             // sure it never starts (a frozen weir that wakes up finds the marker taken), so
             // the step runs as if for the first time, with no retry spent.
-            if leftover == Leftover::Lost && same_host && super::step::take_start_marker(&workdir).await {
+            if leftover == Leftover::Lost
+                && same_host
+                && super::step::take_start_marker(&self.settings.work_dir, &workdir).await
+            {
                 tracing::warn!(run.id = %run_id, task.id = %task.id, attempt = task.attempts, "a step was claimed but never started; it runs again");
                 // Every attempt keeps a log; this one's says what became of it.
                 let log = workdir.join(layout::LIVE_LOG);
