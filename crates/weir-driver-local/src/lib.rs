@@ -54,8 +54,7 @@ fn process_group(pid: i64) -> Option<i64> {
 /// Runs `"$@"`, writes its exit status to `.weir-exit`, and ends the way the step ended.
 const EXIT_WRAPPER: &str = r#""$@"; code=$?; printf %s "$code" > .weir-exit; if [ "$code" -gt 128 ] && [ "$code" -lt 160 ]; then kill -$((code - 128)) $$; fi; exit "$code""#;
 
-/// The file a step's exit status is written to, in its folder.
-pub const EXIT_FILE: &str = ".weir-exit";
+pub use weir_engine::driver::EXIT_FILE;
 
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
@@ -179,6 +178,11 @@ impl Driver for LocalDriver {
         }
     }
 
+    fn left_nothing_running(&self, pid: i64) -> bool {
+        // A step is its own process group; signal 0 only asks whether any member is left.
+        pid > 0 && killpg(Pid::from_raw(pid as i32), None) == Err(nix::errno::Errno::ESRCH)
+    }
+
     /// Running if its recorded process group still is the step (or, when the weir before
     /// stopped before recording it, if a process group of the step is found); otherwise ended
     /// with the status the step left in its folder ([`EXIT_FILE`]), or lost.
@@ -270,6 +274,37 @@ mod tests {
         assert!(log.contains("from the folder"), "{log}");
         assert_eq!(std::fs::read_to_string(folder.path().join("y")).unwrap(), "written\n");
         assert!(!seen_at.path().join("x").exists() && !seen_at.path().join("y").exists(), "the host saw the mount");
+    }
+
+    /// A step that leaves a process running is not done with its folder until that process is
+    /// gone; an empty exit file (a reused folder's) tells a restarted weir nothing.
+    #[tokio::test]
+    async fn a_step_that_left_a_process_running_is_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let alone = LocalDriver.start(spec_of("t-alone", dir.path(), &["sh", "-c", "true"])).await.unwrap();
+        let pid = alone.handle();
+        assert_eq!(alone.wait().await, Exit::Code(0));
+        assert!(LocalDriver.left_nothing_running(pid));
+        let leaver = LocalDriver
+            .start(spec_of("t-leaver", dir.path(), &["sh", "-c", "sleep 30 >/dev/null 2>&1 & exit 0"]))
+            .await
+            .unwrap();
+        let pid = leaver.handle();
+        assert_eq!(leaver.wait().await, Exit::Code(0));
+        assert!(!LocalDriver.left_nothing_running(pid), "its sleep is still running");
+        LocalDriver.kill(pid);
+        let mut gone = false;
+        for _ in 0..100 {
+            if LocalDriver.left_nothing_running(pid) {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(gone, "the killed group is empty");
+        std::fs::write(dir.path().join(EXIT_FILE), "").unwrap();
+        let attempt = AttemptRef { task_id: "t-none", workdir: dir.path(), handle: 0 };
+        assert_eq!(LocalDriver.leftover(attempt).await, Leftover::Lost);
     }
 
     #[tokio::test]

@@ -9,6 +9,10 @@ use async_trait::async_trait;
 
 pub use crate::launch::{ConfigEnv, PodVolume, VolumeSource};
 
+/// The file in an attempt's folder where a local step's exit status is left, so a weir started
+/// after the step ended learns how it ended. An empty one says nothing (a reused folder's).
+pub const EXIT_FILE: &str = ".weir-exit";
+
 /// One attempt of a step, ready to start.
 #[derive(Debug, Clone)]
 pub struct ProcessSpec {
@@ -121,6 +125,12 @@ pub trait Driver: Send + Sync {
     async fn start(&self, spec: ProcessSpec) -> Result<Box<dyn RunningStep>, StartError>;
     /// Stops a step and everything it started.
     fn kill(&self, handle: i64);
+    /// Whether nothing a step started on this host is still running once its process ended
+    /// (a local step's process group is empty). Only then is its folder reused, so a process
+    /// it left behind cannot write into another step's folder. Steps run elsewhere: true.
+    fn left_nothing_running(&self, _handle: i64) -> bool {
+        true
+    }
     /// What became of an attempt an earlier weir started: still running, ended (and how), or
     /// lost. Asked once at recovery, then again while an adopted attempt runs.
     async fn leftover(&self, attempt: AttemptRef<'_>) -> Leftover;

@@ -341,6 +341,11 @@ async fn steps_get_only_an_allowlisted_environment() {
         for expected in ["OPERATOR_NAMED=passed", "OPERATOR_SET=fixed"] {
             assert!(seen.iter().any(|l| l == expected), "{file} lacks {expected}: {seen:?}");
         }
+        // Its temporary folder is its own, in its attempt's folder, as a container's /tmp is.
+        if file.ends_with(".env") {
+            let tmpdir = seen.iter().find_map(|l| l.strip_prefix("TMPDIR=")).unwrap_or_default();
+            assert!(tmpdir.contains("/work/runs/") && tmpdir.ends_with("/tmp"), "{file}: {seen:?}");
+        }
         // A forked step's starting block is the warm interpreter's (the base environment);
         // its own variables are in `os.environ`.
         if file != "python.proc" {

@@ -25,6 +25,8 @@ pub(super) enum Stop {
 struct Attempt {
     /// The driver's handle, once the step runs.
     handle: Option<i64>,
+    /// The handle it started with, kept after it ended.
+    started_as: Option<i64>,
     stop: Option<Stop>,
     /// When its process started, and how long it ran once it ended: the rest of an attempt's
     /// time is the engine's.
@@ -54,12 +56,16 @@ impl Attempts {
 
     /// Takes charge of a step an earlier weir left running.
     pub(super) fn adopt(&self, task_id: &str, handle: i64) {
-        self.map().insert(task_id.to_string(), Attempt { handle: Some(handle), ..Attempt::default() });
+        self.map().insert(
+            task_id.to_string(),
+            Attempt { handle: Some(handle), started_as: Some(handle), ..Attempt::default() },
+        );
     }
 
     pub(super) fn started(&self, task_id: &str, handle: i64) {
         if let Some(attempt) = self.map().get_mut(task_id) {
             attempt.handle = Some(handle);
+            attempt.started_as = Some(handle);
             attempt.started = Some(Instant::now());
         }
     }
@@ -79,8 +85,9 @@ impl Attempts {
     }
 
     /// The attempt is settled and recorded (or left): the task is free for its next one.
-    pub(super) fn end(&self, task_id: &str) {
-        self.map().remove(task_id);
+    /// Forgets an attempt; returns the handle it started with, if it started.
+    pub(super) fn end(&self, task_id: &str) -> Option<i64> {
+        self.map().remove(task_id).and_then(|attempt| attempt.started_as)
     }
 
     pub(super) fn contains(&self, task_id: &str) -> bool {

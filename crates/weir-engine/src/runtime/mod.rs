@@ -19,6 +19,7 @@ mod attempts;
 mod files;
 mod pass;
 mod recovery;
+mod recycle;
 mod replicas;
 mod step;
 
@@ -98,6 +99,8 @@ pub struct Engine {
     /// Runs this replica took that wait for their recovery, with whether the weir before
     /// ran on this host.
     unrecovered: Mutex<HashMap<String, bool>>,
+    /// Finished attempts' folders, emptied, for the next attempts.
+    recycler: Arc<recycle::Recycler>,
 }
 
 /// A run kept in memory between events.
@@ -147,6 +150,9 @@ impl Engine {
         notify: Arc<Notify>,
     ) -> Arc<Self> {
         let slots = Arc::new(Semaphore::new(settings.max_concurrent_steps.max(1)));
+        // A spare for each step that can end while others start, and a few more.
+        let recycler =
+            Arc::new(recycle::Recycler::new(&settings.work_dir, 2 * settings.max_concurrent_steps.max(1) + 2));
         Arc::new(Self {
             store,
             artifacts,
@@ -161,6 +167,7 @@ impl Engine {
             views: Mutex::new(HashMap::new()),
             env_locks: tokio::sync::Mutex::new(()),
             unrecovered: Mutex::new(HashMap::new()),
+            recycler,
         })
     }
 
@@ -518,10 +525,20 @@ impl Engine {
     /// After a step's attempt is over: its folder goes while the run's next pass starts the
     /// steps it lets start, which is done at once (see [`Engine::advance_after_step`]).
     pub(super) async fn after_attempt(self: &Arc<Self>, run_id: &str, task_id: &str, folder: Option<PathBuf>) {
-        self.attempts.end(task_id);
-        let remove = async {
+        let handle = self.attempts.end(task_id);
+        // Reused only when the step left nothing running that could still write into it.
+        let reuse = handle.is_some_and(|handle| self.driver.left_nothing_running(handle));
+        let recycler = self.recycler.clone();
+        let remove = async move {
             if let Some(folder) = folder {
-                let _ = tokio::fs::remove_dir_all(folder).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    if reuse {
+                        recycler.put(&folder);
+                    } else {
+                        let _ = std::fs::remove_dir_all(&folder);
+                    }
+                })
+                .await;
             }
         };
         let ((), advanced) = tokio::join!(remove, self.advance_after_step(run_id));

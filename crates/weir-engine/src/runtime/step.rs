@@ -20,6 +20,9 @@ use crate::step_env;
 /// two exactly one wins.
 const START_MARKER: &str = ".weir-started";
 
+/// A local step's temporary folder (`TMPDIR`), in its attempt's folder.
+pub(super) const PRIVATE_TMP: &str = "tmp";
+
 /// How long a step runs before its process id is written to its row.
 const PID_RECORD_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -239,6 +242,13 @@ impl Engine {
         let python_bin = self.python_bin(&plan.python_packages).await?;
         // The whole environment of the step (see `step_env`): nothing else of weir's reaches it.
         let mut env = self.settings.step_env.clone();
+        // A private temporary folder, as a container's own /tmp, which goes with the attempt's
+        // folder: the SDK's launch script (and so every Python step) makes a folder there for
+        // the component's module, which would otherwise pile up in the host's /tmp. The
+        // component's own variables below may still name another.
+        if let Some(workdir) = log_path.parent() {
+            step_env::set(&mut env, "TMPDIR", workdir.join(PRIVATE_TMP).display().to_string());
+        }
         step_env::set(&mut env, "KFP_POD_NAME", plan.pod_name.clone());
         step_env::set(&mut env, "KFP_POD_UID", task.id.clone());
         step_env::set(&mut env, "PYTHONUNBUFFERED", "1");
@@ -292,6 +302,9 @@ impl Engine {
         // A pod makes its own mount points: on weir's side only the folders are made (weir may
         // run without the right to make `/s3`).
         let remote = self.driver.remote();
+        if !remote {
+            dirs.insert(workdir.join(PRIVATE_TMP));
+        }
         dirs.extend(
             plan.binds.iter().flat_map(|(folder, seen_at)| {
                 std::iter::once(folder.clone()).chain((!remote).then(|| seen_at.clone()))
@@ -330,8 +343,12 @@ impl Engine {
         let in_store = plan.store_root.is_some().then(|| plan.task_root_dir.clone());
         // One trip to the blocking pool for the whole folder, not one per call.
         let (fresh, log) = (workdir.to_path_buf(), log.to_path_buf());
+        let recycler = self.recycler.clone();
         tokio::task::spawn_blocking(move || {
+            // What an attempt cut short left, if anything; then a finished attempt's folder,
+            // emptied, where there is one.
             let _ = std::fs::remove_dir_all(&fresh);
+            recycler.take_into(&fresh);
             if let Some(task_root) = in_store {
                 let _ = std::fs::remove_dir_all(task_root);
             }

@@ -1,0 +1,152 @@
+//! Attempt folders emptied and reused instead of removed and made again.
+//!
+//! A step's folder and the exit-status file its process leaves are the inodes a short step
+//! makes and frees. On ext4 without a journal the inode allocator checks every inode freed in
+//! the last few seconds (minutes, while its inode table block is dirty) one by one before it
+//! hands out another, so a run of thousands of short steps spends more of its time there the
+//! longer it runs (bench/RESULTS.md, "Inode churn"). A finished attempt's folder is therefore
+//! emptied, with its exit-status file kept but truncated and its temporary folder kept but
+//! emptied, and put aside; the next attempt's folder is that one, renamed into place. Neither
+//! allocates nor frees an inode.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::step::PRIVATE_TMP;
+use crate::driver::EXIT_FILE;
+
+pub(super) struct Recycler {
+    /// This process's spares: `<work_dir>/recycled/<pid>`.
+    dir: PathBuf,
+    spares: Mutex<Vec<PathBuf>>,
+    /// Spares kept at most; beyond, a finished folder is removed.
+    keep: usize,
+}
+
+impl Recycler {
+    /// Removes the spares of weir processes that are gone (this one's pid may be reused).
+    pub(super) fn new(work_dir: &Path, keep: usize) -> Self {
+        let parent = work_dir.join("recycled");
+        if let Ok(entries) = std::fs::read_dir(&parent) {
+            for entry in entries.flatten() {
+                let alive = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists());
+                if !alive {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        Self { dir: parent.join(std::process::id().to_string()), spares: Mutex::new(Vec::new()), keep }
+    }
+
+    /// Makes `workdir` (which does not exist) from a spare; false when there is none or the
+    /// rename failed (then the caller makes the folder).
+    pub(super) fn take_into(&self, workdir: &Path) -> bool {
+        let Some(spare) = self.spares.lock().expect("spares").pop() else { return false };
+        if let Some(parent) = workdir.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        if std::fs::rename(&spare, workdir).is_ok() {
+            return true;
+        }
+        let _ = std::fs::remove_dir_all(&spare);
+        false
+    }
+
+    /// Puts a finished attempt's folder aside for the next one, or removes it. Everything in
+    /// it goes but the exit-status file, which is emptied: a driver reads an empty one as
+    /// none, and the next step's process writes it in place.
+    pub(super) fn put(&self, folder: &Path) {
+        if self.spares.lock().expect("spares").len() >= self.keep || !empty_but_exit_file(folder) {
+            let _ = std::fs::remove_dir_all(folder);
+            return;
+        }
+        let spare = self.dir.join(uuid::Uuid::new_v4().simple().to_string());
+        if std::fs::create_dir_all(&self.dir).is_err() || std::fs::rename(folder, &spare).is_err() {
+            let _ = std::fs::remove_dir_all(folder);
+            return;
+        }
+        self.spares.lock().expect("spares").push(spare);
+    }
+}
+
+/// Empties a folder but for its exit-status file, truncated, and its temporary folder, emptied;
+/// false if something else stayed.
+fn empty_but_exit_file(folder: &Path) -> bool {
+    empty(folder, true)
+}
+
+fn empty(folder: &Path, top: bool) -> bool {
+    let Ok(entries) = std::fs::read_dir(folder) else { return false };
+    for entry in entries {
+        let Ok(entry) = entry else { return false };
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else { return false };
+        let name = entry.file_name();
+        let emptied = if top && name == EXIT_FILE && kind.is_file() {
+            std::fs::OpenOptions::new().write(true).truncate(true).open(&path).is_ok()
+        } else if top && name == PRIVATE_TMP && kind.is_dir() {
+            empty(&path, false)
+        } else if kind.is_dir() {
+            std::fs::remove_dir_all(&path).is_ok()
+        } else {
+            std::fs::remove_file(&path).is_ok()
+        };
+        if !emptied {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    /// A finished folder comes back empty but for its emptied exit file, whose inode (like the
+    /// folder's) is the one the next attempt gets.
+    #[test]
+    fn a_finished_folder_becomes_the_next_attempts_folder() {
+        let work_dir = std::env::temp_dir().join(format!("weir-recycle-{}", uuid::Uuid::new_v4()));
+        let recycler = Recycler::new(&work_dir, 1);
+        let first = work_dir.join("runs/r/a.1");
+        std::fs::create_dir_all(first.join("outputs/parameters")).unwrap();
+        std::fs::write(first.join(EXIT_FILE), "0").unwrap();
+        std::fs::write(first.join("outputs/parameters/x"), "1").unwrap();
+        std::fs::write(first.join("executor_output.json"), "{}").unwrap();
+        std::fs::create_dir_all(first.join("tmp/tmpabc")).unwrap();
+        std::fs::write(first.join("tmp/tmpabc/ephemeral_component.py"), "").unwrap();
+        let (folder_inode, exit_inode) =
+            (std::fs::metadata(&first).unwrap().ino(), std::fs::metadata(first.join(EXIT_FILE)).unwrap().ino());
+        recycler.put(&first);
+        assert!(!first.exists());
+        let next = work_dir.join("runs/s/b.1");
+        assert!(recycler.take_into(&next));
+        assert!(!recycler.take_into(&work_dir.join("runs/s/c.1")), "one spare, taken");
+        let mut names: Vec<_> = std::fs::read_dir(&next).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, vec![std::ffi::OsString::from(EXIT_FILE), std::ffi::OsString::from(PRIVATE_TMP)]);
+        assert_eq!(std::fs::read_dir(next.join(PRIVATE_TMP)).unwrap().count(), 0, "the temporary folder is emptied");
+        assert_eq!(std::fs::read_to_string(next.join(EXIT_FILE)).unwrap(), "");
+        assert_eq!(std::fs::metadata(&next).unwrap().ino(), folder_inode);
+        assert_eq!(std::fs::metadata(next.join(EXIT_FILE)).unwrap().ino(), exit_inode);
+        // Past `keep`, a finished folder is removed.
+        let (one, two) = (work_dir.join("runs/s/d.1"), work_dir.join("runs/s/e.1"));
+        std::fs::create_dir_all(&one).unwrap();
+        std::fs::create_dir_all(&two).unwrap();
+        recycler.put(&one);
+        recycler.put(&two);
+        assert!(!one.exists() && !two.exists());
+        assert_eq!(std::fs::read_dir(&recycler.dir).unwrap().count(), 1);
+        // A later weir removes the spares of one that is gone.
+        std::fs::rename(&recycler.dir, work_dir.join("recycled/4294967295")).unwrap();
+        let _later = Recycler::new(&work_dir, 1);
+        assert_eq!(std::fs::read_dir(work_dir.join("recycled")).unwrap().count(), 0);
+        std::fs::remove_dir_all(&work_dir).unwrap();
+    }
+}
