@@ -9,6 +9,7 @@
 //! emptied, and put aside; the next attempt's folder is that one, renamed into place. Neither
 //! allocates nor frees an inode.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -65,7 +66,19 @@ impl Recycler {
             return;
         }
         let spare = self.dir.join(uuid::Uuid::new_v4().simple().to_string());
-        if std::fs::create_dir_all(&self.dir).is_err() || std::fs::rename(folder, &spare).is_err() {
+        // A step may have changed its folder's mode (or its tmp's): the next one gets the mode
+        // a folder made now gets, which `self.dir`'s is.
+        let reset = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&self.dir)?;
+            let fresh = std::fs::metadata(&self.dir)?.permissions();
+            std::fs::set_permissions(folder, fresh.clone())?;
+            let tmp = folder.join(PRIVATE_TMP);
+            if tmp.is_dir() {
+                std::fs::set_permissions(tmp, fresh)?;
+            }
+            std::fs::rename(folder, &spare)
+        };
+        if reset().is_err() {
             let _ = std::fs::remove_dir_all(folder);
             return;
         }
@@ -86,7 +99,9 @@ fn empty(folder: &Path, top: bool) -> bool {
         let path = entry.path();
         let Ok(kind) = entry.file_type() else { return false };
         let name = entry.file_name();
-        let emptied = if top && name == EXIT_FILE && kind.is_file() {
+        // An exit file with other links is not truncated: that would empty the other names too.
+        let lone_file = || std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.nlink() == 1);
+        let emptied = if top && name == EXIT_FILE && lone_file() {
             std::fs::OpenOptions::new().write(true).truncate(true).open(&path).is_ok()
         } else if top && name == PRIVATE_TMP && kind.is_dir() {
             empty(&path, false)
@@ -104,7 +119,7 @@ fn empty(folder: &Path, top: bool) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::PermissionsExt;
 
     use super::*;
 
@@ -135,6 +150,21 @@ mod tests {
         assert_eq!(std::fs::read_to_string(next.join(EXIT_FILE)).unwrap(), "");
         assert_eq!(std::fs::metadata(&next).unwrap().ino(), folder_inode);
         assert_eq!(std::fs::metadata(next.join(EXIT_FILE)).unwrap().ino(), exit_inode);
+        // A folder the step made read-only comes back with a fresh folder's mode; an exit file
+        // with another name elsewhere is removed, not emptied through both names.
+        let other = work_dir.join("elsewhere");
+        std::fs::write(&other, "kept").unwrap();
+        std::fs::hard_link(&other, next.join(EXIT_FILE).with_extension("tmp")).unwrap();
+        std::fs::remove_file(next.join(EXIT_FILE)).unwrap();
+        std::fs::rename(next.join(EXIT_FILE).with_extension("tmp"), next.join(EXIT_FILE)).unwrap();
+        std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o500)).unwrap();
+        recycler.put(&next);
+        assert_eq!(std::fs::read_to_string(&other).unwrap(), "kept");
+        let again = work_dir.join("runs/s/f.1");
+        assert!(recycler.take_into(&again));
+        let fresh = std::fs::metadata(&recycler.dir).unwrap().permissions().mode();
+        assert_eq!(std::fs::metadata(&again).unwrap().permissions().mode(), fresh);
+        assert!(!again.join(EXIT_FILE).exists());
         // Past `keep`, a finished folder is removed.
         let (one, two) = (work_dir.join("runs/s/d.1"), work_dir.join("runs/s/e.1"));
         std::fs::create_dir_all(&one).unwrap();
