@@ -299,11 +299,12 @@ async fn waiter_refused(
     (storage, markers, client, weir, run_id)
 }
 
-/// The database refuses a finished step's result seven times with a retryable error: the
-/// store runs the transaction five times, the engine's retry takes over (once, in the log) and
-/// the store's next attempts get it through. The step is not run again.
+/// The database refuses a finished step's result twelve times with a retryable error: the
+/// store runs the write with the run's next pass five times, then the result alone five
+/// times; the engine's retry takes over (once, in the log) and the store's next attempts get
+/// it through. The step is not run again.
 async fn result_survives_retryable_errors(dialect: Dialect) {
-    let (storage, markers, client, weir, run_id) = waiter_refused(dialect, 7).await;
+    let (storage, markers, client, weir, run_id) = waiter_refused(dialect, 12).await;
     let run = run_ended(&client, &weir, &run_id).await;
     let log = weir.log_text();
     assert_eq!(run["state"], "SUCCEEDED", "{run}\n{log}");

@@ -434,3 +434,32 @@ async fn deleting_a_running_run_stops_its_steps() {
     weir.stop();
     storage.db.drop_database().await;
 }
+
+/// A step's result and the step it lets start are one write: a chain of three steps takes one
+/// task write to start, one per step after that, and nothing more (the run's task version,
+/// which each write of tasks takes the next of, counts them). Two writes per step (the result,
+/// then the next step) would make it seven. The run's folder goes with its last step's.
+#[tokio::test]
+async fn a_steps_result_and_the_next_step_are_one_write() {
+    use weir_store::TaskStore;
+    use weir_store_sql::{ConnectSettings, SqlStore};
+
+    let storage = Storage::new(Dialect::Sqlite);
+    let weir = Weir::start(&storage);
+    let api = Api::new(&weir);
+    let run_id = api.create("chain", json!({"text": "a"})).await;
+    let run = api.wait(&run_id, &["SUCCEEDED", "FAILED"]).await;
+    assert_eq!(run["state"], "SUCCEEDED", "{run}");
+    assert_eq!(api.task(&run_id, "relay-3").await["outputs"]["parameters"]["out"], "a+++");
+    let store = SqlStore::connect(&storage.db.url, &ConnectSettings::default()).await.unwrap();
+    let changes = store.task_changes(&run_id, None).await.unwrap();
+    assert_eq!(changes.version, 4, "task writes for a chain of three steps");
+    let run_dir = storage.data_dir.path().join("work/runs").join(&run_id);
+    eventually("the run's folder to go", Duration::from_secs(30), || {
+        let gone = !run_dir.exists();
+        async move { gone.then_some(()) }
+    })
+    .await;
+    weir.stop();
+    storage.db.drop_database().await;
+}

@@ -132,6 +132,15 @@ fn start_attempt(task: &mut Task, plan: &StepPlan, now: i64) {
     task.set_state(RuntimeState::Running, None, now);
 }
 
+/// How an attempt's end was recorded.
+#[derive(Default)]
+pub(super) struct Finished {
+    /// The attempt's folder, once its result is recorded: for the caller to remove or reuse.
+    folder: Option<PathBuf>,
+    /// The run's pass, when it was written with the result.
+    passed: Option<pass::Passed>,
+}
+
 /// A step claimed in the pass that created it, with the slot it runs in.
 struct Claimed {
     task: Task,
@@ -438,10 +447,10 @@ impl Engine {
     }
 
     /// One attempt of a container task, start to finish.
-    async fn launch(self: &Arc<Self>, run_id: &str, task_id: &str) -> Option<PathBuf> {
-        let Ok(permit) = self.slots.clone().acquire_owned().await else { return None };
+    async fn launch(self: &Arc<Self>, run_id: &str, task_id: &str) -> Finished {
+        let Ok(permit) = self.slots.clone().acquire_owned().await else { return Finished::default() };
         if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-            return None;
+            return Finished::default();
         }
         // Claim the task under the run's lock: it must still be pending and due.
         let claimed = {
@@ -455,7 +464,7 @@ impl Engine {
                 }
             }
         };
-        let (task, plan, retry) = claimed?;
+        let Some((task, plan, retry)) = claimed else { return Finished::default() };
         self.run_claimed(run_id, task, plan, retry, permit).await
     }
 
@@ -500,8 +509,7 @@ impl Engine {
         claimed
     }
 
-    /// Runs a claimed attempt to its end and records the result; returns the attempt's folder
-    /// when it is for the caller to remove (see [`Engine::finish_attempt`]).
+    /// Runs a claimed attempt to its end and records the result (see [`Engine::finish_attempt`]).
     #[tracing::instrument(skip_all, fields(run.id = %run_id, task.id = %task.id, attempt = task.attempts))]
     async fn run_claimed(
         self: &Arc<Self>,
@@ -510,21 +518,23 @@ impl Engine {
         plan: StepPlan,
         retry: Option<weir_spec::ir::RetryPolicy>,
         permit: OwnedSemaphorePermit,
-    ) -> Option<PathBuf> {
+    ) -> Finished {
         let claimed = std::time::Instant::now();
         telemetry::step_started();
         let task_id = task.id.clone();
         let outcome = self.execute(run_id, &task, &plan).await;
-        let folder = self.finish_attempt(run_id, task, outcome, retry.as_ref(), Some(permit)).await;
+        let finished = self.finish_attempt(run_id, task, outcome, retry.as_ref(), Some(permit)).await;
         if let Some(ran) = self.attempts.ran(&task_id) {
             telemetry::orchestration(claimed.elapsed().saturating_sub(ran));
         }
-        folder
+        finished
     }
 
     /// After a step's attempt is over: its folder goes while the run's next pass starts the
-    /// steps it lets start, which is done at once (see [`Engine::advance_after_step`]).
-    pub(super) async fn after_attempt(self: &Arc<Self>, run_id: &str, task_id: &str, folder: Option<PathBuf>) {
+    /// steps it lets start, which is done at once (see [`Engine::advance_after_step`]) unless
+    /// the pass was made with the result's write.
+    pub(super) async fn after_attempt(self: &Arc<Self>, run_id: &str, task_id: &str, finished: Finished) {
+        let Finished { folder, passed } = finished;
         let handle = self.attempts.end(task_id);
         // Reused only when the step left nothing running that could still write into it.
         let reuse = handle.is_some_and(|handle| self.driver.left_nothing_running(handle));
@@ -541,7 +551,18 @@ impl Engine {
                 .await;
             }
         };
-        let ((), advanced) = tokio::join!(remove, self.advance_after_step(run_id));
+        let advanced = match passed {
+            Some(passed) => {
+                remove.await;
+                if passed.ended {
+                    // Its folder was the run's last: the pass that ended the run found the
+                    // run's folder still in use.
+                    let _ = tokio::fs::remove_dir(layout::run_dir(&self.settings.work_dir, run_id)).await;
+                }
+                passed.started > 0
+            }
+            None => tokio::join!(remove, self.advance_after_step(run_id)).1,
+        };
         if !advanced {
             self.notify.notify_one();
         }
@@ -550,7 +571,8 @@ impl Engine {
     /// Settles an attempt whose process is over (started here, or adopted after a restart)
     /// and records it. The step's folder goes only once the result is recorded: until then
     /// the exit status it left there is how a restarted weir learns that the step already ran,
-    /// and how it ended. Returns the folder of a recorded attempt, for the caller to remove.
+    /// and how it ended. Returns the folder of a recorded attempt, for the caller to remove,
+    /// and the run's pass when it was written with the result.
     async fn finish_attempt(
         self: &Arc<Self>,
         run_id: &str,
@@ -558,7 +580,7 @@ impl Engine {
         outcome: Outcome,
         retry: Option<&weir_spec::ir::RetryPolicy>,
         permit: Option<OwnedSemaphorePermit>,
-    ) -> Option<PathBuf> {
+    ) -> Finished {
         // The process is over: its slot is free for the step the result lets start.
         drop(permit);
         let stop = self.attempts.ended(&task.id);
@@ -567,18 +589,25 @@ impl Engine {
             Settled::Record(task, artifacts) => {
                 tracing::info!(run.id = %run_id, task.id = %task.id, task.name = %task.name, task.state = %task.state, attempt = task.attempts, "step finished");
                 telemetry::step_finished(&task);
+                // Ending the task, the result is best written with the pass it lets happen;
+                // when that cannot be, alone (retried until it lands).
+                if task.state.is_terminal() && !self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Some(passed) = self.record_and_advance(run_id, &task, &artifacts).await {
+                        return Finished { folder: Some(workdir), passed: Some(passed) };
+                    }
+                }
                 let stored = self.save_result(run_id, *task, artifacts).await;
-                stored.then_some(workdir)
+                Finished { folder: stored.then_some(workdir), passed: None }
             }
             Settled::Leave => {
                 tracing::warn!(run.id = %run_id, "leaving a finished step to the next start: the artifact store is unreachable");
-                None
+                Finished::default()
             }
             Settled::Discard => {
                 // Its run is gone: there is nowhere to record it, and nothing to settle later.
                 let _ = tokio::fs::remove_dir_all(&workdir).await;
                 let _ = tokio::fs::remove_dir(layout::run_dir(&self.settings.work_dir, run_id)).await;
-                None
+                Finished::default()
             }
         }
     }

@@ -3,11 +3,21 @@
 use std::sync::Arc;
 
 use weir_artifacts::layout;
-use weir_store::{Progress, RunTransition, RuntimeState, StoreError};
+use weir_store::{Artifact, Progress, RunTransition, RuntimeState, StoreError, Task};
 
 use super::{err, CachedRun, Engine};
 use crate::error::EngineError;
 use crate::planner::advance;
+
+/// What a pass did.
+pub(super) struct Passed {
+    /// When the run has something due next.
+    pub(super) wake: Option<i64>,
+    /// Steps it started.
+    pub(super) started: usize,
+    /// It ended the run.
+    pub(super) ended: bool,
+}
 
 impl Engine {
     /// Advances one run whose stored state is `state`: decide, write, then launch or kill.
@@ -65,32 +75,104 @@ impl Engine {
                 Err(e) => return Err(e),
             };
         }
-        let mut cached = cached.expect("loaded above");
+        let cached = cached.expect("loaded above");
         let now = self.clock.now_ms();
         if cached.settled && cached.wake_at.is_none_or(|at| at > now) {
             let wake = cached.wake_at;
             self.put_view(cached);
             return Ok((wake, 0));
         }
+        match self.advance_and_write(run_id, cached, None).await {
+            Ok(passed) => Ok((passed.wake, passed.started)),
+            // On any failure the view is dropped: the next event reads the run again.
+            Err((StoreError::Aborted(_), _)) => {
+                self.notify.notify_one();
+                Ok((None, 0))
+            }
+            Err((StoreError::Fenced(_), _)) => {
+                tracing::warn!(run.id = %run_id, "another weir took this run over; letting it go");
+                Ok((None, 0))
+            }
+            Err((e, _)) => Err(e.into()),
+        }
+    }
+
+    /// Records a finished step's attempt in the same transaction as the pass it lets happen,
+    /// when the run's view is in memory and the run is running: one write per step instead of
+    /// two (the result, then the next step's creation). Returns how many steps the pass
+    /// started, or None when nothing was written and the result is for the caller to record
+    /// the usual way ([`Engine::save_result`], which retries).
+    ///
+    /// Only for a result that ends the task: a retry's next attempt is launched by the usual
+    /// pass, once this attempt is forgotten.
+    ///
+    /// Boxed, as [`Engine::advance_after_step`]: the pass spawns steps that call it again.
+    pub(super) fn record_and_advance<'a>(
+        self: &'a Arc<Self>,
+        run_id: &'a str,
+        task: &'a Task,
+        artifacts: &'a [Artifact],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Passed>> + Send + 'a>> {
+        Box::pin(async move {
+            let lock = self.run_lock(run_id);
+            let _guard = lock.lock().await;
+            let cached = self.views.lock().expect("views").remove(run_id)?;
+            let running = |t: &Task| t.state == RuntimeState::Running;
+            if cached.view.run.state != RuntimeState::Running || !cached.view.tasks.get(&task.id).is_some_and(running) {
+                self.put_view(cached);
+                return None;
+            }
+            match self.advance_and_write(run_id, cached, Some((task.clone(), artifacts.to_vec()))).await {
+                Ok(passed) => Some(passed),
+                Err((e, cached)) => {
+                    // As in `save_task_with`: a fenced write keeps the view, so the loop's next
+                    // pass finds a deleted run gone and stops its running steps. Any other
+                    // failure drops it; the result is then written alone.
+                    if matches!(e, StoreError::Fenced(_)) {
+                        self.put_view(cached);
+                    }
+                    tracing::debug!(run.id = %run_id, task.id = %task.id, error = %e, "writing the step's result with its run's pass failed; writing it alone");
+                    None
+                }
+            }
+        })
+    }
+
+    /// The pass itself, on a view taken out under the run's lock: decide, write, then launch
+    /// or kill. A `finished` attempt's task and artifacts are applied to the view first and
+    /// written in the pass's transaction. On a failed write nothing is started, and the error
+    /// comes back with the view as it was advanced (for a caller to keep or drop).
+    async fn advance_and_write(
+        self: &Arc<Self>,
+        run_id: &str,
+        mut cached: CachedRun,
+        finished: Option<(Task, Vec<Artifact>)>,
+    ) -> Result<Passed, (StoreError, CachedRun)> {
+        let now = self.clock.now_ms();
+        let mut ended = false;
+        let finished_rows = finished.map(|(task, artifacts)| {
+            cached.view.artifacts.extend(artifacts.iter().map(|a| (a.id, a.clone())));
+            cached.view.tasks.upsert(task.clone());
+            (task, artifacts)
+        });
         let mut step = advance(&mut cached.view, now);
         let claimed = self.claim_new_steps(&mut cached.view, &mut step, now).await;
+        if let Some((task, artifacts)) = finished_rows {
+            // First, so a change the pass made to the same row lands last.
+            step.progress.changed_tasks.insert(0, task);
+            step.progress.new_artifacts.splice(0..0, artifacts);
+        }
         if !step.progress.is_empty() {
             step.progress.owner = self.owner();
-            // On any failure the view is dropped: the next event reads the run again.
             if let Err(e) = self.store.save_progress(run_id, &step.progress).await {
-                if matches!(e, StoreError::Aborted(_)) {
-                    self.notify.notify_one();
-                    return Ok((None, 0));
-                }
-                if matches!(e, StoreError::Fenced(_)) {
-                    tracing::warn!(run.id = %run_id, "another weir took this run over; letting it go");
-                    return Ok((None, 0));
-                }
-                return Err(e.into());
+                // The claims' slots go back with them.
+                drop(claimed);
+                return Err((e, cached));
             }
             if let Some(transition) = &step.progress.run {
                 tracing::info!(run.id = %run_id, run.state = %transition.to, "run state changed");
-                if transition.to.is_terminal() {
+                ended = transition.to.is_terminal();
+                if ended {
                     // The run's workspace goes with the run, as KFP's workspace volume goes
                     // with its workflow; then the run's folder, once its steps' folders are
                     // gone (it is only removed when empty).
@@ -130,8 +212,8 @@ impl Engine {
             let run_id = run_id.to_string();
             tokio::spawn(async move {
                 let task_id = claim.task.id.clone();
-                let folder = engine.run_claimed(&run_id, claim.task, claim.plan, claim.retry, claim.permit).await;
-                engine.after_attempt(&run_id, &task_id, folder).await;
+                let finished = engine.run_claimed(&run_id, claim.task, claim.plan, claim.retry, claim.permit).await;
+                engine.after_attempt(&run_id, &task_id, finished).await;
             });
         }
         for task_id in step.launches {
@@ -140,11 +222,11 @@ impl Engine {
                 let engine = self.clone();
                 let run_id = run_id.to_string();
                 tokio::spawn(async move {
-                    let folder = engine.launch(&run_id, &task_id).await;
-                    engine.after_attempt(&run_id, &task_id, folder).await;
+                    let finished = engine.launch(&run_id, &task_id).await;
+                    engine.after_attempt(&run_id, &task_id, finished).await;
                 });
             }
         }
-        Ok((step.wake_at, started))
+        Ok(Passed { wake: step.wake_at, started, ended })
     }
 }

@@ -137,8 +137,12 @@ impl Engine {
         };
         match settled.await {
             Ok((outcome, retry)) => {
-                if let Some(folder) = self.finish_attempt(run_id, task.clone(), outcome, retry.as_ref(), None).await {
+                let finished = self.finish_attempt(run_id, task.clone(), outcome, retry.as_ref(), None).await;
+                if let Some(folder) = finished.folder {
                     let _ = tokio::fs::remove_dir_all(folder).await;
+                }
+                if finished.passed.is_some_and(|passed| passed.ended) {
+                    let _ = tokio::fs::remove_dir(layout::run_dir(&self.settings.work_dir, run_id)).await;
                 }
             }
             Err(e) => {

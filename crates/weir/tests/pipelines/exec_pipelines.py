@@ -148,9 +148,25 @@ def import_local(uri: str, marker_dir: str):
     read_input(data=imported.output, marker_dir=marker_dir)
 
 
+@dsl.container_component
+def relay(text: str, out: dsl.OutputPath(str)):
+    return dsl.ContainerSpec(
+        image='alpine:3.19',
+        command=['sh', '-c', 'mkdir -p "$(dirname "$1")" && printf "%s+" "$0" > "$1"'],
+        args=[text, out],
+    )
+
+
+@dsl.pipeline(name='exec-chain')
+def chain(text: str = 'a'):
+    one = relay(text=text).set_caching_options(False)
+    two = relay(text=one.output).set_caching_options(False)
+    relay(text=two.output).set_caching_options(False)
+
+
 if __name__ == '__main__':
     for name, func in [('short', short), ('dataset', dataset), ('packages', packages), ('missing_package', missing_package),
                        ('missing_tool', missing_tool_pipeline), ('bad_exit', bad_exit),
                        ('retry_run', retry_run), ('terminate', terminate), ('env_probe', env_probe),
-                       ('import_local', import_local)]:
+                       ('import_local', import_local), ('chain', chain)]:
         compiler.Compiler().compile(func, __file__.replace('exec_pipelines.py', f'{name}.yaml'))
