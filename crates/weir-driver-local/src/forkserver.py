@@ -2,7 +2,8 @@
 lightweight Python step, so a step costs a fork instead of an interpreter start and imports.
 
 Protocol (one JSON object per line): weir writes requests on stdin
-  {"id": N, "source": "<component source>", "args": [...], "env": {...}, "cwd": "...", "log": "...", "name": "..."}
+  {"id": N, "source": "<component source>", "args": [...], "env": {...}, "cwd": "...", "log": "...", "name": "...",
+   "module_dir": "<the component module's folder; a new temporary one when absent>"}
 and reads on stdout {"id": N, "pid": P} when the step has started, {"id": N, "error": "..."} if
 it could not start, and {"id": N, "exit": CODE} or {"id": N, "signal": S} when it ends. A step
 reports its own exit as its last act, and the server reports it again when it reaps the process
@@ -58,6 +59,12 @@ def weir_rehearsal(x: int, text: str, items: List[int], data: Input[Artifact], o
 '''
 
 
+# The rehearsal's files are thrown away: in memory where there is a tmpfs, so a step's rehearsal
+# makes and frees no inode on the disk (on ext4 without a journal each freed inode slows the
+# next allocations: bench/RESULTS.md, "Inode churn").
+REHEARSAL_DIR = '/dev/shm' if os.path.isdir('/dev/shm') and os.access('/dev/shm', os.W_OK | os.X_OK) else None
+
+
 def send(message):
     os.write(OUT, (json.dumps(message) + '\n').encode())
 
@@ -67,7 +74,7 @@ def rehearse():
     process as it was (but for what the executor loaded and cached)."""
     saved = os.dup(1), os.dup(2)
     argv, cwd = sys.argv, os.getcwd()
-    folder = tempfile.mkdtemp(prefix='weir-rehearsal-')
+    folder = tempfile.mkdtemp(prefix='weir-rehearsal-', dir=REHEARSAL_DIR)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 1)
@@ -173,8 +180,13 @@ def run_step(request, report):
         os.environ['_KFP_RUNTIME'] = 'true'
         # The rehearsal cached the server's temporary folder; the step's own TMPDIR decides.
         tempfile.tempdir = None
-        # What the SDK's launch script does: the component source in a module file.
-        folder = tempfile.mkdtemp()
+        # What the SDK's launch script does: the component source in a module file, in a
+        # folder of the step's own (weir reuses it emptied) rather than a new `mktemp -d` one.
+        folder = request.get('module_dir')
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        else:
+            folder = tempfile.mkdtemp()
         module = os.path.join(folder, 'ephemeral_component.py')
         with open(module, 'w') as f:
             f.write(request['source'])

@@ -150,6 +150,7 @@ impl PythonDriver for ForkServer {
             "args": spec.args,
             "env": spec.env.iter().cloned().collect::<HashMap<String, String>>(),
             "cwd": spec.workdir,
+            "module_dir": spec.workdir.join(weir_engine::driver::COMPONENT_DIR),
             "log": spec.log_path,
             "binds": spec.binds,
             "name": format!("w{}", spec.task_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(14).collect::<String>()),
@@ -204,7 +205,7 @@ mod tests {
     }
 
     const SOURCE: &str = "import kfp\nfrom kfp import dsl\nfrom kfp.dsl import *\nfrom typing import *\n\n\
-        def add(x: int, fail: bool) -> int:\n    import os, time\n    import tempfile\n    print('adding', x, os.environ.get('GREETING'), tempfile.gettempdir())\n    \
+        def add(x: int, fail: bool) -> int:\n    import os, time\n    import tempfile\n    print('adding', x, os.environ.get('GREETING'), tempfile.gettempdir(), __file__)\n    \
         if fail:\n        raise ValueError('asked to fail')\n    if x < 0:\n        time.sleep(60)\n    return x + 1\n";
 
     /// A step of `add(x, fail)`, as the engine asks for it, in a folder of its own.
@@ -260,7 +261,10 @@ mod tests {
             // Its own environment, TMPDIR included (the server's rehearsal used the server's).
             let tmp = dir.path().join(&task).join("tmp");
             let log = read(dir.path().join(&task).join("log.txt"));
-            assert!(log.contains(&format!("adding {x} hello-{task} {}", tmp.display())), "{log}");
+            // Its module in the folder weir names for it, none made in its TMPDIR.
+            let module = dir.path().join(&task).join(weir_engine::driver::COMPONENT_DIR).join("ephemeral_component.py");
+            assert!(log.contains(&format!("adding {x} hello-{task} {} {}", tmp.display(), module.display())), "{log}");
+            assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
             assert_eq!(read(dir.path().join(&task).join(crate::EXIT_FILE)), "0");
         }
         let (ok, failing) = tokio::join!(

@@ -13,6 +13,11 @@ pub use crate::launch::{ConfigEnv, PodVolume, VolumeSource};
 /// after the step ended learns how it ended. An empty one says nothing (a reused folder's).
 pub const EXIT_FILE: &str = ".weir-exit";
 
+/// The folder in an attempt's folder where a lightweight Python step's component module is
+/// written (the SDK's launch script writes it in a `mktemp -d` folder): one the engine keeps,
+/// emptied, when it reuses the attempt's folder, so a step makes no folder for it.
+pub const COMPONENT_DIR: &str = ".weir-component";
+
 /// One attempt of a step, ready to start.
 #[derive(Debug, Clone)]
 pub struct ProcessSpec {

@@ -5,16 +5,16 @@
 //! the last few seconds (minutes, while its inode table block is dirty) one by one before it
 //! hands out another, so a run of thousands of short steps spends more of its time there the
 //! longer it runs (bench/RESULTS.md, "Inode churn"). A finished attempt's folder is therefore
-//! emptied, with its exit-status file kept but truncated and its temporary folder kept but
-//! emptied, and put aside; the next attempt's folder is that one, renamed into place. Neither
-//! allocates nor frees an inode.
+//! emptied, with its exit-status file kept but truncated and the folders every attempt makes
+//! (its temporary folder, its outputs' folders) kept but emptied, and put aside; the next
+//! attempt's folder is that one, renamed into place. None of those allocates or frees an inode.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::step::PRIVATE_TMP;
-use crate::driver::EXIT_FILE;
+use crate::driver::{COMPONENT_DIR, EXIT_FILE};
 
 pub(super) struct Recycler {
     /// This process's spares: `<work_dir>/recycled/<pid>`.
@@ -58,53 +58,67 @@ impl Recycler {
     }
 
     /// Puts a finished attempt's folder aside for the next one, or removes it. Everything in
-    /// it goes but the exit-status file, which is emptied: a driver reads an empty one as
-    /// none, and the next step's process writes it in place.
+    /// it goes but the exit-status file, which is emptied (a driver reads an empty one as none,
+    /// and the next step's process writes it in place), and the folders every attempt makes
+    /// again ([`KEPT`]), emptied.
     pub(super) fn put(&self, folder: &Path) {
-        if self.spares.lock().expect("spares").len() >= self.keep || !empty_but_exit_file(folder) {
-            let _ = std::fs::remove_dir_all(folder);
-            return;
-        }
         let spare = self.dir.join(uuid::Uuid::new_v4().simple().to_string());
-        // A step may have changed its folder's mode (or its tmp's): the next one gets the mode
-        // a folder made now gets, which `self.dir`'s is.
-        let reset = || -> std::io::Result<()> {
+        let reuse = || -> std::io::Result<bool> {
+            if self.spares.lock().expect("spares").len() >= self.keep {
+                return Ok(false);
+            }
+            // A step may have changed the mode of its folder (or of one kept in it): the next
+            // one gets the mode a folder made now gets, which `self.dir`'s is. Set first, so
+            // that a folder made read-only can be emptied.
             std::fs::create_dir_all(&self.dir)?;
             let fresh = std::fs::metadata(&self.dir)?.permissions();
             std::fs::set_permissions(folder, fresh.clone())?;
-            let tmp = folder.join(PRIVATE_TMP);
-            if tmp.is_dir() {
-                std::fs::set_permissions(tmp, fresh)?;
+            if !empty(folder, "", &fresh) {
+                return Ok(false);
             }
-            std::fs::rename(folder, &spare)
+            std::fs::rename(folder, &spare)?;
+            Ok(true)
         };
-        if reset().is_err() {
+        if matches!(reuse(), Ok(true)) {
+            self.spares.lock().expect("spares").push(spare);
+        } else {
             let _ = std::fs::remove_dir_all(folder);
-            return;
         }
-        self.spares.lock().expect("spares").push(spare);
     }
 }
 
-/// Empties a folder but for its exit-status file, truncated, and its temporary folder, emptied;
-/// false if something else stayed.
-fn empty_but_exit_file(folder: &Path) -> bool {
-    empty(folder, true)
-}
+/// The folders of an attempt's layout (relative to its folder) that a spare keeps, emptied:
+/// every Python step gets its temporary folder and the folder of its output parameters, and
+/// making one costs an inode allocation, which this file system's allocator makes slow
+/// (see the module's documentation). Other folders go.
+/// The component module's folder ([`COMPONENT_DIR`]) and the bytecode cache Python makes in it
+/// are kept too; emptying the cache matters: a stale `.pyc` whose source had the same size and
+/// modification second would be taken for the new module's.
+const KEPT: [&str; 6] =
+    [PRIVATE_TMP, "outputs", "outputs/parameters", "outputs/artifacts", COMPONENT_DIR, ".weir-component/__pycache__"];
 
-fn empty(folder: &Path, top: bool) -> bool {
+/// Empties a folder (`within` the attempt's folder at that relative path) but for its exit-status
+/// file, truncated, and the folders of [`KEPT`], emptied with the mode `fresh`; false if
+/// something else stayed.
+fn empty(folder: &Path, within: &str, fresh: &std::fs::Permissions) -> bool {
     let Ok(entries) = std::fs::read_dir(folder) else { return false };
     for entry in entries {
         let Ok(entry) = entry else { return false };
         let path = entry.path();
         let Ok(kind) = entry.file_type() else { return false };
         let name = entry.file_name();
+        let relative = match (within, name.to_str()) {
+            (_, None) => None,
+            ("", Some(name)) => Some(name.to_string()),
+            (within, Some(name)) => Some(format!("{within}/{name}")),
+        };
+        let kept = relative.as_deref().filter(|r| kind.is_dir() && KEPT.contains(r));
         // An exit file with other links is not truncated: that would empty the other names too.
         let lone_file = || std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.nlink() == 1);
-        let emptied = if top && name == EXIT_FILE && lone_file() {
+        let emptied = if within.is_empty() && name == EXIT_FILE && lone_file() {
             std::fs::OpenOptions::new().write(true).truncate(true).open(&path).is_ok()
-        } else if top && name == PRIVATE_TMP && kind.is_dir() {
-            empty(&path, false)
+        } else if let Some(relative) = kept {
+            std::fs::set_permissions(&path, fresh.clone()).is_ok() && empty(&path, relative, fresh)
         } else if kind.is_dir() {
             std::fs::remove_dir_all(&path).is_ok()
         } else {
@@ -131,10 +145,15 @@ mod tests {
         let recycler = Recycler::new(&work_dir, 1);
         let first = work_dir.join("runs/r/a.1");
         std::fs::create_dir_all(first.join("outputs/parameters")).unwrap();
+        std::fs::create_dir_all(first.join("outputs/model/nested")).unwrap();
         std::fs::write(first.join(EXIT_FILE), "0").unwrap();
         std::fs::write(first.join("outputs/parameters/x"), "1").unwrap();
         std::fs::write(first.join("executor_output.json"), "{}").unwrap();
         std::fs::create_dir_all(first.join("tmp/tmpabc")).unwrap();
+        let pycache = format!("{COMPONENT_DIR}/__pycache__");
+        assert!(KEPT.contains(&pycache.as_str()));
+        std::fs::create_dir_all(first.join(&pycache)).unwrap();
+        std::fs::write(first.join(&pycache).join("ephemeral_component.cpython-311.pyc"), "").unwrap();
         std::fs::write(first.join("tmp/tmpabc/ephemeral_component.py"), "").unwrap();
         let (folder_inode, exit_inode) =
             (std::fs::metadata(&first).unwrap().ino(), std::fs::metadata(first.join(EXIT_FILE)).unwrap().ino());
@@ -143,10 +162,17 @@ mod tests {
         let next = work_dir.join("runs/s/b.1");
         assert!(recycler.take_into(&next));
         assert!(!recycler.take_into(&work_dir.join("runs/s/c.1")), "one spare, taken");
-        let mut names: Vec<_> = std::fs::read_dir(&next).unwrap().map(|e| e.unwrap().file_name()).collect();
-        names.sort();
-        assert_eq!(names, vec![std::ffi::OsString::from(EXIT_FILE), std::ffi::OsString::from(PRIVATE_TMP)]);
-        assert_eq!(std::fs::read_dir(next.join(PRIVATE_TMP)).unwrap().count(), 0, "the temporary folder is emptied");
+        let names = |folder: &Path| {
+            let mut names: Vec<String> =
+                std::fs::read_dir(folder).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(&next), [COMPONENT_DIR, EXIT_FILE, "outputs", PRIVATE_TMP]);
+        assert!(names(&next.join(&pycache)).is_empty(), "no bytecode of the last module stays");
+        assert!(names(&next.join(PRIVATE_TMP)).is_empty(), "the temporary folder is emptied");
+        assert_eq!(names(&next.join("outputs")), ["parameters"], "other folders in a kept one go");
+        assert!(names(&next.join("outputs/parameters")).is_empty());
         assert_eq!(std::fs::read_to_string(next.join(EXIT_FILE)).unwrap(), "");
         assert_eq!(std::fs::metadata(&next).unwrap().ino(), folder_inode);
         assert_eq!(std::fs::metadata(next.join(EXIT_FILE)).unwrap().ino(), exit_inode);
@@ -158,12 +184,14 @@ mod tests {
         std::fs::remove_file(next.join(EXIT_FILE)).unwrap();
         std::fs::rename(next.join(EXIT_FILE).with_extension("tmp"), next.join(EXIT_FILE)).unwrap();
         std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o500)).unwrap();
+        std::fs::set_permissions(next.join("outputs/parameters"), std::fs::Permissions::from_mode(0o500)).unwrap();
         recycler.put(&next);
         assert_eq!(std::fs::read_to_string(&other).unwrap(), "kept");
         let again = work_dir.join("runs/s/f.1");
         assert!(recycler.take_into(&again));
         let fresh = std::fs::metadata(&recycler.dir).unwrap().permissions().mode();
         assert_eq!(std::fs::metadata(&again).unwrap().permissions().mode(), fresh);
+        assert_eq!(std::fs::metadata(again.join("outputs/parameters")).unwrap().permissions().mode(), fresh);
         assert!(!again.join(EXIT_FILE).exists());
         // Past `keep`, a finished folder is removed.
         let (one, two) = (work_dir.join("runs/s/d.1"), work_dir.join("runs/s/e.1"));
