@@ -292,6 +292,24 @@ async fn runs_beyond_the_limit_wait_their_turn() {
     storage.db.drop_database().await;
 }
 
+/// The folders under `root` with nothing in them.
+fn empty_folders(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else { return found };
+    let mut any = false;
+    for entry in entries {
+        any = true;
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(empty_folders(&path));
+        }
+    }
+    if !any {
+        found.push(root.to_path_buf());
+    }
+    found
+}
+
 fn lines(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -353,6 +371,10 @@ async fn steps_get_only_an_allowlisted_environment() {
             assert!(names.contains(&"KFP_POD_NAME") && names.contains(&"PATH"), "{file}: {seen:?}");
         }
     }
+    // The folders made in the store for the Python step's executor output (its task's, and
+    // those above it) go once it is read: nothing left them anything to keep.
+    assert_eq!(empty_folders(&storage.data_dir.path().join("artifacts")), Vec::<std::path::PathBuf>::new());
+    assert!(!storage.data_dir.path().join("artifacts/artifacts/exec-env-probe").exists());
     weir.stop();
     storage.db.drop_database().await;
 }

@@ -233,10 +233,24 @@ impl Engine {
         // folder (atomically), where a weir restarted half-way through finds it to collect the
         // step again, and which goes once the result is recorded.
         let moved = plan.store_root.is_some().then(|| plan.workdir.join("executor_output.json"));
+        let store_root = plan.store_root.clone().unwrap_or_default();
         // One trip to the blocking pool for the move and the read.
         let read = tokio::task::spawn_blocking(move || {
             let file = match moved {
-                Some(moved) if std::fs::rename(&written, &moved).is_ok() || moved.exists() => moved,
+                Some(moved) if std::fs::rename(&written, &moved).is_ok() || moved.exists() => {
+                    // The task's folder in the store, and those of its run and pipeline above it,
+                    // were made for that file: left empty (no output artifact written in them)
+                    // they would stay in the store for good, as nothing is stored under them to
+                    // delete with the run. A step making one of them again meanwhile tries again.
+                    let folders =
+                        written.ancestors().skip(1).take_while(|f| f.starts_with(&store_root) && *f != store_root);
+                    for folder in folders {
+                        if std::fs::remove_dir(folder).is_err() {
+                            break;
+                        }
+                    }
+                    moved
+                }
                 _ => written,
             };
             std::fs::read(file)

@@ -353,7 +353,7 @@ impl Engine {
                 let _ = std::fs::remove_dir_all(task_root);
             }
             for dir in dirs {
-                std::fs::create_dir_all(&dir).map_err(StepError::Folder)?;
+                create_dir_all(&dir).map_err(StepError::Folder)?;
             }
             std::fs::write(&log, header).map_err(StepError::Log)
         })
@@ -435,6 +435,19 @@ impl Engine {
             }
         }
         Ok(values)
+    }
+}
+
+/// Makes a folder and those above it. Another step's attempt may remove an empty folder above
+/// it meanwhile (in a local store, its task name's, shared by a loop's iterations, its run's or
+/// its pipeline's: see `collect`), which fails the making with NotFound: it is tried again.
+fn create_dir_all(dir: &Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match std::fs::create_dir_all(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
+            other => return other,
+        }
     }
 }
 
