@@ -49,6 +49,29 @@ impl Engine {
         }
     }
 
+    /// Removes the folders a finished run left empty in a local store: those made for its
+    /// Python steps' executor output (moved out when read), for outputs nothing was written
+    /// in, and the pipeline's and the root's above them once empty. Nothing is stored under
+    /// them, so deleting the run would not remove them. Done once, when the run ends, rather
+    /// than by each step: in a chain the run's folder would be emptied and made again at every
+    /// step. A step of another run making one of them again meanwhile tries again.
+    pub(super) async fn prune_store_folders(&self, view: &crate::planner::RunView) {
+        let Some(store) = layout::local_store_root(self.artifacts.url()) else { return };
+        let root = crate::launch::root_key(&view.spec, &view.run, self.artifacts.url());
+        let pipeline = store.join(&root).join(layout::segment(&view.spec.pipeline_info.name));
+        let run = pipeline.join(&view.run.id);
+        let _ = tokio::task::spawn_blocking(move || {
+            if remove_empty_folders(&run) {
+                for folder in run.ancestors().skip(1).take_while(|f| f.starts_with(&store) && *f != store) {
+                    if std::fs::remove_dir(folder).is_err() {
+                        break;
+                    }
+                }
+            }
+        })
+        .await;
+    }
+
     /// Moves a file into a store that is a folder (`file://`), by rename: nothing is read or
     /// copied, and the object appears whole. False when the store is not a folder or the
     /// rename failed (another file system, say): the caller then copies it.
@@ -233,24 +256,10 @@ impl Engine {
         // folder (atomically), where a weir restarted half-way through finds it to collect the
         // step again, and which goes once the result is recorded.
         let moved = plan.store_root.is_some().then(|| plan.workdir.join("executor_output.json"));
-        let store_root = plan.store_root.clone().unwrap_or_default();
         // One trip to the blocking pool for the move and the read.
         let read = tokio::task::spawn_blocking(move || {
             let file = match moved {
-                Some(moved) if std::fs::rename(&written, &moved).is_ok() || moved.exists() => {
-                    // The task's folder in the store, and those of its run and pipeline above it,
-                    // were made for that file: left empty (no output artifact written in them)
-                    // they would stay in the store for good, as nothing is stored under them to
-                    // delete with the run. A step making one of them again meanwhile tries again.
-                    let folders =
-                        written.ancestors().skip(1).take_while(|f| f.starts_with(&store_root) && *f != store_root);
-                    for folder in folders {
-                        if std::fs::remove_dir(folder).is_err() {
-                            break;
-                        }
-                    }
-                    moved
-                }
+                Some(moved) if std::fs::rename(&written, &moved).is_ok() || moved.exists() => moved,
                 _ => written,
             };
             std::fs::read(file)
@@ -578,6 +587,17 @@ pub(super) async fn copy_local(from: &Path, to: &Path) -> Result<(), FileError> 
         Box::pin(copy_local(&entry.path(), &to.join(entry.file_name()))).await?;
     }
     Ok(())
+}
+
+/// Removes the empty folders in `folder`, and it if that leaves it empty; true if it is gone.
+fn remove_empty_folders(folder: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(folder) else { return false };
+    let mut kept = false;
+    for entry in entries.flatten() {
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        kept |= !is_dir || !remove_empty_folders(&entry.path());
+    }
+    !kept && std::fs::remove_dir(folder).is_ok()
 }
 
 #[cfg(test)]

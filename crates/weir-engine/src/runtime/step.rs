@@ -438,9 +438,9 @@ impl Engine {
     }
 }
 
-/// Makes a folder and those above it. Another step's attempt may remove an empty folder above
-/// it meanwhile (in a local store, its task name's, shared by a loop's iterations, its run's or
-/// its pipeline's: see `collect`), which fails the making with NotFound: it is tried again.
+/// Makes a folder and those above it. In a local store, the end of another run of the same
+/// pipeline may remove an empty folder above it meanwhile (its pipeline's, see
+/// `prune_store_folders`), which fails the making with NotFound: it is tried again.
 fn create_dir_all(dir: &Path) -> std::io::Result<()> {
     let mut tries = 0;
     loop {
