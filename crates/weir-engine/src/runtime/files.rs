@@ -54,13 +54,14 @@ impl Engine {
     /// in, and the pipeline's and the root's above them once empty. Nothing is stored under
     /// them, so deleting the run would not remove them. Done once, when the run ends, rather
     /// than by each step: in a chain the run's folder would be emptied and made again at every
-    /// step. A step of another run making one of them again meanwhile tries again.
-    pub(super) async fn prune_store_folders(&self, view: &crate::planner::RunView) {
+    /// step. A step of another run making one of them again meanwhile tries again. In the
+    /// background: a big run's folders take a while, and nothing waits for them.
+    pub(super) fn prune_store_folders(&self, view: &crate::planner::RunView) {
         let Some(store) = layout::local_store_root(self.artifacts.url()) else { return };
         let root = crate::launch::root_key(&view.spec, &view.run, self.artifacts.url());
         let pipeline = store.join(&root).join(layout::segment(&view.spec.pipeline_info.name));
         let run = pipeline.join(&view.run.id);
-        let _ = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             if remove_empty_folders(&run) {
                 for folder in run.ancestors().skip(1).take_while(|f| f.starts_with(&store) && *f != store) {
                     if std::fs::remove_dir(folder).is_err() {
@@ -68,8 +69,7 @@ impl Engine {
                     }
                 }
             }
-        })
-        .await;
+        });
     }
 
     /// Moves a file into a store that is a folder (`file://`), by rename: nothing is read or
