@@ -49,26 +49,50 @@ impl Engine {
         }
     }
 
-    /// Removes the folders a finished run left empty in a local store: those made for its
-    /// Python steps' executor output (moved out when read), for outputs nothing was written
-    /// in, and the pipeline's and the root's above them once empty. Nothing is stored under
-    /// them, so deleting the run would not remove them. Done once, when the run ends, rather
-    /// than by each step: in a chain the run's folder would be emptied and made again at every
-    /// step. A step of another run making one of them again meanwhile tries again. In the
-    /// background: a big run's folders take a while, and nothing waits for them.
+    /// Removes the folders a finished run left empty in a local store: its tasks' folders
+    /// (made for a Python step's executor output, moved out when read, and for outputs), then
+    /// the task names', the run's and the pipeline's above them once empty. Nothing is stored
+    /// under them, so deleting the run would not remove them. Only folders weir makes, never
+    /// one inside a task's folder: an empty folder there is a step's output (an artifact that
+    /// is a folder, or a folder in one), which stays as the step left it. The store's root
+    /// folder stays too.
+    ///
+    /// Done once, when the run ends, rather than by each step: in a chain the run's folder
+    /// would be emptied and made again at every step. In the background, holding the run's
+    /// lock, so a retry of the run starts its steps after it; a step of another run of the same
+    /// pipeline that makes the pipeline's folder again meanwhile tries again.
     pub(super) fn prune_store_folders(&self, view: &crate::planner::RunView) {
         let Some(store) = layout::local_store_root(self.artifacts.url()) else { return };
         let root = crate::launch::root_key(&view.spec, &view.run, self.artifacts.url());
-        let pipeline = store.join(&root).join(layout::segment(&view.spec.pipeline_info.name));
-        let run = pipeline.join(&view.run.id);
-        tokio::task::spawn_blocking(move || {
-            if remove_empty_folders(&run) {
-                for folder in run.ancestors().skip(1).take_while(|f| f.starts_with(&store) && *f != store) {
-                    if std::fs::remove_dir(folder).is_err() {
-                        break;
+        let (pipeline, run_id) = (&view.spec.pipeline_info.name, &view.run.id);
+        let task_folders: Vec<PathBuf> = view
+            .tasks
+            .iter()
+            .filter(|t| t.kind == weir_store::TaskKind::Container)
+            .map(|t| store.join(layout::task_root_key(&root, pipeline, run_id, &t.name, &t.id)))
+            .collect();
+        // `<run>/<task name>/<task id>`: the run's folder and the pipeline's are above.
+        let Some(run) = task_folders.first().and_then(|f| f.ancestors().nth(2)).map(Path::to_path_buf) else { return };
+        let lock = self.run_lock(&view.run.id);
+        tokio::spawn(async move {
+            let _guard = lock.lock_owned().await;
+            let _ = tokio::task::spawn_blocking(move || {
+                let mut names = std::collections::BTreeSet::new();
+                for folder in task_folders {
+                    if std::fs::remove_dir(&folder).is_ok() {
+                        names.extend(folder.parent().map(Path::to_path_buf));
                     }
                 }
-            }
+                for name in names {
+                    let _ = std::fs::remove_dir(name);
+                }
+                if std::fs::remove_dir(&run).is_ok() {
+                    if let Some(pipeline) = run.parent() {
+                        let _ = std::fs::remove_dir(pipeline);
+                    }
+                }
+            })
+            .await;
         });
     }
 
@@ -587,17 +611,6 @@ pub(super) async fn copy_local(from: &Path, to: &Path) -> Result<(), FileError> 
         Box::pin(copy_local(&entry.path(), &to.join(entry.file_name()))).await?;
     }
     Ok(())
-}
-
-/// Removes the empty folders in `folder`, and it if that leaves it empty; true if it is gone.
-fn remove_empty_folders(folder: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(folder) else { return false };
-    let mut kept = false;
-    for entry in entries.flatten() {
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        kept |= !is_dir || !remove_empty_folders(&entry.path());
-    }
-    !kept && std::fs::remove_dir(folder).is_ok()
 }
 
 #[cfg(test)]

@@ -125,9 +125,10 @@ impl Engine {
             match self.advance_and_write(run_id, cached, Some((task.clone(), artifacts.to_vec()))).await {
                 Ok(passed) => Some(passed),
                 Err((e, cached)) => {
-                    // As in `save_task_with`: a fenced write keeps the view, so the loop's next
-                    // pass finds a deleted run gone and stops its running steps. Any other
-                    // failure drops it; the result is then written alone.
+                    // As in `save_task_with`, a fenced write keeps a view, so the loop's next
+                    // pass finds a deleted run gone and stops its running steps. It is the
+                    // advanced one: the steps it claimed were never started, so stopping them
+                    // does nothing. Any other failure drops it. The result is then written alone.
                     if matches!(e, StoreError::Fenced(_)) {
                         self.put_view(cached);
                     }

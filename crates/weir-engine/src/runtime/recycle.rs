@@ -184,6 +184,7 @@ mod tests {
         std::fs::remove_file(next.join(EXIT_FILE)).unwrap();
         std::fs::rename(next.join(EXIT_FILE).with_extension("tmp"), next.join(EXIT_FILE)).unwrap();
         std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o500)).unwrap();
+        std::fs::write(next.join("outputs/parameters/y"), "2").unwrap();
         std::fs::set_permissions(next.join("outputs/parameters"), std::fs::Permissions::from_mode(0o500)).unwrap();
         recycler.put(&next);
         assert_eq!(std::fs::read_to_string(&other).unwrap(), "kept");
@@ -193,6 +194,7 @@ mod tests {
         assert_eq!(std::fs::metadata(&again).unwrap().permissions().mode(), fresh);
         assert_eq!(std::fs::metadata(again.join("outputs/parameters")).unwrap().permissions().mode(), fresh);
         assert!(!again.join(EXIT_FILE).exists());
+        assert_eq!(std::fs::read_dir(again.join("outputs/parameters")).unwrap().count(), 0, "emptied though read-only");
         // Past `keep`, a finished folder is removed.
         let (one, two) = (work_dir.join("runs/s/d.1"), work_dir.join("runs/s/e.1"));
         std::fs::create_dir_all(&one).unwrap();

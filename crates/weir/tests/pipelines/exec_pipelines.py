@@ -164,9 +164,26 @@ def chain(text: str = 'a'):
     relay(text=two.output).set_caching_options(False)
 
 
+@dsl.container_component
+def make_folder(out: dsl.Output[dsl.Artifact]):
+    return dsl.ContainerSpec(image='alpine:3.19', command=['sh', '-c', 'mkdir -p "$0/assets"'], args=[out.path])
+
+
+@dsl.component(base_image='python:3.11')
+def says_nothing():
+    pass
+
+
+@dsl.pipeline(name='exec-folders')
+def folders():
+    make_folder().set_caching_options(False)
+    says_nothing().set_caching_options(False)
+
+
 if __name__ == '__main__':
     for name, func in [('short', short), ('dataset', dataset), ('packages', packages), ('missing_package', missing_package),
                        ('missing_tool', missing_tool_pipeline), ('bad_exit', bad_exit),
                        ('retry_run', retry_run), ('terminate', terminate), ('env_probe', env_probe),
-                       ('import_local', import_local), ('chain', chain)]:
+                       ('import_local', import_local), ('chain', chain),
+                       ('folders', folders)]:
         compiler.Compiler().compile(func, __file__.replace('exec_pipelines.py', f'{name}.yaml'))
