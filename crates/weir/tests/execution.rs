@@ -466,8 +466,8 @@ async fn deleting_a_running_run_stops_its_steps() {
 /// task write to start, one per step after that, and nothing more (the run's task version,
 /// which each write of tasks takes the next of, counts them). Two writes per step (the result,
 /// then the next step) would make it seven. A step that runs 200 ms has its process id written
-/// too, one more write: a machine slow enough for that is allowed for. The run's folder goes
-/// with its last step's.
+/// too, one more write: each step that took 150 ms or more is allowed one. The run's folder
+/// goes with its last step's.
 #[tokio::test]
 async fn a_steps_result_and_the_next_step_are_one_write() {
     use weir_store::TaskStore;
@@ -487,7 +487,11 @@ async fn a_steps_result_and_the_next_step_are_one_write() {
         .iter()
         .filter(|t| t.kind == weir_store::TaskKind::Container && t.finished_at - t.started_at >= 150)
         .count() as i64;
-    assert_eq!(changes.version - slow, 4, "task writes for a chain of three steps ({slow} ran 150 ms or more)");
+    assert!(
+        (4..=4 + slow).contains(&changes.version),
+        "{} task writes for a chain of three steps, {slow} of which ran 150 ms or more",
+        changes.version
+    );
     let run_dir = storage.data_dir.path().join("work/runs").join(&run_id);
     eventually("the run's folder to go", Duration::from_secs(30), || {
         let gone = !run_dir.exists();

@@ -57,11 +57,12 @@ impl Engine {
     /// is a folder, or a folder in one), which stays as the step left it. The store's root
     /// folder stays too.
     ///
-    /// Done once, when the run ends, rather than by each step: in a chain the run's folder
-    /// would be emptied and made again at every step. In the background, holding the run's
-    /// lock, so a retry of the run starts its steps after it; a step of another run of the same
-    /// pipeline that makes the pipeline's folder again meanwhile tries again.
-    pub(super) fn prune_store_folders(&self, view: &crate::planner::RunView) {
+    /// Done once, by the pass that ends the run, rather than by each step: in a chain the run's
+    /// folder would be emptied and made again at every step. The pass holds the run's lock, so
+    /// a retry of the run starts its steps only after this (a step whose folder went would fail
+    /// writing its outputs); a step of another run of the same pipeline that makes the
+    /// pipeline's folder again meanwhile tries again.
+    pub(super) async fn prune_store_folders(&self, view: &crate::planner::RunView) {
         let Some(store) = layout::local_store_root(self.artifacts.url()) else { return };
         let root = crate::launch::root_key(&view.spec, &view.run, self.artifacts.url());
         let (pipeline, run_id) = (&view.spec.pipeline_info.name, &view.run.id);
@@ -73,27 +74,23 @@ impl Engine {
             .collect();
         // `<run>/<task name>/<task id>`: the run's folder and the pipeline's are above.
         let Some(run) = task_folders.first().and_then(|f| f.ancestors().nth(2)).map(Path::to_path_buf) else { return };
-        let lock = self.run_lock(&view.run.id);
-        tokio::spawn(async move {
-            let _guard = lock.lock_owned().await;
-            let _ = tokio::task::spawn_blocking(move || {
-                let mut names = std::collections::BTreeSet::new();
-                for folder in task_folders {
-                    if std::fs::remove_dir(&folder).is_ok() {
-                        names.extend(folder.parent().map(Path::to_path_buf));
-                    }
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut names = std::collections::BTreeSet::new();
+            for folder in task_folders {
+                if std::fs::remove_dir(&folder).is_ok() {
+                    names.extend(folder.parent().map(Path::to_path_buf));
                 }
-                for name in names {
-                    let _ = std::fs::remove_dir(name);
+            }
+            for name in names {
+                let _ = std::fs::remove_dir(name);
+            }
+            if std::fs::remove_dir(&run).is_ok() {
+                if let Some(pipeline) = run.parent() {
+                    let _ = std::fs::remove_dir(pipeline);
                 }
-                if std::fs::remove_dir(&run).is_ok() {
-                    if let Some(pipeline) = run.parent() {
-                        let _ = std::fs::remove_dir(pipeline);
-                    }
-                }
-            })
-            .await;
-        });
+            }
+        })
+        .await;
     }
 
     /// Moves a file into a store that is a folder (`file://`), by rename: nothing is read or

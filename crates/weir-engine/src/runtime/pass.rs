@@ -180,7 +180,7 @@ impl Engine {
                     let run_dir = layout::run_dir(&self.settings.work_dir, run_id);
                     let _ = tokio::fs::remove_dir_all(run_dir.join("workspace")).await;
                     let _ = tokio::fs::remove_dir(run_dir).await;
-                    self.prune_store_folders(&cached.view);
+                    self.prune_store_folders(&cached.view).await;
                 }
             }
         }
