@@ -105,6 +105,73 @@ pub async fn execute_raw(url: &str, statement: &str) {
     outcome.unwrap_or_else(|e| panic!("{statement}: {e}"));
 }
 
+/// Runs a query whose first column is an integer and returns that column, for tests that
+/// check what the API does not show (the task version a row was written at).
+pub async fn query_ints(url: &str, statement: &str) -> Vec<i64> {
+    use sqlx::Row;
+    let dialect = Dialect::from_url(url).expect("dialect");
+    let rows = match dialect {
+        Dialect::Sqlite => {
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(url).unwrap().connect().await.unwrap();
+            sqlx::query(statement).fetch_all(&mut conn).await.map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        }
+        Dialect::MySql => {
+            let mut conn = sqlx::mysql::MySqlConnectOptions::from_str(url).unwrap().connect().await.unwrap();
+            sqlx::query(statement).fetch_all(&mut conn).await.map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        }
+        Dialect::Postgres => {
+            let mut conn = sqlx::postgres::PgConnectOptions::from_str(url).unwrap().connect().await.unwrap();
+            sqlx::query(statement).fetch_all(&mut conn).await.map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        }
+    };
+    rows.unwrap_or_else(|e| panic!("{statement}: {e}"))
+}
+
+/// An open transaction that keeps every write of one run's tasks waiting until
+/// [`HeldWrites::release`]: the run's row locked (`SELECT … FOR UPDATE`), or on SQLite the
+/// file's write lock (`BEGIN IMMEDIATE`; weir's writers wait up to their busy timeout).
+/// For tests that need a write to be slow.
+pub enum HeldWrites {
+    Sqlite(sqlx::SqliteConnection),
+    MySql(sqlx::MySqlConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl HeldWrites {
+    pub async fn hold(url: &str, run_id: &str) -> Self {
+        let lock_row = format!("SELECT id FROM runs WHERE id = '{run_id}' FOR UPDATE");
+        match Dialect::from_url(url).expect("dialect") {
+            Dialect::Sqlite => {
+                let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(url).unwrap().connect().await.unwrap();
+                sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut conn).await.expect("BEGIN IMMEDIATE");
+                Self::Sqlite(conn)
+            }
+            Dialect::MySql => {
+                let mut conn = sqlx::mysql::MySqlConnectOptions::from_str(url).unwrap().connect().await.unwrap();
+                sqlx::raw_sql("BEGIN").execute(&mut conn).await.expect("BEGIN");
+                sqlx::raw_sql(&lock_row).execute(&mut conn).await.expect("lock the run's row");
+                Self::MySql(conn)
+            }
+            Dialect::Postgres => {
+                let mut conn = sqlx::postgres::PgConnectOptions::from_str(url).unwrap().connect().await.unwrap();
+                sqlx::raw_sql("BEGIN").execute(&mut conn).await.expect("BEGIN");
+                sqlx::raw_sql(&lock_row).execute(&mut conn).await.expect("lock the run's row");
+                Self::Postgres(conn)
+            }
+        }
+    }
+
+    /// Ends the transaction (it changed nothing), letting the waiting writes through.
+    pub async fn release(self) {
+        let outcome = match self {
+            Self::Sqlite(mut conn) => sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.map(|_| ()),
+            Self::MySql(mut conn) => sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.map(|_| ()),
+            Self::Postgres(mut conn) => sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.map(|_| ()),
+        };
+        outcome.expect("ROLLBACK");
+    }
+}
+
 /// Runs a test body in its own task so that a failed assertion still drops the test
 /// databases, then re-raises the failure.
 pub async fn with_cleanup<F>(databases: &[&TestDatabase], body: F)

@@ -502,6 +502,64 @@ async fn a_steps_result_and_the_next_step_are_one_write() {
     storage.db.drop_database().await;
 }
 
+/// Results of a run's steps that end while another of its results is being written queue,
+/// and the next writer writes them all in one transaction with the pass they let happen. Six
+/// steps end together while the first result's write is held (the run's row locked, or the
+/// SQLite file's write lock): the first is written alone once let through, the other five
+/// together after it, so the six rows carry two task versions at most (six without the batch).
+async fn results_that_end_together_are_written_together(dialect: Dialect) {
+    use weir_store_sql::testing::{query_ints, HeldWrites};
+
+    let storage = Storage::new(dialect);
+    let markers = storage.data_dir.path().join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    let weir = Weir::start(&storage);
+    let api = Api::new(&weir);
+    let run_id = api.create("gates", json!({"marker_dir": markers.to_str().unwrap()})).await;
+    let count = |prefix: &'static str| {
+        let markers = markers.clone();
+        move || {
+            let n = std::fs::read_dir(&markers)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(prefix))
+                .count();
+            async move { (n == 6).then_some(()) }
+        }
+    };
+    eventually("the six steps to start", Duration::from_secs(60), count("started-")).await;
+    // Past the process-id write each step gets once it has run 150 ms.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let held = HeldWrites::hold(&storage.db.url, &run_id).await;
+    std::fs::write(markers.join("go"), "").unwrap();
+    eventually("the six steps to end", Duration::from_secs(30), count("done-")).await;
+    // Time for weir to see the six processes end: one result's write waits for the held
+    // lock, the other five for the run's.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    held.release().await;
+    let run = api.wait(&run_id, &["SUCCEEDED", "FAILED"]).await;
+    assert_eq!(run["state"], "SUCCEEDED", "{run}\n{}", weir.log_text());
+    let mut versions =
+        query_ints(&storage.db.url, &format!("SELECT version FROM tasks WHERE run_id = '{run_id}' AND name = 'gate'"))
+            .await;
+    assert_eq!(versions.len(), 6, "{versions:?}");
+    versions.sort();
+    versions.dedup();
+    // Two, or one if a pass of the engine's loop took the run's lock first and waited too.
+    assert!(versions.len() <= 2, "the six results were written at task versions {versions:?}");
+    weir.stop();
+    storage.db.drop_database().await;
+}
+
+#[tokio::test]
+async fn sqlite_results_that_end_together_are_written_together() {
+    results_that_end_together_are_written_together(Dialect::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_results_that_end_together_are_written_together() {
+    results_that_end_together_are_written_together(Dialect::Postgres).await;
+}
+
 /// When a run ends, the folders weir made for it in a local store that nothing was written in
 /// go (a Python step's task folder, made for its executor output); what a step left is kept as
 /// it left it, empty folders too (an output artifact that is a folder holding an empty one).

@@ -89,6 +89,9 @@ pub struct Engine {
     stopping: std::sync::atomic::AtomicBool,
     /// One writer per run at a time within this process.
     run_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Finished steps' results waiting for their run's lock, by run: whoever takes the lock
+    /// writes all of them with one pass ([`Engine::record_and_advance`]).
+    queued_results: Mutex<HashMap<String, Vec<pass::QueuedResult>>>,
     /// Active runs as this engine last wrote them. The engine is the only writer of a run's
     /// tasks and artifacts, and the API only ever changes a run's state, so a view stays
     /// exact while the state the store reports matches it; reloading every task at every
@@ -173,6 +176,7 @@ impl Engine {
             attempts: Attempts::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
             run_locks: Mutex::new(HashMap::new()),
+            queued_results: Mutex::new(HashMap::new()),
             views: Mutex::new(HashMap::new()),
             env_locks: tokio::sync::Mutex::new(()),
             unrecovered: Mutex::new(HashMap::new()),

@@ -10,6 +10,7 @@ use crate::error::EngineError;
 use crate::planner::advance;
 
 /// What a pass did.
+#[derive(Clone, Copy)]
 pub(super) struct Passed {
     /// When the run has something due next.
     pub(super) wake: Option<i64>,
@@ -17,6 +18,14 @@ pub(super) struct Passed {
     pub(super) started: usize,
     /// It ended the run.
     pub(super) ended: bool,
+}
+
+/// A finished step's result waiting for its run's lock, and where to say how it was written
+/// (None: not written, for the step to write alone).
+pub(super) struct QueuedResult {
+    task: Task,
+    artifacts: Vec<Artifact>,
+    done: tokio::sync::oneshot::Sender<Option<Passed>>,
 }
 
 impl Engine {
@@ -82,7 +91,7 @@ impl Engine {
             self.put_view(cached);
             return Ok((wake, 0));
         }
-        match self.advance_and_write(run_id, cached, None).await {
+        match self.advance_and_write(run_id, cached, Vec::new()).await {
             Ok(passed) => Ok((passed.wake, passed.started)),
             // On any failure the view is dropped: the next event reads the run again.
             Err((StoreError::Aborted(_), _)) => {
@@ -99,9 +108,14 @@ impl Engine {
 
     /// Records a finished step's attempt in the same transaction as the pass it lets happen,
     /// when the run's view is in memory and the run is running: one write per step instead of
-    /// two (the result, then the next step's creation). Returns how many steps the pass
-    /// started, or None when nothing was written and the result is for the caller to record
-    /// the usual way ([`Engine::save_result`], which retries).
+    /// two (the result, then the next step's creation). Returns what the pass did, or None
+    /// when nothing was written and the result is for the caller to record the usual way
+    /// ([`Engine::save_result`], which retries).
+    ///
+    /// Results of the same run that end while its lock is held queue, and whoever takes the
+    /// lock next writes them all with one pass: with many steps of a run under way (a wide
+    /// `ParallelFor`), one transaction and one pass serve several steps' ends, instead of each
+    /// waiting for the lock to write its own. Every step of the batch is told the same pass.
     ///
     /// Only for a result that ends the task: a retry's next attempt is launched by the usual
     /// pass, once this attempt is forgotten.
@@ -114,54 +128,87 @@ impl Engine {
         artifacts: &'a [Artifact],
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Passed>> + Send + 'a>> {
         Box::pin(async move {
+            let (done, mut written) = tokio::sync::oneshot::channel();
+            let queued = QueuedResult { task: task.clone(), artifacts: artifacts.to_vec(), done };
+            self.queued_results.lock().expect("queued results").entry(run_id.to_string()).or_default().push(queued);
             let lock = self.run_lock(run_id);
             let _guard = lock.lock().await;
-            let cached = self.views.lock().expect("views").remove(run_id)?;
-            let running = |t: &Task| t.state == RuntimeState::Running;
-            if cached.view.run.state != RuntimeState::Running || !cached.view.tasks.get(&task.id).is_some_and(running) {
-                self.put_view(cached);
-                return None;
+            // The holder before may have written this result with its own: it answers every
+            // result it took before it lets the lock go.
+            if let Ok(passed) = written.try_recv() {
+                return passed;
             }
-            match self.advance_and_write(run_id, cached, Some((task.clone(), artifacts.to_vec()))).await {
-                Ok(passed) => Some(passed),
-                Err((e, cached)) => {
-                    // As in `save_task_with`, a fenced write keeps a view, so the loop's next
-                    // pass finds a deleted run gone and stops its running steps. It is the
-                    // advanced one: the steps it claimed were never started, so stopping them
-                    // does nothing. Any other failure drops it. The result is then written alone.
-                    if matches!(e, StoreError::Fenced(_)) {
-                        self.put_view(cached);
-                    }
-                    tracing::debug!(run.id = %run_id, task.id = %task.id, error = %e, "writing the step's result with its run's pass failed; writing it alone");
-                    None
-                }
-            }
+            // Not taken, so still queued: this one writes the batch, its own result among them.
+            let batch = self.queued_results.lock().expect("queued results").remove(run_id).unwrap_or_default();
+            self.write_batch(run_id, batch).await;
+            written.try_recv().ok().flatten()
         })
     }
 
+    /// Writes queued results with one pass, under the run's lock, and answers each.
+    async fn write_batch(self: &Arc<Self>, run_id: &str, batch: Vec<QueuedResult>) {
+        let answer = |results: Vec<QueuedResult>, passed: Option<Passed>| {
+            for result in results {
+                let _ = result.done.send(passed);
+            }
+        };
+        let Some(cached) = self.views.lock().expect("views").remove(run_id) else {
+            return answer(batch, None);
+        };
+        if cached.view.run.state != RuntimeState::Running {
+            self.put_view(cached);
+            return answer(batch, None);
+        }
+        // Only results of tasks the view has running: any other is written alone, which
+        // reports why it cannot be.
+        let (fit, unfit): (Vec<_>, Vec<_>) = batch.into_iter().partition(|result| {
+            cached.view.tasks.get(&result.task.id).is_some_and(|t| t.state == RuntimeState::Running)
+        });
+        answer(unfit, None);
+        if fit.is_empty() {
+            self.put_view(cached);
+            return;
+        }
+        let finished = fit.iter().map(|result| (result.task.clone(), result.artifacts.clone())).collect();
+        match self.advance_and_write(run_id, cached, finished).await {
+            Ok(passed) => answer(fit, Some(passed)),
+            Err((e, cached)) => {
+                // As in `save_task_with`, a fenced write keeps a view, so the loop's next
+                // pass finds a deleted run gone and stops its running steps. It is the
+                // advanced one: the steps it claimed were never started, so stopping them
+                // does nothing. Any other failure drops it. The results are then written alone.
+                if matches!(e, StoreError::Fenced(_)) {
+                    self.put_view(cached);
+                }
+                tracing::debug!(run.id = %run_id, results = fit.len(), error = %e, "writing steps' results with their run's pass failed; writing each alone");
+                answer(fit, None);
+            }
+        }
+    }
+
     /// The pass itself, on a view taken out under the run's lock: decide, write, then launch
-    /// or kill. A `finished` attempt's task and artifacts are applied to the view first and
+    /// or kill. `finished` attempts' tasks and artifacts are applied to the view first and
     /// written in the pass's transaction. On a failed write nothing is started, and the error
     /// comes back with the view as it was advanced (for a caller to keep or drop).
     async fn advance_and_write(
         self: &Arc<Self>,
         run_id: &str,
         mut cached: CachedRun,
-        finished: Option<(Task, Vec<Artifact>)>,
+        finished: Vec<(Task, Vec<Artifact>)>,
     ) -> Result<Passed, (StoreError, CachedRun)> {
         let now = self.clock.now_ms();
         let mut ended = false;
-        let finished_rows = finished.map(|(task, artifacts)| {
+        for (task, artifacts) in &finished {
             cached.view.artifacts.extend(artifacts.iter().map(|a| (a.id, a.clone())));
             cached.view.tasks.upsert(task.clone());
-            (task, artifacts)
-        });
+        }
         let mut step = advance(&mut cached.view, now);
         let claimed = self.claim_new_steps(&mut cached.view, &mut step, now).await;
-        if let Some((task, artifacts)) = finished_rows {
+        if !finished.is_empty() {
             // First, so a change the pass made to the same row lands last.
-            step.progress.changed_tasks.insert(0, task);
-            step.progress.new_artifacts.splice(0..0, artifacts);
+            let (tasks, artifacts): (Vec<_>, Vec<_>) = finished.into_iter().unzip();
+            step.progress.changed_tasks.splice(0..0, tasks);
+            step.progress.new_artifacts.splice(0..0, artifacts.into_iter().flatten());
         }
         if !step.progress.is_empty() {
             step.progress.owner = self.owner();

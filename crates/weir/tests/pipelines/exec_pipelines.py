@@ -180,10 +180,26 @@ def folders():
     says_nothing().set_caching_options(False)
 
 
+@dsl.container_component
+def gate(marker_dir: str, item: int):
+    """Says it started, waits for the test's `go`, then says it is done and ends."""
+    return dsl.ContainerSpec(
+        image='alpine:3.19',
+        command=['sh', '-c', 'touch "$0/started-$1"; while [ ! -e "$0/go" ]; do sleep 0.02; done; touch "$0/done-$1"'],
+        args=[marker_dir, item],
+    )
+
+
+@dsl.pipeline(name='exec-gates')
+def gates(marker_dir: str):
+    with dsl.ParallelFor(items=[0, 1, 2, 3, 4, 5], parallelism=6) as item:
+        gate(marker_dir=marker_dir, item=item).set_caching_options(False)
+
+
 if __name__ == '__main__':
     for name, func in [('short', short), ('dataset', dataset), ('packages', packages), ('missing_package', missing_package),
                        ('missing_tool', missing_tool_pipeline), ('bad_exit', bad_exit),
                        ('retry_run', retry_run), ('terminate', terminate), ('env_probe', env_probe),
                        ('import_local', import_local), ('chain', chain),
-                       ('folders', folders)]:
+                       ('folders', folders), ('gates', gates)]:
         compiler.Compiler().compile(func, __file__.replace('exec_pipelines.py', f'{name}.yaml'))
