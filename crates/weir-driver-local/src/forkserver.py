@@ -191,6 +191,9 @@ def run_step(request, report):
         with open(module, 'w') as f:
             f.write(request['source'])
         sys.argv = ['kfp.dsl.executor_main', '--component_module_path', module, *request['args']]
+        # The module is new at every step, so its bytecode would never be read again: not
+        # writing it saves a file made (and later removed) per step.
+        sys.dont_write_bytecode = True
         executor_main.executor_main()
         code = 0
     except SystemExit as e:

@@ -252,6 +252,13 @@ mod tests {
         let server = ForkServer::new(&python(), &dir.path().join("server"), Vec::new()).unwrap();
         for x in 0..4 {
             let task = format!("t{x}");
+            let module = dir.path().join(&task).join(weir_engine::driver::COMPONENT_DIR).join("ephemeral_component.py");
+            if x == 1 {
+                // What a reused folder holds: the last step's module, emptied, or (had the
+                // emptying failed) longer than this one; it is written over.
+                std::fs::create_dir_all(module.parent().unwrap()).unwrap();
+                std::fs::write(&module, format!("raise SystemExit(3)\n{}\n", "#".repeat(10_000))).unwrap();
+            }
             let step = server.start_python(spec(dir.path(), &task, x, false)).await.unwrap();
             assert!(step.handle() > 0);
             assert_eq!(step.wait().await, Exit::Code(0), "{}", read(dir.path().join(&task).join("log.txt")));
@@ -261,10 +268,11 @@ mod tests {
             // Its own environment, TMPDIR included (the server's rehearsal used the server's).
             let tmp = dir.path().join(&task).join("tmp");
             let log = read(dir.path().join(&task).join("log.txt"));
-            // Its module in the folder weir names for it, none made in its TMPDIR.
-            let module = dir.path().join(&task).join(weir_engine::driver::COMPONENT_DIR).join("ephemeral_component.py");
+            // Its module in the folder weir names for it, none made in its TMPDIR, and no
+            // bytecode written for it (nothing would read it again).
             assert!(log.contains(&format!("adding {x} hello-{task} {} {}", tmp.display(), module.display())), "{log}");
             assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+            assert!(!module.with_file_name("__pycache__").exists());
             assert_eq!(read(dir.path().join(&task).join(crate::EXIT_FILE)), "0");
         }
         let (ok, failing) = tokio::join!(

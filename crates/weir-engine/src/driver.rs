@@ -18,6 +18,9 @@ pub const EXIT_FILE: &str = ".weir-exit";
 /// emptied, when it reuses the attempt's folder, so a step makes no folder for it.
 pub const COMPONENT_DIR: &str = ".weir-component";
 
+/// The component's module in [`COMPONENT_DIR`], as the SDK's launch script names it.
+pub const COMPONENT_MODULE: &str = "ephemeral_component.py";
+
 /// One attempt of a step, ready to start.
 #[derive(Debug, Clone)]
 pub struct ProcessSpec {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::step::PRIVATE_TMP;
-use crate::driver::{COMPONENT_DIR, EXIT_FILE};
+use crate::driver::{COMPONENT_DIR, COMPONENT_MODULE, EXIT_FILE};
 
 pub(super) struct Recycler {
     /// This process's spares: `<work_dir>/recycled/<pid>`.
@@ -59,8 +59,9 @@ impl Recycler {
 
     /// Puts a finished attempt's folder aside for the next one, or removes it. Everything in
     /// it goes but the exit-status file, which is emptied (a driver reads an empty one as none,
-    /// and the next step's process writes it in place), and the folders every attempt makes
-    /// again ([`KEPT`]), emptied.
+    /// and the next step's process writes it in place), the component's module (emptied too;
+    /// the fork server writes the next one over it), and the folders every attempt makes again
+    /// ([`KEPT`]), emptied.
     pub(super) fn put(&self, folder: &Path) {
         let spare = self.dir.join(uuid::Uuid::new_v4().simple().to_string());
         let reuse = || -> std::io::Result<bool> {
@@ -98,8 +99,8 @@ const KEPT: [&str; 6] =
     [PRIVATE_TMP, "outputs", "outputs/parameters", "outputs/artifacts", COMPONENT_DIR, ".weir-component/__pycache__"];
 
 /// Empties a folder (`within` the attempt's folder at that relative path) but for its exit-status
-/// file, truncated, and the folders of [`KEPT`], emptied with the mode `fresh`; false if
-/// something else stayed.
+/// file and the component's module, truncated, and the folders of [`KEPT`], emptied with the
+/// mode `fresh`; false if something else stayed.
 fn empty(folder: &Path, within: &str, fresh: &std::fs::Permissions) -> bool {
     let Ok(entries) = std::fs::read_dir(folder) else { return false };
     for entry in entries {
@@ -115,7 +116,12 @@ fn empty(folder: &Path, within: &str, fresh: &std::fs::Permissions) -> bool {
         let kept = relative.as_deref().filter(|r| kind.is_dir() && KEPT.contains(r));
         // An exit file with other links is not truncated: that would empty the other names too.
         let lone_file = || std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.nlink() == 1);
-        let emptied = if within.is_empty() && name == EXIT_FILE && lone_file() {
+        // The files every attempt writes again, emptied rather than removed: writing one in
+        // place makes no inode (on ext4 without a journal, each inode freed slows the next
+        // allocations for a while: bench/RESULTS.md, "Inode churn").
+        let rewritten =
+            (within.is_empty() && name == EXIT_FILE) || (within == COMPONENT_DIR && name == COMPONENT_MODULE);
+        let emptied = if rewritten && lone_file() {
             std::fs::OpenOptions::new().write(true).truncate(true).open(&path).is_ok()
         } else if let Some(relative) = kept {
             std::fs::set_permissions(&path, fresh.clone()).is_ok() && empty(&path, relative, fresh)
@@ -154,6 +160,9 @@ mod tests {
         assert!(KEPT.contains(&pycache.as_str()));
         std::fs::create_dir_all(first.join(&pycache)).unwrap();
         std::fs::write(first.join(&pycache).join("ephemeral_component.cpython-311.pyc"), "").unwrap();
+        let module = Path::new(COMPONENT_DIR).join(COMPONENT_MODULE);
+        std::fs::write(first.join(&module), "def f(): pass\n").unwrap();
+        let module_inode = std::fs::metadata(first.join(&module)).unwrap().ino();
         std::fs::write(first.join("tmp/tmpabc/ephemeral_component.py"), "").unwrap();
         let (folder_inode, exit_inode) =
             (std::fs::metadata(&first).unwrap().ino(), std::fs::metadata(first.join(EXIT_FILE)).unwrap().ino());
@@ -169,7 +178,10 @@ mod tests {
             names
         };
         assert_eq!(names(&next), [COMPONENT_DIR, EXIT_FILE, "outputs", PRIVATE_TMP]);
+        assert_eq!(names(&next.join(COMPONENT_DIR)), ["__pycache__", COMPONENT_MODULE]);
         assert!(names(&next.join(&pycache)).is_empty(), "no bytecode of the last module stays");
+        assert_eq!(std::fs::read_to_string(next.join(&module)).unwrap(), "", "the last module is emptied");
+        assert_eq!(std::fs::metadata(next.join(&module)).unwrap().ino(), module_inode);
         assert!(names(&next.join(PRIVATE_TMP)).is_empty(), "the temporary folder is emptied");
         assert_eq!(names(&next.join("outputs")), ["parameters"], "other folders in a kept one go");
         assert!(names(&next.join("outputs/parameters")).is_empty());
