@@ -532,9 +532,15 @@ async fn results_that_end_together_are_written_together(dialect: Dialect) {
     let held = HeldWrites::hold(&storage.db.url, &run_id).await;
     std::fs::write(markers.join("go"), "").unwrap();
     eventually("the six steps to end", Duration::from_secs(30), count("done-")).await;
-    // Time for weir to see the six processes end: one result's write waits for the held
-    // lock, the other five for the run's.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Weir has seen the six processes end and settled them (it logs each just before its
+    // result is written or queued): one result's write waits for the held lock, the other
+    // five for the run's.
+    eventually("the six results to be settled", Duration::from_secs(30), || {
+        let settled = weir.log_text().matches("step finished").count();
+        async move { (settled >= 6).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     held.release().await;
     let run = api.wait(&run_id, &["SUCCEEDED", "FAILED"]).await;
     assert_eq!(run["state"], "SUCCEEDED", "{run}\n{}", weir.log_text());

@@ -135,8 +135,13 @@ impl Engine {
             let _guard = lock.lock().await;
             // The holder before may have written this result with its own: it answers every
             // result it took before it lets the lock go.
-            if let Ok(passed) = written.try_recv() {
-                return passed;
+            match written.try_recv() {
+                Ok(passed) => return passed,
+                // Taken by a holder that ended without answering (it panicked): whether its
+                // write committed is unknown, so the result is written alone, which at worst
+                // reports a conflict and keeps the step's folder for the next start.
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return None,
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
             }
             // Not taken, so still queued: this one writes the batch, its own result among them.
             let batch = self.queued_results.lock().expect("queued results").remove(run_id).unwrap_or_default();
