@@ -89,9 +89,10 @@ pub struct Engine {
     stopping: std::sync::atomic::AtomicBool,
     /// One writer per run at a time within this process.
     run_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Finished steps' results waiting for their run's lock, by run: whoever takes the lock
-    /// writes all of them with one pass ([`Engine::record_and_advance`]).
-    queued_results: Mutex<HashMap<String, Vec<pass::QueuedResult>>>,
+    /// Finished steps' results and slotted steps' claims waiting for their run's lock, by
+    /// run: whoever takes the lock writes all of them with one pass
+    /// ([`Engine::record_and_advance`], [`Engine::claim_queued`]).
+    queued: Mutex<HashMap<String, pass::Queued>>,
     /// Active runs as this engine last wrote them. The engine is the only writer of a run's
     /// tasks and artifacts, and the API only ever changes a run's state, so a view stays
     /// exact while the state the store reports matches it; reloading every task at every
@@ -176,7 +177,7 @@ impl Engine {
             attempts: Attempts::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
             run_locks: Mutex::new(HashMap::new()),
-            queued_results: Mutex::new(HashMap::new()),
+            queued: Mutex::new(HashMap::new()),
             views: Mutex::new(HashMap::new()),
             env_locks: tokio::sync::Mutex::new(()),
             unrecovered: Mutex::new(HashMap::new()),
@@ -456,15 +457,19 @@ impl Engine {
         if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
             return Finished::default();
         }
-        // Claim the task under the run's lock: it must still be pending and due.
-        let claimed = {
-            let lock = self.run_lock(run_id);
-            let _guard = lock.lock().await;
-            match self.claim(run_id, task_id).await {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::warn!(run.id = %run_id, task.id = %task_id, error = %e, "could not start a step");
-                    None
+        // Claim the task under the run's lock: it must still be pending and due. With what
+        // else waits for the lock when it can be; alone when that cannot decide it.
+        let claimed = match self.claim_queued(run_id, task_id).await {
+            Some(claimed) => claimed,
+            None => {
+                let lock = self.run_lock(run_id);
+                let _guard = lock.lock().await;
+                match self.claim(run_id, task_id).await {
+                    Ok(claimed) => claimed,
+                    Err(e) => {
+                        tracing::warn!(run.id = %run_id, task.id = %task_id, error = %e, "could not start a step");
+                        None
+                    }
                 }
             }
         };

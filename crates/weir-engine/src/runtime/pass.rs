@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use crate::planner::{RunView, Step};
 use weir_artifacts::layout;
 use weir_store::{Artifact, Progress, RunTransition, RuntimeState, StoreError, Task};
 
-use super::{err, CachedRun, Engine};
+use super::{err, start_attempt, CachedRun, Engine, Prepared};
 use crate::error::EngineError;
+use crate::launch::StepPlan;
 use crate::planner::advance;
 
 /// What a pass did.
@@ -26,6 +28,26 @@ pub(super) struct QueuedResult {
     task: Task,
     artifacts: Vec<Artifact>,
     done: tokio::sync::oneshot::Sender<Option<Passed>>,
+}
+
+/// A pending step that has its slot, waiting for its run's lock to be marked RUNNING, and
+/// where to say how that went: `Some(Some(_))` claimed and written, `Some(None)` not to run
+/// (no longer pending, not due, or its run not running), `None` for the step to claim alone
+/// (a cache hit to record, a plan error, or the combined write failed).
+pub(super) struct QueuedClaim {
+    task_id: String,
+    done: tokio::sync::oneshot::Sender<Option<Option<Started>>>,
+}
+
+/// A step claimed for a slot it already holds: its task as written RUNNING, its plan and its
+/// retry policy.
+pub(super) type Started = (Task, StepPlan, Option<weir_spec::ir::RetryPolicy>);
+
+/// What waits for a run's lock: whoever takes it next writes all of it with one pass.
+#[derive(Default)]
+pub(super) struct Queued {
+    results: Vec<QueuedResult>,
+    claims: Vec<QueuedClaim>,
 }
 
 impl Engine {
@@ -91,8 +113,8 @@ impl Engine {
             self.put_view(cached);
             return Ok((wake, 0));
         }
-        match self.advance_and_write(run_id, cached, Vec::new()).await {
-            Ok(passed) => Ok((passed.wake, passed.started)),
+        match self.advance_and_write(run_id, cached, Vec::new(), &[]).await {
+            Ok((passed, _)) => Ok((passed.wake, passed.started)),
             // On any failure the view is dropped: the next event reads the run again.
             Err((StoreError::Aborted(_), _)) => {
                 self.notify.notify_one();
@@ -128,67 +150,154 @@ impl Engine {
         artifacts: &'a [Artifact],
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Passed>> + Send + 'a>> {
         Box::pin(async move {
-            let (done, mut written) = tokio::sync::oneshot::channel();
+            let (done, written) = tokio::sync::oneshot::channel();
             let queued = QueuedResult { task: task.clone(), artifacts: artifacts.to_vec(), done };
-            self.queued_results.lock().expect("queued results").entry(run_id.to_string()).or_default().push(queued);
-            let lock = self.run_lock(run_id);
-            let _guard = lock.lock().await;
-            // The holder before may have written this result with its own: it answers every
-            // result it took before it lets the lock go.
-            match written.try_recv() {
-                Ok(passed) => return passed,
-                // Taken by a holder that ended without answering (it panicked): whether its
-                // write committed is unknown, so the result is written alone, which at worst
-                // reports a conflict and keeps the step's folder for the next start.
-                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return None,
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
-            }
-            // Not taken, so still queued: this one writes the batch, its own result among them.
-            let batch = self.queued_results.lock().expect("queued results").remove(run_id).unwrap_or_default();
-            self.write_batch(run_id, batch).await;
-            written.try_recv().ok().flatten()
+            self.queued.lock().expect("queued").entry(run_id.to_string()).or_default().results.push(queued);
+            self.write_queued(run_id, written).await.flatten()
         })
     }
 
-    /// Writes queued results with one pass, under the run's lock, and answers each.
-    async fn write_batch(self: &Arc<Self>, run_id: &str, batch: Vec<QueuedResult>) {
+    /// Marks a pending step RUNNING for the slot its caller holds, in the same transaction as
+    /// whatever else of its run waits for the run's lock (see [`Engine::record_and_advance`]):
+    /// with more steps ready than slots, each step that ends frees a slot for one waiting,
+    /// and every such claim was a transaction of its own under the run's lock. Returns None
+    /// when the step is for the caller to claim alone.
+    ///
+    /// Boxed, as [`Engine::record_and_advance`]: the pass spawns steps that call it again.
+    pub(super) fn claim_queued<'a>(
+        self: &'a Arc<Self>,
+        run_id: &'a str,
+        task_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Option<Started>>> + Send + 'a>> {
+        Box::pin(async move {
+            let (done, claimed) = tokio::sync::oneshot::channel();
+            let queued = QueuedClaim { task_id: task_id.to_string(), done };
+            self.queued.lock().expect("queued").entry(run_id.to_string()).or_default().claims.push(queued);
+            self.write_queued(run_id, claimed).await.flatten()
+        })
+    }
+
+    /// Takes the run's lock for a queued write and returns its answer: from the holder before,
+    /// which answers everything it took before it lets the lock go, or from the batch this
+    /// caller writes, its own write among them. None when no answer came.
+    async fn write_queued<T>(
+        self: &Arc<Self>,
+        run_id: &str,
+        mut answer: tokio::sync::oneshot::Receiver<T>,
+    ) -> Option<T> {
+        let lock = self.run_lock(run_id);
+        let _guard = lock.lock().await;
+        match answer.try_recv() {
+            Ok(answered) => return Some(answered),
+            // Taken by a holder that ended without answering (it panicked): whether its write
+            // committed is unknown, so the caller writes alone. At worst a result reports a
+            // conflict (its folder is kept for the next start), and a claim finds its task
+            // no longer pending (it is then RUNNING without a process, which the next start's
+            // recovery settles).
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return None,
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+        }
+        // Not taken, so still queued: this one writes the batch.
+        let batch = self.queued.lock().expect("queued").remove(run_id).unwrap_or_default();
+        self.write_batch(run_id, batch).await;
+        answer.try_recv().ok()
+    }
+
+    /// Writes queued results and claims with one pass, under the run's lock, and answers each.
+    async fn write_batch(self: &Arc<Self>, run_id: &str, batch: Queued) {
+        let Queued { results, claims } = batch;
         let answer = |results: Vec<QueuedResult>, passed: Option<Passed>| {
             for result in results {
                 let _ = result.done.send(passed);
             }
         };
+        let alone = |claims: Vec<QueuedClaim>| {
+            for claim in claims {
+                let _ = claim.done.send(None);
+            }
+        };
         let Some(cached) = self.views.lock().expect("views").remove(run_id) else {
-            return answer(batch, None);
+            alone(claims);
+            return answer(results, None);
         };
         if cached.view.run.state != RuntimeState::Running {
             self.put_view(cached);
-            return answer(batch, None);
+            for claim in claims {
+                let _ = claim.done.send(Some(None));
+            }
+            return answer(results, None);
         }
         // Only results of tasks the view has running: any other is written alone, which
         // reports why it cannot be.
-        let (fit, unfit): (Vec<_>, Vec<_>) = batch.into_iter().partition(|result| {
+        let (fit, unfit): (Vec<_>, Vec<_>) = results.into_iter().partition(|result| {
             cached.view.tasks.get(&result.task.id).is_some_and(|t| t.state == RuntimeState::Running)
         });
         answer(unfit, None);
-        if fit.is_empty() {
+        if fit.is_empty() && claims.is_empty() {
             self.put_view(cached);
             return;
         }
         let finished = fit.iter().map(|result| (result.task.clone(), result.artifacts.clone())).collect();
-        match self.advance_and_write(run_id, cached, finished).await {
-            Ok(passed) => answer(fit, Some(passed)),
+        let claim_ids: Vec<String> = claims.iter().map(|claim| claim.task_id.clone()).collect();
+        match self.advance_and_write(run_id, cached, finished, &claim_ids).await {
+            Ok((passed, claimed)) => {
+                answer(fit, Some(passed));
+                for (claim, claimed) in claims.into_iter().zip(claimed) {
+                    let _ = claim.done.send(claimed);
+                }
+            }
             Err((e, cached)) => {
                 // As in `save_task_with`, a fenced write keeps a view, so the loop's next
                 // pass finds a deleted run gone and stops its running steps. It is the
                 // advanced one: the steps it claimed were never started, so stopping them
-                // does nothing. Any other failure drops it. The results are then written alone.
+                // does nothing. Any other failure drops it. The results and claims are then
+                // written alone.
                 if matches!(e, StoreError::Fenced(_)) {
                     self.put_view(cached);
                 }
-                tracing::debug!(run.id = %run_id, results = fit.len(), error = %e, "writing steps' results with their run's pass failed; writing each alone");
+                tracing::debug!(run.id = %run_id, results = fit.len(), claims = claims.len(), error = %e, "writing steps' results and claims with their run's pass failed; writing each alone");
                 answer(fit, None);
+                alone(claims);
             }
         }
+    }
+
+    /// Claims, after the pass's planning, the pending steps whose callers hold slots for them,
+    /// as a claim alone decides ([`Engine::claim`]): each RUNNING in the view and written last
+    /// in the pass, so it lands after any change the planning made to the same row. One
+    /// answer per claim, in order (see [`QueuedClaim`]).
+    async fn claim_in_pass(
+        &self,
+        view: &mut RunView,
+        step: &mut Step,
+        claims: &[String],
+        now: i64,
+    ) -> Vec<Option<Option<Started>>> {
+        let running =
+            matches!(step.progress.run.as_ref().map(|t| t.to).unwrap_or(view.run.state), RuntimeState::Running);
+        let mut answers = Vec::with_capacity(claims.len());
+        for task_id in claims {
+            let task = match view.tasks.get(task_id) {
+                Some(task) if running && task.state == RuntimeState::Pending && task.retry_at <= now => task.clone(),
+                _ => {
+                    answers.push(Some(None));
+                    continue;
+                }
+            };
+            match self.prepare_attempt(view, &task).await {
+                Ok(Prepared::Run(plan, retry)) => {
+                    let mut task = task;
+                    start_attempt(&mut task, &plan, now);
+                    view.tasks.upsert(task.clone());
+                    step.progress.changed_tasks.push(task.clone());
+                    answers.push(Some(Some((task, plan, retry))));
+                }
+                // A cache hit or a plan error is recorded the usual way; a store that cannot
+                // tell is asked again there.
+                _ => answers.push(None),
+            }
+        }
+        answers
     }
 
     /// The pass itself, on a view taken out under the run's lock: decide, write, then launch
@@ -200,7 +309,8 @@ impl Engine {
         run_id: &str,
         mut cached: CachedRun,
         finished: Vec<(Task, Vec<Artifact>)>,
-    ) -> Result<Passed, (StoreError, CachedRun)> {
+        claims: &[String],
+    ) -> Result<(Passed, Vec<Option<Option<Started>>>), (StoreError, CachedRun)> {
         let now = self.clock.now_ms();
         let mut ended = false;
         for (task, artifacts) in &finished {
@@ -209,6 +319,7 @@ impl Engine {
         }
         let mut step = advance(&mut cached.view, now);
         let claimed = self.claim_new_steps(&mut cached.view, &mut step, now).await;
+        let answers = self.claim_in_pass(&mut cached.view, &mut step, claims, now).await;
         if !finished.is_empty() {
             // First, so a change the pass made to the same row lands last.
             let (tasks, artifacts): (Vec<_>, Vec<_>) = finished.into_iter().unzip();
@@ -281,6 +392,6 @@ impl Engine {
                 });
             }
         }
-        Ok(Passed { wake: step.wake_at, started, ended })
+        Ok((Passed { wake: step.wake_at, started, ended }, answers))
     }
 }

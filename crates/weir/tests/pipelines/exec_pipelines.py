@@ -192,7 +192,7 @@ def gate(marker_dir: str, item: int):
 
 @dsl.pipeline(name='exec-gates')
 def gates(marker_dir: str):
-    with dsl.ParallelFor(items=[0, 1, 2, 3, 4, 5], parallelism=6) as item:
+    with dsl.ParallelFor(items=list(range(12)), parallelism=12) as item:
         gate(marker_dir=marker_dir, item=item).set_caching_options(False)
 
 
