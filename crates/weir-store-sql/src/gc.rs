@@ -226,10 +226,8 @@ impl GcStore for SqlStore {
                 check_text(&stmt.binds)?;
                 let sql = self.sql(&stmt.sql);
                 let result = bind_all!(sqlx::query(&sql), &stmt.binds).execute(&mut *tx).await.map_err(map_err)?;
-                if result.rows_affected() == 0 {
-                    if let Some(error) = stmt.on_zero_rows {
-                        return Err(error);
-                    }
+                if let Some(error) = stmt.failure(result.rows_affected()) {
+                    return Err(error.clone());
                 }
             }
             Ok(record)

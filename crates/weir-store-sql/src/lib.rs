@@ -470,22 +470,37 @@ pub(crate) fn parse_json(text: &str, what: &str) -> StoreResult<serde_json::Valu
     serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("stored {what} is not valid JSON: {e}")))
 }
 
-/// One statement of a transaction. `on_zero_rows` aborts the transaction with that error when
-/// the statement matches no row (a missing parent, a failed compare-and-set).
+/// One statement of a transaction. `on_too_few` aborts the transaction with that error when
+/// the statement matches fewer rows than `min_rows` (a missing parent, a failed
+/// compare-and-set, a row of a several-row update missing).
 pub(crate) struct Stmt {
     pub sql: String,
     pub binds: Vec<Bind>,
-    pub on_zero_rows: Option<StoreError>,
+    pub min_rows: u64,
+    pub on_too_few: Option<StoreError>,
 }
 
 impl Stmt {
     pub(crate) fn new(sql: impl Into<String>, binds: Vec<Bind>) -> Self {
-        Self { sql: sql.into(), binds, on_zero_rows: None }
+        Self { sql: sql.into(), binds, min_rows: 1, on_too_few: None }
     }
 
+    /// Fails the transaction with `error` when the statement matches no row.
     pub(crate) fn or_fail(mut self, error: StoreError) -> Self {
-        self.on_zero_rows = Some(error);
+        self.on_too_few = Some(error);
         self
+    }
+
+    /// Fails the transaction with `error` when the statement matches fewer than `rows` rows.
+    pub(crate) fn or_fail_below(mut self, rows: u64, error: StoreError) -> Self {
+        self.min_rows = rows;
+        self.on_too_few = Some(error);
+        self
+    }
+
+    /// The error the statement's count of matched rows calls for, if any.
+    pub(crate) fn failure(&self, rows: u64) -> Option<&StoreError> {
+        self.on_too_few.as_ref().filter(|_| rows < self.min_rows)
     }
 }
 
@@ -560,11 +575,9 @@ impl SqlStore {
             for stmt in &statements {
                 let sql = self.sql(&stmt.sql);
                 let result = bind_all!(sqlx::query(&sql), &stmt.binds).execute(&mut *tx).await.map_err(map_err)?;
-                if result.rows_affected() == 0 {
-                    if let Some(error) = &stmt.on_zero_rows {
-                        // Dropping the transaction rolls it back.
-                        return Err(error.clone());
-                    }
+                if let Some(error) = stmt.failure(result.rows_affected()) {
+                    // Dropping the transaction rolls it back.
+                    return Err(error.clone());
                 }
             }
             Ok(())
@@ -598,7 +611,7 @@ impl SqlStore {
                 )));
             }
             for (stmt, count) in statements.iter().zip(counts) {
-                if let (0, Some(error)) = (count, &stmt.on_zero_rows) {
+                if let Some(error) = stmt.failure(count) {
                     // Dropping the transaction rolls it back.
                     return Err(error.clone());
                 }

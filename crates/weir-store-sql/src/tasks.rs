@@ -11,7 +11,7 @@ use crate::{Bind, SqlStore, Stmt};
 /// The run's task version, as a task write stamps it (migration 11).
 const RUN_TASK_VERSION: &str = "(SELECT tasks_version FROM runs WHERE id = ?)";
 
-/// Rows per INSERT of new tasks (23 values each).
+/// Rows per INSERT of new tasks, or per several-row UPDATE (23 values each).
 const TASKS_PER_INSERT: usize = 100;
 
 /// `INSERT INTO tasks (…, version) VALUES (…, <the run's task version>), …`: bound by each
@@ -28,6 +28,62 @@ fn update_task_sql() -> String {
     let sql = TASKS.update_by_id_sql();
     let (set, key) = sql.rsplit_once(" WHERE ").expect("an UPDATE has a WHERE");
     format!("{set}, version = {RUN_TASK_VERSION} WHERE {key}")
+}
+
+/// The whole-row UPDATE of several tasks of one run in one statement, for PostgreSQL:
+/// `UPDATE tasks SET column = v.column, …, version = <the run's task version> FROM (VALUES
+/// (…), …) AS v(id, …) WHERE tasks.id = v.id`. Bound by the run's id, then each task's binds
+/// (id first). Each row is a round trip on a server database, and an engine's pass writes a
+/// few to a dozen (results, claims, the planner's changes). The values' types are the binds'
+/// own (sqlx sends each parameter's type), as in the one-row UPDATE.
+fn update_tasks_sql(rows: usize) -> String {
+    let columns: Vec<&str> = TASKS.data_columns().map(|c| c.name).collect();
+    let setters: Vec<String> = columns[1..].iter().map(|c| format!("{c} = v.{c}")).collect();
+    format!(
+        "UPDATE tasks SET {}, version = {RUN_TASK_VERSION} FROM (VALUES {}) AS v({}) WHERE tasks.id = v.id",
+        setters.join(", "),
+        crate::schema::values_sql(columns.len(), rows),
+        columns.join(", ")
+    )
+}
+
+/// The statements that write `tasks` (whole rows) over their stored rows, each failing the
+/// transaction when its task is missing. Several tasks on PostgreSQL go as one statement; a
+/// task written twice is written once, as it was last given (the writes are whole rows, in
+/// order, so the last one is what stays).
+fn update_tasks(dialect: crate::Dialect, run_id: &str, tasks: &[Task]) -> Vec<Stmt> {
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(tasks.len());
+    let mut last: Vec<&Task> = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        match at.get(task.id.as_str()) {
+            Some(&i) => last[i] = task,
+            None => {
+                at.insert(&task.id, last.len());
+                last.push(task);
+            }
+        }
+    }
+    if dialect == crate::Dialect::Postgres && last.len() > 1 {
+        // In chunks, as inserts are: PostgreSQL takes at most 65,535 parameters a statement.
+        return last
+            .chunks(TASKS_PER_INSERT)
+            .map(|chunk| {
+                let mut binds = vec![Bind::Text(run_id.into())];
+                binds.extend(chunk.iter().flat_map(|task| task_binds(task)));
+                let ids: Vec<&str> = chunk.iter().map(|t| t.id.as_str()).collect();
+                let missing = StoreError::not_found("task among", &ids.join(", "));
+                Stmt::new(update_tasks_sql(chunk.len()), binds).or_fail_below(chunk.len() as u64, missing)
+            })
+            .collect();
+    }
+    last.iter()
+        .map(|task| {
+            // The id stays last, after the version's run.
+            let mut binds = id_last(task_binds(task));
+            binds.insert(binds.len() - 1, Bind::Text(run_id.into()));
+            Stmt::new(update_task_sql(), binds).or_fail(StoreError::not_found("task", &task.id))
+        })
+        .collect()
 }
 
 #[derive(sqlx::FromRow)]
@@ -194,12 +250,7 @@ impl TaskStore for SqlStore {
                 .collect();
             statements.push(Stmt::new(insert_tasks_sql(chunk.len()), binds));
         }
-        for task in &progress.changed_tasks {
-            // The id stays last, after the version's run.
-            let mut binds = id_last(task_binds(task));
-            binds.insert(binds.len() - 1, Bind::Text(run_id.into()));
-            statements.push(Stmt::new(update_task_sql(), binds).or_fail(StoreError::not_found("task", &task.id)));
-        }
+        statements.extend(update_tasks(self.dialect, run_id, &progress.changed_tasks));
         for a in &progress.new_artifacts {
             statements.push(Stmt::new(ARTIFACTS.insert_sql(1), artifact_binds(a)));
         }

@@ -12,8 +12,10 @@ use crate::*;
 
 mod gc;
 mod leases;
+mod writes;
 use gc::{removals_keep_what_others_use, retention_chooses_runs};
 use leases::{engine_lease_is_taken_once, runs_are_taken_once_and_old_owners_fenced};
+use writes::several_tasks_are_written_whole;
 
 pub type Check =
     for<'a> fn(&'a dyn MetadataStore) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
@@ -41,6 +43,7 @@ checks!(
     paging_survives_inserts,
     tasks_and_artifacts,
     task_versions_and_pages,
+    several_tasks_are_written_whole,
     run_totals_follow_every_change,
     nul_characters_are_refused_everywhere,
     step_configs_crud,
