@@ -273,8 +273,11 @@ impl Engine {
         claims: &[String],
         now: i64,
     ) -> Vec<Option<Option<Started>>> {
+        // As for the steps a pass creates: none starts once weir is stopping, nor in a run the
+        // pass ended or that is not running.
         let running =
-            matches!(step.progress.run.as_ref().map(|t| t.to).unwrap_or(view.run.state), RuntimeState::Running);
+            matches!(step.progress.run.as_ref().map(|t| t.to).unwrap_or(view.run.state), RuntimeState::Running)
+                && !self.stopping.load(std::sync::atomic::Ordering::SeqCst);
         let mut answers = Vec::with_capacity(claims.len());
         for task_id in claims {
             let task = match view.tasks.get(task_id) {
