@@ -1,7 +1,9 @@
 """Weir's Python fork server: imports the kfp runtime once, then forks one process per
 lightweight Python step, so a step costs a fork instead of an interpreter start and imports.
 
-Protocol (one JSON object per line): weir writes requests on stdin
+Protocol (one JSON object per line): the server first says {"ready": true, "pid": P,
+"step_pages": N} (N: the pages a spare copies before its step, 0 when it rehearses one instead);
+then weir writes requests on stdin
   {"id": N, "source": "<component source>", "args": [...], "env": {...}, "cwd": "...", "log": "...", "name": "...",
    "module_dir": "<the component module's folder; a new temporary one when absent>"}
 and reads on stdout {"id": N, "pid": P} when the step has started, {"id": N, "error": "..."} if
@@ -15,11 +17,15 @@ What makes a step cheap, beyond the fork:
 - The server runs one step of its own before it says it is ready, so the modules, caches and
   translations the executor loads on first use (argparse's, gettext's, logging's) are loaded
   once and inherited; `gc.freeze()` then keeps the collector of a step off the inherited objects.
-- The next step's process is forked while the current one runs (the spare), and rehearses a step
-  while it waits: a forked Python copies a page of memory the first time it writes to it (every
-  object it touches, through its reference count), about a thousand pages for a step, and the
-  spare pays for those before it is asked, off the step's path. A spare that already has its
-  step waiting skips the rehearsal.
+- The next step's process is forked while the current one runs (the spare), and copies the pages
+  a step writes to before it is asked: a forked Python copies a page of memory the first time it
+  writes to it (every object it touches, through its reference count), about a thousand pages
+  for a step, which the spare pays for off the step's path. Which pages those are is learnt once,
+  by a probe forked at start that rehearses a step and reads which of its pages became its own
+  (`/proc/self/pagemap`); each spare then has the kernel copy just those
+  (`madvise(MADV_POPULATE_WRITE)`), which costs about 60 % of the CPU of rehearsing a step itself
+  (bench/RESULTS.md). Where that cannot be (no pagemap, a kernel before 5.14), the spare
+  rehearses a step. A spare that already has its step waiting skips both.
 """
 import collections
 import ctypes
@@ -115,6 +121,75 @@ def rehearse():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+MADV_POPULATE_WRITE = 23  # Linux 5.14
+PAGE = os.sysconf('SC_PAGE_SIZE')
+# Set by the server at start: the (start, length) ranges of the pages a step writes to.
+STEP_PAGES = None
+
+
+def own_pages():
+    """The ranges of pages of this process's private writable mappings that are its own (present
+    and mapped by it alone: copied since the fork, or new), from /proc/self/pagemap (bit 63:
+    present, bit 56: exclusively mapped)."""
+    ranges = []
+    with open('/proc/self/maps') as maps, open('/proc/self/pagemap', 'rb', buffering=0) as pagemap:
+        for line in maps:
+            fields = line.split()
+            if fields[1] != 'rw-p' or fields[-1] in ('[vvar]', '[vdso]', '[vsyscall]'):
+                continue
+            start, end = (int(x, 16) for x in fields[0].split('-'))
+            pagemap.seek(start // PAGE * 8)
+            entries = memoryview(pagemap.read((end - start) // PAGE * 8)).cast('Q')
+            first = None
+            for i, entry in enumerate(entries):
+                own = entry >> 63 and (entry >> 56) & 1
+                if own and first is None:
+                    first = i
+                elif not own and first is not None:
+                    ranges.append((start + first * PAGE, (i - first) * PAGE))
+                    first = None
+            if first is not None:
+                ranges.append((start + first * PAGE, (len(entries) - first) * PAGE))
+    return ranges
+
+
+def learn_step_pages():
+    """Forks a probe that rehearses a step and says which pages it then had of its own: those a
+    step writes to. None when it cannot tell."""
+    readable, writable = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(readable)
+        try:
+            rehearse()
+            write_all(writable, json.dumps(own_pages()).encode())
+        finally:
+            os._exit(0)
+    os.close(writable)
+    chunks = []
+    while True:
+        data = os.read(readable, 1 << 20)
+        if not data:
+            break
+        chunks.append(data)
+    os.close(readable)
+    os.waitpid(pid, 0)
+    try:
+        return json.loads(b''.join(chunks)) or None
+    except ValueError:
+        return None
+
+
+def copy_step_pages():
+    """Has the kernel copy the pages a step writes to, as writing to each would; false when it
+    cannot (a kernel without MADV_POPULATE_WRITE). A range no longer mapped is skipped."""
+    LIBC.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    for start, length in STEP_PAGES:
+        if LIBC.madvise(start, length, MADV_POPULATE_WRITE) != 0 and ctypes.get_errno() == 22:  # EINVAL
+            return False
+    return True
+
+
 def set_name(name):
     try:
         LIBC.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
@@ -150,7 +225,7 @@ def spare(inbox, report, wake_r, wake_w):
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    if not select.select([inbox], [], [], 0)[0]:
+    if not select.select([inbox], [], [], 0)[0] and not (STEP_PAGES and copy_step_pages()):
         rehearse()
     chunks = []
     while True:
@@ -238,6 +313,11 @@ def main():
     rehearse()
     gc.collect()
     gc.freeze()
+    global STEP_PAGES
+    try:
+        STEP_PAGES = learn_step_pages()
+    except OSError:
+        pass  # the spares rehearse
     # Each step holds a copy of this (not inherited by the programs it starts), to say when it
     # ends: so weir's end of the pipe closes only once the server and every step are gone.
     report = os.dup(OUT)
@@ -256,7 +336,8 @@ def main():
 
     running = {}
     buffer = b''
-    send({'ready': True, 'pid': os.getpid()})
+    # How a spare gets ready: the number of pages it copies, or 0 when it rehearses a step.
+    send({'ready': True, 'pid': os.getpid(), 'step_pages': sum(length for _, length in STEP_PAGES or ()) // PAGE})
     spares = collections.deque()
 
     def refill():

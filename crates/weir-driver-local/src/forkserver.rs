@@ -29,6 +29,10 @@ type Waiters = Arc<Mutex<HashMap<u64, tokio::sync::mpsc::UnboundedSender<Event>>
 struct Server {
     stdin: tokio::process::ChildStdin,
     _child: tokio::process::Child,
+    /// What the server said when it was ready: its pid, and how many pages a spare copies
+    /// before it is asked for a step (0: it rehearses a step instead).
+    #[cfg_attr(not(test), allow(dead_code))]
+    ready: Value,
 }
 
 /// A fork server, started on first use and restarted if it dies.
@@ -76,10 +80,10 @@ impl ForkServer {
         let stdin = child.stdin.take().ok_or_else(piped)?;
         let stdout = child.stdout.take().ok_or_else(piped)?;
         let mut lines = BufReader::new(stdout).lines();
-        match lines.next_line().await {
-            Ok(Some(line)) if line.contains("\"ready\"") => {}
+        let ready = match lines.next_line().await {
+            Ok(Some(line)) if line.contains("\"ready\"") => serde_json::from_str(&line).unwrap_or_default(),
             other => return Err(StartError::Runner(format!("the Python fork server did not start: {other:?}"))),
-        }
+        };
         let waiters = self.waiters.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
@@ -113,7 +117,7 @@ impl ForkServer {
                 let _ = sender.send(Event::Ended(Exit::Signal(9)));
             }
         });
-        Ok(Server { stdin, _child: child })
+        Ok(Server { stdin, _child: child, ready })
     }
 }
 
@@ -288,6 +292,54 @@ mod tests {
         let output: Value =
             serde_json::from_str(&read(dir.path().join("side-ok").join("executor_output.json"))).unwrap();
         assert_eq!(output["parameterValues"]["Output"], json!(11));
+    }
+
+    /// The server learns which pages a step writes to, and the spare forked for the next step
+    /// has them copied before it is asked for it; that step then runs as any other.
+    #[tokio::test]
+    async fn a_spare_has_a_steps_pages_copied_before_it_is_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = ForkServer::new(&python(), &dir.path().join("server"), Vec::new()).unwrap();
+        let first = server.start_python(spec(dir.path(), "first", 1, false)).await.unwrap();
+        assert_eq!(first.wait().await, Exit::Code(0));
+        let ready = server.server.lock().await.as_ref().expect("a server").ready.clone();
+        let (pid, pages) = (ready["pid"].as_i64().unwrap(), ready["step_pages"].as_u64().unwrap());
+        // A rehearsed step writes to about a thousand pages of the server's (kfp's modules,
+        // the executor's objects); a few dozen would mean the probe's pages were misread.
+        assert!(pages > 200, "{ready}");
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let page_kib: u64 = smaps
+            .lines()
+            .find_map(|l| l.strip_prefix("KernelPageSize:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        let private_kib = |pid: &str| {
+            let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+            rollup
+                .lines()
+                .find_map(|l| l.strip_prefix("Private_Dirty:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // The spare: the server's child that is not a step (a step renames itself for its task).
+        let mut seen = 0;
+        for _ in 0..200 {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+            let spares: Vec<&str> = children
+                .split_whitespace()
+                .filter(|c| std::fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|n| !n.starts_with('w')))
+                .collect();
+            seen = spares.iter().map(|c| private_kib(c)).max().unwrap_or(0);
+            if seen >= pages * page_kib * 8 / 10 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(seen >= pages * page_kib * 8 / 10, "the spare has {seen} KiB of its own, the step's pages are {pages}");
+        let next = server.start_python(spec(dir.path(), "next", 2, false)).await.unwrap();
+        assert_eq!(next.wait().await, Exit::Code(0), "{}", read(dir.path().join("next").join("log.txt")));
+        let output: Value = serde_json::from_str(&read(dir.path().join("next").join("executor_output.json"))).unwrap();
+        assert_eq!(output["parameterValues"]["Output"], json!(3));
     }
 
     /// A forked step is its own process group, named for its task: the local driver stops
