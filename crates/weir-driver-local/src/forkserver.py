@@ -180,13 +180,16 @@ def learn_step_pages():
         return None
 
 
-def copy_step_pages():
-    """Has the kernel copy the pages a step writes to, as writing to each would; false when it
-    cannot (a kernel without MADV_POPULATE_WRITE). A range no longer mapped is skipped."""
+def copy_step_pages(inbox):
+    """Has the kernel copy the pages a step writes to, as writing to each would, until the step
+    arrives (its process copies the rest as it writes to them); false when it cannot (a kernel
+    without MADV_POPULATE_WRITE). A range no longer mapped is skipped."""
     LIBC.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    for start, length in STEP_PAGES:
+    for i, (start, length) in enumerate(STEP_PAGES):
         if LIBC.madvise(start, length, MADV_POPULATE_WRITE) != 0 and ctypes.get_errno() == 22:  # EINVAL
             return False
+        if i % 32 == 31 and select.select([inbox], [], [], 0)[0]:
+            return True
     return True
 
 
@@ -225,7 +228,7 @@ def spare(inbox, report, wake_r, wake_w):
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    if not select.select([inbox], [], [], 0)[0] and not (STEP_PAGES and copy_step_pages()):
+    if not select.select([inbox], [], [], 0)[0] and not (STEP_PAGES and copy_step_pages(inbox)):
         rehearse()
     chunks = []
     while True:
