@@ -166,16 +166,10 @@ def learn_step_pages():
         finally:
             os._exit(0)
     os.close(writable)
-    chunks = []
-    while True:
-        data = os.read(readable, 1 << 20)
-        if not data:
-            break
-        chunks.append(data)
-    os.close(readable)
+    said = read_all(readable)
     os.waitpid(pid, 0)
     try:
-        return json.loads(b''.join(chunks)) or None
+        return json.loads(said) or None
     except ValueError:
         return None
 
@@ -230,16 +224,10 @@ def spare(inbox, report, wake_r, wake_w):
     os.close(devnull)
     if not select.select([inbox], [], [], 0)[0] and not (STEP_PAGES and copy_step_pages(inbox)):
         rehearse()
-    chunks = []
-    while True:
-        data = os.read(inbox, 1 << 20)
-        if not data:
-            break
-        chunks.append(data)
-    os.close(inbox)
-    if not chunks:
+    request = read_all(inbox)
+    if not request:
         os._exit(0)  # the server went away
-    run_step(json.loads(b''.join(chunks)), report)
+    run_step(json.loads(request), report)
 
 
 def run_step(request, report):
@@ -300,6 +288,18 @@ def run_step(request, report):
         except Exception:
             pass
         os._exit(code)
+
+
+def read_all(fd):
+    """What a pipe carries until its writer closes it; the pipe is closed after."""
+    chunks = []
+    while True:
+        data = os.read(fd, 1 << 20)
+        if not data:
+            break
+        chunks.append(data)
+    os.close(fd)
+    return b''.join(chunks)
 
 
 def write_all(fd, data):
