@@ -31,6 +31,7 @@ import collections
 import ctypes
 import gc
 import json
+import mmap
 import os
 import select
 import shutil
@@ -153,14 +154,38 @@ def own_pages():
     return ranges
 
 
+def can_copy_pages():
+    """Whether this kernel copies pages on request (MADV_POPULATE_WRITE, Linux 5.14), tried on a
+    page of its own rather than read from an error later (a range may fail for other reasons)."""
+    LIBC.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    with mmap.mmap(-1, PAGE) as scratch:
+        # The map's first byte (the temporary view of it is released at once, so the map closes).
+        address = ctypes.addressof(ctypes.c_char.from_buffer(scratch))
+        return LIBC.madvise(address, PAGE, MADV_POPULATE_WRITE) == 0
+
+
 def learn_step_pages():
     """Forks a probe that rehearses a step and says which pages it then had of its own: those a
-    step writes to. None when it cannot tell."""
+    step writes to (and the few it only read that no other process maps). None when it cannot
+    tell, or when the kernel cannot copy them on request."""
+    if not can_copy_pages():
+        return None
     readable, writable = os.pipe()
-    pid = os.fork()
-    if pid == 0:
+    try:
+        pid = os.fork()
+    except OSError:
         os.close(readable)
+        os.close(writable)
+        raise
+    if pid == 0:
         try:
+            os.close(readable)
+            # Nothing of weir's pipes or the server's wake-up pipe: only its answer.
+            signal.set_wakeup_fd(-1)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            os.dup2(devnull, 0)
+            os.dup2(devnull, 1)
+            os.close(devnull)
             rehearse()
             write_all(writable, json.dumps(own_pages()).encode())
         finally:
@@ -176,15 +201,12 @@ def learn_step_pages():
 
 def copy_step_pages(inbox):
     """Has the kernel copy the pages a step writes to, as writing to each would, until the step
-    arrives (its process copies the rest as it writes to them); false when it cannot (a kernel
-    without MADV_POPULATE_WRITE). A range no longer mapped is skipped."""
-    LIBC.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    arrives (its process copies the rest as it writes to them). A range the kernel refuses (no
+    longer mapped, or no longer writable) is skipped."""
     for i, (start, length) in enumerate(STEP_PAGES):
-        if LIBC.madvise(start, length, MADV_POPULATE_WRITE) != 0 and ctypes.get_errno() == 22:  # EINVAL
-            return False
+        LIBC.madvise(start, length, MADV_POPULATE_WRITE)
         if i % 32 == 31 and select.select([inbox], [], [], 0)[0]:
-            return True
-    return True
+            return
 
 
 def set_name(name):
@@ -222,8 +244,11 @@ def spare(inbox, report, wake_r, wake_w):
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    if not select.select([inbox], [], [], 0)[0] and not (STEP_PAGES and copy_step_pages(inbox)):
-        rehearse()
+    if not select.select([inbox], [], [], 0)[0]:
+        if STEP_PAGES:
+            copy_step_pages(inbox)
+        else:
+            rehearse()
     request = read_all(inbox)
     if not request:
         os._exit(0)  # the server went away
@@ -331,9 +356,12 @@ def main():
         if pid == 0:
             # Only the server may hold a spare's way in: its step is whatever it reads before
             # the server closes it.
-            for fd in [sender, *(other for _, other in spares)]:
-                os.close(fd)
-            spare(inbox, report, wake_r, wake_w)
+            try:
+                for fd in [sender, *(other for _, other in spares)]:
+                    os.close(fd)
+                spare(inbox, report, wake_r, wake_w)
+            finally:
+                os._exit(1)  # never back into the server's loop
         os.close(inbox)
         return pid, sender
 
