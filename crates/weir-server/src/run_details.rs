@@ -14,6 +14,8 @@
 //! least recently read go first.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound::{Excluded, Unbounded};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -48,6 +50,10 @@ impl Slot {
     }
 }
 
+/// Tasks per block of the answer: a block is written again only when one of its tasks (or a
+/// child of one) changed, so a poll of a big run copies the few blocks that did.
+const BLOCK: usize = 256;
+
 /// A run's tasks as slots, found by position while the answer is written: writing 20,000
 /// tasks by looking each one and its children up by id spent most of a read hashing.
 #[derive(Default)]
@@ -60,9 +66,15 @@ struct Entry {
     /// Children read before their parent, by the parent's id.
     orphans: HashMap<String, BTreeMap<Key, usize>>,
     bytes: usize,
-    /// `task_details` as last written, and the version it was written at: a run that did not
-    /// change since is answered without writing it again.
-    written: Option<(i64, Bytes)>,
+    /// The answer's tasks in blocks of consecutive keys, by the key each starts at: each
+    /// block's tasks as written, every one preceded by a comma, or `None` when one changed.
+    /// Rewriting all 20,000 tasks' 11 MB whenever one changed took a poll 4 ms of copying at
+    /// the median and 13 ms at p90 under load.
+    blocks: BTreeMap<Key, Option<Bytes>>,
+    /// `task_details` as last answered, and the version it was answered at.
+    written: Option<(i64, Vec<Bytes>)>,
+    /// The last answer, and the number of the read it came from (see `SharedEntry`).
+    answered: Option<(u64, Vec<Bytes>)>,
 }
 
 impl Entry {
@@ -70,23 +82,46 @@ impl Entry {
         *self = Entry::default();
     }
 
-    /// The bytes the entry holds: its slots and the details last written.
+    /// The bytes the entry holds: its slots, its blocks as written and the last answer's head.
     fn held(&self) -> usize {
-        self.bytes + self.written.as_ref().map_or(0, |(_, written)| written.len())
+        let head = self.answered.as_ref().and_then(|(_, parts)| parts.first()).map_or(0, Bytes::len);
+        self.bytes + self.blocks.values().flatten().map(Bytes::len).sum::<usize>() + head
+    }
+
+    /// The block holding `key` is to be written again. A key before the first block starts
+    /// that block.
+    fn touch(&mut self, key: &Key) {
+        if let Some((_, block)) = self.blocks.range_mut(..=key.clone()).next_back() {
+            *block = None;
+            return;
+        }
+        self.blocks.pop_first();
+        self.blocks.insert(key.clone(), None);
+    }
+
+    /// The block of a task's parent, whose detail lists the task among its children.
+    fn touch_parent(&mut self, parent_id: &str) {
+        if let Some(&parent) = self.by_id.get(parent_id) {
+            let key = self.slots[parent].key.clone();
+            self.touch(&key);
+        }
     }
 
     fn upsert(&mut self, task: &Task) {
         let key: Key = (task.created_at, task.id.clone());
         let detail = to_json(&convert::task_detail(task));
         let as_child = to_json(&convert::child_task(task));
+        self.touch(&key);
         if let Some(&at) = self.by_id.get(&task.id) {
             let slot = &mut self.slots[at];
             self.bytes -= slot.size();
             let old_key = std::mem::replace(&mut slot.key, key.clone());
             slot.detail = detail;
+            let child_changed = slot.as_child != as_child;
             slot.as_child = as_child;
             self.bytes += slot.size();
             if old_key != key {
+                self.touch(&old_key);
                 self.order.remove(&old_key);
                 self.order.insert(key.clone(), at);
                 if let Some(&parent) = self.by_id.get(&task.parent_id) {
@@ -94,6 +129,9 @@ impl Entry {
                     siblings.remove(&old_key);
                     siblings.insert(key, at);
                 }
+            }
+            if child_changed || old_key != (task.created_at, task.id.clone()) {
+                self.touch_parent(&task.parent_id);
             }
             return;
         }
@@ -107,6 +145,7 @@ impl Entry {
         match self.by_id.get(&task.parent_id) {
             Some(&parent) => {
                 self.slots[parent].children.insert(key, at);
+                self.touch_parent(&task.parent_id);
             }
             None => {
                 self.orphans.entry(task.parent_id.clone()).or_default().insert(key, at);
@@ -114,40 +153,75 @@ impl Entry {
         }
     }
 
-    /// `"task_details":[…]` as the answer's `run_details` holds it.
-    fn task_details(&mut self) -> Bytes {
+    /// Writes one task's detail, its children's entries spliced in, preceded by a comma.
+    fn write_task(&self, at: usize, out: &mut Vec<u8>) {
+        let slot = &self.slots[at];
+        out.push(b',');
+        if slot.children.is_empty() {
+            out.extend_from_slice(&slot.detail);
+            return;
+        }
+        // The detail's closing brace makes way for its children.
+        out.extend_from_slice(&slot.detail[..slot.detail.len() - 1]);
+        out.extend_from_slice(b",\"child_tasks\":[");
+        for (j, &child) in slot.children.values().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&self.slots[child].as_child);
+        }
+        out.extend_from_slice(b"]}");
+    }
+
+    /// Writes the blocks that changed, splitting one grown past twice its size.
+    fn write_blocks(&mut self) {
+        let starts: Vec<Key> = self.blocks.iter().filter(|(_, b)| b.is_none()).map(|(k, _)| k.clone()).collect();
+        for start in starts {
+            let end = self.blocks.range((Excluded(start.clone()), Unbounded)).next().map(|(k, _)| k.clone());
+            let members: Vec<(Key, usize)> = match &end {
+                Some(end) => self.order.range(start.clone()..end.clone()),
+                None => self.order.range(start.clone()..),
+            }
+            .map(|(k, &at)| (k.clone(), at))
+            .collect();
+            let size = if members.len() > 2 * BLOCK { BLOCK } else { members.len().max(1) };
+            self.blocks.remove(&start);
+            let mut chunks = members.chunks(size).peekable();
+            if chunks.peek().is_none() {
+                // Its tasks moved away; the range stays covered by an empty block.
+                self.blocks.insert(start, Some(Bytes::new()));
+                continue;
+            }
+            for (i, chunk) in chunks.enumerate() {
+                let mut out = Vec::new();
+                for (_, at) in chunk {
+                    self.write_task(*at, &mut out);
+                }
+                // The first block keeps the range's start, which may precede its first task.
+                let key = if i == 0 { start.clone() } else { chunk[0].0.clone() };
+                self.blocks.insert(key, Some(Bytes::from(out)));
+            }
+        }
+    }
+
+    /// `"task_details":[…]` as the answer's `run_details` holds it, in parts: the blocks
+    /// that did not change are shared as they were written.
+    fn task_details(&mut self) -> Vec<Bytes> {
         let version = self.version.unwrap_or_default();
         if let Some((at, written)) = &self.written {
             if *at == version {
                 return written.clone();
             }
         }
-        let mut out = Vec::with_capacity(self.bytes + 32);
-        out.extend_from_slice(b"\"task_details\":[");
-        for (i, &at) in self.order.values().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            let slot = &self.slots[at];
-            if slot.children.is_empty() {
-                out.extend_from_slice(&slot.detail);
-                continue;
-            }
-            // The detail's closing brace makes way for its children.
-            out.extend_from_slice(&slot.detail[..slot.detail.len() - 1]);
-            out.extend_from_slice(b",\"child_tasks\":[");
-            for (j, &child) in slot.children.values().enumerate() {
-                if j > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(&self.slots[child].as_child);
-            }
-            out.extend_from_slice(b"]}");
+        self.write_blocks();
+        let mut parts = vec![Bytes::from_static(b"\"task_details\":[")];
+        for block in self.blocks.values().flatten().filter(|b| !b.is_empty()) {
+            // Every task is preceded by a comma; the first one is not.
+            parts.push(if parts.len() == 1 { block.slice(1..) } else { block.clone() });
         }
-        out.push(b']');
-        let written = Bytes::from(out);
-        self.written = Some((version, written.clone()));
-        written
+        parts.push(Bytes::from_static(b"]"));
+        self.written = Some((version, parts.clone()));
+        parts
     }
 }
 
@@ -155,8 +229,21 @@ fn to_json(value: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(value).expect("wire types serialise")
 }
 
-/// One run's entry: read by one request at a time, the others wait for its answer.
-type Shared = Arc<tokio::sync::Mutex<Entry>>;
+/// One run's entry, read from the store by one request at a time.
+///
+/// Clients polling a run tend to come together (pollers started at once stay in step), and
+/// each waited for every read ahead of it: the fourth of four waited for three reads of the
+/// store. A request that finds a read begun after it arrived already answered takes that
+/// answer, which is as fresh as a read of its own would be; so however many come at once, none
+/// waits for more than the read under way and one more.
+#[derive(Default)]
+struct SharedEntry {
+    /// Reads of the store begun for this run so far.
+    reads: AtomicU64,
+    entry: tokio::sync::Mutex<Entry>,
+}
+
+type Shared = Arc<SharedEntry>;
 
 /// The details of recently read runs.
 #[derive(Default)]
@@ -181,7 +268,7 @@ impl RunDetailsCache {
         let mut entries = self.entries.lock().expect("run details");
         let mut sizes: Vec<(String, Instant, usize)> = entries
             .iter()
-            .map(|(id, (entry, used))| (id.clone(), *used, entry.try_lock().map_or(0, |e| e.held())))
+            .map(|(id, (entry, used))| (id.clone(), *used, entry.entry.try_lock().map_or(0, |e| e.held())))
             .collect();
         sizes.sort_by_key(|(_, used, _)| std::cmp::Reverse(*used));
         let mut total = 0;
@@ -193,17 +280,24 @@ impl RunDetailsCache {
         }
     }
 
-    /// The run's answer, in parts to send one after the other: `run` (as converted for the
+    /// The run's answer, in parts to send one after the other: the run (as converted for the
     /// wire), its stored spec text spliced in, and its tasks, brought up to date through
-    /// `changes`.
-    pub async fn answer<F, Fut>(&self, run: &Run, spec: &str, changes: F) -> Result<Vec<Bytes>, weir_store::StoreError>
+    /// `read`, which gives the run and its tasks written since the version asked for.
+    pub async fn answer<F, Fut>(&self, run_id: &str, read: F) -> Result<Vec<Bytes>, weir_store::StoreError>
     where
         F: FnOnce(Option<i64>) -> Fut,
-        Fut: std::future::Future<Output = Result<weir_store::TaskChanges, weir_store::StoreError>>,
+        Fut: std::future::Future<Output = Result<(Run, String, weir_store::TaskChanges), weir_store::StoreError>>,
     {
-        let entry = self.entry(&run.id);
-        let mut entry = entry.lock().await;
-        let changed = changes(entry.version).await?;
+        let shared = self.entry(run_id);
+        let arrived = shared.reads.load(Ordering::SeqCst);
+        let mut entry = shared.entry.lock().await;
+        if let Some((read_no, parts)) = &entry.answered {
+            if *read_no > arrived {
+                return Ok(parts.clone());
+            }
+        }
+        let read_no = shared.reads.fetch_add(1, Ordering::SeqCst) + 1;
+        let (run, spec, changed) = read(entry.version).await?;
         if changed.complete {
             entry.clear();
         }
@@ -213,9 +307,8 @@ impl RunDetailsCache {
         entry.version = Some(changed.version);
 
         let details = (!entry.order.is_empty()).then(|| entry.task_details());
-        drop(entry);
 
-        let mut wire_run = convert::run(run);
+        let mut wire_run = convert::run(&run);
         let inline_spec = wire_run.pipeline_spec.take().is_some();
         let mut head = to_json(&wire_run);
         head.reserve(spec.len() + 64);
@@ -238,14 +331,187 @@ impl RunDetailsCache {
         let parts = match details {
             Some(details) => {
                 head.extend_from_slice(b",\"run_details\":{");
-                vec![Bytes::from(head), details, Bytes::from_static(b"}}")]
+                let mut parts = Vec::with_capacity(details.len() + 2);
+                parts.push(Bytes::from(head));
+                parts.extend(details);
+                parts.push(Bytes::from_static(b"}}"));
+                parts
             }
             None => {
                 head.push(b'}');
                 vec![Bytes::from(head)]
             }
         };
+        entry.answered = Some((read_no, parts.clone()));
+        drop(entry);
         self.trim();
         Ok(parts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+    use weir_store::testsuite::task;
+    use weir_store::{RuntimeState, TaskKind};
+
+    use super::*;
+
+    /// The answer as it would be written from scratch: every task in order, its children's
+    /// entries in order.
+    fn expected(tasks: &[Task]) -> Value {
+        let mut ordered: Vec<&Task> = tasks.iter().collect();
+        ordered.sort_by_key(|t| (t.created_at, t.id.clone()));
+        let details: Vec<Value> = ordered
+            .iter()
+            .map(|t| {
+                let mut detail = serde_json::to_value(convert::task_detail(t)).unwrap();
+                let children: Vec<Value> = ordered
+                    .iter()
+                    .filter(|c| c.parent_id == t.id)
+                    .map(|c| serde_json::to_value(convert::child_task(c)).unwrap())
+                    .collect();
+                if !children.is_empty() {
+                    detail["child_tasks"] = Value::Array(children);
+                }
+                detail
+            })
+            .collect();
+        serde_json::json!({ "task_details": details })
+    }
+
+    fn answered(parts: &[Bytes]) -> Value {
+        let mut text = b"{".to_vec();
+        for part in parts {
+            text.extend_from_slice(part);
+        }
+        text.push(b'}');
+        serde_json::from_slice(&text).unwrap()
+    }
+
+    /// A loop of `n` iterations, each with one step, created a few to a second as a
+    /// ParallelFor's are (ids are random, so a second's tasks come in no particular order).
+    fn fan_out(n: usize) -> Vec<Task> {
+        let root = task("r", "root", TaskKind::Dag, 1);
+        let lp = Task { parent_id: root.id.clone(), ..task("r", "loop", TaskKind::Loop, 1) };
+        let mut tasks = vec![root, lp.clone()];
+        for i in 0..n {
+            let at = 2 + (i / 50) as i64;
+            let iteration = Task { parent_id: lp.id.clone(), ..task("r", "iteration", TaskKind::Iteration, at) };
+            let step = Task { parent_id: iteration.id.clone(), ..task("r", "noop", TaskKind::Container, at) };
+            tasks.extend([iteration, step]);
+        }
+        tasks
+    }
+
+    #[test]
+    fn a_poll_rewrites_only_the_blocks_whose_tasks_changed() {
+        let mut tasks = fan_out(1_000);
+        let mut entry = Entry::default();
+        for t in &tasks {
+            entry.upsert(t);
+        }
+        entry.version = Some(1);
+        let first = entry.task_details();
+        assert_eq!(answered(&first), expected(&tasks));
+        // 2,002 tasks written at once go in blocks of BLOCK, not one.
+        assert!(first.len() >= 2 + 2_002 / BLOCK, "{} parts", first.len());
+
+        // One step in the middle ends, and new iterations come at the end.
+        let middle = tasks.iter().position(|t| t.name == "noop" && t.created_at == 12).unwrap();
+        tasks[middle].state = RuntimeState::Succeeded;
+        tasks[middle].finished_at = 13_000;
+        let lp = tasks[1].id.clone();
+        let late = Task { parent_id: lp, ..task("r", "iteration", TaskKind::Iteration, 30) };
+        let mut changed = vec![tasks[middle].clone(), late.clone()];
+        tasks.push(late);
+        // A task's creation time changes too (a run replaced by an import): it moves.
+        let moved = tasks.iter().position(|t| t.name == "noop" && t.created_at == 5).unwrap();
+        tasks[moved].created_at = 25;
+        changed.push(tasks[moved].clone());
+        for t in &changed {
+            entry.upsert(t);
+        }
+        entry.version = Some(2);
+        let second = entry.task_details();
+        assert_eq!(answered(&second), expected(&tasks));
+        let before: Vec<*const u8> = first.iter().map(|p| p.as_ptr()).collect();
+        let shared = second.iter().filter(|p| before.contains(&p.as_ptr())).count();
+        // The blocks of the ended step, of the moved task's old and new places, and of the
+        // loop (whose children grew) are written again; the rest are the same bytes.
+        assert!(shared + 6 >= second.len(), "{shared} of {} parts shared", second.len());
+        assert!(shared > 0);
+
+        // Nothing new: the same parts.
+        let third = entry.task_details();
+        assert_eq!(
+            third.iter().map(|p| p.as_ptr()).collect::<Vec<_>>(),
+            second.iter().map(|p| p.as_ptr()).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn children_read_before_their_parent_are_listed_under_it() {
+        let tasks = fan_out(300);
+        let mut entry = Entry::default();
+        // The steps first, then the loop and iterations, then the root: each arrives before
+        // its parent.
+        for t in tasks.iter().rev() {
+            entry.upsert(t);
+        }
+        entry.version = Some(1);
+        assert_eq!(answered(&entry.task_details()), expected(&tasks));
+        // A task added one at a time before every block's first key.
+        let early = Task { parent_id: tasks[0].id.clone(), ..task("r", "early", TaskKind::Container, 0) };
+        entry.upsert(&early);
+        entry.version = Some(2);
+        let mut all = tasks.clone();
+        all.push(early);
+        assert_eq!(answered(&entry.task_details()), expected(&all));
+    }
+
+    #[tokio::test]
+    async fn requests_that_come_during_a_read_share_the_next_one() {
+        use std::sync::atomic::AtomicUsize;
+
+        let cache = Arc::new(RunDetailsCache::default());
+        let reads = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let run = weir_store::testsuite::run("e", "polled", 1);
+        let request = || {
+            let (cache, reads, gate, run) = (cache.clone(), reads.clone(), gate.clone(), run.clone());
+            async move {
+                let id = run.id.clone();
+                cache
+                    .answer(&id, |after| async move {
+                        let n = reads.fetch_add(1, Ordering::SeqCst) + 1;
+                        if n == 1 {
+                            // The first read lasts until the others have come.
+                            gate.acquire().await.unwrap().forget();
+                        }
+                        let changes =
+                            weir_store::TaskChanges { version: n as i64, complete: after.is_none(), tasks: vec![] };
+                        Ok((run, "{}".to_string(), changes))
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        let first = tokio::spawn(request());
+        while reads.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let others: Vec<_> = (0..3).map(|_| tokio::spawn(request())).collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        gate.add_permits(1);
+        first.await.unwrap();
+        for other in others {
+            other.await.unwrap();
+        }
+        // The first read, and one begun after the three came; not one each.
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        // A request that comes after every read ended reads again.
+        request().await;
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
     }
 }

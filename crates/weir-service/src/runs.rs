@@ -194,14 +194,14 @@ impl RunService {
         Ok((run, tasks))
     }
 
-    /// A run with its spec as the stored text (see `RunStore::get_run_raw`).
-    pub async fn get_raw(&self, id: &str) -> ServiceResult<(Run, String)> {
-        Ok(self.ctx.store.get_run_raw(id).await?)
-    }
-
-    /// The run's tasks written since task version `after` (see `TaskStore::task_changes`).
-    pub async fn task_changes(&self, id: &str, after: Option<i64>) -> weir_store::StoreResult<TaskChanges> {
-        self.ctx.store.task_changes(id, after).await
+    /// The run with its spec as the stored text, and its tasks written since task version
+    /// `after` (see `TaskStore::run_with_task_changes`).
+    pub async fn get_with_task_changes(
+        &self,
+        id: &str,
+        after: Option<i64>,
+    ) -> weir_store::StoreResult<(Run, String, TaskChanges)> {
+        self.ctx.store.run_with_task_changes(id, after).await
     }
 
     /// Runs, within the experiment `params.experiment_id` (which must exist) when given.

@@ -192,6 +192,11 @@ impl Default for ConnectSettings {
     }
 }
 
+/// Rows a SQLite connection's thread may send ahead of the task reading them. At sqlx's 50, a
+/// page of 500 tasks stopped that thread ten times to wait for the reader to be scheduled, and
+/// on busy cores each wait cost milliseconds; 1024 covers a page or a poll's changes.
+const SQLITE_ROW_CHANNEL: usize = 1024;
+
 /// How long a SQLite writer waits for another to finish before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -215,6 +220,7 @@ impl SqlStore {
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .row_buffer_size(SQLITE_ROW_CHANNEL)
                     .log_statements(tracing::log::LevelFilter::Trace);
                 if let Some(parent) = options.get_filename().parent() {
                     if !parent.as_os_str().is_empty() {

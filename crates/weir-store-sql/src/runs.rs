@@ -56,7 +56,7 @@ pub(crate) fn transition_update(
 }
 
 impl SqlStore {
-    async fn histories(&self, run_ids: &[&str]) -> StoreResult<HashMap<String, Vec<StateChange>>> {
+    pub(crate) async fn histories(&self, run_ids: &[&str]) -> StoreResult<HashMap<String, Vec<StateChange>>> {
         let mut out: HashMap<String, Vec<StateChange>> = HashMap::new();
         if run_ids.is_empty() {
             return Ok(out);

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use weir_store::*;
 
 use crate::binds::{artifact_binds, id_last, task_binds};
-use crate::rows::{ArtifactRow, TaskRow, ARTIFACT_COLUMNS, TASK_COLUMNS};
+use crate::rows::{ArtifactRow, RunRow, TaskRow, ARTIFACT_COLUMNS, RUN_COLUMNS, TASK_COLUMNS};
 use crate::schema::{ARTIFACTS, TASKS};
 use crate::{Bind, SqlStore, Stmt};
 
@@ -92,6 +92,51 @@ struct TaskVersions {
     tasks_reset: i64,
 }
 
+#[derive(sqlx::FromRow)]
+struct RunWithVersions {
+    #[sqlx(flatten)]
+    run: RunRow,
+    #[sqlx(flatten)]
+    versions: TaskVersions,
+}
+
+impl SqlStore {
+    /// The run's tasks written since `after`, given the run's task versions as read.
+    async fn changes_since(
+        &self,
+        run_id: &str,
+        after: Option<i64>,
+        versions: TaskVersions,
+    ) -> StoreResult<TaskChanges> {
+        let TaskVersions { tasks_version: version, tasks_reset: reset } = versions;
+        // Versions commit in order (each write takes the next one under the run's row lock), so
+        // every task up to `version` is visible now; later ones are left for the next read. A
+        // version below what the reader saw means the run was replaced (an import, a restore).
+        let complete = match after {
+            Some(seen) => reset > seen || version < seen,
+            None => true,
+        };
+        let tasks = if complete {
+            self.list_tasks(run_id).await?
+        } else if after == Some(version) {
+            Vec::new()
+        } else {
+            self.fetch_all::<TaskRow>(
+                &format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? AND version > ? AND version <= ? \
+                     ORDER BY created_at, id"
+                ),
+                &[Bind::Text(run_id.into()), Bind::Int(after.unwrap_or_default()), Bind::Int(version)],
+            )
+            .await?
+            .into_iter()
+            .map(TaskRow::into_domain)
+            .collect::<StoreResult<_>>()?
+        };
+        Ok(TaskChanges { version, complete, tasks })
+    }
+}
+
 #[async_trait]
 impl TaskStore for SqlStore {
     async fn list_tasks(&self, run_id: &str) -> StoreResult<Vec<Task>> {
@@ -127,38 +172,29 @@ impl TaskStore for SqlStore {
     }
 
     async fn task_changes(&self, run_id: &str, after: Option<i64>) -> StoreResult<TaskChanges> {
-        let TaskVersions { tasks_version: version, tasks_reset: reset } = self
+        let versions = self
             .fetch_optional::<TaskVersions>(
                 "SELECT tasks_version, tasks_reset FROM runs WHERE id = ?",
                 &[Bind::Text(run_id.into())],
             )
             .await?
             .ok_or_else(|| StoreError::not_found("run", run_id))?;
-        // Versions commit in order (each write takes the next one under the run's row lock), so
-        // every task up to `version` is visible now; later ones are left for the next read. A
-        // version below what the reader saw means the run was replaced (an import, a restore).
-        let complete = match after {
-            Some(seen) => reset > seen || version < seen,
-            None => true,
-        };
-        let tasks = if complete {
-            self.list_tasks(run_id).await?
-        } else if after == Some(version) {
-            Vec::new()
-        } else {
-            self.fetch_all::<TaskRow>(
-                &format!(
-                    "SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? AND version > ? AND version <= ? \
-                     ORDER BY created_at, id"
-                ),
-                &[Bind::Text(run_id.into()), Bind::Int(after.unwrap_or_default()), Bind::Int(version)],
+        self.changes_since(run_id, after, versions).await
+    }
+
+    async fn run_with_task_changes(&self, run_id: &str, after: Option<i64>) -> StoreResult<(Run, String, TaskChanges)> {
+        // RUN_COLUMNS include the task versions.
+        let RunWithVersions { run, versions } = self
+            .fetch_optional::<RunWithVersions>(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"),
+                &[Bind::Text(run_id.into())],
             )
             .await?
-            .into_iter()
-            .map(TaskRow::into_domain)
-            .collect::<StoreResult<_>>()?
-        };
-        Ok(TaskChanges { version, complete, tasks })
+            .ok_or_else(|| StoreError::not_found("run", run_id))?;
+        let mut histories = self.histories(&[run_id]).await?;
+        let (run, spec) = run.into_domain_raw(histories.remove(run_id).unwrap_or_default())?;
+        let changes = self.changes_since(run_id, after, versions).await?;
+        Ok((run, spec, changes))
     }
 
     async fn list_artifacts(&self, run_id: &str) -> StoreResult<Vec<Artifact>> {

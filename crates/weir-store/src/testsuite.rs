@@ -657,7 +657,16 @@ async fn task_versions_and_pages(store: &dyn MetadataStore) {
     let listed: Vec<String> = store.list_tasks(&r.id).await.unwrap().into_iter().map(|t| t.id).collect();
     assert_eq!(seen, listed);
 
+    // A poll's one read: the run as `get_run_raw` gives it, its tasks as `task_changes` does.
+    let (polled, polled_spec, since) = store.run_with_task_changes(&r.id, Some(delta.version)).await.unwrap();
+    assert_eq!((polled, polled_spec), store.get_run_raw(&r.id).await.unwrap());
+    assert_eq!(since, store.task_changes(&r.id, Some(delta.version)).await.unwrap());
+    assert!(since.complete);
+    let (_, _, current) = store.run_with_task_changes(&r.id, Some(since.version)).await.unwrap();
+    assert_eq!((current.version, current.complete, current.tasks.len()), (since.version, false, 0));
+
     assert!(matches!(store.task_changes("no-such-run", None).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.run_with_task_changes("no-such-run", None).await, Err(StoreError::NotFound(_))));
     assert!(matches!(store.get_run_raw("no-such-run").await, Err(StoreError::NotFound(_))));
 }
 

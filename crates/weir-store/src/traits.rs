@@ -266,6 +266,9 @@ pub trait TaskStore: Send + Sync {
     /// all of them (`complete`) when `after` is `None` or tasks were removed or replaced
     /// since. Pass the answer's `version` next time. Not found for a missing run.
     async fn task_changes(&self, run_id: &str, after: Option<i64>) -> StoreResult<TaskChanges>;
+    /// `get_run_raw` and `task_changes` with one read of the run's row: what a poll of a run
+    /// asks, in one round trip fewer, with the run and its tasks' version read together.
+    async fn run_with_task_changes(&self, run_id: &str, after: Option<i64>) -> StoreResult<(Run, String, TaskChanges)>;
     async fn list_artifacts(&self, run_id: &str) -> StoreResult<Vec<Artifact>>;
     async fn get_artifacts(&self, ids: &[i64]) -> StoreResult<Vec<Artifact>>;
     /// Applies one engine step in one transaction. With a run transition whose `from` does not

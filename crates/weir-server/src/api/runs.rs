@@ -46,17 +46,10 @@ pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<wire::
     )
 )]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let (run, spec) = match state.services.runs.get_raw(&id).await {
-        Ok(found) => found,
-        Err(e) => {
-            state.run_details.forget(&id);
-            return Err(e.into());
-        }
-    };
     let parts =
-        state.run_details.answer(&run, &spec, |after| state.services.runs.task_changes(&id, after)).await.map_err(
+        state.run_details.answer(&id, |after| state.services.runs.get_with_task_changes(&id, after)).await.map_err(
             |e| {
-                // Deleted between the two reads, or the store failed: the next read starts over.
+                // Deleted, or the store failed: the next read starts over.
                 state.run_details.forget(&id);
                 weir_service::ServiceError::from(e)
             },
