@@ -2,7 +2,8 @@
 (parallelism 64), submitted with `kfp.Client.create_run_from_pipeline_package` to a weir with
 its default settings, and watched with `kfp.Client.get_run` once a second until it ends.
 
-While it runs, `--pollers` processes each call `GET /apis/v2beta1/runs/{id}` once a second and
+While it runs, `--pollers` processes each call `GET /apis/v2beta1/runs/{id}` once a second (over a
+connection each keeps, as kfp.Client's pool does; `--fresh-connections` for one per request) and
 one process pages through the run's tasks (`GET /apis/weir/v1/runs/{id}/tasks`, 500 a page,
 then a second's pause); every latency is kept. Readers are processes of their own, so the
 client's parsing in this one does not hold up their clocks. The server's RSS is read from
@@ -17,6 +18,7 @@ It prints one JSON object: the wall time from the create request to the client s
 end (the client's last parse included), the run's own start-to-end from its timestamps, tasks,
 CPU, RSS idle and at its peak, and get_run / task-page latency percentiles."""
 import argparse
+import http.client
 import json
 import re
 import multiprocessing
@@ -137,11 +139,25 @@ def readers_loop(run_id_box, stop, read):
     return latencies
 
 
-def poll_get(url, run_id_box, stop, results, interval):
+def poll_get(url, run_id_box, stop, results, interval, fresh):
+    """Reads the run once every `interval` over one kept connection, as kfp.Client does (its
+    urllib3 pool keeps connections alive); with `fresh`, a new connection per request."""
+    host = url.split('//', 1)[1]
+    kept = []
+
     def read(run_id, latencies):
         started = time.perf_counter()
-        with urllib.request.urlopen(f'{url}/apis/v2beta1/runs/{run_id}', timeout=60) as answer:
+        if fresh:
+            with urllib.request.urlopen(f'{url}/apis/v2beta1/runs/{run_id}', timeout=60) as answer:
+                answer.read()
+        else:
+            if not kept:
+                kept.append(http.client.HTTPConnection(host, timeout=60))
+            kept[0].request('GET', f'/apis/v2beta1/runs/{run_id}')
+            answer = kept[0].getresponse()
             answer.read()
+            if answer.status != 200:
+                raise SystemExit(f'GET run answered {answer.status}')
         latencies.append((time.perf_counter() - started) * 1000)
         time.sleep(max(0.0, interval - (time.perf_counter() - started)))
     results.put(('get', readers_loop(run_id_box, stop, read)))
@@ -180,6 +196,8 @@ def main() -> None:
     parser.add_argument('--parallelism', type=int, default=64)
     parser.add_argument('--pollers', type=int, default=4, help='processes polling GET /runs/{id}')
     parser.add_argument('--poll-interval', type=float, default=1.0, help='seconds between one poller\'s requests')
+    parser.add_argument('--fresh-connections', action='store_true',
+                        help='pollers open a connection per request (by default each keeps one, as kfp.Client does)')
     parser.add_argument('--client-poll', type=float, default=1.0,
                         help='seconds between kfp.Client.get_run calls (0: watch the state with plain HTTP)')
     parser.add_argument('--pager', action=argparse.BooleanOptionalAction, default=True,
@@ -212,7 +230,8 @@ def main() -> None:
         manager_stop = context.Event()
         results = context.Queue()
         run_id_box = context.Array('c', 64)
-        readers = [context.Process(target=poll_get, args=(url, run_id_box, manager_stop, results, args.poll_interval))
+        readers = [context.Process(target=poll_get,
+                                   args=(url, run_id_box, manager_stop, results, args.poll_interval, args.fresh_connections))
                    for _ in range(args.pollers)]
         if args.pager:
             readers.append(context.Process(target=page_tasks, args=(url, run_id_box, manager_stop, results)))

@@ -183,17 +183,24 @@ impl TaskStore for SqlStore {
     }
 
     async fn run_with_task_changes(&self, run_id: &str, after: Option<i64>) -> StoreResult<(Run, String, TaskChanges)> {
-        // RUN_COLUMNS include the task versions.
-        let RunWithVersions { run, versions } = self
-            .fetch_optional::<RunWithVersions>(
-                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"),
-                &[Bind::Text(run_id.into())],
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("run", run_id))?;
-        let mut histories = self.histories(&[run_id]).await?;
-        let (run, spec) = run.into_domain_raw(histories.remove(run_id).unwrap_or_default())?;
-        let changes = self.changes_since(run_id, after, versions).await?;
+        // The run's history is read beside the run and its changes, on another connection: a
+        // poll then waits for two reads in turn, not three.
+        let run_and_changes = async {
+            // RUN_COLUMNS include the task versions.
+            let RunWithVersions { run, versions } = self
+                .fetch_optional::<RunWithVersions>(
+                    &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"),
+                    &[Bind::Text(run_id.into())],
+                )
+                .await?
+                .ok_or_else(|| StoreError::not_found("run", run_id))?;
+            let changes = self.changes_since(run_id, after, versions).await?;
+            Ok::<_, StoreError>((run, changes))
+        };
+        let ids = [run_id];
+        let (read, histories) = futures::join!(run_and_changes, self.histories(&ids));
+        let (run, changes) = read?;
+        let (run, spec) = run.into_domain_raw(histories?.remove(run_id).unwrap_or_default())?;
         Ok((run, spec, changes))
     }
 
