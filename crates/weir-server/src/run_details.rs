@@ -124,8 +124,12 @@ impl Entry {
                 self.touch(&old_key);
                 self.order.remove(&old_key);
                 self.order.insert(key.clone(), at);
-                if let Some(&parent) = self.by_id.get(&task.parent_id) {
-                    let siblings = &mut self.slots[parent].children;
+                // Its place among its parent's children moves too, read or not yet read.
+                let siblings = match self.by_id.get(&task.parent_id) {
+                    Some(&parent) => Some(&mut self.slots[parent].children),
+                    None => self.orphans.get_mut(&task.parent_id),
+                };
+                if let Some(siblings) = siblings {
                     siblings.remove(&old_key);
                     siblings.insert(key, at);
                 }
@@ -425,10 +429,14 @@ mod tests {
         let late = Task { parent_id: lp, ..task("r", "iteration", TaskKind::Iteration, 30) };
         let mut changed = vec![tasks[middle].clone(), late.clone()];
         tasks.push(late);
-        // A task's creation time changes too (a run replaced by an import): it moves.
+        // Tasks' creation times change too: a step moves, and an iteration moves far from its
+        // old block and from its parent's (the loop's list of iterations is reordered).
         let moved = tasks.iter().position(|t| t.name == "noop" && t.created_at == 5).unwrap();
         tasks[moved].created_at = 25;
         changed.push(tasks[moved].clone());
+        let far = tasks.iter().position(|t| t.name == "iteration" && t.created_at == 15).unwrap();
+        tasks[far].created_at = 29;
+        changed.push(tasks[far].clone());
         for t in &changed {
             entry.upsert(t);
         }
@@ -437,9 +445,9 @@ mod tests {
         assert_eq!(answered(&second), expected(&tasks));
         let before: Vec<*const u8> = first.iter().map(|p| p.as_ptr()).collect();
         let shared = second.iter().filter(|p| before.contains(&p.as_ptr())).count();
-        // The blocks of the ended step, of the moved task's old and new places, and of the
-        // loop (whose children grew) are written again; the rest are the same bytes.
-        assert!(shared + 6 >= second.len(), "{shared} of {} parts shared", second.len());
+        // The blocks of the ended step, of the moved tasks' old and new places, and of the
+        // loop (whose children grew and moved) are written again; the rest are the same bytes.
+        assert!(shared + 8 >= second.len(), "{shared} of {} parts shared", second.len());
         assert!(shared > 0);
 
         // Nothing new: the same parts.
@@ -461,11 +469,28 @@ mod tests {
         }
         entry.version = Some(1);
         assert_eq!(answered(&entry.task_details()), expected(&tasks));
+        // A child that moves before its parent is read is listed in its new place.
+        let mut entry = Entry::default();
+        let mut moving = tasks.clone();
+        let step = moving.iter().position(|t| t.name == "noop").unwrap();
+        let iteration = moving.iter().position(|t| t.id == moving[step].parent_id).unwrap();
+        let sibling = Task { parent_id: moving[iteration].id.clone(), ..task("r", "other", TaskKind::Container, 8) };
+        moving.push(sibling.clone());
+        entry.upsert(&moving[step]);
+        entry.upsert(&sibling);
+        moving[step].created_at = 9;
+        entry.upsert(&moving[step]);
+        for t in moving.iter().filter(|t| t.id != moving[step].id && t.id != sibling.id) {
+            entry.upsert(t);
+        }
+        entry.version = Some(1);
+        assert_eq!(answered(&entry.task_details()), expected(&moving));
+
         // A task added one at a time before every block's first key.
         let early = Task { parent_id: tasks[0].id.clone(), ..task("r", "early", TaskKind::Container, 0) };
         entry.upsert(&early);
         entry.version = Some(2);
-        let mut all = tasks.clone();
+        let mut all = moving.clone();
         all.push(early);
         assert_eq!(answered(&entry.task_details()), expected(&all));
     }

@@ -110,7 +110,9 @@ impl SqlStore {
     ) -> StoreResult<TaskChanges> {
         let TaskVersions { tasks_version: version, tasks_reset: reset } = versions;
         // Versions commit in order (each write takes the next one under the run's row lock), so
-        // every task up to `version` is visible now; later ones are left for the next read. A
+        // every task up to `version` is visible now. A task written again since is read as it is
+        // now (bounding the read at `version` would miss a task written below it and again
+        // above it), and once more next time, which is harmless. A
         // version below what the reader saw means the run was replaced (an import, a restore).
         let complete = match after {
             Some(seen) => reset > seen || version < seen,
@@ -122,11 +124,8 @@ impl SqlStore {
             Vec::new()
         } else {
             self.fetch_all::<TaskRow>(
-                &format!(
-                    "SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? AND version > ? AND version <= ? \
-                     ORDER BY created_at, id"
-                ),
-                &[Bind::Text(run_id.into()), Bind::Int(after.unwrap_or_default()), Bind::Int(version)],
+                &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? AND version > ? ORDER BY created_at, id"),
+                &[Bind::Text(run_id.into()), Bind::Int(after.unwrap_or_default())],
             )
             .await?
             .into_iter()
@@ -183,24 +182,18 @@ impl TaskStore for SqlStore {
     }
 
     async fn run_with_task_changes(&self, run_id: &str, after: Option<i64>) -> StoreResult<(Run, String, TaskChanges)> {
-        // The run's history is read beside the run and its changes, on another connection: a
-        // poll then waits for two reads in turn, not three.
-        let run_and_changes = async {
-            // RUN_COLUMNS include the task versions.
-            let RunWithVersions { run, versions } = self
-                .fetch_optional::<RunWithVersions>(
-                    &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"),
-                    &[Bind::Text(run_id.into())],
-                )
-                .await?
-                .ok_or_else(|| StoreError::not_found("run", run_id))?;
-            let changes = self.changes_since(run_id, after, versions).await?;
-            Ok::<_, StoreError>((run, changes))
-        };
-        let ids = [run_id];
-        let (read, histories) = futures::join!(run_and_changes, self.histories(&ids));
-        let (run, changes) = read?;
-        let (run, spec) = run.into_domain_raw(histories?.remove(run_id).unwrap_or_default())?;
+        // RUN_COLUMNS include the task versions.
+        let RunWithVersions { run, versions } = self
+            .fetch_optional::<RunWithVersions>(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"),
+                &[Bind::Text(run_id.into())],
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("run", run_id))?;
+        // The history is read after the run's row, so it is never behind the run's state.
+        let mut histories = self.histories(&[run_id]).await?;
+        let (run, spec) = run.into_domain_raw(histories.remove(run_id).unwrap_or_default())?;
+        let changes = self.changes_since(run_id, after, versions).await?;
         Ok((run, spec, changes))
     }
 
