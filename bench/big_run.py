@@ -151,11 +151,19 @@ def poll_get(url, run_id_box, stop, results, interval, fresh):
             with urllib.request.urlopen(f'{url}/apis/v2beta1/runs/{run_id}', timeout=60) as answer:
                 answer.read()
         else:
-            if not kept:
-                kept.append(http.client.HTTPConnection(host, timeout=60))
-            kept[0].request('GET', f'/apis/v2beta1/runs/{run_id}')
-            answer = kept[0].getresponse()
-            answer.read()
+            # A kept connection the server closed is opened again, as urllib3's pool does.
+            for attempt in (1, 2):
+                if not kept:
+                    kept.append(http.client.HTTPConnection(host, timeout=60))
+                try:
+                    kept[0].request('GET', f'/apis/v2beta1/runs/{run_id}')
+                    answer = kept[0].getresponse()
+                    answer.read()
+                    break
+                except (http.client.HTTPException, ConnectionError):
+                    kept.pop().close()
+                    if attempt == 2:
+                        raise
             if answer.status != 200:
                 raise SystemExit(f'GET run answered {answer.status}')
         latencies.append((time.perf_counter() - started) * 1000)

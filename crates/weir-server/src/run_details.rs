@@ -120,7 +120,8 @@ impl Entry {
             let child_changed = slot.as_child != as_child;
             slot.as_child = as_child;
             self.bytes += slot.size();
-            if old_key != key {
+            let moved = old_key != key;
+            if moved {
                 self.touch(&old_key);
                 self.order.remove(&old_key);
                 self.order.insert(key.clone(), at);
@@ -134,7 +135,7 @@ impl Entry {
                     siblings.insert(key, at);
                 }
             }
-            if child_changed || old_key != (task.created_at, task.id.clone()) {
+            if child_changed || moved {
                 self.touch_parent(&task.parent_id);
             }
             return;

@@ -112,8 +112,8 @@ impl SqlStore {
         // Versions commit in order (each write takes the next one under the run's row lock), so
         // every task up to `version` is visible now. A task written again since is read as it is
         // now (bounding the read at `version` would miss a task written below it and again
-        // above it), and once more next time, which is harmless. A
-        // version below what the reader saw means the run was replaced (an import, a restore).
+        // above it), and once more next time, which is harmless. A version below what the
+        // reader saw means the run was replaced (an import, a restore).
         let complete = match after {
             Some(seen) => reset > seen || version < seen,
             None => true,
