@@ -21,6 +21,7 @@ mod pass;
 mod recovery;
 mod recycle;
 mod replicas;
+mod run_folders;
 mod step;
 
 use attempts::{settle, Attempts, Outcome, Settled, Stop};
@@ -105,6 +106,8 @@ pub struct Engine {
     unrecovered: Mutex<HashMap<String, bool>>,
     /// Finished attempts' folders, emptied, for the next attempts.
     recycler: Arc<recycle::Recycler>,
+    /// Removes a run's folder once it has ended and its attempts' folders are gone.
+    run_folders: run_folders::RunFolders,
 }
 
 /// A run kept in memory between events.
@@ -166,6 +169,7 @@ impl Engine {
         // A spare for each step that can end while others start, and a few more.
         let recycler =
             Arc::new(recycle::Recycler::new(&settings.work_dir, 2 * settings.max_concurrent_steps.max(1) + 2));
+        let run_folders = run_folders::RunFolders::new(&settings.work_dir);
         Arc::new(Self {
             store,
             artifacts,
@@ -182,6 +186,7 @@ impl Engine {
             env_locks: tokio::sync::Mutex::new(()),
             unrecovered: Mutex::new(HashMap::new()),
             recycler,
+            run_folders,
         })
     }
 
@@ -560,14 +565,14 @@ impl Engine {
                 .await;
             }
         };
+        // The run's folder goes after its last attempt's, whichever ended the run.
+        let remove = async move {
+            remove.await;
+            self.run_folders.attempt_gone(run_id).await;
+        };
         let advanced = match passed {
             Some(passed) => {
                 remove.await;
-                if passed.ended {
-                    // Its folder was the run's last: the pass that ended the run found the
-                    // run's folder still in use.
-                    let _ = tokio::fs::remove_dir(layout::run_dir(&self.settings.work_dir, run_id)).await;
-                }
                 passed.started > 0
             }
             None => tokio::join!(remove, self.advance_after_step(run_id)).1,

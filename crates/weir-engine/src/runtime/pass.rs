@@ -18,8 +18,6 @@ pub(super) struct Passed {
     pub(super) wake: Option<i64>,
     /// Steps it started.
     pub(super) started: usize,
-    /// It ended the run.
-    pub(super) ended: bool,
 }
 
 /// A finished step's result waiting for its run's lock, and where to say how it was written
@@ -315,7 +313,6 @@ impl Engine {
         claims: &[String],
     ) -> Result<(Passed, Vec<Option<Option<Started>>>), (StoreError, CachedRun)> {
         let now = self.clock.now_ms();
-        let mut ended = false;
         for (task, artifacts) in &finished {
             cached.view.artifacts.extend(artifacts.iter().map(|a| (a.id, a.clone())));
             cached.view.tasks.upsert(task.clone());
@@ -338,14 +335,8 @@ impl Engine {
             }
             if let Some(transition) = &step.progress.run {
                 tracing::info!(run.id = %run_id, run.state = %transition.to, "run state changed");
-                ended = transition.to.is_terminal();
-                if ended {
-                    // The run's workspace goes with the run, as KFP's workspace volume goes
-                    // with its workflow; then the run's folder, once its steps' folders are
-                    // gone (it is only removed when empty).
-                    let run_dir = layout::run_dir(&self.settings.work_dir, run_id);
-                    let _ = tokio::fs::remove_dir_all(run_dir.join("workspace")).await;
-                    let _ = tokio::fs::remove_dir(run_dir).await;
+                if transition.to.is_terminal() {
+                    self.run_folders.run_ended(run_id).await;
                     self.prune_store_folders(&cached.view).await;
                 }
             }
@@ -395,6 +386,6 @@ impl Engine {
                 });
             }
         }
-        Ok((Passed { wake: step.wake_at, started, ended }, answers))
+        Ok((Passed { wake: step.wake_at, started }, answers))
     }
 }

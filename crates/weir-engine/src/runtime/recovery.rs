@@ -141,9 +141,7 @@ impl Engine {
                 if let Some(folder) = finished.folder {
                     let _ = tokio::fs::remove_dir_all(folder).await;
                 }
-                if finished.passed.is_some_and(|passed| passed.ended) {
-                    let _ = tokio::fs::remove_dir(layout::run_dir(&self.settings.work_dir, run_id)).await;
-                }
+                self.run_folders.attempt_gone(run_id).await;
             }
             Err(e) => {
                 tracing::error!(run.id = %run_id, task.id = %task.id, error = %e, "could not settle an adopted step")
