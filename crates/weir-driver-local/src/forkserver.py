@@ -5,7 +5,8 @@ Protocol (one JSON object per line): the server first says {"ready": true, "pid"
 "step_pages": N} (N: the pages a spare copies before its step, 0 when it rehearses one instead);
 then weir writes requests on stdin
   {"id": N, "source": "<component source>", "args": [...], "env": {...}, "cwd": "...", "log": "...", "name": "...",
-   "module_dir": "<the component module's folder; a new temporary one when absent>"}
+   "module_dir": "<the component module's folder; a new temporary one when absent>",
+   "output_file": "<where the executor output goes; where the executor input says when absent>"}
 and reads on stdout {"id": N, "pid": P} when the step has started, {"id": N, "error": "..."} if
 it could not start, and {"id": N, "exit": CODE} or {"id": N, "signal": S} when it ends. A step
 reports its own exit as its last act, and the server reports it again when it reaps the process
@@ -255,6 +256,22 @@ def spare(inbox, report, wake_r, wake_w):
     run_step(json.loads(request), report)
 
 
+def write_output_to(path):
+    """Has this process's executor write its output at `path` rather than where the executor
+    input says. The executor takes the task root (`dsl.get_uri()`) from the named file's folder,
+    which is left as it is: only the file moves, to the step's own folder, so a step making no
+    artifact makes no folder in the store (kfp.dsl.executor.Executor.__init__)."""
+    from kfp.dsl import executor
+
+    init = executor.Executor.__init__
+
+    def init_writing_elsewhere(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.executor_output_path = path
+
+    executor.Executor.__init__ = init_writing_elsewhere
+
+
 def run_step(request, report):
     code = 1
     try:
@@ -282,6 +299,8 @@ def run_step(request, report):
         with open(module, 'w') as f:
             f.write(request['source'])
         sys.argv = ['kfp.dsl.executor_main', '--component_module_path', module, *request['args']]
+        if request.get('output_file'):
+            write_output_to(request['output_file'])
         # The module is new at every step, so its bytecode would never be read again: not
         # writing it saves a file made (and later removed) per step.
         sys.dont_write_bytecode = True

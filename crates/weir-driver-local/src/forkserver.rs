@@ -157,6 +157,7 @@ impl PythonDriver for ForkServer {
             "module_dir": spec.workdir.join(weir_engine::driver::COMPONENT_DIR),
             "log": spec.log_path,
             "binds": spec.binds,
+            "output_file": spec.output_file,
             "name": format!("w{}", spec.task_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(14).collect::<String>()),
         });
         let mut line = serde_json::to_vec(&request).map_err(|e| StartError::Runner(e.to_string()))?;
@@ -209,10 +210,11 @@ mod tests {
     }
 
     const SOURCE: &str = "import kfp\nfrom kfp import dsl\nfrom kfp.dsl import *\nfrom typing import *\n\n\
-        def add(x: int, fail: bool) -> int:\n    import os, time\n    import tempfile\n    print('adding', x, os.environ.get('GREETING'), tempfile.gettempdir(), __file__)\n    \
+        def add(x: int, fail: bool) -> int:\n    import os, time\n    import tempfile\n    print('adding', x, os.environ.get('GREETING'), tempfile.gettempdir(), __file__, dsl.get_uri('x'))\n    \
         if fail:\n        raise ValueError('asked to fail')\n    if x < 0:\n        time.sleep(60)\n    return x + 1\n";
 
-    /// A step of `add(x, fail)`, as the engine asks for it, in a folder of its own.
+    /// A step of `add(x, fail)`, as the engine asks for it, in a folder of its own, with its
+    /// task root in `dir/store`.
     fn spec(dir: &Path, task_id: &str, x: i64, fail: bool) -> PythonSpec {
         let workdir = dir.join(task_id);
         std::fs::create_dir_all(workdir.join("tmp")).unwrap();
@@ -220,7 +222,7 @@ mod tests {
             "inputs": {"parameterValues": {"x": x, "fail": fail}},
             "outputs": {
                 "parameters": {"Output": {"outputFile": workdir.join("Output")}},
-                "outputFile": workdir.join("executor_output.json"),
+                "outputFile": dir.join("store").join(task_id).join("executor_output.json"),
             },
         });
         PythonSpec {
@@ -238,6 +240,7 @@ mod tests {
                 ("TMPDIR".into(), workdir.join("tmp").display().to_string()),
             ],
             log_path: workdir.join("log.txt"),
+            output_file: workdir.join(weir_engine::driver::EXECUTOR_OUTPUT),
             workdir,
             binds: Vec::new(),
         }
@@ -273,8 +276,19 @@ mod tests {
             let tmp = dir.path().join(&task).join("tmp");
             let log = read(dir.path().join(&task).join("log.txt"));
             // Its module in the folder weir names for it, none made in its TMPDIR, and no
-            // bytecode written for it (nothing would read it again).
-            assert!(log.contains(&format!("adding {x} hello-{task} {} {}", tmp.display(), module.display())), "{log}");
+            // bytecode written for it (nothing would read it again). Its output is in its own
+            // folder; `dsl.get_uri()` still gives its task root, where nothing was made.
+            let task_root = dir.path().join("store").join(&task);
+            assert!(
+                log.contains(&format!(
+                    "adding {x} hello-{task} {} {} {}",
+                    tmp.display(),
+                    module.display(),
+                    task_root.join("x").display()
+                )),
+                "{log}"
+            );
+            assert!(!dir.path().join("store").exists(), "a step without artifacts makes nothing in the store");
             assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
             assert!(!module.with_file_name("__pycache__").exists());
             assert_eq!(read(dir.path().join(&task).join(crate::EXIT_FILE)), "0");

@@ -21,6 +21,10 @@ pub const COMPONENT_DIR: &str = ".weir-component";
 /// The component's module in [`COMPONENT_DIR`], as the SDK's launch script names it.
 pub const COMPONENT_MODULE: &str = "ephemeral_component.py";
 
+/// The executor output's name (the SDK's), in an attempt's folder: where a forked Python step
+/// writes it ([`PythonSpec::output_file`]), and where a step's is moved to from a local store.
+pub const EXECUTOR_OUTPUT: &str = "executor_output.json";
+
 /// One attempt of a step, ready to start.
 #[derive(Debug, Clone)]
 pub struct ProcessSpec {
@@ -170,6 +174,11 @@ pub struct PythonSpec {
     pub log_path: PathBuf,
     /// As [`ProcessSpec::binds`].
     pub binds: Vec<(PathBuf, PathBuf)>,
+    /// Where the executor writes its output: [`EXECUTOR_OUTPUT`] in the attempt's folder,
+    /// instead of the task root the executor input names (which `dsl.get_uri()` still builds
+    /// on). A step whose outputs are parameters then makes no folder and no file in the
+    /// store, and the file is one the reused folder keeps: the step allocates no inode for it.
+    pub output_file: PathBuf,
 }
 
 /// Runs lightweight Python steps without starting an interpreter each time. What became of

@@ -13,6 +13,7 @@ use weir_store::{Artifact, Task, TaskIo};
 
 use super::attempts::Outcome;
 use super::{Engine, SHUTDOWN_SAVE_RETRIES};
+use crate::driver::EXECUTOR_OUTPUT;
 use crate::error::{EnvError, FileError, ParameterError, StepError};
 use crate::launch::{OutputArtifact, StepPlan};
 use crate::planner::new_artifact_id;
@@ -273,21 +274,26 @@ impl Engine {
     /// artifacts uploaded to the store with the metadata the step wrote.
     pub(super) async fn collect(&self, run_id: &str, task: &Task, plan: &StepPlan) -> Outcome {
         let written = plan.executor_output_file.clone();
-        // In a local store it would sit among the task's outputs: it moves into the attempt's
-        // folder (atomically), where a weir restarted half-way through finds it to collect the
-        // step again, and which goes once the result is recorded.
-        let moved = plan.store_root.is_some().then(|| plan.workdir.join("executor_output.json"));
+        // A forked Python step wrote it in the attempt's folder. Another step's, in a local
+        // store, would sit among the task's outputs: it moves into the attempt's folder
+        // (atomically), where a weir restarted half-way through finds it to collect the step
+        // again, and which is emptied or goes once the result is recorded. An empty one there
+        // is a reused folder's, of no step.
+        let in_folder = plan.workdir.join(EXECUTOR_OUTPUT);
+        let local_store = plan.store_root.is_some();
         // One trip to the blocking pool for the move and the read.
         let read = tokio::task::spawn_blocking(move || {
-            let file = match moved {
-                Some(moved) if std::fs::rename(&written, &moved).is_ok() || moved.exists() => moved,
-                _ => written,
-            };
-            std::fs::read(file)
+            if local_store && written.exists() {
+                let _ = std::fs::rename(&written, &in_folder);
+            }
+            match std::fs::read(&in_folder) {
+                Ok(bytes) if !bytes.is_empty() => Ok(bytes),
+                _ => std::fs::read(&written),
+            }
         })
         .await;
         let executor_output: Value = match read {
-            Ok(Ok(bytes)) => serde_json::from_slice(&bytes).map_err(StepError::ExecutorOutput)?,
+            Ok(Ok(bytes)) if !bytes.is_empty() => serde_json::from_slice(&bytes).map_err(StepError::ExecutorOutput)?,
             _ => json!({}),
         };
         let mut parameters = Map::new();

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::step::PRIVATE_TMP;
-use crate::driver::{COMPONENT_DIR, COMPONENT_MODULE, EXIT_FILE};
+use crate::driver::{COMPONENT_DIR, COMPONENT_MODULE, EXECUTOR_OUTPUT, EXIT_FILE};
 
 pub(super) struct Recycler {
     /// This process's spares: `<work_dir>/recycled/<pid>`.
@@ -99,7 +99,7 @@ const KEPT: [&str; 6] =
     [PRIVATE_TMP, "outputs", "outputs/parameters", "outputs/artifacts", COMPONENT_DIR, ".weir-component/__pycache__"];
 
 /// Empties a folder (`within` the attempt's folder at that relative path) but for its exit-status
-/// file and the component's module, truncated, and the folders of [`KEPT`], emptied with the
+/// file, its executor output and the component's module, truncated, and the folders of [`KEPT`], emptied with the
 /// mode `fresh`; false if something else stayed.
 fn empty(folder: &Path, within: &str, fresh: &std::fs::Permissions) -> bool {
     let Ok(entries) = std::fs::read_dir(folder) else { return false };
@@ -119,8 +119,8 @@ fn empty(folder: &Path, within: &str, fresh: &std::fs::Permissions) -> bool {
         // The files every attempt writes again, emptied rather than removed: writing one in
         // place makes no inode (on ext4 without a journal, each inode freed slows the next
         // allocations for a while: bench/RESULTS.md, "Inode churn").
-        let rewritten =
-            (within.is_empty() && name == EXIT_FILE) || (within == COMPONENT_DIR && name == COMPONENT_MODULE);
+        let rewritten = (within.is_empty() && (name == EXIT_FILE || name == EXECUTOR_OUTPUT))
+            || (within == COMPONENT_DIR && name == COMPONENT_MODULE);
         let emptied = if rewritten && lone_file() {
             std::fs::OpenOptions::new().write(true).truncate(true).open(&path).is_ok()
         } else if let Some(relative) = kept {
@@ -154,7 +154,7 @@ mod tests {
         std::fs::create_dir_all(first.join("outputs/model/nested")).unwrap();
         std::fs::write(first.join(EXIT_FILE), "0").unwrap();
         std::fs::write(first.join("outputs/parameters/x"), "1").unwrap();
-        std::fs::write(first.join("executor_output.json"), "{}").unwrap();
+        std::fs::write(first.join(EXECUTOR_OUTPUT), "{}").unwrap();
         std::fs::create_dir_all(first.join("tmp/tmpabc")).unwrap();
         let pycache = format!("{COMPONENT_DIR}/__pycache__");
         assert!(KEPT.contains(&pycache.as_str()));
@@ -164,8 +164,11 @@ mod tests {
         std::fs::write(first.join(&module), "def f(): pass\n").unwrap();
         let module_inode = std::fs::metadata(first.join(&module)).unwrap().ino();
         std::fs::write(first.join("tmp/tmpabc/ephemeral_component.py"), "").unwrap();
-        let (folder_inode, exit_inode) =
-            (std::fs::metadata(&first).unwrap().ino(), std::fs::metadata(first.join(EXIT_FILE)).unwrap().ino());
+        let (folder_inode, exit_inode, output_inode) = (
+            std::fs::metadata(&first).unwrap().ino(),
+            std::fs::metadata(first.join(EXIT_FILE)).unwrap().ino(),
+            std::fs::metadata(first.join(EXECUTOR_OUTPUT)).unwrap().ino(),
+        );
         recycler.put(&first);
         assert!(!first.exists());
         let next = work_dir.join("runs/s/b.1");
@@ -177,7 +180,7 @@ mod tests {
             names.sort();
             names
         };
-        assert_eq!(names(&next), [COMPONENT_DIR, EXIT_FILE, "outputs", PRIVATE_TMP]);
+        assert_eq!(names(&next), [COMPONENT_DIR, EXIT_FILE, EXECUTOR_OUTPUT, "outputs", PRIVATE_TMP]);
         assert_eq!(names(&next.join(COMPONENT_DIR)), ["__pycache__", COMPONENT_MODULE]);
         assert!(names(&next.join(&pycache)).is_empty(), "no bytecode of the last module stays");
         assert_eq!(std::fs::read_to_string(next.join(&module)).unwrap(), "", "the last module is emptied");
@@ -188,6 +191,8 @@ mod tests {
         assert_eq!(std::fs::read_to_string(next.join(EXIT_FILE)).unwrap(), "");
         assert_eq!(std::fs::metadata(&next).unwrap().ino(), folder_inode);
         assert_eq!(std::fs::metadata(next.join(EXIT_FILE)).unwrap().ino(), exit_inode);
+        assert_eq!(std::fs::read_to_string(next.join(EXECUTOR_OUTPUT)).unwrap(), "", "the last output is emptied");
+        assert_eq!(std::fs::metadata(next.join(EXECUTOR_OUTPUT)).unwrap().ino(), output_inode);
         // A folder the step made read-only comes back with a fresh folder's mode; an exit file
         // with another name elsewhere is removed, not emptied through both names.
         let other = work_dir.join("elsewhere");

@@ -10,7 +10,7 @@ use weir_store::Task;
 use super::attempts::Outcome;
 use super::files::log_tail;
 use super::Engine;
-use crate::driver::{Exit, PodRequest, ProcessSpec, PythonSpec};
+use crate::driver::{Exit, PodRequest, ProcessSpec, PythonSpec, EXECUTOR_OUTPUT};
 use crate::error::StepError;
 use crate::launch::StepPlan;
 use crate::step_env;
@@ -88,7 +88,8 @@ impl Engine {
     pub(super) async fn execute(&self, run_id: &str, task: &Task, plan: &StepPlan) -> Outcome {
         let workdir = self.attempt_dir(run_id, &task.id, task.attempts);
         let log_path = workdir.join(layout::LIVE_LOG);
-        self.prepare_folder(task, plan, &workdir, &log_path).await?;
+        let forkable = self.settings.python_driver.as_ref().zip(plan.python_call());
+        self.prepare_folder(task, plan, &workdir, &log_path, forkable.is_some()).await?;
         for input in &plan.inputs {
             if let Some(local) = &input.local_path {
                 self.fetch(&input.artifact, local).await?;
@@ -121,7 +122,6 @@ impl Engine {
             self.keep_log(run_id, task, &log_path).await;
             return Err(e);
         }
-        let forkable = self.settings.python_driver.as_ref().zip(plan.python_call());
         let started = match forkable {
             Some((python, (source, args))) => {
                 let spec = PythonSpec {
@@ -132,6 +132,7 @@ impl Engine {
                     workdir: workdir.clone(),
                     log_path: log_path.clone(),
                     binds: plan.binds.clone(),
+                    output_file: workdir.join(EXECUTOR_OUTPUT),
                 };
                 python.start_python(spec).await
             }
@@ -279,8 +280,15 @@ impl Engine {
     }
 
     /// Makes the attempt's folder afresh, with the folders its outputs go in, and starts its
-    /// log with a header line.
-    async fn prepare_folder(&self, task: &Task, plan: &StepPlan, workdir: &Path, log: &Path) -> Result<(), StepError> {
+    /// log with a header line. A `forked` step writes its executor output in its own folder.
+    async fn prepare_folder(
+        &self,
+        task: &Task,
+        plan: &StepPlan,
+        workdir: &Path,
+        log: &Path,
+        forked: bool,
+    ) -> Result<(), StepError> {
         // Only the folders this step's outputs go in (inputs make their own): creating and
         // removing folders is most of what a short step costs on some file systems.
         let mut dirs: BTreeSet<PathBuf> = BTreeSet::from([workdir.to_path_buf()]);
@@ -310,7 +318,7 @@ impl Engine {
                 std::iter::once(folder.clone()).chain((!remote).then(|| seen_at.clone()))
             }),
         );
-        if let Some(parent) = plan.executor_output_file.parent().filter(|p| mentioned(p)) {
+        if let Some(parent) = plan.executor_output_file.parent().filter(|p| !forked && mentioned(p)) {
             dirs.insert(parent.to_path_buf());
         }
         let workspace = crate::launch::workspace_dir(workdir);
