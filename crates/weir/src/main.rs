@@ -5,6 +5,13 @@ mod config;
 
 use clap::{Parser, Subcommand};
 
+/// glibc's allocator took about a fifth of the server's CPU under a big run (the upkeep of its
+/// free lists: `malloc_consolidate`, `unlink_chunk`), in the many short-lived buffers of rows,
+/// JSON and requests. jemalloc's per-thread caches and size classes serve them for less, with
+/// about the same memory; mimalloc, also measured, kept a third more (bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, about = "A Kubeflow Pipelines compatible pipeline platform")]
 struct Cli {
