@@ -594,6 +594,13 @@ async fn finished_runs_empty_folders_go_and_outputs_stay(flags: &[&str]) {
     let folder_task = api.task(&run_id, "make-folder").await;
     let artifact = run_folder.join("make-folder").join(folder_task["task_id"].as_str().unwrap()).join("out");
     assert!(artifact.join("assets").is_dir(), "{} lost the step's empty folder", artifact.display());
+    // A step that writes under its task root by itself (`dsl.get_uri()`) finds the folder there
+    // (forked, its executor output does not make it), and what it wrote stays.
+    let notes = api.task(&run_id, "notes-beside").await;
+    let note = notes["outputs"]["parameters"]["Output"].as_str().unwrap().to_string();
+    let expected = run_folder.join("notes-beside").join(notes["task_id"].as_str().unwrap()).join("note.txt");
+    assert_eq!(std::path::Path::new(&note), expected, "{flags:?}");
+    assert_eq!(std::fs::read_to_string(&expected).unwrap(), "kept", "{flags:?}");
     weir.stop();
     storage.db.drop_database().await;
 }

@@ -5,9 +5,10 @@
 //! the last few seconds (minutes, while its inode table block is dirty) one by one before it
 //! hands out another, so a run of thousands of short steps spends more of its time there the
 //! longer it runs (bench/RESULTS.md, "Inode churn"). A finished attempt's folder is therefore
-//! emptied, with its exit-status file kept but truncated and the folders every attempt makes
-//! (its temporary folder, its outputs' folders) kept but emptied, and put aside; the next
-//! attempt's folder is that one, renamed into place. None of those allocates or frees an inode.
+//! emptied, with its exit-status file and executor output kept but truncated and the folders
+//! every attempt makes (its temporary folder, its outputs' folders) kept but emptied, and put
+//! aside; the next attempt's folder is that one, renamed into place. None of those allocates or
+//! frees an inode.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -59,7 +60,8 @@ impl Recycler {
 
     /// Puts a finished attempt's folder aside for the next one, or removes it. Everything in
     /// it goes but the exit-status file, which is emptied (a driver reads an empty one as none,
-    /// and the next step's process writes it in place), the component's module (emptied too;
+    /// and the next step's process writes it in place), the executor output (emptied too; the
+    /// next forked step's executor writes it in place), the component's module (emptied too;
     /// the fork server writes the next one over it), and the folders every attempt makes again
     /// ([`KEPT`]), emptied.
     pub(super) fn put(&self, folder: &Path) {

@@ -7,9 +7,10 @@
 //! comes last removes it: the pass that ended the run, or the last attempt whose folder went
 //! after that.
 //!
-//! The two sides are ordered by one lock. A pass marks the run ended before it tries the
-//! folder; an attempt removes its own folder before it looks for the mark. Either the pass
-//! finds the folder empty, or the attempt finds the mark.
+//! A pass sets a mark that the run ended before it tries the folder; an attempt removes its
+//! own folder before it looks for the mark (the mark is set and read under a lock; the folders
+//! are removed outside it). So either the pass finds the folder empty, or the attempt finds
+//! the mark and tries again.
 
 use std::collections::HashSet;
 use std::io::ErrorKind;

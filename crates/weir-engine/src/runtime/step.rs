@@ -89,7 +89,11 @@ impl Engine {
         let workdir = self.attempt_dir(run_id, &task.id, task.attempts);
         let log_path = workdir.join(layout::LIVE_LOG);
         let forkable = self.settings.python_driver.as_ref().zip(plan.python_call());
-        self.prepare_folder(task, plan, &workdir, &log_path, forkable.is_some()).await?;
+        // A forked step's executor output goes in its own folder, so its task root in the
+        // store is made only for its artifacts; or when its code may write there by itself,
+        // through `dsl.get_uri()`, as it could when the task root held the executor output.
+        let task_root_unneeded = forkable.is_some_and(|(_, (source, _))| !source.contains("get_uri"));
+        self.prepare_folder(task, plan, &workdir, &log_path, task_root_unneeded).await?;
         for input in &plan.inputs {
             if let Some(local) = &input.local_path {
                 self.fetch(&input.artifact, local).await?;
@@ -280,14 +284,15 @@ impl Engine {
     }
 
     /// Makes the attempt's folder afresh, with the folders its outputs go in, and starts its
-    /// log with a header line. A `forked` step writes its executor output in its own folder.
+    /// log with a header line. The folder of the executor output named in the executor input
+    /// (the task root) is made unless `task_root_unneeded`.
     async fn prepare_folder(
         &self,
         task: &Task,
         plan: &StepPlan,
         workdir: &Path,
         log: &Path,
-        forked: bool,
+        task_root_unneeded: bool,
     ) -> Result<(), StepError> {
         // Only the folders this step's outputs go in (inputs make their own): creating and
         // removing folders is most of what a short step costs on some file systems.
@@ -318,7 +323,7 @@ impl Engine {
                 std::iter::once(folder.clone()).chain((!remote).then(|| seen_at.clone()))
             }),
         );
-        if let Some(parent) = plan.executor_output_file.parent().filter(|p| !forked && mentioned(p)) {
+        if let Some(parent) = plan.executor_output_file.parent().filter(|p| !task_root_unneeded && mentioned(p)) {
             dirs.insert(parent.to_path_buf());
         }
         let workspace = crate::launch::workspace_dir(workdir);

@@ -174,10 +174,20 @@ def says_nothing():
     pass
 
 
+@dsl.component(base_image='python:3.11')
+def notes_beside() -> str:
+    """Writes a file of its own under its task root, which it outputs no artifact into."""
+    note = dsl.get_uri('note.txt')
+    with open(note, 'w') as f:
+        f.write('kept')
+    return note
+
+
 @dsl.pipeline(name='exec-folders')
 def folders():
     make_folder().set_caching_options(False)
     says_nothing().set_caching_options(False)
+    notes_beside().set_caching_options(False)
 
 
 @dsl.container_component
