@@ -166,7 +166,10 @@ class Local:
             pipeline_orchestrator.run_local_pipeline(pipeline_spec=pipeline_spec, arguments={})
             elapsed = time.perf_counter() - started
         starts = []
-        for line in open(log):
+        # Steps running side by side write into the one log, so a multi-byte character of
+        # one (pip's progress bar) can be cut by another's line: read what cannot be decoded
+        # as a replacement character.
+        for line in open(log, errors='replace'):
             m = EXECUTING.match(line)
             if m:
                 h, mi, s, ms = map(int, m.groups())
