@@ -27,7 +27,11 @@ What makes a step cheap, beyond the fork:
   (`madvise(MADV_POPULATE_WRITE)`), which costs about 60 % of the CPU of rehearsing a step itself
   (bench/RESULTS.md). Where that cannot be (no pagemap, a kernel before 5.14), the spare
   rehearses a step. A spare that already has its step waiting skips both.
+- kfp's executor_main parses its command line with a stand-in for argparse's parser that reads
+  the plain `--option value` pairs of a compiled component itself and hands anything else to
+  argparse (`PlainArgumentParser`).
 """
+import argparse
 import collections
 import ctypes
 import gc
@@ -39,10 +43,81 @@ import shutil
 import signal
 import sys
 import tempfile
+import types
 import warnings
 
 os.environ['_KFP_RUNTIME'] = 'true'
 from kfp.dsl import executor_main  # noqa: E402  (imported once, inherited by every step)
+
+class PlainArgumentParser:
+    """What kfp's executor_main gets for `argparse.ArgumentParser`: it records the options
+    declared on it and, when the command line is only `--option value` pairs of those options
+    (what a compiled component's command is), answers `parse_known_args` itself with the
+    Namespace argparse would give. Anything else (`--option=value`, an abbreviation, an unknown
+    or repeated option, a value starting with `-`, a missing required option, an option that is
+    not a plain string) goes to a real ArgumentParser made with the same calls, as does every
+    other method. Building argparse's parser is about a third of the executor's own time in a
+    forked step (its formatter, translations and terminal size are looked up per option), and
+    the step's code and output are kfp's either way (bench/RESULTS.md)."""
+
+    PLAIN = {'type', 'help', 'required'}
+
+    def __init__(self, *args, **kwargs):
+        self._made = (args, kwargs)
+        self._options = []
+
+    def add_argument(self, *flags, **kwargs):
+        self._options.append((flags, kwargs))
+
+    def _real(self):
+        parser = argparse.ArgumentParser(*self._made[0], **self._made[1])
+        for flags, kwargs in self._options:
+            parser.add_argument(*flags, **kwargs)
+        return parser
+
+    def _plain(self, argv):
+        # A parser made with more than a description may read its arguments otherwise (from
+        # files, with other prefixes).
+        if self._made[0] or set(self._made[1]) - {'description'}:
+            return None
+        options = {}
+        for flags, kwargs in self._options:
+            plain = len(flags) == 1 and flags[0].startswith('--') and kwargs.get('type', str) is str
+            if not plain or set(kwargs) - self.PLAIN:
+                return None
+            options[flags[0]] = kwargs
+        if len(argv) % 2:
+            return None
+        given = {}
+        for flag, value in zip(argv[::2], argv[1::2]):
+            if flag not in options or flag in given or value.startswith('-'):
+                return None
+            given[flag] = value
+        if any(kwargs.get('required') and flag not in given for flag, kwargs in options.items()):
+            return None
+        return argparse.Namespace(**{flag[2:].replace('-', '_'): given.get(flag) for flag in options})
+
+    def parse_known_args(self, args=None, namespace=None):
+        plain = None if namespace is not None else self._plain(sys.argv[1:] if args is None else list(args))
+        if plain is not None:
+            return plain, []
+        return self._real().parse_known_args(args, namespace)
+
+    def __getattr__(self, name):
+        return getattr(self._real(), name)
+
+
+class ArgparseForExecutor(types.ModuleType):
+    """argparse, but for its ArgumentParser: what kfp's executor_main module sees as `argparse`."""
+
+    ArgumentParser = PlainArgumentParser
+
+    def __getattr__(self, name):
+        return getattr(argparse, name)
+
+
+executor_main.argparse = ArgparseForExecutor('argparse')
+
 
 OUT = sys.stdout.fileno()
 IN = sys.stdin.fileno()
@@ -283,9 +358,14 @@ def run_step(request, report):
         if request.get('binds'):
             private_mounts(request['binds'])
         os.chdir(request['cwd'])
-        os.environ.clear()
-        os.environ.update(request['env'])
-        os.environ['_KFP_RUNTIME'] = 'true'
+        # The step's environment, changed only where it differs from the server's: each change
+        # is a call into the C library's environment.
+        env = {**request['env'], '_KFP_RUNTIME': 'true'}
+        for key in [key for key in os.environ if key not in env]:
+            del os.environ[key]
+        for key, value in env.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
         # The rehearsal cached the server's temporary folder; the step's own TMPDIR decides.
         tempfile.tempdir = None
         # What the SDK's launch script does: the component source in a module file, in a
@@ -296,8 +376,12 @@ def run_step(request, report):
         else:
             folder = tempfile.mkdtemp()
         module = os.path.join(folder, 'ephemeral_component.py')
-        with open(module, 'w') as f:
-            f.write(request['source'])
+        # As the launch script's `printf` writes it: the source's bytes, no text layer.
+        fd = os.open(module, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            write_all(fd, request['source'].encode())
+        finally:
+            os.close(fd)
         sys.argv = ['kfp.dsl.executor_main', '--component_module_path', module, *request['args']]
         if request.get('output_file'):
             write_output_to(request['output_file'])

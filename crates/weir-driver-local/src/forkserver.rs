@@ -250,6 +250,64 @@ mod tests {
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
+    /// kfp's executor_main gets a stand-in for argparse's parser: a compiled component's
+    /// `--option value` command line is answered as argparse answers it, and every other form
+    /// (or a missing required option) goes to argparse itself.
+    #[test]
+    fn the_executors_parser_answers_as_argparse_does() {
+        const CHECK: &str = r#"
+import argparse, contextlib, importlib.util, io, sys
+spec = importlib.util.spec_from_file_location('forkserver', sys.argv[1])
+server = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(server)
+assert server.executor_main.argparse.ArgumentParser is server.PlainArgumentParser
+assert server.executor_main.argparse.Namespace is argparse.Namespace
+
+def declare(parser):
+    parser.add_argument('--component_module_path', type=str, help='module')
+    parser.add_argument('--function_to_execute', type=str, required=True, help='function')
+    parser.add_argument('--executor_input', type=str, help='input')
+    return parser
+
+def answer(parser, argv):
+    sys.argv = ['executor_main', *argv]
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            return parser.parse_known_args()
+        except SystemExit as e:
+            return ('exit', e.code)
+
+plain = ['--executor_input', '{"a": [1, "-x"]}', '--function_to_execute', 'f']
+cases = [
+    (plain, True),
+    (['--function_to_execute', 'f', '--component_module_path', '/m.py', '--executor_input', ''], True),
+    (['--function_to_execute', 'f'], True),
+    (['--executor_input={}', '--function_to_execute', 'f'], False),
+    (['--executor_in', '{}', '--function_to_execute', 'f'], False),
+    (['--function_to_execute', 'f', '--function_to_execute', 'g'], False),
+    (['--function_to_execute', 'f', '--other', 'x'], False),
+    (['--executor_input', '-1', '--function_to_execute', 'f'], False),
+    (['--executor_input', '{}'], False),
+    (['--function_to_execute'], False),
+    (['f'], False),
+]
+for argv, quick in cases:
+    stand_in = declare(server.PlainArgumentParser(description='d'))
+    assert (stand_in._plain(argv) is not None) == quick, argv
+    expected = answer(declare(argparse.ArgumentParser(description='d')), argv)
+    assert answer(stand_in, argv) == expected, (argv, answer(stand_in, argv), expected)
+# A parser made otherwise reads nothing itself.
+assert declare(server.PlainArgumentParser(fromfile_prefix_chars='@'))._plain(plain) is None
+print(len(cases))
+"#;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("forkserver.py");
+        std::fs::write(&script, SCRIPT).unwrap();
+        let out = std::process::Command::new(python()).arg("-c").arg(CHECK).arg(&script).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "11");
+    }
+
     /// Steps one after another and side by side: each gets its own inputs, environment, folder
     /// and log, reports how it ended once (the server's second report of the same end is
     /// ignored), and a failure is the step's alone.
