@@ -44,8 +44,16 @@ pub fn run_logs_prefix(run_id: &str) -> String {
     format!("logs/{run_id}/")
 }
 
-/// Where an attempt's log is kept.
+/// Where an attempt's log is kept: one file per attempt directly in the run's folder of logs.
+/// A folder per task would cost a folder made for every step in a folder store (one more inode,
+/// the costliest part of a short step on some file systems: bench/RESULTS.md).
 pub fn log_key(run_id: &str, task_id: &str, attempt: i64) -> String {
+    format!("logs/{run_id}/{task_id}.{attempt}.log")
+}
+
+/// Where weir kept an attempt's log before [`log_key`] (a folder per task); logs stored then stay
+/// there, so readers look there when the log is not at [`log_key`].
+pub fn earlier_log_key(run_id: &str, task_id: &str, attempt: i64) -> String {
     format!("logs/{run_id}/{task_id}/{attempt}.log")
 }
 

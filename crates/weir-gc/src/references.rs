@@ -13,6 +13,9 @@ pub struct Reference {
     /// folder of n files.
     pub objects: i64,
     pub what: String,
+    /// Where the object may be instead, for an object whose key changed between weir versions
+    /// (a log stored by an earlier weir).
+    pub or_at: Option<String>,
 }
 
 fn column(dump: &TableDump, name: &str) -> Option<usize> {
@@ -38,6 +41,7 @@ pub fn references(chunk: &TableDump, store_url: &str) -> Vec<Reference> {
                     key: text(row, key),
                     objects: 1,
                     what: format!("package of pipeline version {}", text(row, id)),
+                    or_at: None,
                 });
             }
         }
@@ -49,7 +53,7 @@ pub fn references(chunk: &TableDump, store_url: &str) -> Vec<Reference> {
                     continue;
                 }
                 if let Some(key) = weir_artifacts::layout::key_for_uri(store_url, &text(row, uri)) {
-                    out.push(Reference { key, objects, what: format!("artifact {}", int(row, id)) });
+                    out.push(Reference { key, objects, what: format!("artifact {}", int(row, id)), or_at: None });
                 }
             }
         }
@@ -69,11 +73,12 @@ pub fn references(chunk: &TableDump, store_url: &str) -> Vec<Reference> {
                     ended -= 1;
                 }
                 for attempt in 1..=ended {
-                    let key = weir_artifacts::layout::log_key(&text(row, run), &text(row, id), attempt);
+                    let (run, task) = (text(row, run), text(row, id));
                     out.push(Reference {
-                        key,
+                        key: weir_artifacts::layout::log_key(&run, &task, attempt),
                         objects: 1,
-                        what: format!("log of task {} attempt {attempt}", text(row, id)),
+                        what: format!("log of task {task} attempt {attempt}"),
+                        or_at: Some(weir_artifacts::layout::earlier_log_key(&run, &task, attempt)),
                     });
                 }
             }
@@ -83,14 +88,18 @@ pub fn references(chunk: &TableDump, store_url: &str) -> Vec<Reference> {
     out
 }
 
-/// Whether a reference is satisfied by a set of keys; returns the keys it covers.
+/// Whether a reference is satisfied by a set of keys, at its key or else where it may be
+/// instead; returns the keys it covers.
 pub fn covered<'a>(reference: &Reference, keys: &'a BTreeSet<String>) -> Option<Vec<&'a String>> {
-    if let Some(exact) = keys.get(&reference.key) {
-        return Some(vec![exact]);
-    }
-    let prefix = format!("{}/", reference.key);
-    let under: Vec<&String> = keys.range(prefix.clone()..).take_while(|k| k.starts_with(&prefix)).collect();
-    (under.len() as i64 >= reference.objects).then_some(under)
+    let at = |key: &str| {
+        if let Some(exact) = keys.get(key) {
+            return Some(vec![exact]);
+        }
+        let prefix = format!("{key}/");
+        let under: Vec<&String> = keys.range(prefix.clone()..).take_while(|k| k.starts_with(&prefix)).collect();
+        (under.len() as i64 >= reference.objects).then_some(under)
+    };
+    at(&reference.key).or_else(|| reference.or_at.as_deref().and_then(at))
 }
 
 #[cfg(test)]
@@ -113,5 +122,20 @@ mod tests {
         let keys: Vec<String> = references(&dump, "file:///store").into_iter().map(|r| r.key).collect();
         let log = |task: &str, attempt: i64| weir_artifacts::layout::log_key("r", task, attempt);
         assert_eq!(keys, vec![log("done", 1), log("done", 2), log("now", 1), log("waiting", 1)]);
+    }
+
+    #[test]
+    fn a_log_is_found_where_weir_keeps_it_or_where_it_kept_it_before() {
+        let columns = ["id", "run_id", "kind", "state", "attempts"].map(String::from).to_vec();
+        let rows = vec![vec![json!("t"), json!("r"), json!("container"), json!("SUCCEEDED"), json!(1)]];
+        let dump = TableDump { name: "tasks".into(), columns, rows };
+        let reference = references(&dump, "file:///store").remove(0);
+        let (now, before) = ("logs/r/t.1.log".to_string(), "logs/r/t/1.log".to_string());
+        assert_eq!(reference.key, now);
+        for key in [&now, &before] {
+            let keys = BTreeSet::from([key.clone(), "logs/r/other.1.log".to_string()]);
+            assert_eq!(covered(&reference, &keys), Some(vec![key]));
+        }
+        assert_eq!(covered(&reference, &BTreeSet::from(["logs/r/t.2.log".to_string()])), None);
     }
 }

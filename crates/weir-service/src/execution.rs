@@ -144,19 +144,13 @@ impl ExecutionService {
         let mut text = String::new();
         for task in selected {
             for attempt in 1..=task.attempts {
-                let key = weir_artifacts::layout::log_key(run_id, &task.id, attempt);
-                let body = match self.ctx.artifacts.get(&key).await {
-                    Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                    Err(ArtifactError::NotFound(_)) => match self.live_log(run_id, &task.id, attempt).await {
+                let body = match self.stored_log(run_id, &task.id, attempt).await? {
+                    Some(text) => text,
+                    None => match self.live_log(run_id, &task.id, attempt).await {
                         Some(text) => text,
                         // Moved into the store between the two reads, as a step ends.
-                        None => match self.ctx.artifacts.get(&key).await {
-                            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                            Err(ArtifactError::NotFound(_)) => String::new(),
-                            Err(e) => return Err(e.into()),
-                        },
+                        None => self.stored_log(run_id, &task.id, attempt).await?.unwrap_or_default(),
                     },
-                    Err(e) => return Err(e.into()),
                 };
                 text.push_str(&format!("==> {} (task {}, attempt {attempt}) <==\n", task.display_name, task.id));
                 text.push_str(&body);
@@ -166,6 +160,20 @@ impl ExecutionService {
             }
         }
         Ok(text)
+    }
+
+    /// An attempt's log from the store, where weir keeps it now or kept it before; `None` when
+    /// it is in neither place.
+    async fn stored_log(&self, run_id: &str, task_id: &str, attempt: i64) -> ServiceResult<Option<String>> {
+        use weir_artifacts::layout::{earlier_log_key, log_key};
+        for key in [log_key(run_id, task_id, attempt), earlier_log_key(run_id, task_id, attempt)] {
+            match self.ctx.artifacts.get(&key).await {
+                Ok(bytes) => return Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+                Err(ArtifactError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
     }
 
     /// The log of a step still running on this host; `None` when there is no such file.

@@ -387,6 +387,64 @@ async fn a_killed_collection_resumes(dialect: Dialect) {
     storage.db.drop_database().await;
 }
 
+/// Logs are kept one file per attempt in the run's folder of logs; a log an earlier weir kept
+/// in a folder per task is still shown, counted as referred to (not missing, not an orphan),
+/// and goes with its run.
+async fn logs_kept_by_an_earlier_weir_are_read_and_kept(dialect: Dialect) {
+    let storage = Storage::new(dialect);
+    let weir = Weir::start(&storage);
+    let base = weir.base.clone();
+    let run = finished(&base, dataset_run("earlier logs", None)).await;
+    let store = storage.artifact_store();
+    let logs = store.list(&format!("logs/{run}")).await.unwrap();
+    let task_logs: Vec<&String> = logs.iter().filter(|k| k.ends_with(".1.log")).collect();
+    assert!(
+        !task_logs.is_empty() && task_logs.len() == logs.len(),
+        "one file per attempt, no folder per task: {logs:?}"
+    );
+    // One log moved where an earlier weir kept it.
+    let moved = task_logs[0].clone();
+    let task_id = moved.trim_start_matches(&format!("logs/{run}/")).trim_end_matches(".1.log").to_string();
+    let earlier = format!("logs/{run}/{task_id}/1.log");
+    let text = store.get(&moved).await.unwrap();
+    store.put(&earlier, text.clone()).await.unwrap();
+    store.delete(&moved).await.unwrap();
+    let shown = reqwest::get(format!("{base}/apis/weir/v1/runs/{run}/logs?task={task_id}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.is_empty() && shown.contains(String::from_utf8_lossy(&text).as_ref()), "{shown}");
+    let report = check(&storage);
+    assert_eq!(report["orphans"], json!([]), "{report}");
+    // Without it anywhere, the metadata refers to a missing log.
+    store.delete(&earlier).await.unwrap();
+    let output = storage.weir(&["storage", "check", "--output", "json"]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{output:?}"));
+    let missing = report["missing"].to_string();
+    assert!(missing.contains(&format!("{task_id}.1.log")), "{report}");
+    store.put(&earlier, text).await.unwrap();
+    let (code, body) = delete(&base, &format!("/apis/v2beta1/runs/{run}")).await;
+    assert_eq!(code, 200, "{body}");
+    eventually("the run's logs to go", Duration::from_secs(30), || async {
+        store.list(&format!("logs/{run}")).await.unwrap().is_empty().then_some(())
+    })
+    .await;
+    weir.stop();
+    storage.db.drop_database().await;
+}
+
+#[tokio::test]
+async fn sqlite_logs_kept_by_an_earlier_weir_are_read_and_kept() {
+    logs_kept_by_an_earlier_weir_are_read_and_kept(Dialect::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_logs_kept_by_an_earlier_weir_are_read_and_kept() {
+    logs_kept_by_an_earlier_weir_are_read_and_kept(Dialect::Postgres).await;
+}
+
 #[tokio::test]
 async fn sqlite_deletes_clean_up() {
     deletes_clean_up(Dialect::Sqlite).await;

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::step::PRIVATE_TMP;
+use weir_artifacts::layout::LIVE_LOG;
+
 use crate::driver::{COMPONENT_DIR, COMPONENT_MODULE, EXECUTOR_OUTPUT, EXIT_FILE};
 
 pub(super) struct Recycler {
@@ -62,8 +64,9 @@ impl Recycler {
     /// it goes but the exit-status file, which is emptied (a driver reads an empty one as none,
     /// and the next step's process writes it in place), the executor output (emptied too; the
     /// next forked step's executor writes it in place), the component's module (emptied too;
-    /// the fork server writes the next one over it), and the folders every attempt makes again
-    /// ([`KEPT`]), emptied.
+    /// the fork server writes the next one over it), the log (emptied, or made empty when it
+    /// went into the store; the next step's header is written in it), and the folders every
+    /// attempt makes again ([`KEPT`]), emptied.
     pub(super) fn put(&self, folder: &Path) {
         let spare = self.dir.join(uuid::Uuid::new_v4().simple().to_string());
         let reuse = || -> std::io::Result<bool> {
@@ -78,6 +81,12 @@ impl Recycler {
             std::fs::set_permissions(folder, fresh.clone())?;
             if !empty(folder, "", &fresh) {
                 return Ok(false);
+            }
+            // The next step's log, made now (its log went into a folder store by rename): off
+            // the next step's way, which then writes its header in place.
+            let log = folder.join(LIVE_LOG);
+            if !log.exists() {
+                std::fs::File::create(&log)?;
             }
             std::fs::rename(folder, &spare)?;
             Ok(true)
@@ -121,7 +130,7 @@ fn empty(folder: &Path, within: &str, fresh: &std::fs::Permissions) -> bool {
         // The files every attempt writes again, emptied rather than removed: writing one in
         // place makes no inode (on ext4 without a journal, each inode freed slows the next
         // allocations for a while: bench/RESULTS.md, "Inode churn").
-        let rewritten = (within.is_empty() && (name == EXIT_FILE || name == EXECUTOR_OUTPUT))
+        let rewritten = (within.is_empty() && (name == EXIT_FILE || name == EXECUTOR_OUTPUT || name == LIVE_LOG))
             || (within == COMPONENT_DIR && name == COMPONENT_MODULE);
         let emptied = if rewritten && lone_file() {
             std::fs::OpenOptions::new().write(true).truncate(true).open(&path).is_ok()
@@ -157,6 +166,7 @@ mod tests {
         std::fs::write(first.join(EXIT_FILE), "0").unwrap();
         std::fs::write(first.join("outputs/parameters/x"), "1").unwrap();
         std::fs::write(first.join(EXECUTOR_OUTPUT), "{}").unwrap();
+        // Its log went into the store (moved by rename): none is left in the folder.
         std::fs::create_dir_all(first.join("tmp/tmpabc")).unwrap();
         let pycache = format!("{COMPONENT_DIR}/__pycache__");
         assert!(KEPT.contains(&pycache.as_str()));
@@ -182,7 +192,8 @@ mod tests {
             names.sort();
             names
         };
-        assert_eq!(names(&next), [COMPONENT_DIR, EXIT_FILE, EXECUTOR_OUTPUT, "outputs", PRIVATE_TMP]);
+        assert_eq!(names(&next), [COMPONENT_DIR, EXIT_FILE, EXECUTOR_OUTPUT, LIVE_LOG, "outputs", PRIVATE_TMP]);
+        assert_eq!(std::fs::read_to_string(next.join(LIVE_LOG)).unwrap(), "", "a log made for the next step");
         assert_eq!(names(&next.join(COMPONENT_DIR)), ["__pycache__", COMPONENT_MODULE]);
         assert!(names(&next.join(&pycache)).is_empty(), "no bytecode of the last module stays");
         assert_eq!(std::fs::read_to_string(next.join(&module)).unwrap(), "", "the last module is emptied");
@@ -204,6 +215,9 @@ mod tests {
         std::fs::rename(next.join(EXIT_FILE).with_extension("tmp"), next.join(EXIT_FILE)).unwrap();
         std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o500)).unwrap();
         std::fs::write(next.join("outputs/parameters/y"), "2").unwrap();
+        // A log still there (copied into a remote store) is emptied, its inode kept.
+        std::fs::write(next.join(LIVE_LOG), "a step's output").unwrap();
+        let log_inode = std::fs::metadata(next.join(LIVE_LOG)).unwrap().ino();
         std::fs::set_permissions(next.join("outputs/parameters"), std::fs::Permissions::from_mode(0o500)).unwrap();
         recycler.put(&next);
         assert_eq!(std::fs::read_to_string(&other).unwrap(), "kept");
@@ -213,6 +227,8 @@ mod tests {
         assert_eq!(std::fs::metadata(&again).unwrap().permissions().mode(), fresh);
         assert_eq!(std::fs::metadata(again.join("outputs/parameters")).unwrap().permissions().mode(), fresh);
         assert!(!again.join(EXIT_FILE).exists());
+        assert_eq!(std::fs::read_to_string(again.join(LIVE_LOG)).unwrap(), "");
+        assert_eq!(std::fs::metadata(again.join(LIVE_LOG)).unwrap().ino(), log_inode);
         assert_eq!(std::fs::read_dir(again.join("outputs/parameters")).unwrap().count(), 0, "emptied though read-only");
         // Past `keep`, a finished folder is removed.
         let (one, two) = (work_dir.join("runs/s/d.1"), work_dir.join("runs/s/e.1"));
