@@ -24,6 +24,7 @@ Each round runs every peer once, one after the other; medians, min/max and same-
 are printed and written to bench/RESULTS.md with the machine's description.
 """
 import argparse
+import builtins
 import contextlib
 import os
 import platform
@@ -35,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -43,7 +45,7 @@ import kfp
 import kfp_server_api
 import yaml
 from kfp import compiler, components
-from kfp.local import pipeline_orchestrator
+from kfp.local import logging_utils, pipeline_orchestrator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pipelines import PIP_PIPELINES, PIPELINES, check_preamble_only  # noqa: E402
@@ -138,6 +140,40 @@ class Weir:
 def cadence(starts):
     """Mean interval between consecutive step starts, or None for fewer than three steps."""
     return (starts[-1] - starts[0]) / (len(starts) - 1) if len(starts) > 2 else None
+
+
+# KFP's local runner indents a step's streamed output by replacing `builtins.print` for the
+# step's duration and putting back what it found (`indented_print`, kfp/local/logging_utils.py).
+# Its orchestrator runs a ParallelFor's iterations on a thread pool
+# (kfp/local/orchestrator/enhanced_dag_orchestrator.py), so steps that overlap put back each
+# other's replacements: a replacement can end up calling itself, and each print then recurses,
+# writing spaces. In the ParallelFor with the pip preamble (steps of ~0.4 s, overlapping) a
+# round's log grew past 2 GB of spaces and the round did not end. The bench gives the runner
+# the same indentation kept per thread: print is replaced once, and a step's thread indents
+# while it is inside the runner's context.
+_INDENT = threading.local()
+_PRINT = builtins.print
+
+
+def _indenting_print(*args, **kwargs):
+    spaces = getattr(_INDENT, 'spaces', 0)
+    if spaces:
+        _PRINT(' ' * spaces, end='')
+    return _PRINT(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _indented_print(num_spaces: int = 4):
+    outer = getattr(_INDENT, 'spaces', 0)
+    _INDENT.spaces = outer + num_spaces
+    try:
+        yield
+    finally:
+        _INDENT.spaces = outer
+
+
+builtins.print = _indenting_print
+logging_utils.indented_print = _indented_print
 
 
 # The local runner's log line for each task it starts, e.g. "12:00:01.234 - INFO - Executing task 'add-one'".

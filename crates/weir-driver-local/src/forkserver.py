@@ -104,6 +104,9 @@ class PlainArgumentParser:
         return self._real().parse_known_args(args, namespace)
 
     def __getattr__(self, name):
+        # Only what a parser has: not this object's own fields before they are set (a copy).
+        if name.startswith('_'):
+            raise AttributeError(name)
         return getattr(self._real(), name)
 
 
