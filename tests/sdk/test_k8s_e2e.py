@@ -242,7 +242,7 @@ def test_reinstall_on_adopted_volumes_brings_everything_back_and_upgrades(kube, 
     assert [(c['name'], c['phase'], c['volume'], c['reclaim_policy']) for c in report['claims']] == [
         ('postgres-pvc', 'Bound', 'e2e-postgres', 'Retain'), ('seaweedfs-pvc', 'Bound', 'e2e-objects', 'Retain')]
     assert report['storage']['identity'] == json.loads(identity)['id'] == report['storage']['artifact_identity']
-    assert report['storage']['schema_version'] == report['storage']['head_version'] == 11, report
+    assert report['storage']['schema_version'] == report['storage']['head_version'] == 12, report
     assert report['app']['image'] == 'weir:e2e'
 
     # Delete the app: the weir pod goes, nothing else.
@@ -308,7 +308,7 @@ def test_reinstall_on_adopted_volumes_brings_everything_back_and_upgrades(kube, 
     assert len(backups) == 1 and backups[0].split('/')[-1].startswith(f'weir-backup-v{head - 1}-'), backups
     base = f'http://{wait(lambda: ready_ip(cluster, "weir"), bool, timeout=180, describe=why)}:8888'
     report = deploy_check(weir_bin, cluster)
-    assert report['problems'] == [] and report['storage']['schema_version'] == 11, report
+    assert report['problems'] == [] and report['storage']['schema_version'] == 12, report
     assert report['storage']['identity'] == json.loads(identity)['id']
     after = snapshot(base, s3, 'weir')
     for key in ('pipelines', 'versions', 'experiments', 'runs'):

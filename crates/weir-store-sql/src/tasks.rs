@@ -6,7 +6,7 @@ use weir_store::*;
 use crate::binds::{artifact_binds, id_last, task_binds};
 use crate::rows::{ArtifactRow, RunRow, TaskRow, ARTIFACT_COLUMNS, RUN_COLUMNS, TASK_COLUMNS};
 use crate::schema::{ARTIFACTS, TASKS};
-use crate::{Bind, SqlStore, Stmt};
+use crate::{Bind, Dialect, SqlStore, Stmt};
 
 /// The run's task version, as a task write stamps it (migration 11).
 const RUN_TASK_VERSION: &str = "(SELECT tasks_version FROM runs WHERE id = ?)";
@@ -151,18 +151,21 @@ impl TaskStore for SqlStore {
 
     async fn list_tasks_page(&self, run_id: &str, after: Option<(i64, String)>, limit: i64) -> StoreResult<Vec<Task>> {
         let (created_at, id) = after.unwrap_or((i64::MIN, String::new()));
+        // The bound must be a range of `tasks_run_order` (run_id, created_at, id), or each page
+        // reads every task before it. PostgreSQL and SQLite take a row comparison as one; PostgreSQL
+        // cannot take the same bound spelt with OR, which MySQL's range optimiser prefers.
+        let bound = match self.dialect {
+            Dialect::MySql => "(created_at > ? OR (created_at = ? AND id > ?))",
+            Dialect::Postgres | Dialect::Sqlite => "(created_at, id) > (?, ?)",
+        };
+        let mut binds = vec![Bind::Text(run_id.into()), Bind::Int(created_at)];
+        if self.dialect == Dialect::MySql {
+            binds.push(Bind::Int(created_at));
+        }
+        binds.extend([Bind::Text(id), Bind::Int(limit)]);
         self.fetch_all::<TaskRow>(
-            &format!(
-                "SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? AND (created_at > ? OR (created_at = ? AND id > ?)) \
-                 ORDER BY created_at, id LIMIT ?"
-            ),
-            &[
-                Bind::Text(run_id.into()),
-                Bind::Int(created_at),
-                Bind::Int(created_at),
-                Bind::Text(id),
-                Bind::Int(limit),
-            ],
+            &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? AND {bound} ORDER BY created_at, id LIMIT ?"),
+            &binds,
         )
         .await?
         .into_iter()

@@ -254,14 +254,12 @@ pub async fn live_tables(store: &crate::SqlStore) -> Vec<(String, Vec<String>)> 
 pub async fn undo_head_migration(url: &str) {
     let dialect = Dialect::from_url(url).unwrap();
     let head = crate::migration_versions(dialect).into_iter().max().unwrap();
-    assert_eq!(head, 11, "undo_head_migration knows how to undo migration 11 only");
+    assert_eq!(head, 12, "undo_head_migration knows how to undo migration 12 only");
     let on = |table: &str| if dialect == Dialect::MySql { format!(" ON {table}") } else { String::new() };
     let statements = [
-        format!("DROP INDEX tasks_run_version{}", on("tasks")),
-        "ALTER TABLE tasks DROP COLUMN version".to_string(),
-        "ALTER TABLE runs DROP COLUMN tasks_version".to_string(),
-        "ALTER TABLE runs DROP COLUMN tasks_reset".to_string(),
-        "DELETE FROM _sqlx_migrations WHERE version = 11".to_string(),
+        "CREATE INDEX tasks_run ON tasks (run_id, created_at)".to_string(),
+        format!("DROP INDEX tasks_run_order{}", on("tasks")),
+        "DELETE FROM _sqlx_migrations WHERE version = 12".to_string(),
     ];
     for statement in &statements {
         execute_raw(url, statement).await;

@@ -653,9 +653,35 @@ async fn task_versions_and_pages(store: &dyn MetadataStore) {
         assert!(page.len() <= 2);
         after = page.last().map(|t| (t.created_at, t.id.clone()));
         seen.extend(page.into_iter().map(|t| t.id));
+        assert!(seen.len() <= 5, "pages repeat tasks: {seen:?}");
     }
     let listed: Vec<String> = store.list_tasks(&r.id).await.unwrap().into_iter().map(|t| t.id).collect();
     assert_eq!(seen, listed);
+
+    // Tasks made in one pass share their creation time (a loop's iterations): pages that end
+    // inside such a group go on after its last id, skipping and repeating none.
+    let tied = run(&e.id, "tied", 2_000);
+    store.create_run(&tied).await.unwrap();
+    let mut made: Vec<Task> = [5, 7, 5, 6, 5, 7, 5, 6, 8]
+        .iter()
+        .enumerate()
+        .map(|(i, at)| task(&tied.id, &format!("i{i}"), TaskKind::Container, *at))
+        .collect();
+    store.save_progress(&tied.id, &Progress { new_tasks: made.clone(), ..Default::default() }).await.unwrap();
+    made.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let order: Vec<String> = made.into_iter().map(|t| t.id).collect();
+    for size in [1, 2, 3, 4, 9, 10] {
+        let (mut seen, mut after) = (Vec::new(), None);
+        loop {
+            let page = store.list_tasks_page(&tied.id, after.clone(), size).await.unwrap();
+            assert!(page.len() <= size as usize);
+            let Some(last) = page.last() else { break };
+            after = Some((last.created_at, last.id.clone()));
+            seen.extend(page.into_iter().map(|t| t.id));
+            assert!(seen.len() <= order.len(), "pages of {size} repeat tasks: {seen:?}");
+        }
+        assert_eq!(seen, order, "pages of {size}");
+    }
 
     // A poll's one read: the run as `get_run_raw` gives it, its tasks as `task_changes` does.
     let (polled, polled_spec, since) = store.run_with_task_changes(&r.id, Some(delta.version)).await.unwrap();
