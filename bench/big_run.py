@@ -16,7 +16,9 @@ client's parsing in this one does not hold up their clocks. The server's RSS is 
 
 It prints one JSON object: the wall time from the create request to the client seeing the run's
 end (the client's last parse included), the run's own start-to-end from its timestamps, tasks,
-CPU, RSS idle and at its peak, and get_run / task-page latency percentiles."""
+CPU, RSS idle and at its peak, and get_run / task-page latency percentiles: as the readers saw
+them (`http_get_run`, to the last byte read) and as weir's request spans recorded them
+(`handler_get_run`, to the answer's head, for every GET of the run, the client's included)."""
 import argparse
 import http.client
 import json
@@ -95,8 +97,11 @@ class Server:
             self.psql(f'CREATE DATABASE {self.database}')
             command += ['--metadata', f'postgres://postgres@127.0.0.1:5432/{self.database}']
         log = open(work / 'weir.log', 'wb')
+        self.log_path = work / 'weir.log'
+        # Warnings, and each request's own span (its `duration_ms`) for the handler's latency.
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, 'WEIR_LOG': 'warn'})
+                                        env={**os.environ, 'WEIR_LOG': 'warn,weir_server::observability=info',
+                                             'WEIR_LOG_FORMAT': 'json'})
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -125,6 +130,22 @@ class Server:
             self.process.kill()
         if self.database:
             self.psql(f'DROP DATABASE IF EXISTS {self.database}')
+
+
+def handler_latencies(log_path: Path, route: str) -> list:
+    """weir's own time for each GET of `route`: from the request's arrival to the answer's head
+    (the body not yet sent), as its request span records it."""
+    latencies = []
+    for line in open(log_path, errors='replace'):
+        if '"duration_ms"' not in line:
+            continue
+        try:
+            span = json.loads(line).get('span', {})
+        except ValueError:
+            continue
+        if span.get('http.method') == 'GET' and span.get('http.route') == route and 'duration_ms' in span:
+            latencies.append(float(span['duration_ms']))
+    return latencies
 
 
 def readers_loop(run_id_box, stop, read):
@@ -196,6 +217,26 @@ def cpu_seconds(pid: int) -> float:
     return own, children
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU of the PostgreSQL cluster: its postmaster (with the children it reaped) and the
+    processes it runs now (backends, WAL writer, checkpointer, ...)."""
+    ticks = os.sysconf('SC_CLK_TCK')
+    total = 0
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            if open(f'/proc/{entry}/comm').read().strip() != 'postgres':
+                continue
+            fields = open(f'/proc/{entry}/stat').read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+        if fields[1] == '1' or open(f'/proc/{fields[1]}/comm').read().strip() != 'postgres':
+            total += int(fields[13]) + int(fields[14])  # the postmaster: its reaped children too
+    return total / ticks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument('--weir', required=True, type=Path)
@@ -247,6 +288,7 @@ def main() -> None:
             reader.start()
 
         cpu_before = cpu_seconds(server.pid)
+        database_before = postgres_cpu_seconds() if args.backend == 'postgres' else 0.0
         submitted = time.monotonic()
         result = client.create_run_from_pipeline_package(str(package), arguments={}, enable_caching=False)
         run_id_box.value = result.run_id.encode()
@@ -268,6 +310,7 @@ def main() -> None:
             time.sleep(max(0.0, interval - (time.perf_counter() - started)))
         wall = time.monotonic() - submitted
         cpu_after = cpu_seconds(server.pid)
+        database_after = postgres_cpu_seconds() if args.backend == 'postgres' else 0.0
         stop.set()
         manager_stop.set()
         get_latencies, page_latencies = [], []
@@ -284,8 +327,10 @@ def main() -> None:
             'state': state, 'wall_s': round(wall, 2), 'run_created_to_finished_s': own, 'tasks': tasks,
             'server_cpu_s': round(cpu_after[0] - cpu_before[0], 2),
             'steps_cpu_s': round(cpu_after[1] - cpu_before[1], 2),
+            'database_cpu_s': round(database_after - database_before, 2),
             'rss_idle_mib': round(rss_idle, 1), 'rss_peak_mib': round(peak[0], 1),
             'client_get_run': summary(client_gets), 'http_get_run': summary(get_latencies),
+            'handler_get_run': summary(handler_latencies(server.log_path, '/apis/v2beta1/runs/{id}')),
             'task_pages': summary(page_latencies),
         }, indent=1))
     finally:
