@@ -281,10 +281,9 @@ def test_reinstall_on_adopted_volumes_brings_everything_back_and_upgrades(kube, 
     url = f'postgres://{database_env["username"]}:{database_env["password"]}@{pg_ip}:5432/weir'
     head = int(subprocess.run(['psql', url, '-tAc', 'SELECT max(version) FROM _sqlx_migrations'],
                               capture_output=True, text=True, check=True).stdout)
-    assert head == 11, 'update the undo below with the newest migration'
-    subprocess.run(['psql', url, '-qc', 'DROP INDEX tasks_run_version; ALTER TABLE tasks DROP COLUMN version; '
-                    'ALTER TABLE runs DROP COLUMN tasks_version, DROP COLUMN tasks_reset; '
-                    'DELETE FROM _sqlx_migrations WHERE version = 11'],
+    assert head == 12, 'update the undo below with the newest migration'
+    subprocess.run(['psql', url, '-qc', 'CREATE INDEX tasks_run ON tasks (run_id, created_at); '
+                    'DROP INDEX tasks_run_order; DELETE FROM _sqlx_migrations WHERE version = 12'],
                    check=True)
     cluster.kubectl('scale', '-n', NS, 'deployment/weir', '--replicas=1')
 

@@ -643,6 +643,7 @@ async fn task_versions_and_pages(store: &dyn MetadataStore) {
     assert!(again.tasks.iter().all(|t| t.id != steps[4].id));
 
     // Pages in creation order, each after the previous page's last task.
+    let listed: Vec<String> = store.list_tasks(&r.id).await.unwrap().into_iter().map(|t| t.id).collect();
     let mut seen = Vec::new();
     let mut after = None;
     loop {
@@ -653,9 +654,8 @@ async fn task_versions_and_pages(store: &dyn MetadataStore) {
         assert!(page.len() <= 2);
         after = page.last().map(|t| (t.created_at, t.id.clone()));
         seen.extend(page.into_iter().map(|t| t.id));
-        assert!(seen.len() <= 5, "pages repeat tasks: {seen:?}");
+        assert!(seen.len() <= listed.len(), "pages repeat tasks: {seen:?}");
     }
-    let listed: Vec<String> = store.list_tasks(&r.id).await.unwrap().into_iter().map(|t| t.id).collect();
     assert_eq!(seen, listed);
 
     // Tasks made in one pass share their creation time (a loop's iterations): pages that end
