@@ -13,6 +13,7 @@ mod leases;
 mod list;
 mod pipelines;
 mod portable;
+mod reads;
 mod recurring_runs;
 mod rows;
 mod run_leases;

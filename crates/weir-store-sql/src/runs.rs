@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use weir_store::*;
 
 use crate::binds::{history_binds, run_binds, task_binds};
+use crate::reads::Reads;
 use crate::rows::{error_text, RunRow, StateRow, RUN_COLUMNS};
 use crate::schema::{RUNS, RUN_STATE_HISTORY, TASKS};
 use crate::text::Text;
@@ -57,26 +58,10 @@ pub(crate) fn transition_update(
 
 impl SqlStore {
     pub(crate) async fn histories(&self, run_ids: &[&str]) -> StoreResult<HashMap<String, Vec<StateChange>>> {
-        let mut out: HashMap<String, Vec<StateChange>> = HashMap::new();
         if run_ids.is_empty() {
-            return Ok(out);
+            return Ok(HashMap::new());
         }
-        let placeholders = vec!["?"; run_ids.len()].join(", ");
-        let binds: Vec<Bind> = run_ids.iter().map(|id| Bind::Text((*id).to_string())).collect();
-        let rows = self
-            .fetch_all::<StateRow>(
-                &format!(
-                    "SELECT run_id, update_time, state, error FROM run_state_history \
-                     WHERE run_id IN ({placeholders}) ORDER BY run_id, seq"
-                ),
-                &binds,
-            )
-            .await?;
-        for row in rows {
-            let run_id = row.run_id.0.clone();
-            out.entry(run_id).or_default().push(row.into_domain()?);
-        }
-        Ok(out)
+        histories(&mut self.reads().await?, run_ids).await
     }
 
     async fn runs_with_history(&self, rows: Vec<RunRow>) -> StoreResult<Vec<Run>> {
@@ -145,20 +130,22 @@ impl RunStore for SqlStore {
     }
 
     async fn get_run(&self, id: &str) -> StoreResult<Run> {
-        let row = self
+        let mut reads = self.reads().await?;
+        let row = reads
             .fetch_optional::<RunRow>(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"), &[Bind::Text(id.into())])
             .await?
             .ok_or_else(|| StoreError::not_found("run", id))?;
-        let mut runs = self.runs_with_history(vec![row]).await?;
-        Ok(runs.remove(0))
+        let mut histories = histories(&mut reads, &[id]).await?;
+        row.into_domain(histories.remove(id).unwrap_or_default())
     }
 
     async fn get_run_raw(&self, id: &str) -> StoreResult<(Run, String)> {
-        let row = self
+        let mut reads = self.reads().await?;
+        let row = reads
             .fetch_optional::<RunRow>(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"), &[Bind::Text(id.into())])
             .await?
             .ok_or_else(|| StoreError::not_found("run", id))?;
-        let mut histories = self.histories(&[id]).await?;
+        let mut histories = histories(&mut reads, &[id]).await?;
         row.into_domain_raw(histories.remove(id).unwrap_or_default())
     }
 
@@ -277,4 +264,31 @@ impl RunStore for SqlStore {
             Ok(run)
         })
     }
+}
+
+/// The state histories of runs, in order, by run.
+pub(crate) async fn histories(
+    reads: &mut Reads<'_>,
+    run_ids: &[&str],
+) -> StoreResult<HashMap<String, Vec<StateChange>>> {
+    let mut out: HashMap<String, Vec<StateChange>> = HashMap::new();
+    if run_ids.is_empty() {
+        return Ok(out);
+    }
+    let placeholders = vec!["?"; run_ids.len()].join(", ");
+    let binds: Vec<Bind> = run_ids.iter().map(|id| Bind::Text((*id).to_string())).collect();
+    let rows = reads
+        .fetch_all::<StateRow>(
+            &format!(
+                "SELECT run_id, update_time, state, error FROM run_state_history \
+                 WHERE run_id IN ({placeholders}) ORDER BY run_id, seq"
+            ),
+            &binds,
+        )
+        .await?;
+    for row in rows {
+        let run_id = row.run_id.0.clone();
+        out.entry(run_id).or_default().push(row.into_domain()?);
+    }
+    Ok(out)
 }

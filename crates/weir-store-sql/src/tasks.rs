@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use weir_store::*;
 
 use crate::binds::{artifact_binds, id_last, task_binds};
+use crate::reads::Reads;
 use crate::rows::{ArtifactRow, RunRow, TaskRow, ARTIFACT_COLUMNS, RUN_COLUMNS, TASK_COLUMNS};
 use crate::schema::{ARTIFACTS, TASKS};
 use crate::{Bind, Dialect, SqlStore, Stmt};
@@ -100,30 +101,30 @@ struct RunWithVersions {
     versions: TaskVersions,
 }
 
-impl SqlStore {
-    /// The run's tasks written since `after`, given the run's task versions as read.
-    async fn changes_since(
-        &self,
-        run_id: &str,
-        after: Option<i64>,
-        versions: TaskVersions,
-    ) -> StoreResult<TaskChanges> {
-        let TaskVersions { tasks_version: version, tasks_reset: reset } = versions;
-        // Versions commit in order (each write takes the next one under the run's row lock), so
-        // every task up to `version` is visible now. A task written again since is read as it is
-        // now (bounding the read at `version` would miss a task written below it and again
-        // above it), and once more next time, which is harmless. A version below what the
-        // reader saw means the run was replaced (an import, a restore).
-        let complete = match after {
-            Some(seen) => reset > seen || version < seen,
-            None => true,
-        };
-        let tasks = if complete {
-            self.list_tasks(run_id).await?
-        } else if after == Some(version) {
-            Vec::new()
-        } else {
-            self.fetch_all::<TaskRow>(
+/// The run's tasks written since `after`, given the run's task versions as read.
+async fn changes_since(
+    reads: &mut Reads<'_>,
+    run_id: &str,
+    after: Option<i64>,
+    versions: TaskVersions,
+) -> StoreResult<TaskChanges> {
+    let TaskVersions { tasks_version: version, tasks_reset: reset } = versions;
+    // Versions commit in order (each write takes the next one under the run's row lock), so
+    // every task up to `version` is visible now. A task written again since is read as it is
+    // now (bounding the read at `version` would miss a task written below it and again
+    // above it), and once more next time, which is harmless. A version below what the
+    // reader saw means the run was replaced (an import, a restore).
+    let complete = match after {
+        Some(seen) => reset > seen || version < seen,
+        None => true,
+    };
+    let tasks = if complete {
+        list_tasks(reads, run_id).await?
+    } else if after == Some(version) {
+        Vec::new()
+    } else {
+        reads
+            .fetch_all::<TaskRow>(
                 &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? AND version > ? ORDER BY created_at, id"),
                 &[Bind::Text(run_id.into()), Bind::Int(after.unwrap_or_default())],
             )
@@ -131,15 +132,14 @@ impl SqlStore {
             .into_iter()
             .map(TaskRow::into_domain)
             .collect::<StoreResult<_>>()?
-        };
-        Ok(TaskChanges { version, complete, tasks })
-    }
+    };
+    Ok(TaskChanges { version, complete, tasks })
 }
 
-#[async_trait]
-impl TaskStore for SqlStore {
-    async fn list_tasks(&self, run_id: &str) -> StoreResult<Vec<Task>> {
-        self.fetch_all::<TaskRow>(
+/// A run's tasks, in the order the API lists them.
+async fn list_tasks(reads: &mut Reads<'_>, run_id: &str) -> StoreResult<Vec<Task>> {
+    reads
+        .fetch_all::<TaskRow>(
             &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? ORDER BY created_at, id"),
             &[Bind::Text(run_id.into())],
         )
@@ -147,6 +147,12 @@ impl TaskStore for SqlStore {
         .into_iter()
         .map(TaskRow::into_domain)
         .collect()
+}
+
+#[async_trait]
+impl TaskStore for SqlStore {
+    async fn list_tasks(&self, run_id: &str) -> StoreResult<Vec<Task>> {
+        list_tasks(&mut self.reads().await?, run_id).await
     }
 
     async fn list_tasks_page(&self, run_id: &str, after: Option<(i64, String)>, limit: i64) -> StoreResult<Vec<Task>> {
@@ -174,19 +180,21 @@ impl TaskStore for SqlStore {
     }
 
     async fn task_changes(&self, run_id: &str, after: Option<i64>) -> StoreResult<TaskChanges> {
-        let versions = self
+        let mut reads = self.reads().await?;
+        let versions = reads
             .fetch_optional::<TaskVersions>(
                 "SELECT tasks_version, tasks_reset FROM runs WHERE id = ?",
                 &[Bind::Text(run_id.into())],
             )
             .await?
             .ok_or_else(|| StoreError::not_found("run", run_id))?;
-        self.changes_since(run_id, after, versions).await
+        changes_since(&mut reads, run_id, after, versions).await
     }
 
     async fn run_with_task_changes(&self, run_id: &str, after: Option<i64>) -> StoreResult<(Run, String, TaskChanges)> {
         // RUN_COLUMNS include the task versions.
-        let RunWithVersions { run, versions } = self
+        let mut reads = self.reads().await?;
+        let RunWithVersions { run, versions } = reads
             .fetch_optional::<RunWithVersions>(
                 &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"),
                 &[Bind::Text(run_id.into())],
@@ -194,9 +202,9 @@ impl TaskStore for SqlStore {
             .await?
             .ok_or_else(|| StoreError::not_found("run", run_id))?;
         // The history is read after the run's row, so it is never behind the run's state.
-        let mut histories = self.histories(&[run_id]).await?;
+        let mut histories = crate::runs::histories(&mut reads, &[run_id]).await?;
         let (run, spec) = run.into_domain_raw(histories.remove(run_id).unwrap_or_default())?;
-        let changes = self.changes_since(run_id, after, versions).await?;
+        let changes = changes_since(&mut reads, run_id, after, versions).await?;
         Ok((run, spec, changes))
     }
 
