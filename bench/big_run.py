@@ -132,9 +132,9 @@ class Server:
             self.psql(f'DROP DATABASE IF EXISTS {self.database}')
 
 
-def handler_latencies(log_path: Path, route: str) -> list:
-    """weir's own time for each GET of `route`: from the request's arrival to the answer's head
-    (the body not yet sent), as its request span records it."""
+def handler_latencies(log_path: Path, route: str, method: str = 'GET') -> list:
+    """weir's own time for each `method` request of `route`: from the request's arrival to the
+    answer's head (the body not yet sent), as its request span records it."""
     latencies = []
     for line in open(log_path, errors='replace'):
         if '"duration_ms"' not in line:
@@ -143,7 +143,7 @@ def handler_latencies(log_path: Path, route: str) -> list:
             span = json.loads(line).get('span', {})
         except ValueError:
             continue
-        if span.get('http.method') == 'GET' and span.get('http.route') == route and 'duration_ms' in span:
+        if span.get('http.method') == method and span.get('http.route') == route and 'duration_ms' in span:
             latencies.append(float(span['duration_ms']))
     return latencies
 

@@ -10,7 +10,9 @@ Each round runs every binary given (`--weir`, then `--peer` if given) once on fr
 the backend, one after the other, with default server settings. Printed per binary: runs per
 second and step starts per second (from the first create to the last run's end as weir records
 it), the p99 and median of every API request the clients made meanwhile (creates, lists,
-gets), the server's CPU and peak RSS; medians over the rounds with the range."""
+gets), weir's own time for each kind of request (its request spans: the clients' figures also
+hold their 20 threads' waits for one interpreter's lock), the server's CPU and peak RSS;
+medians over the rounds with the range."""
 import argparse
 import json
 import shutil
@@ -27,9 +29,13 @@ import yaml
 from kfp import compiler, dsl
 
 sys.path.insert(0, str(Path(__file__).parent))
-from big_run import Server, cpu_seconds, percentile, rss_mib  # noqa: E402
+from big_run import Server, cpu_seconds, handler_latencies, percentile, rss_mib  # noqa: E402
 
 DONE = ('SUCCEEDED', 'FAILED', 'CANCELED', 'SKIPPED')
+
+# The requests the clients make, by the route weir's request spans name them.
+HANDLED = [('create_run', 'POST', '/apis/v2beta1/runs'), ('list_runs', 'GET', '/apis/v2beta1/runs'),
+           ('get_run', 'GET', '/apis/v2beta1/runs/{id}')]
 
 
 @dsl.container_component
@@ -131,10 +137,19 @@ def one(binary: Path, backend: str, spec: dict, clients: int, runs_per_client: i
         total = clients * runs_per_client
         if errors or states != {'SUCCEEDED'} or len(finished) != total:
             raise SystemExit(f'{binary}: {len(errors)} errors {errors[:3]}, states {states}, {len(finished)} runs')
+        # weir's own time per request (its request spans), beside the clients' figures, which
+        # include their 20 threads waiting for one interpreter's lock.
+        handler = {}
+        for key, method, route in HANDLED:
+            spans = handler_latencies(server.log_path, route, method)
+            if not spans:
+                raise SystemExit(f'{binary}: no request spans of {method} {route} in {server.log_path}')
+            handler[f'{key}_handler_p99_ms'] = percentile(spans, 0.99)
+            handler[f'{key}_handler_median_ms'] = statistics.median(spans)
         return {
             'elapsed_s': elapsed, 'runs_per_s': total / elapsed, 'step_starts_per_s': total * steps / elapsed,
             'api_p99_ms': percentile(latencies, 0.99), 'api_median_ms': statistics.median(latencies),
-            'requests': len(latencies), 'server_cpu_s': cpu, 'rss_peak_mib': peak[0],
+            'requests': len(latencies), 'server_cpu_s': cpu, 'rss_peak_mib': peak[0], **handler,
         }
     finally:
         server.stop()

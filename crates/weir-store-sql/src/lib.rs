@@ -635,16 +635,7 @@ impl SqlStore {
         columns: &str,
         query: &weir_store::ListQuery,
     ) -> StoreResult<(Vec<R>, i64)> {
-        let built = list::build(self.dialect, query)?;
-        let rows = self
-            .fetch_all::<R>(&format!("SELECT {columns} FROM {table}{}", built.page_tail), &built.page_binds)
-            .await?;
-        let count_sql = match &built.counter_sql {
-            Some(sql) => sql.clone(),
-            None => format!("SELECT COUNT(*) FROM {table}{}", built.count_where),
-        };
-        let total = self.count(&count_sql, &built.count_binds).await?;
-        Ok((rows, total))
+        self.reads().await?.list_rows(table, columns, query).await
     }
 }
 

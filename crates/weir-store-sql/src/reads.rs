@@ -11,7 +11,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{MySql, Postgres, Sqlite};
 use weir_store::StoreResult;
 
-use crate::{bind_all, check_text, map_err, AnyRow, Bind, Pools, SqlStore};
+use crate::{bind_all, check_text, list, map_err, AnyRow, Bind, Pools, SqlStore};
 
 enum Conn {
     Sqlite(PoolConnection<Sqlite>),
@@ -65,5 +65,33 @@ impl Reads<'_> {
             .fetch_optional(&mut **conn)
             .await
             .map_err(map_err))
+    }
+
+    pub(crate) async fn count(&mut self, sql: &str, binds: &[Bind]) -> StoreResult<i64> {
+        check_text(binds)?;
+        let sql = self.store.sql(sql);
+        on_conn!(self, |conn| bind_all!(sqlx::query_scalar::<_, i64>(&sql), binds)
+            .fetch_one(&mut **conn)
+            .await
+            .map_err(map_err))
+    }
+
+    /// A page of `table`'s rows as `query` asks, and how many rows match it in all.
+    pub(crate) async fn list_rows<R: AnyRow>(
+        &mut self,
+        table: &str,
+        columns: &str,
+        query: &weir_store::ListQuery,
+    ) -> StoreResult<(Vec<R>, i64)> {
+        let built = list::build(self.store.dialect, query)?;
+        let rows = self
+            .fetch_all::<R>(&format!("SELECT {columns} FROM {table}{}", built.page_tail), &built.page_binds)
+            .await?;
+        let count_sql = match &built.counter_sql {
+            Some(sql) => sql.clone(),
+            None => format!("SELECT COUNT(*) FROM {table}{}", built.count_where),
+        };
+        let total = self.count(&count_sql, &built.count_binds).await?;
+        Ok((rows, total))
     }
 }

@@ -56,25 +56,17 @@ pub(crate) fn transition_update(
     )
 }
 
-impl SqlStore {
-    pub(crate) async fn histories(&self, run_ids: &[&str]) -> StoreResult<HashMap<String, Vec<StateChange>>> {
-        if run_ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        histories(&mut self.reads().await?, run_ids).await
-    }
-
-    async fn runs_with_history(&self, rows: Vec<RunRow>) -> StoreResult<Vec<Run>> {
-        let ids: Vec<String> = rows.iter().map(|r| r.id().to_string()).collect();
-        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let mut histories = self.histories(&id_refs).await?;
-        rows.into_iter()
-            .map(|row| {
-                let history = histories.remove(row.id()).unwrap_or_default();
-                row.into_domain(history)
-            })
-            .collect()
-    }
+/// Runs from their rows, each with its state history.
+async fn runs_with_history(reads: &mut Reads<'_>, rows: Vec<RunRow>) -> StoreResult<Vec<Run>> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id().to_string()).collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut histories = histories(reads, &id_refs).await?;
+    rows.into_iter()
+        .map(|row| {
+            let history = histories.remove(row.id()).unwrap_or_default();
+            row.into_domain(history)
+        })
+        .collect()
 }
 
 /// The statements that create a run: the experiment's stamp (which fails for a missing
@@ -150,8 +142,9 @@ impl RunStore for SqlStore {
     }
 
     async fn list_runs(&self, query: &ListQuery) -> StoreResult<Page<Run>> {
-        let (rows, total) = self.list_rows::<RunRow>("runs", RUN_COLUMNS, query).await?;
-        let items = self.runs_with_history(rows).await?;
+        let mut reads = self.reads().await?;
+        let (rows, total) = reads.list_rows::<RunRow>("runs", RUN_COLUMNS, query).await?;
+        let items = runs_with_history(&mut reads, rows).await?;
         Ok(Page::from_rows(items, total, query))
     }
 
