@@ -104,14 +104,14 @@ impl Engine {
             return false;
         }
         let (from, to) = (file.to_path_buf(), root.join(key));
-        let moved = tokio::task::spawn_blocking(move || {
+        let moved = super::local_fs::run(false, move || {
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent)?;
             }
             std::fs::rename(&from, &to)
         })
         .await;
-        matches!(moved, Ok(Ok(())))
+        matches!(moved, Some(Ok(())))
     }
 
     /// The folder whose `python3` steps use: the configured interpreter, or a cached
@@ -281,8 +281,9 @@ impl Engine {
         // is a reused folder's, of no step.
         let in_folder = plan.workdir.join(EXECUTOR_OUTPUT);
         let local_store = plan.store_root.is_some();
-        // One trip to the blocking pool for the move and the read.
-        let read = tokio::task::spawn_blocking(move || {
+        // Made here, but for a big output (see `local_fs`).
+        let big = super::local_fs::big(&[&written, &in_folder]);
+        let read = super::local_fs::run(big, move || {
             if local_store && written.exists() {
                 let _ = std::fs::rename(&written, &in_folder);
             }
@@ -293,7 +294,9 @@ impl Engine {
         })
         .await;
         let executor_output: Value = match read {
-            Ok(Ok(bytes)) if !bytes.is_empty() => serde_json::from_slice(&bytes).map_err(StepError::ExecutorOutput)?,
+            Some(Ok(bytes)) if !bytes.is_empty() => {
+                serde_json::from_slice(&bytes).map_err(StepError::ExecutorOutput)?
+            }
             _ => json!({}),
         };
         let mut parameters = Map::new();

@@ -17,6 +17,7 @@ use crate::telemetry;
 
 mod attempts;
 mod files;
+mod local_fs;
 mod pass;
 mod recovery;
 mod recycle;

@@ -38,9 +38,9 @@ const MARKER_ANCHOR: &str = ".weir-start-marker";
 /// bench/RESULTS.md). Where a link cannot be made (another file system, the link limit), the
 /// marker is a file of its own.
 pub(super) async fn take_start_marker(work_dir: &Path, workdir: &Path) -> bool {
-    // One trip to the blocking pool for all of it.
+    // Links and folders: short calls, made here (see `local_fs`).
     let (anchor, workdir) = (work_dir.join(MARKER_ANCHOR), workdir.to_path_buf());
-    tokio::task::spawn_blocking(move || {
+    super::local_fs::run(false, move || {
         if std::fs::create_dir_all(&workdir).is_err() {
             return false;
         }
@@ -354,10 +354,11 @@ impl Engine {
         // A step working in a local store starts from an empty task folder there too: what an
         // earlier attempt left must not pass for this one's outputs.
         let in_store = plan.store_root.is_some().then(|| plan.task_root_dir.clone());
-        // One trip to the blocking pool for the whole folder, not one per call.
+        // Made here, but for what an earlier attempt left: removing it may take long.
+        let leftovers = workdir.exists() || in_store.as_ref().is_some_and(|root| root.exists());
         let (fresh, log) = (workdir.to_path_buf(), log.to_path_buf());
         let recycler = self.recycler.clone();
-        tokio::task::spawn_blocking(move || {
+        super::local_fs::run(leftovers, move || {
             // What an attempt cut short left, if anything; then a finished attempt's folder,
             // emptied, where there is one.
             let _ = std::fs::remove_dir_all(&fresh);
@@ -371,7 +372,7 @@ impl Engine {
             std::fs::write(&log, header).map_err(StepError::Log)
         })
         .await
-        .map_err(|e| StepError::Folder(std::io::Error::other(e)))?
+        .unwrap_or_else(|| Err(StepError::Folder(std::io::Error::other("the folder's preparation panicked"))))
     }
 }
 
