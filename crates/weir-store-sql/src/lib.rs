@@ -546,28 +546,21 @@ fn check_text(binds: &[Bind]) -> StoreResult<()> {
 }
 
 impl SqlStore {
+    // One read from the pool: the connection is taken for it and goes back after. Text the
+    // database cannot hold is refused before a connection is asked for.
     pub(crate) async fn fetch_all<R: AnyRow>(&self, sql: &str, binds: &[Bind]) -> StoreResult<Vec<R>> {
         check_text(binds)?;
-        let sql = self.sql(sql);
-        on_pool!(self, |pool| bind_all!(sqlx::query_as::<_, R>(&sql), binds).fetch_all(pool).await.map_err(map_err))
+        self.reads().await?.fetch_all(sql, binds).await
     }
 
     pub(crate) async fn fetch_optional<R: AnyRow>(&self, sql: &str, binds: &[Bind]) -> StoreResult<Option<R>> {
         check_text(binds)?;
-        let sql = self.sql(sql);
-        on_pool!(self, |pool| bind_all!(sqlx::query_as::<_, R>(&sql), binds)
-            .fetch_optional(pool)
-            .await
-            .map_err(map_err))
+        self.reads().await?.fetch_optional(sql, binds).await
     }
 
     pub(crate) async fn count(&self, sql: &str, binds: &[Bind]) -> StoreResult<i64> {
         check_text(binds)?;
-        let sql = self.sql(sql);
-        on_pool!(self, |pool| bind_all!(sqlx::query_scalar::<_, i64>(&sql), binds)
-            .fetch_one(pool)
-            .await
-            .map_err(map_err))
+        self.reads().await?.count(sql, binds).await
     }
 
     /// Runs statements in one transaction; any error rolls all of them back.
