@@ -628,7 +628,8 @@ impl SqlStore {
         columns: &str,
         query: &weir_store::ListQuery,
     ) -> StoreResult<(Vec<R>, i64)> {
-        self.reads().await?.list_rows(table, columns, query).await
+        let built = list::build(self.dialect, query)?;
+        self.reads().await?.list_rows(table, columns, &built).await
     }
 }
 

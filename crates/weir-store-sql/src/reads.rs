@@ -76,14 +76,15 @@ impl Reads<'_> {
             .map_err(map_err))
     }
 
-    /// A page of `table`'s rows as `query` asks, and how many rows match it in all.
+    /// A page of `table`'s rows as the built list query asks (built before a connection is
+    /// taken, so a bad filter or page token is refused without one), and how many rows match
+    /// it in all.
     pub(crate) async fn list_rows<R: AnyRow>(
         &mut self,
         table: &str,
         columns: &str,
-        query: &weir_store::ListQuery,
+        built: &list::ListSql,
     ) -> StoreResult<(Vec<R>, i64)> {
-        let built = list::build(self.store.dialect, query)?;
         let rows = self
             .fetch_all::<R>(&format!("SELECT {columns} FROM {table}{}", built.page_tail), &built.page_binds)
             .await?;

@@ -142,8 +142,9 @@ impl RunStore for SqlStore {
     }
 
     async fn list_runs(&self, query: &ListQuery) -> StoreResult<Page<Run>> {
+        let built = crate::list::build(self.dialect(), query)?;
         let mut reads = self.reads().await?;
-        let (rows, total) = reads.list_rows::<RunRow>("runs", RUN_COLUMNS, query).await?;
+        let (rows, total) = reads.list_rows::<RunRow>("runs", RUN_COLUMNS, &built).await?;
         let items = runs_with_history(&mut reads, rows).await?;
         Ok(Page::from_rows(items, total, query))
     }

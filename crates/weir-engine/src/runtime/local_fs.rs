@@ -27,3 +27,31 @@ pub(super) const READ_HERE: u64 = 1 << 20;
 pub(super) fn big(paths: &[&std::path::Path]) -> bool {
     paths.iter().any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > READ_HERE))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_runs_here_or_on_the_pool_and_gives_its_value() {
+        let here = std::thread::current().id();
+        let (value, on) = run(false, || (7, std::thread::current().id())).await.unwrap();
+        assert_eq!((value, on), (7, here));
+        let (value, on) = run(true, || (8, std::thread::current().id())).await.unwrap();
+        assert_eq!(value, 8);
+        assert_ne!(on, here, "long work goes to the blocking pool");
+        assert_eq!(run(true, || -> u8 { panic!("boom") }).await, None);
+    }
+
+    #[test]
+    fn only_a_file_over_the_limit_is_big() {
+        let dir = std::env::temp_dir().join(format!("weir-local-fs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (small, large, missing) = (dir.join("s"), dir.join("l"), dir.join("m"));
+        std::fs::write(&small, vec![b'x'; READ_HERE as usize]).unwrap();
+        std::fs::write(&large, vec![b'x'; READ_HERE as usize + 1]).unwrap();
+        assert!(!big(&[&small, &missing]));
+        assert!(big(&[&small, &large]));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
