@@ -12,12 +12,22 @@
 //! Entries are per process and checked against the store on every read, so several replicas
 //! (or a run changed by the engine of another) answer the same; a few runs are kept, the
 //! least recently read go first.
+//!
+//! While a run under way is being watched, the server also catches its entry up in the
+//! background a few times a second (`keep_fresh`). A poll once a second otherwise found a
+//! second's worth of changed tasks to read and write (1,200 tasks in a 10,000-step run): its
+//! reads took 13–33 ms under load against 3–10 ms for the polls just after it. Every request
+//! still makes a read of its own, begun after it arrived; it finds only what changed since the
+//! last catch-up.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound::{Excluded, Unbounded};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+// tokio's clock, so tests can move it.
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -29,6 +39,12 @@ use crate::convert;
 /// watched at once, bounded so a server's memory stays small.
 const MAX_RUNS: usize = 16;
 const MAX_BYTES: usize = 96 << 20;
+
+/// How often a watched run's entry is caught up: a poll finds at most this much of changes.
+const CATCH_UP_EVERY: Duration = Duration::from_millis(200);
+/// A run is watched this long after a client last read it: longer than `kfp.Client`'s
+/// `wait_for_run_completion` waits between its reads (5 s by default).
+const WATCHED_FOR: Duration = Duration::from_secs(15);
 
 /// Where a task comes in a run's details: the order the store lists tasks in.
 type Key = (i64, String);
@@ -75,6 +91,8 @@ struct Entry {
     written: Option<(i64, Vec<Bytes>)>,
     /// The last answer, and the number of the read it came from (see `SharedEntry`).
     answered: Option<(u64, Vec<Bytes>)>,
+    /// The run had not ended when last read: its tasks may still change.
+    live: bool,
 }
 
 impl Entry {
@@ -254,6 +272,8 @@ type Shared = Arc<SharedEntry>;
 #[derive(Default)]
 pub struct RunDetailsCache {
     entries: Mutex<HashMap<String, (Shared, Instant)>>,
+    /// A catch-up task is running (see `keep_fresh`).
+    catching_up: AtomicBool,
 }
 
 impl RunDetailsCache {
@@ -262,6 +282,76 @@ impl RunDetailsCache {
         let (entry, used) = entries.entry(run_id.to_string()).or_insert_with(|| (Default::default(), Instant::now()));
         *used = Instant::now();
         entry.clone()
+    }
+
+    /// Runs read by a client within `WATCHED_FOR` that had not ended when last read.
+    fn watched(&self) -> Vec<(String, Shared)> {
+        let entries = self.entries.lock().expect("run details");
+        entries
+            .iter()
+            .filter(|(_, (_, used))| used.elapsed() < WATCHED_FOR)
+            .filter(|(_, (entry, _))| entry.entry.try_lock().map_or(true, |e| e.live))
+            .map(|(id, (entry, _))| (id.clone(), entry.clone()))
+            .collect()
+    }
+
+    /// Keeps the entries of watched runs under way caught up with the store, through
+    /// `read_changes` (a run's tasks written since a version), on a task started here when
+    /// none runs; it ends when no run is watched.
+    pub fn keep_fresh<R, Fut>(self: &Arc<Self>, read_changes: R)
+    where
+        R: Fn(String, i64) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<weir_store::TaskChanges, weir_store::StoreError>> + Send,
+    {
+        if self.catching_up.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let cache: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CATCH_UP_EVERY).await;
+                let Some(cache) = cache.upgrade() else { return };
+                let watched = cache.watched();
+                if watched.is_empty() {
+                    cache.catching_up.store(false, Ordering::SeqCst);
+                    // A run read since the list was made starts a task of its own, unless
+                    // this one goes on.
+                    if cache.watched().is_empty() || cache.catching_up.swap(true, Ordering::SeqCst) {
+                        return;
+                    }
+                    continue;
+                }
+                for (run_id, shared) in watched {
+                    Self::catch_up(&shared, |after| read_changes(run_id, after)).await;
+                }
+            }
+        });
+    }
+
+    /// Reads and writes the tasks changed since the entry's version, unless a request is
+    /// reading it now (which does the same) or no request has read it yet.
+    async fn catch_up<F, Fut>(shared: &SharedEntry, read_changes: F)
+    where
+        F: FnOnce(i64) -> Fut,
+        Fut: std::future::Future<Output = Result<weir_store::TaskChanges, weir_store::StoreError>>,
+    {
+        let Ok(mut entry) = shared.entry.try_lock() else { return };
+        let Some(version) = entry.version else { return };
+        // A store that failed, or a run deleted, is for the next request to find.
+        let Ok(changed) = read_changes(version).await else { return };
+        if changed.version == version && changed.tasks.is_empty() {
+            return;
+        }
+        if changed.complete {
+            entry.clear();
+        }
+        for task in &changed.tasks {
+            entry.upsert(task);
+        }
+        entry.version = Some(changed.version);
+        if !entry.order.is_empty() {
+            entry.task_details();
+        }
     }
 
     pub fn forget(&self, run_id: &str) {
@@ -310,6 +400,7 @@ impl RunDetailsCache {
             entry.upsert(task);
         }
         entry.version = Some(changed.version);
+        entry.live = !run.state.is_terminal();
 
         let details = (!entry.order.is_empty()).then(|| entry.task_details());
 
@@ -539,5 +630,71 @@ mod tests {
         // A request that comes after every read ended reads again.
         request().await;
         assert_eq!(reads.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watched_run_under_way_is_caught_up_between_reads() {
+        use std::sync::atomic::AtomicUsize;
+
+        let cache = Arc::new(RunDetailsCache::default());
+        let tasks = fan_out(20);
+        let (first, later) = tasks.split_at(10);
+        let mut run = weir_store::testsuite::run("e", "watched", 1);
+        run.state = RuntimeState::Running;
+        let read = |run: Run, tasks: Vec<Task>, version: i64| {
+            move |after: Option<i64>| async move {
+                let changes = weir_store::TaskChanges { version, complete: after.is_none(), tasks };
+                Ok((run, "{}".to_string(), changes))
+            }
+        };
+        cache.answer(&run.id, read(run.clone(), first.to_vec(), 1)).await.unwrap();
+
+        // The catch-up reads what was written since version 1; the next request finds it
+        // done and reads from version 2.
+        let catch_ups = Arc::new(AtomicUsize::new(0));
+        let keep_fresh = |later: Vec<Task>| {
+            let catch_ups = catch_ups.clone();
+            move |_id: String, after: i64| {
+                let (catch_ups, later) = (catch_ups.clone(), later.clone());
+                async move {
+                    catch_ups.fetch_add(1, Ordering::SeqCst);
+                    let tasks = if after < 2 { later } else { vec![] };
+                    Ok(weir_store::TaskChanges { version: 2, complete: false, tasks })
+                }
+            }
+        };
+        cache.keep_fresh(keep_fresh(later.to_vec()));
+        tokio::time::sleep(CATCH_UP_EVERY * 2).await;
+        assert!(catch_ups.load(Ordering::SeqCst) >= 1);
+        let asked = Arc::new(Mutex::new(None));
+        let parts = cache
+            .answer(&run.id, |after| {
+                *asked.lock().unwrap() = after;
+                read(run.clone(), vec![], 2)(after)
+            })
+            .await
+            .unwrap();
+        assert_eq!(*asked.lock().unwrap(), Some(2));
+        let body = answered_run(&parts);
+        assert_eq!(body["run_details"], expected(&tasks));
+
+        // Nobody reads it: the task ends once the run is no longer watched.
+        tokio::time::sleep(WATCHED_FOR + CATCH_UP_EVERY * 2).await;
+        assert!(!cache.catching_up.load(Ordering::SeqCst));
+        let before = catch_ups.load(Ordering::SeqCst);
+        tokio::time::sleep(CATCH_UP_EVERY * 5).await;
+        assert_eq!(catch_ups.load(Ordering::SeqCst), before);
+
+        // A run that has ended is not caught up, however closely it is watched.
+        run.state = RuntimeState::Succeeded;
+        cache.answer(&run.id, read(run.clone(), vec![], 3)).await.unwrap();
+        let ended = catch_ups.load(Ordering::SeqCst);
+        cache.keep_fresh(keep_fresh(vec![]));
+        tokio::time::sleep(CATCH_UP_EVERY * 5).await;
+        assert_eq!(catch_ups.load(Ordering::SeqCst), ended);
+    }
+
+    fn answered_run(parts: &[Bytes]) -> Value {
+        serde_json::from_slice(&parts.concat()).unwrap()
     }
 }

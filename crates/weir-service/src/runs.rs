@@ -204,6 +204,11 @@ impl RunService {
         self.ctx.store.run_with_task_changes(id, after).await
     }
 
+    /// The run's tasks written since task version `after` (see `TaskStore::task_changes`).
+    pub async fn task_changes(&self, id: &str, after: i64) -> weir_store::StoreResult<TaskChanges> {
+        self.ctx.store.task_changes(id, Some(after)).await
+    }
+
     /// Runs, within the experiment `params.experiment_id` (which must exist) when given.
     pub async fn list(&self, params: &ListParams) -> ServiceResult<Page<Run>> {
         check_experiment(&self.ctx, &params.experiment_id).await?;

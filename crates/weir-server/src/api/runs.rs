@@ -54,6 +54,11 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
                 weir_service::ServiceError::from(e)
             },
         )?;
+    let runs = state.services.runs.clone();
+    state.run_details.keep_fresh(move |id, after| {
+        let runs = runs.clone();
+        async move { runs.task_changes(&id, after).await }
+    });
     let length: usize = parts.iter().map(|p| p.len()).sum();
     // A small answer is one write; a big one is sent as its shared parts, not copied.
     let body = if length <= 1 << 20 {
