@@ -377,10 +377,19 @@ def format_row(row) -> str:
     return text
 
 
+def source_revision() -> str:
+    """The checkout's commit, marked when its tracked files differ: the tables say what they measured."""
+    def git(*args):
+        return subprocess.run(['git', *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = git('rev-parse', '--short', 'HEAD') or 'unknown'
+    return commit + (' with uncommitted changes' if git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/RESULTS.md') else '')
+
+
 def write_results(path: Path, rows, floors, idle_rss, busy_rss, rounds, no_pip):
     lines = [
         '# Benchmark results', '',
         f'Machine: {machine()}.', '',
+        f'Measured on {time.strftime("%Y-%m-%d")}, weir built from {source_revision()}.', '',
         f'`bash bench/run.sh`: each pipeline {rounds} counted rounds after one warm-up; in each round every '
         'column below runs the pipeline once, one after the other. Weir is a release build on embedded SQLite + '
         'folder, given each run through the API (kfp.Client\'s create-run request, caching off); KFP\'s local runner is `kfp.local.SubprocessRunner(use_venv=False)` with kfp preinstalled. '
