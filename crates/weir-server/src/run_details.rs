@@ -16,7 +16,7 @@
 //! While a run under way is being watched, the server also catches its entry up in the
 //! background a few times a second (`keep_fresh`). A poll once a second otherwise found a
 //! second's worth of changed tasks to read and write (1,200 tasks in a 10,000-step run): its
-//! reads took 13–33 ms under load against 3–10 ms for the polls just after it. Every request
+//! reads took 12–39 ms under load against 2–11 ms for the polls just after it. Every request
 //! still makes a read of its own, begun after it arrived; it finds only what changed since the
 //! last catch-up.
 
