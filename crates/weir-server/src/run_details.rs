@@ -322,25 +322,29 @@ impl RunDetailsCache {
                     continue;
                 }
                 for (run_id, shared) in watched {
-                    Self::catch_up(&shared, |after| read_changes(run_id, after)).await;
+                    let read = |after| read_changes(run_id.clone(), after);
+                    if let Err(weir_store::StoreError::NotFound(_)) = Self::catch_up(&shared, read).await {
+                        // Deleted, through another replica perhaps: nothing more to catch up.
+                        cache.forget(&run_id);
+                    }
                 }
             }
         });
     }
 
     /// Reads and writes the tasks changed since the entry's version, unless a request is
-    /// reading it now (which does the same) or no request has read it yet.
-    async fn catch_up<F, Fut>(shared: &SharedEntry, read_changes: F)
+    /// reading it now (which does the same) or no request has read it yet. A store's error is
+    /// given back, and left for the next request to answer.
+    async fn catch_up<F, Fut>(shared: &SharedEntry, read_changes: F) -> Result<(), weir_store::StoreError>
     where
         F: FnOnce(i64) -> Fut,
         Fut: std::future::Future<Output = Result<weir_store::TaskChanges, weir_store::StoreError>>,
     {
-        let Ok(mut entry) = shared.entry.try_lock() else { return };
-        let Some(version) = entry.version else { return };
-        // A store that failed, or a run deleted, is for the next request to find.
-        let Ok(changed) = read_changes(version).await else { return };
+        let Ok(mut entry) = shared.entry.try_lock() else { return Ok(()) };
+        let Some(version) = entry.version else { return Ok(()) };
+        let changed = read_changes(version).await?;
         if changed.version == version && changed.tasks.is_empty() {
-            return;
+            return Ok(());
         }
         if changed.complete {
             entry.clear();
@@ -352,6 +356,7 @@ impl RunDetailsCache {
         if !entry.order.is_empty() {
             entry.task_details();
         }
+        Ok(())
     }
 
     pub fn forget(&self, run_id: &str) {
@@ -692,6 +697,36 @@ mod tests {
         cache.keep_fresh(keep_fresh(vec![]));
         tokio::time::sleep(CATCH_UP_EVERY * 5).await;
         assert_eq!(catch_ups.load(Ordering::SeqCst), ended);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_deleted_elsewhere_is_no_longer_caught_up() {
+        use std::sync::atomic::AtomicUsize;
+
+        let cache = Arc::new(RunDetailsCache::default());
+        let mut run = weir_store::testsuite::run("e", "deleted", 1);
+        run.state = RuntimeState::Running;
+        let tasks = fan_out(2);
+        let answer = |run: Run, tasks: Vec<Task>| {
+            move |_after: Option<i64>| async move {
+                Ok((run, "{}".to_string(), weir_store::TaskChanges { version: 1, complete: true, tasks }))
+            }
+        };
+        cache.answer(&run.id, answer(run.clone(), tasks)).await.unwrap();
+        let reads = Arc::new(AtomicUsize::new(0));
+        let counted = reads.clone();
+        cache.keep_fresh(move |id: String, _after: i64| {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Err::<weir_store::TaskChanges, _>(weir_store::StoreError::not_found("run", &id))
+            }
+        });
+        tokio::time::sleep(CATCH_UP_EVERY * 5).await;
+        // One read found it gone; the entry went with it, and the task ended.
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        assert!(cache.entries.lock().unwrap().is_empty());
+        assert!(!cache.catching_up.load(Ordering::SeqCst));
     }
 
     fn answered_run(parts: &[Bytes]) -> Value {
